@@ -1,0 +1,148 @@
+//! # zoo-backend-ndarray
+//!
+//! zoo's own CPU backend. Computes in f32 on ndarray + matrixmultiply, with rayon spreading
+//! matrix products and attention heads over all cores. f32 weights that are aligned in the
+//! checkpoint's memory map are used in place; f16/bf16 weights are converted once at load.
+//!
+//! Registered as `ndarray`, the default backend on CPU.
+
+mod attention;
+mod elementwise;
+mod layout;
+mod matmul;
+mod norm;
+mod rope;
+mod tensor;
+
+use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
+use zoo_core::{AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, UnaryOp, WeightView};
+
+pub use attention::KvBuffer;
+pub use tensor::NdTensor;
+
+/// The ndarray CPU backend.
+#[derive(Clone, Debug, Default)]
+pub struct NdArray;
+
+impl NdArray {
+    /// The backend on rayon's global thread pool; `threads` sizes that pool the first time a
+    /// backend is created (later values are ignored, since the pool already exists).
+    pub fn new(threads: Option<usize>) -> Self {
+        if let Some(n) = threads {
+            // Err only means the pool was already built, which is fine.
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        }
+        Self
+    }
+}
+
+impl Backend for NdArray {
+    type Tensor = NdTensor;
+    type KvBuffer = KvBuffer;
+
+    fn name(&self) -> &str {
+        "ndarray"
+    }
+
+    fn weight(&self, view: &WeightView) -> Result<NdTensor> {
+        if view.dtype == DType::F32 {
+            if let Some(t) = NdTensor::mapped(view.data.clone(), view.shape.clone()) {
+                return Ok(t);
+            }
+        }
+        NdTensor::new(view.to_f32_vec(), view.shape.clone())
+    }
+
+    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<NdTensor> {
+        NdTensor::new(values.to_vec(), shape.to_vec())
+    }
+
+    fn to_host(&self, x: &NdTensor) -> Result<Vec<f32>> {
+        Ok(x.values().to_vec())
+    }
+
+    fn embedding(&self, table: &NdTensor, ids: &[u32]) -> Result<NdTensor> {
+        layout::embedding(table, ids)
+    }
+
+    fn linear(&self, x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdTensor> {
+        matmul::linear(x, w, bias)
+    }
+
+    fn add(&self, a: &NdTensor, b: &NdTensor) -> Result<NdTensor> {
+        elementwise::add(a, b)
+    }
+
+    fn mul(&self, a: &NdTensor, b: &NdTensor) -> Result<NdTensor> {
+        elementwise::mul(a, b)
+    }
+
+    fn unary(&self, x: &NdTensor, op: UnaryOp) -> Result<NdTensor> {
+        elementwise::unary(x, op)
+    }
+
+    fn gated(&self, gate: &NdTensor, up: &NdTensor, op: UnaryOp) -> Result<NdTensor> {
+        elementwise::gated(gate, up, op)
+    }
+
+    fn layer_norm(&self, x: &NdTensor, weight: &NdTensor, bias: &NdTensor, eps: f32) -> Result<NdTensor> {
+        norm::layer_norm(x, weight, bias, eps)
+    }
+
+    fn rms_norm(&self, x: &NdTensor, weight: Option<&NdTensor>, eps: f32) -> Result<NdTensor> {
+        norm::rms_norm(x, weight, eps)
+    }
+
+    fn rope(&self, x: &NdTensor, positions: &[usize], spec: &RopeSpec) -> Result<NdTensor> {
+        rope::rope(x, positions, spec)
+    }
+
+    fn softmax(&self, x: &NdTensor) -> Result<NdTensor> {
+        elementwise::softmax(x)
+    }
+
+    fn narrow(&self, x: &NdTensor, dim: usize, start: usize, len: usize) -> Result<NdTensor> {
+        layout::narrow(x, dim, start, len)
+    }
+
+    fn reshape(&self, x: &NdTensor, shape: &[usize]) -> Result<NdTensor> {
+        layout::reshape(x, shape)
+    }
+
+    fn gather_rows(&self, x: &NdTensor, rows: &[usize]) -> Result<NdTensor> {
+        layout::gather_rows(x, rows)
+    }
+
+    fn new_kv(&self, spec: &KvSpec) -> Result<KvBuffer> {
+        Ok(KvBuffer::new(spec))
+    }
+
+    fn attention(
+        &self,
+        q: &NdTensor,
+        k: &NdTensor,
+        v: &NdTensor,
+        kv: &mut KvBuffer,
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+    ) -> Result<NdTensor> {
+        attention::attention(q, k, v, kv, spans, spec)
+    }
+}
+
+fn create(options: &BackendOptions) -> Result<DynBackend> {
+    Ok(DynBackend::new(NdArray::new(options.threads)))
+}
+
+zoo_core::inventory::submit! {
+    BackendEntry {
+        name: "ndarray",
+        description: "zoo's CPU backend: f32 on ndarray + matrixmultiply, all cores",
+        availability: || Availability::Usable,
+        create,
+        priority: 10,
+    }
+}
+
+/// Call from a binary to make sure this crate (and so its registration) is linked.
+pub fn link() {}

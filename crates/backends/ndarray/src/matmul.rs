@@ -1,0 +1,131 @@
+//! `linear`: `x · wᵀ + b` with `w` stored `[out, in]`.
+//!
+//! Decode steps multiply a few rows by a large matrix, which is bound by reading the weights:
+//! there we split the output features across threads and stream each weight row once. Longer
+//! inputs (prefill) go to matrixmultiply's blocked, threaded GEMM through ndarray.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use zoo_core::{Error, Result};
+
+use crate::tensor::NdTensor;
+
+/// Below this many input rows, use the row-streaming kernel.
+const GEMV_MAX_ROWS: usize = 4;
+/// Output features per parallel task in the row-streaming kernel.
+const GEMV_CHUNK: usize = 64;
+
+pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdTensor> {
+    let (n, k) = x.dims2("linear")?;
+    let (out_features, in_features) = w.dims2("linear weight")?;
+    if in_features != k {
+        return Err(Error::Shape {
+            op: "linear",
+            expected: format!("input with {in_features} columns for weight {:?}", [out_features, in_features]),
+            got: vec![n, k],
+        });
+    }
+    if let Some(b) = bias {
+        if b.values().len() != out_features {
+            return Err(Error::Shape {
+                op: "linear bias",
+                expected: format!("{out_features} elements"),
+                got: b.shape_vec(),
+            });
+        }
+    }
+    let mut out = vec![0f32; n * out_features];
+    if n <= GEMV_MAX_ROWS {
+        gemv_rows(x.values(), w.values(), k, out_features, &mut out);
+    } else {
+        gemm(x.values(), w.values(), n, k, out_features, &mut out);
+    }
+    if let Some(b) = bias {
+        for row in out.chunks_exact_mut(out_features) {
+            row.iter_mut().zip(b.values()).for_each(|(o, b)| *o += b);
+        }
+    }
+    NdTensor::new(out, vec![n, out_features])
+}
+
+/// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`.
+fn gemv_rows(x: &[f32], w: &[f32], k: usize, out_features: usize, out: &mut [f32]) {
+    let rows = x.len() / k;
+    let mut transposed = vec![0f32; out.len()]; // [out_features, rows]: chunks stay contiguous
+    transposed.par_chunks_mut(GEMV_CHUNK * rows).enumerate().for_each(|(chunk, dst)| {
+        let first = chunk * GEMV_CHUNK;
+        for (jj, cell) in dst.chunks_exact_mut(rows).enumerate() {
+            let w_row = &w[(first + jj) * k..(first + jj + 1) * k];
+            for (i, value) in cell.iter_mut().enumerate() {
+                *value = dot(&x[i * k..(i + 1) * k], w_row);
+            }
+        }
+    });
+    for j in 0..out_features {
+        for i in 0..rows {
+            out[i * out_features + j] = transposed[j * rows + i];
+        }
+    }
+}
+
+/// Dot product with eight independent accumulators, so the compiler vectorises it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b8, b_rest) = b.split_at(a8.len());
+    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += ca[l] * cb[l];
+        }
+    }
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
+    let x = ArrayView2::from_shape((n, k), x).expect("shape checked by caller");
+    let w = ArrayView2::from_shape((out_features, k), w).expect("shape checked by caller");
+    let mut c = ArrayViewMut2::from_shape((n, out_features), out).expect("shape checked by caller");
+    general_mat_mul(1.0, &x, &w.t(), 0.0, &mut c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], w: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
+        let mut out = vec![0f32; n * m];
+        for i in 0..n {
+            for j in 0..m {
+                out[i * m + j] = (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn both_kernels_match_the_definition() {
+        for &(n, k, m) in &[(1, 37, 130), (3, 64, 65), (9, 33, 17)] {
+            let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let w: Vec<f32> = (0..m * k).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
+            let got = linear(
+                &NdTensor::new(x.clone(), vec![n, k]).unwrap(),
+                &NdTensor::new(w.clone(), vec![m, k]).unwrap(),
+                None,
+            )
+            .unwrap();
+            let want = naive(&x, &w, n, k, m);
+            for (g, e) in got.values().iter().zip(&want) {
+                assert!((g - e).abs() < 1e-4, "{g} vs {e} at {:?}", (n, k, m));
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error() {
+        let x = NdTensor::new(vec![0.0; 6], vec![2, 3]).unwrap();
+        let w = NdTensor::new(vec![0.0; 8], vec![2, 4]).unwrap();
+        assert!(linear(&x, &w, None).is_err());
+    }
+}

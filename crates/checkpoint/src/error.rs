@@ -1,0 +1,71 @@
+//! The checkpoint crate's error type: every variant names the file it is about.
+
+use std::path::PathBuf;
+
+/// Errors reading or writing checkpoints and tokenizers.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file system refused.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file is not valid in its format (truncated, corrupt, out-of-range offsets, ...).
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tensor exists but uses an element type zoo cannot read.
+    #[error("{}: tensor `{name}` has unsupported dtype {dtype}", path.display())]
+    UnsupportedDType {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The dtype as the file names it.
+        dtype: String,
+    },
+    /// A file or directory does not hold what was expected.
+    #[error("{}: {message}", path.display())]
+    NotFound {
+        /// Where we looked.
+        path: PathBuf,
+        /// What is missing.
+        message: String,
+    },
+    /// The tokenizer could not be loaded or used.
+    #[error("{}: tokenizer: {message}", path.display())]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl CheckpointError {
+    /// An [`CheckpointError::Invalid`] for `path`.
+    pub fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Invalid { path: path.into(), message: message.into() }
+    }
+
+    /// An [`CheckpointError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}
+
+impl From<CheckpointError> for zoo_core::Error {
+    fn from(e: CheckpointError) -> Self {
+        zoo_core::Error::Weights(Box::new(e))
+    }
+}
+
+/// `Result` with [`CheckpointError`].
+pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;

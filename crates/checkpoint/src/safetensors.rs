@@ -1,0 +1,146 @@
+//! Safetensors checkpoints, single-file or sharded, read through memory maps.
+//!
+//! Tensors are handed out as [`WeightView`]s that borrow the map: nothing is copied at load.
+//! A sharded checkpoint (`model.safetensors.index.json` + shards) is one [`Safetensors`] source.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+use zoo_core::{Bytes, DType, WeightSource, WeightView};
+
+use crate::error::{CheckpointError, Result};
+
+/// One tensor's place in a file.
+struct Entry {
+    file: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    range: std::ops::Range<usize>,
+}
+
+/// Memory-mapped safetensors files seen as one set of named tensors.
+pub struct Safetensors {
+    name: String,
+    files: Vec<(PathBuf, Arc<Mmap>)>,
+    tensors: BTreeMap<String, Entry>,
+}
+
+impl Safetensors {
+    /// Opens one `.safetensors` file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut set = Self { name: path.display().to_string(), files: Vec::new(), tensors: BTreeMap::new() };
+        set.add_file(path)?;
+        Ok(set)
+    }
+
+    /// Opens a sharded checkpoint from its `model.safetensors.index.json`; shards are found
+    /// beside the index.
+    pub fn open_index(index: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(index).map_err(|e| CheckpointError::io(index, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| CheckpointError::invalid(index, format!("invalid JSON: {e}")))?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| CheckpointError::invalid(index, "no `weight_map` object"))?;
+        let mut shards: Vec<&str> = Vec::new();
+        for (tensor, file) in map {
+            let file = file
+                .as_str()
+                .ok_or_else(|| CheckpointError::invalid(index, format!("`weight_map.{tensor}` is not a file name")))?;
+            if !shards.contains(&file) {
+                shards.push(file);
+            }
+        }
+        shards.sort_unstable();
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut set = Self { name: index.display().to_string(), files: Vec::new(), tensors: BTreeMap::new() };
+        for shard in shards {
+            set.add_file(&dir.join(shard))?;
+        }
+        for tensor in map.keys() {
+            if !set.tensors.contains_key(tensor) {
+                return Err(CheckpointError::invalid(index, format!("tensor `{tensor}` is listed but in no shard")));
+            }
+        }
+        Ok(set)
+    }
+
+    /// Maps `path` and records its tensors, validating the header against the file size.
+    fn add_file(&mut self, path: &Path) -> Result<()> {
+        let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+        // SAFETY: the map is read-only; zoo never writes to checkpoint files while they are open.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))?;
+        let parsed = SafeTensors::deserialize(&mmap)
+            .map_err(|e| CheckpointError::invalid(path, format!("not a valid safetensors file: {e}")))?;
+        let base = mmap.as_ptr() as usize;
+        let file_index = self.files.len();
+        for (name, view) in parsed.tensors() {
+            let start = view.data().as_ptr() as usize - base;
+            let entry = Entry {
+                file: file_index,
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                range: start..start + view.data().len(),
+            };
+            if self.tensors.insert(name.clone(), entry).is_some() {
+                return Err(CheckpointError::invalid(path, format!("tensor `{name}` appears in more than one shard")));
+            }
+        }
+        drop(parsed);
+        self.files.push((path.to_path_buf(), Arc::new(mmap)));
+        Ok(())
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether there are no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+}
+
+fn dtype_of(dtype: Dtype) -> Option<DType> {
+    match dtype {
+        Dtype::F32 => Some(DType::F32),
+        Dtype::F16 => Some(DType::F16),
+        Dtype::BF16 => Some(DType::BF16),
+        _ => None,
+    }
+}
+
+impl WeightSource for Safetensors {
+    fn source_name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
+        let entry = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| zoo_core::Error::MissingTensor { name: name.to_string(), source_name: self.name.clone() })?;
+        let (path, mmap) = &self.files[entry.file];
+        let dtype = dtype_of(entry.dtype).ok_or_else(|| CheckpointError::UnsupportedDType {
+            path: path.clone(),
+            name: name.to_string(),
+            dtype: format!("{:?}", entry.dtype),
+        })?;
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = mmap.clone();
+        WeightView::new(name, dtype, entry.shape.clone(), Bytes::new(owner, entry.range.clone()))
+    }
+}

@@ -1,0 +1,120 @@
+//! Tokenizers, through the HF `tokenizers` crate: a `tokenizer.json`, or GPT-2's byte-level BPE
+//! files (`vocab.json` + `merges.txt`, or the same data as `encoder.json` + `vocab.bpe`).
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
+use zoo_core::Tokenizer;
+
+use crate::error::{CheckpointError, Result};
+
+/// File pairs holding GPT-2-style byte-level BPE: (vocabulary, merges).
+const BPE_FILE_PAIRS: [(&str, &str); 2] = [("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")];
+
+/// The GPT-2 end-of-text token, special in every byte-level BPE vocabulary that has it.
+const ENDOFTEXT: &str = "<|endoftext|>";
+
+/// A tokenizer backed by HF `tokenizers`.
+pub struct TextTokenizer {
+    inner: HfTokenizer,
+    path: PathBuf,
+}
+
+impl TextTokenizer {
+    /// Loads a tokenizer from a `tokenizer.json` file, or from a directory holding one of the
+    /// supported file sets (`tokenizer.json` is preferred).
+    pub fn load(path: &Path) -> Result<Self> {
+        if path.is_file() {
+            return Self::from_json(path);
+        }
+        if let Some(found) = find_in_dir(path) {
+            return match found {
+                Found::Json(file) => Self::from_json(&file),
+                Found::Bpe(vocab, merges) => Self::from_bpe_files(&vocab, &merges),
+            };
+        }
+        Err(CheckpointError::NotFound {
+            path: path.to_path_buf(),
+            message:
+                "no tokenizer found: expected tokenizer.json, vocab.json + merges.txt, or encoder.json + vocab.bpe \
+                      (or pass --tokenizer PATH)"
+                    .into(),
+        })
+    }
+
+    /// Whether `dir` holds a tokenizer this type can load.
+    pub fn exists_in(dir: &Path) -> bool {
+        find_in_dir(dir).is_some()
+    }
+
+    /// Loads a `tokenizer.json`.
+    pub fn from_json(path: &Path) -> Result<Self> {
+        let inner = HfTokenizer::from_file(path).map_err(|e| tokenizer_error(path, e))?;
+        Ok(Self { inner, path: path.to_path_buf() })
+    }
+
+    /// Builds GPT-2's byte-level BPE from a vocabulary and a merges file.
+    pub fn from_bpe_files(vocab: &Path, merges: &Path) -> Result<Self> {
+        let (vocab_s, merges_s) = (vocab.to_string_lossy(), merges.to_string_lossy());
+        let bpe = BPE::from_file(&vocab_s, &merges_s).build().map_err(|e| tokenizer_error(vocab, e))?;
+        let mut inner = HfTokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        if inner.token_to_id(ENDOFTEXT).is_some() {
+            inner.add_special_tokens(&[AddedToken::from(ENDOFTEXT, true)]);
+        }
+        Ok(Self { inner, path: vocab.to_path_buf() })
+    }
+
+    /// The file the tokenizer was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+enum Found {
+    Json(PathBuf),
+    Bpe(PathBuf, PathBuf),
+}
+
+fn find_in_dir(dir: &Path) -> Option<Found> {
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        return Some(Found::Json(json));
+    }
+    BPE_FILE_PAIRS.iter().find_map(|(v, m)| {
+        let (vocab, merges) = (dir.join(v), dir.join(m));
+        (vocab.is_file() && merges.is_file()).then_some(Found::Bpe(vocab, merges))
+    })
+}
+
+fn tokenizer_error(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Tokenizer { path: path.to_path_buf(), message: e.to_string() }
+}
+
+impl Tokenizer for TextTokenizer {
+    fn encode(&self, text: &str, add_special_tokens: bool) -> zoo_core::Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(|e| zoo_core::Error::Tokenizer(format!("{}: {e}", self.path.display())))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> zoo_core::Result<String> {
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| zoo_core::Error::Tokenizer(format!("{}: {e}", self.path.display())))
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+}

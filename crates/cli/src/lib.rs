@@ -1,0 +1,26 @@
+//! # zoo-cli
+//!
+//! The `zoo` command. `main.rs` parses arguments and prints errors; each command lives in its
+//! own module and writes to the streams it is given, so tests run commands in-process.
+
+pub mod args;
+pub mod list;
+pub mod pipeline;
+pub mod run;
+
+use std::io::Write;
+
+/// Runs a parsed command line.
+pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    link_plugins();
+    match &cli.command {
+        args::Command::Run(a) => run::run(a, out, err),
+        args::Command::List(a) => list::run(a.json, out),
+    }
+}
+
+/// References every plugin crate so that the linker keeps their registrations.
+pub fn link_plugins() {
+    zoo_models::link();
+    zoo_backend_ndarray::link();
+}

@@ -1,0 +1,85 @@
+//! Loading a runnable model from paths and names: checkpoint → family → backend → model, plus
+//! its tokenizer. Usable from Rust programs and tests without the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use zoo_checkpoint::TextTokenizer;
+use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
+use zoo_core::{DynBackend, Tokenizer};
+
+/// What to load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Checkpoint path.
+    pub weights: PathBuf,
+    /// Model family name; detected from the config when `None`.
+    pub model: Option<String>,
+    /// Backend name; the default backend when `None`.
+    pub backend: Option<String>,
+    /// Tokenizer path; the checkpoint's own when `None`.
+    pub tokenizer: Option<PathBuf>,
+    /// CPU threads.
+    pub threads: Option<usize>,
+}
+
+/// A model ready to generate.
+pub struct Pipeline {
+    /// The family that loaded it.
+    pub family: &'static ModelFamily,
+    /// The backend holding it.
+    pub backend: DynBackend,
+    /// The model.
+    pub model: DynModel,
+    /// Its tokenizer.
+    pub tokenizer: Box<dyn Tokenizer>,
+    /// Where it came from.
+    pub weights: PathBuf,
+}
+
+/// Loads a model and its tokenizer.
+pub fn load(options: &LoadOptions) -> Result<Pipeline> {
+    zoo_models::link();
+    let path = &options.weights;
+    let checkpoint = zoo_checkpoint::open(path)?;
+    let family = match &options.model {
+        Some(name) => registry::find_model_family(name)?,
+        None => registry::detect_model_family(&checkpoint.config)?.with_context(|| {
+            format!("{}: config does not name a known model family; pass --model (see `zoo list`)", path.display())
+        })?,
+    };
+    let backend = create_backend(options)?;
+    let model = (family.load)(&LoadRequest {
+        backend: backend.clone(),
+        config: &checkpoint.config,
+        weights: checkpoint.weights.as_ref(),
+    })
+    .with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
+    let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
+        (Some(p), _) => Box::new(TextTokenizer::load(p)?) as Box<dyn Tokenizer>,
+        (None, Some(t)) => t,
+        (None, None) => bail!("{}: no tokenizer found beside the weights; pass --tokenizer PATH", path.display()),
+    };
+    Ok(Pipeline { family, backend, model, tokenizer, weights: path.clone() })
+}
+
+/// Creates the named backend (or the default one), refusing one that cannot run here.
+pub fn create_backend(options: &LoadOptions) -> Result<DynBackend> {
+    let entry = match &options.backend {
+        Some(name) => registry::find_backend(name)?,
+        None => registry::default_backend()?,
+    };
+    if let registry::Availability::Unusable(why) = (entry.availability)() {
+        bail!("backend `{}` is compiled in but cannot run here: {why}", entry.name);
+    }
+    Ok((entry.create)(&BackendOptions { threads: options.threads, ..Default::default() })?)
+}
+
+/// The model `zoo run` uses when no `--weights` is given: `$ZOO_DEFAULT_MODEL`, else the tiny
+/// GPT-2 fixture that ships in the repository.
+pub fn default_weights() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZOO_DEFAULT_MODEL") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gpt2-tiny")
+}

@@ -1,0 +1,165 @@
+//! The `Backend` trait: the tensor operations a decoder-only transformer needs, coarse enough
+//! that a GPU backend runs each as one kernel (attention over the KV cache is one op, not ten).
+//!
+//! Conventions shared by every op:
+//! - activations are 2-D, `[rows, cols]`, one row per token; a batch of sequences is their
+//!   tokens concatenated, described by [`SeqSpan`]s;
+//! - matrices are stored `[out, in]` (PyTorch `nn.Linear`), so `linear(x, w) = x · wᵀ + b`;
+//! - normalisations and softmax act on the last dimension.
+
+use crate::{Result, WeightView};
+
+/// Read access to a tensor's shape, which every backend tensor provides.
+pub trait TensorShape {
+    /// The shape, outermost dimension first.
+    fn shape(&self) -> &[usize];
+}
+
+/// Elementwise functions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// GELU with the tanh approximation (GPT-2's `gelu_new`).
+    GeluTanh,
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// `max(x, 0)²` (nanochat's MLP).
+    ReluSquared,
+    /// `cap · tanh(x / cap)` (logit soft-capping).
+    Softcap(f32),
+}
+
+/// How rotary embeddings pair and rotate channels. Both split each head in halves
+/// (channel `i` pairs with `i + head_dim/2`); they differ in the rotation's sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeConvention {
+    /// HF `rotate_half`: `y1 = x1·cos − x2·sin`, `y2 = x2·cos + x1·sin`.
+    HalfSplit,
+    /// nanochat: rotation by −θ, `y1 = x1·cos + x2·sin`, `y2 = x2·cos − x1·sin`.
+    HalfSplitNegative,
+}
+
+/// Rotary embedding parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeSpec {
+    /// Channels per head (the rotation acts on all of them).
+    pub head_dim: usize,
+    /// Base of the inverse frequencies, `rope_theta`.
+    pub theta: f32,
+    /// Rotation convention.
+    pub convention: RopeConvention,
+}
+
+/// One sequence of a batch: where its rows are and where it stands in its KV-cache slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqSpan {
+    /// The KV-cache slot this sequence owns.
+    pub slot: usize,
+    /// First row of this sequence in the batch's activations.
+    pub start: usize,
+    /// Number of new tokens (rows).
+    pub len: usize,
+    /// Tokens already in the cache before this step (the position of the first new token).
+    pub past: usize,
+}
+
+/// Shape of one layer's KV buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvSpec {
+    /// Sequences held at once.
+    pub slots: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Channels per head.
+    pub head_dim: usize,
+    /// Maximum positions per slot (backends may grow towards it lazily).
+    pub capacity: usize,
+}
+
+/// Causal attention parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionSpec {
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads; query head `h` reads kv head `h / (n_heads / n_kv_heads)`.
+    pub n_kv_heads: usize,
+    /// Channels per head.
+    pub head_dim: usize,
+    /// Multiplier of `q·k`, usually `1/sqrt(head_dim)`.
+    pub scale: f32,
+    /// Sliding window: a query at position `i` sees keys `j` with `i − j < window`.
+    pub window: Option<usize>,
+}
+
+/// A compute backend: owns devices, holds weights in its preferred layout and runs the ops.
+///
+/// Models are generic over `Backend` and written once. Implementations live in their own crates
+/// under `crates/backends/`. Every op checks shapes and returns [`crate::Error::Shape`] rather than
+/// panicking.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// A tensor resident on this backend's device.
+    type Tensor: TensorShape + Clone + Send + Sync + 'static;
+    /// One layer's key/value cache for all slots, written in place.
+    type KvBuffer: Send + Sync + 'static;
+
+    /// The backend's registry name (`ndarray`, `cuda`, ...).
+    fn name(&self) -> &str;
+
+    /// Makes a weight resident, converting it once to the backend's layout and element type.
+    /// CPU backends may keep memory-mapped bytes in place.
+    fn weight(&self, view: &WeightView) -> Result<Self::Tensor>;
+    /// Uploads f32 host data.
+    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
+    /// Reads a tensor back as f32 (once per decode step, for the logits).
+    fn to_host(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
+
+    /// Rows of `table` (`[vocab, dim]`) for each id: `[ids.len(), dim]`.
+    fn embedding(&self, table: &Self::Tensor, ids: &[u32]) -> Result<Self::Tensor>;
+    /// `x · wᵀ + bias` for `x: [n, in]`, `w: [out, in]`, `bias: [out]`.
+    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, bias: Option<&Self::Tensor>) -> Result<Self::Tensor>;
+    /// Elementwise sum of two tensors of one shape.
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Elementwise product of two tensors of one shape.
+    fn mul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// An elementwise function.
+    fn unary(&self, x: &Self::Tensor, op: UnaryOp) -> Result<Self::Tensor>;
+    /// `op(gate) · up`, the gated MLP activation (SwiGLU with [`UnaryOp::Silu`]).
+    fn gated(&self, gate: &Self::Tensor, up: &Self::Tensor, op: UnaryOp) -> Result<Self::Tensor>;
+    /// LayerNorm over the last dimension: `(x − mean) / sqrt(var + eps) · weight + bias`.
+    fn layer_norm(
+        &self,
+        x: &Self::Tensor,
+        weight: &Self::Tensor,
+        bias: &Self::Tensor,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
+    /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · weight` (no weight: ×1).
+    fn rms_norm(&self, x: &Self::Tensor, weight: Option<&Self::Tensor>, eps: f32) -> Result<Self::Tensor>;
+    /// Rotary embedding of `x: [n, heads·head_dim]`; row `r` is at position `positions[r]`.
+    fn rope(&self, x: &Self::Tensor, positions: &[usize], spec: &RopeSpec) -> Result<Self::Tensor>;
+    /// Softmax over the last dimension.
+    fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// A slice `start..start+len` along dimension `dim`.
+    fn narrow(&self, x: &Self::Tensor, dim: usize, start: usize, len: usize) -> Result<Self::Tensor>;
+    /// The same elements under another shape (row-major order is kept).
+    fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    /// Selected rows of a 2-D tensor, in the order given.
+    fn gather_rows(&self, x: &Self::Tensor, rows: &[usize]) -> Result<Self::Tensor>;
+
+    /// A KV buffer for one layer.
+    fn new_kv(&self, spec: &KvSpec) -> Result<Self::KvBuffer>;
+    /// Causal attention with a KV cache, one op for the whole batch.
+    ///
+    /// `q: [n, n_heads·head_dim]`, `k, v: [n, n_kv_heads·head_dim]` for the batch's new tokens.
+    /// For each span, writes its keys/values into `kv` at positions `past..past+len` of its slot,
+    /// then attends each new token to every cached position up to its own (within the window).
+    /// Returns `[n, n_heads·head_dim]`.
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        kv: &mut Self::KvBuffer,
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+    ) -> Result<Self::Tensor>;
+}

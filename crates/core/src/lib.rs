@@ -1,0 +1,37 @@
+//! # zoo-core
+//!
+//! The traits every other zoo crate builds on, and nothing that depends on a file format or a
+//! compute engine:
+//! - [`Backend`]: tensor operations a decoder-only transformer needs, with an associated tensor
+//!   type; [`DynBackend`] erases the concrete backend for run-time selection;
+//! - [`Model`]: a loaded network, generic over its backend, run with a [`KvCache`];
+//! - [`Sampler`], [`Tokenizer`], and the generation loop ([`Session`]);
+//! - the registries of model families and backends ([`registry`]), filled by `inventory`;
+//! - [`WeightSource`]: named tensors as checkpoint readers hand them out.
+
+pub mod backend;
+pub mod dtype;
+pub mod dyn_backend;
+pub mod error;
+pub mod generate;
+pub mod kv_cache;
+pub mod model;
+pub mod registry;
+pub mod sampler;
+pub mod tokenizer;
+pub mod weights;
+
+pub use backend::{AttentionSpec, Backend, KvSpec, RopeConvention, RopeSpec, SeqSpan, TensorShape, UnaryOp};
+pub use dtype::DType;
+pub use dyn_backend::{DynBackend, DynTensor};
+pub use error::{Error, Result};
+pub use generate::{GenerateOptions, Generation, Session, Stats, StopReason};
+pub use kv_cache::{Batch, KvCache, KvLayout, LogitsRows, Step};
+pub use model::{forward, Model, ModelInfo};
+pub use registry::{BackendEntry, BackendOptions, DynModel, LoadRequest, ModelFamily};
+pub use sampler::Sampler;
+pub use tokenizer::{TextStream, Tokenizer};
+pub use weights::{Bytes, MemoryWeights, WeightSource, WeightView};
+
+/// Re-exported so that registrations (`zoo_core::inventory::submit!`) need no direct dependency.
+pub use inventory;

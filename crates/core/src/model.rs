@@ -1,0 +1,53 @@
+//! The `Model` trait: a loaded network that maps new tokens plus a KV cache to logits.
+
+use crate::backend::Backend;
+use crate::kv_cache::{Batch, KvCache, KvLayout, LogitsRows, Step};
+use crate::Result;
+
+/// Facts about a loaded model that generation needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The family's registry name (`gpt2`, `qwen2`, ...).
+    pub family: String,
+    /// Rows of the output logits.
+    pub vocab_size: usize,
+    /// The longest sequence the model supports.
+    pub max_context: usize,
+    /// Token ids that end generation, from the model's config.
+    pub eos_token_ids: Vec<u32>,
+    /// Token id prepended to prompts, if the model uses one.
+    pub bos_token_id: Option<u32>,
+    /// Shape of the KV cache.
+    pub kv: KvLayout,
+}
+
+/// A loaded model, generic over the backend its weights live on.
+pub trait Model<B: Backend>: Send + Sync {
+    /// Facts about the model.
+    fn info(&self) -> &ModelInfo;
+
+    /// The backend holding the weights.
+    fn backend(&self) -> &B;
+
+    /// Runs the network over a step's new tokens. Writes their keys and values into `cache`
+    /// (at the positions the step names) and returns logits `[rows, vocab]` for the step's
+    /// `logit_rows`. Callers use [`forward`], which plans the step and commits it.
+    fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor>;
+}
+
+/// Runs `model` over `batch`, appending it to `cache`; returns logits for the rows `rows` selects.
+pub fn forward<B: Backend>(
+    model: &dyn Model<B>,
+    batch: &Batch,
+    cache: &mut KvCache<B>,
+    rows: LogitsRows,
+) -> Result<B::Tensor> {
+    let vocab_size = model.info().vocab_size;
+    if let Some(&id) = batch.tokens().iter().find(|&&id| id as usize >= vocab_size) {
+        return Err(crate::Error::TokenOutOfRange { id, vocab_size });
+    }
+    let step = cache.plan(batch, rows)?;
+    let logits = model.forward_step(&step, cache)?;
+    cache.commit(&step);
+    Ok(logits)
+}

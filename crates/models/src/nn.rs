@@ -1,0 +1,127 @@
+//! Building blocks shared by the model files: a prefix-scoped weight loader ([`Vb`]) and the
+//! layers every family uses (linear, LayerNorm, RMSNorm). Weight names come from the struct
+//! path, `vb.pp("attn").pp("c_attn")`, so there are no rename tables.
+
+use serde::de::DeserializeOwned;
+use zoo_core::{Backend, Error, Result, WeightSource};
+
+/// Weights under a name prefix, loaded onto a backend.
+pub struct Vb<'a, B: Backend> {
+    backend: &'a B,
+    source: &'a dyn WeightSource,
+    prefix: String,
+}
+
+impl<'a, B: Backend> Vb<'a, B> {
+    /// The root of `source`.
+    pub fn new(backend: &'a B, source: &'a dyn WeightSource) -> Self {
+        Self { backend, source, prefix: String::new() }
+    }
+
+    /// The same weights under `prefix.name`.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        Self { backend: self.backend, source: self.source, prefix }
+    }
+
+    /// The full name of `name` under this prefix.
+    pub fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// Whether `name` exists under this prefix.
+    pub fn contains(&self, name: &str) -> bool {
+        self.source.contains(&self.path(name))
+    }
+
+    /// Loads `name`, checking its shape.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<B::Tensor> {
+        self.backend.weight(&self.source.get_shaped(&self.path(name), shape)?)
+    }
+
+    /// Loads a matrix stored `[in, out]` (GPT-2's Conv1D) as `[out, in]`.
+    pub fn get_transposed(&self, name: &str, stored_shape: [usize; 2]) -> Result<B::Tensor> {
+        let view = self.source.get_shaped(&self.path(name), &stored_shape)?;
+        self.backend.weight(&view.transposed()?)
+    }
+}
+
+/// `y = x · wᵀ + b`.
+pub struct Linear<B: Backend> {
+    weight: B::Tensor,
+    bias: Option<B::Tensor>,
+}
+
+/// How a checkpoint stores a linear layer's matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// `[out, in]`, PyTorch `nn.Linear`.
+    OutIn,
+    /// `[in, out]`, GPT-2's `Conv1D`.
+    InOut,
+}
+
+impl<B: Backend> Linear<B> {
+    /// Loads `weight` (and `bias` when `bias` is true) of an `in_features → out_features` layer.
+    pub fn load(vb: &Vb<'_, B>, in_features: usize, out_features: usize, bias: bool, stored: Stored) -> Result<Self> {
+        let weight = match stored {
+            Stored::OutIn => vb.get("weight", &[out_features, in_features])?,
+            Stored::InOut => vb.get_transposed("weight", [in_features, out_features])?,
+        };
+        let bias = if bias { Some(vb.get("bias", &[out_features])?) } else { None };
+        Ok(Self { weight, bias })
+    }
+
+    /// Wraps an already loaded matrix (a tied head).
+    pub fn from_weight(weight: B::Tensor) -> Self {
+        Self { weight, bias: None }
+    }
+
+    /// Applies the layer to `x: [n, in]`.
+    pub fn forward(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        backend.linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+/// LayerNorm with weight and bias.
+pub struct LayerNorm<B: Backend> {
+    weight: B::Tensor,
+    bias: B::Tensor,
+    eps: f32,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// Loads `weight` and `bias` of size `dim`.
+    pub fn load(vb: &Vb<'_, B>, dim: usize, eps: f32) -> Result<Self> {
+        Ok(Self { weight: vb.get("weight", &[dim])?, bias: vb.get("bias", &[dim])?, eps })
+    }
+
+    /// Normalises each row of `x`.
+    pub fn forward(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        backend.layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Deserialises a family's config, turning serde's message into a config error.
+pub fn parse_config<T: DeserializeOwned>(family: &str, config: &serde_json::Value) -> Result<T> {
+    T::deserialize(config).map_err(|e| Error::Config { family: family.to_string(), message: e.to_string() })
+}
+
+/// A config error for `family`.
+pub fn config_error(family: &str, message: impl Into<String>) -> Error {
+    Error::Config { family: family.to_string(), message: message.into() }
+}
+
+/// Whether `config` names `model_type` or lists `architecture`.
+pub fn config_is(config: &serde_json::Value, model_type: &str, architecture: &str) -> bool {
+    let by_type = config.get("model_type").and_then(|t| t.as_str()) == Some(model_type);
+    let by_arch = config
+        .get("architectures")
+        .and_then(|a| a.as_array())
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(architecture)));
+    by_type || by_arch
+}

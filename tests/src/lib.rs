@@ -1,0 +1,159 @@
+//! Shared harness of zoo's end-to-end tests: fixture discovery, the `reference.json` format that
+//! `xtask/python/fixtures.py` writes, and the parity checks every model × backend runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use serde::Deserialize;
+use zoo_cli::pipeline::{self, LoadOptions, Pipeline};
+use zoo_core::{forward, sampler::Greedy, Batch, GenerateOptions, KvCache, LogitsRows, Session};
+
+/// Largest allowed |ours − reference| for f32 logits.
+pub const F32_LOGIT_TOLERANCE: f32 = 1e-4;
+
+/// The directory holding the committed fixtures.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Every fixture directory that has a `reference.json`, sorted by name.
+pub fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("tests/fixtures exists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("reference.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `reference.json`: what the reference implementation computed for a fixture.
+#[derive(Debug, Deserialize)]
+pub struct Reference {
+    /// Model family.
+    pub family: String,
+    /// Which library produced it.
+    pub generator: String,
+    /// Vocabulary ids at which logits were recorded.
+    pub logit_ids: LogitIds,
+    /// Per-prompt results.
+    pub prompts: Vec<PromptReference>,
+}
+
+/// Logits are recorded at ids `start, start+step, ...`.
+#[derive(Debug, Deserialize)]
+pub struct LogitIds {
+    /// First id.
+    pub start: usize,
+    /// Stride.
+    pub step: usize,
+}
+
+/// Reference results for one prompt.
+#[derive(Debug, Deserialize)]
+pub struct PromptReference {
+    /// The prompt.
+    pub text: String,
+    /// Its token ids.
+    pub prompt_tokens: Vec<u32>,
+    /// Greedy continuation from transformers' `generate`.
+    pub tokens: Vec<u32>,
+    /// The continuation's text.
+    pub generated_text: String,
+    /// Smallest top-1/top-2 margin along the greedy path, in float64.
+    pub min_margin_f64: f64,
+    /// Logits at selected positions.
+    pub logits: Vec<LogitsAt>,
+}
+
+/// Logits predicting the token after `position` (prompt followed by generated tokens).
+#[derive(Debug, Deserialize)]
+pub struct LogitsAt {
+    /// Absolute position.
+    pub position: usize,
+    /// Values at the recorded ids.
+    pub values: Vec<f32>,
+}
+
+/// A fixture: its directory and reference.
+pub struct Fixture {
+    /// Directory name under `tests/fixtures`.
+    pub name: String,
+    /// Its path.
+    pub dir: PathBuf,
+    /// Parsed `reference.json`.
+    pub reference: Reference,
+}
+
+impl Fixture {
+    /// Loads fixture `name`.
+    pub fn load(name: &str) -> Result<Self> {
+        let dir = fixtures_dir().join(name);
+        let path = dir.join("reference.json");
+        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        let reference = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+        Ok(Self { name: name.to_string(), dir, reference })
+    }
+
+    /// Loads the fixture's model on `backend`.
+    pub fn pipeline(&self, backend: &str) -> Result<Pipeline> {
+        pipeline::load(&LoadOptions { weights: self.dir.clone(), backend: Some(backend.into()), ..Default::default() })
+    }
+}
+
+/// Largest logit difference over a prompt's recorded positions; checks the tokenizer too.
+pub fn max_logit_error(pipe: &Pipeline, reference: &Reference, prompt: &PromptReference) -> Result<f32> {
+    let ids = pipe.tokenizer.encode(&prompt.text, true)?;
+    ensure!(
+        ids == prompt.prompt_tokens,
+        "tokenization of {:?}: ours {ids:?}, reference {:?}",
+        prompt.text,
+        prompt.prompt_tokens
+    );
+    let all_logits = sequence_logits(pipe, &prompt.prompt_tokens, &prompt.tokens)?;
+    let vocab = pipe.model.info().vocab_size;
+    let mut worst = 0f32;
+    for at in &prompt.logits {
+        let row = &all_logits[at.position * vocab..(at.position + 1) * vocab];
+        let ours: Vec<f32> =
+            row.iter().skip(reference.logit_ids.start).step_by(reference.logit_ids.step).copied().collect();
+        ensure!(
+            ours.len() == at.values.len(),
+            "position {}: {} values, reference has {}",
+            at.position,
+            ours.len(),
+            at.values.len()
+        );
+        for (a, b) in ours.iter().zip(&at.values) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    Ok(worst)
+}
+
+/// Logits `[positions, vocab]` for prompt + generated: the prompt in one prefill pass, then the
+/// generated tokens one decode step at a time through the KV cache (as generation runs).
+fn sequence_logits(pipe: &Pipeline, prompt: &[u32], generated: &[u32]) -> Result<Vec<f32>> {
+    let model = pipe.model.as_ref();
+    let mut cache = KvCache::new(&pipe.backend, &model.info().kv, 1, model.info().max_context)?;
+    let backend = model.backend();
+    let logits = forward(model, &Batch::single(prompt), &mut cache, LogitsRows::All)?;
+    let mut all = zoo_core::Backend::to_host(backend, &logits)?;
+    for &token in &generated[..generated.len().saturating_sub(1)] {
+        let logits = forward(model, &Batch::single(&[token]), &mut cache, LogitsRows::Last)?;
+        all.extend(zoo_core::Backend::to_host(backend, &logits)?);
+    }
+    Ok(all)
+}
+
+/// Greedy generation of as many tokens as the reference has; returns tokens and text.
+pub fn greedy(pipe: &Pipeline, prompt: &PromptReference) -> Result<(Vec<u32>, String)> {
+    let mut session = Session::new(pipe.model.as_ref(), None)?;
+    let options =
+        GenerateOptions { max_tokens: prompt.tokens.len(), eos_token_ids: pipe.model.info().eos_token_ids.clone() };
+    let generation =
+        session.generate(&prompt.prompt_tokens, &options, &mut Greedy, |_| Ok(std::ops::ControlFlow::Continue(())))?;
+    let text = pipe.tokenizer.decode(&generation.tokens, false)?;
+    Ok((generation.tokens, text))
+}
