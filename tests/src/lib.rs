@@ -87,13 +87,18 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Loads fixture `name`.
+    /// Loads committed fixture `name`.
     pub fn load(name: &str) -> Result<Self> {
         let dir = fixtures_dir().join(name);
-        let path = dir.join("reference.json");
-        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        let reference = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
-        Ok(Self { name: name.to_string(), dir, reference })
+        Self::from_dir(&dir, &dir.join("reference.json"))
+    }
+
+    /// A model directory checked against a reference file (e.g. one just recomputed live).
+    pub fn from_dir(dir: &Path, reference: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(reference).with_context(|| reference.display().to_string())?;
+        let reference = serde_json::from_str(&text).with_context(|| reference.display().to_string())?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self { name, dir: dir.to_path_buf(), reference })
     }
 
     /// Loads the fixture's model on `backend`.

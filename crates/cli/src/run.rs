@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 use zoo_core::{sampler, GenerateOptions, Generation, Session, TextStream};
 
@@ -54,6 +54,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     let pipe = pipeline::load(&options)?;
     let prompt = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
     let prompt_tokens = pipe.tokenizer.encode(prompt, true)?;
+    if prompt_tokens.is_empty() {
+        bail!("the prompt is empty: there is nothing to continue from");
+    }
     let (generation, text) = generate(&pipe, &prompt_tokens, args, if args.json { None } else { Some(out) })?;
     if args.json {
         let report = RunReport {

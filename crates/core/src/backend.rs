@@ -108,7 +108,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// CPU backends may keep memory-mapped bytes in place.
     fn weight(&self, view: &WeightView) -> Result<Self::Tensor>;
     /// Uploads f32 host data.
-    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
+    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
     /// Reads a tensor back as f32 (once per decode step, for the logits).
     fn to_host(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
 

@@ -50,7 +50,7 @@ pub struct DynKv(Box<dyn Any + Send + Sync>);
 trait ErasedBackend: Send + Sync {
     fn name(&self) -> &str;
     fn weight(&self, view: &WeightView) -> Result<DynTensor>;
-    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor>;
+    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor>;
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>>;
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;
     fn linear(&self, x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor>;
@@ -96,8 +96,8 @@ impl<B: Backend> ErasedBackend for B {
     fn weight(&self, view: &WeightView) -> Result<DynTensor> {
         Backend::weight(self, view).map(wrap::<B>)
     }
-    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor> {
-        Backend::from_host(self, values, shape).map(wrap::<B>)
+    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor> {
+        Backend::upload(self, values, shape).map(wrap::<B>)
     }
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
         Backend::to_host(self, down(self, x)?)
@@ -190,8 +190,8 @@ impl Backend for DynBackend {
     fn weight(&self, view: &WeightView) -> Result<DynTensor> {
         self.0.weight(view)
     }
-    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor> {
-        self.0.from_host(values, shape)
+    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor> {
+        self.0.upload(values, shape)
     }
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
         self.0.to_host(x)

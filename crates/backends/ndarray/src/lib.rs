@@ -53,7 +53,7 @@ impl Backend for NdArray {
         NdTensor::new(view.to_f32_vec(), view.shape.clone())
     }
 
-    fn from_host(&self, values: &[f32], shape: &[usize]) -> Result<NdTensor> {
+    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<NdTensor> {
         NdTensor::new(values.to_vec(), shape.to_vec())
     }
 

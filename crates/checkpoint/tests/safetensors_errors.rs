@@ -1,0 +1,169 @@
+//! Bad safetensors input: every failure is an error naming the file (and tensor), never a panic.
+
+use std::path::{Path, PathBuf};
+
+use zoo_checkpoint::Safetensors;
+use zoo_core::{DType, WeightSource};
+
+/// A safetensors file: 8-byte little-endian header length, JSON header, data.
+fn file_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+const GOOD_HEADER: &str =
+    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}}"#;
+
+fn good_data() -> Vec<u8> {
+    let mut data = Vec::new();
+    data.extend_from_slice(&1.5f32.to_le_bytes());
+    data.extend_from_slice(&(-2.0f32).to_le_bytes());
+    data.extend_from_slice(&[0x80, 0x3f, 0x00, 0x40]); // bf16 1.0, 2.0
+    data
+}
+
+fn open_err(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "model.safetensors", bytes);
+    let err = Safetensors::open(&path).err().expect("opening must fail").to_string();
+    assert!(err.contains("model.safetensors"), "error does not name the file: {err}");
+    err
+}
+
+#[test]
+fn reads_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "model.safetensors", &file_bytes(GOOD_HEADER, &good_data()));
+    let st = Safetensors::open(&path).unwrap();
+    assert_eq!(st.names(), ["a", "b"]);
+    let a = st.get("a").unwrap();
+    assert_eq!((a.dtype, a.shape.clone()), (DType::F32, vec![2]));
+    assert_eq!(a.to_f32_vec(), [1.5, -2.0]);
+    assert_eq!(st.get("b").unwrap().to_f32_vec(), [1.0, 2.0]);
+}
+
+#[test]
+fn truncated_data_is_an_error() {
+    let mut bytes = file_bytes(GOOD_HEADER, &good_data());
+    bytes.truncate(bytes.len() - 3);
+    open_err(&bytes);
+}
+
+#[test]
+fn header_length_beyond_the_file_is_an_error() {
+    let mut bytes = file_bytes(GOOD_HEADER, &good_data());
+    bytes[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    open_err(&bytes);
+}
+
+#[test]
+fn file_shorter_than_the_length_prefix_is_an_error() {
+    open_err(&[1, 2, 3]);
+}
+
+#[test]
+fn invalid_json_is_an_error() {
+    open_err(&file_bytes("{not json", &good_data()));
+}
+
+#[test]
+fn offsets_outside_the_data_are_an_error() {
+    let header = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}}"#;
+    open_err(&file_bytes(header, &good_data()));
+}
+
+#[test]
+fn shape_disagreeing_with_offsets_is_an_error() {
+    let header = r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}}"#;
+    open_err(&file_bytes(header, &good_data()));
+}
+
+#[test]
+fn unsupported_dtype_names_file_and_tensor() {
+    let header = r#"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "model.safetensors", &file_bytes(header, &[0; 8]));
+    let st = Safetensors::open(&path).unwrap();
+    let err = st.get("ids").unwrap_err().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("`ids`") && err.contains("I64"), "{err}");
+}
+
+#[test]
+fn missing_tensor_names_file_and_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "model.safetensors", &file_bytes(GOOD_HEADER, &good_data()));
+    let err = Safetensors::open(&path).unwrap().get("nope").unwrap_err().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("`nope`"), "{err}");
+}
+
+#[test]
+fn wrong_shape_names_tensor_and_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "model.safetensors", &file_bytes(GOOD_HEADER, &good_data()));
+    let err = Safetensors::open(&path).unwrap().get_shaped("a", &[3]).unwrap_err().to_string();
+    assert!(err.contains("`a`") && err.contains("[2]") && err.contains("[3]"), "{err}");
+}
+
+#[test]
+fn sharded_index_reads_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "model-00001-of-00002.safetensors",
+        &file_bytes(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &good_data()[..8]),
+    );
+    write(
+        dir.path(),
+        "model-00002-of-00002.safetensors",
+        &file_bytes(r#"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, &good_data()[8..]),
+    );
+    let index = write(
+        dir.path(),
+        "model.safetensors.index.json",
+        br#"{"metadata":{"total_size":12},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}"#,
+    );
+    let st = Safetensors::open_index(&index).unwrap();
+    assert_eq!(st.get("a").unwrap().to_f32_vec(), [1.5, -2.0]);
+    assert_eq!(st.get("b").unwrap().to_f32_vec(), [1.0, 2.0]);
+}
+
+#[test]
+fn index_naming_a_missing_shard_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = write(dir.path(), "model.safetensors.index.json", br#"{"weight_map":{"a":"absent.safetensors"}}"#);
+    let err = Safetensors::open_index(&index).err().unwrap().to_string();
+    assert!(err.contains("absent.safetensors"), "{err}");
+}
+
+#[test]
+fn index_listing_a_tensor_no_shard_has_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.safetensors",
+        &file_bytes(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &good_data()[..8]),
+    );
+    let index = write(
+        dir.path(),
+        "model.safetensors.index.json",
+        br#"{"weight_map":{"a":"s.safetensors","ghost":"s.safetensors"}}"#,
+    );
+    let err = Safetensors::open_index(&index).err().unwrap().to_string();
+    assert!(err.contains("ghost") && err.contains("model.safetensors.index.json"), "{err}");
+}
+
+#[test]
+fn index_with_invalid_json_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = write(dir.path(), "model.safetensors.index.json", b"{");
+    let err = Safetensors::open_index(&index).err().unwrap().to_string();
+    assert!(err.contains("model.safetensors.index.json") && err.contains("JSON"), "{err}");
+}

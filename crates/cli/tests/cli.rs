@@ -1,0 +1,251 @@
+//! The `zoo` binary end to end: listings and help (snapshotted), a run against a fixture's
+//! reference, and bad input (a one-line error and a non-zero exit, never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn zoo(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo")).args(args).env_remove("ZOO_DEFAULT_MODEL").output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `args`, expecting a failure reported on one `error:` line; returns that line.
+fn zoo_fails(args: &[&str]) -> String {
+    let out = zoo(args);
+    assert_ne!(out.code, 0, "{args:?} succeeded: {}", out.stdout);
+    assert!(!out.stderr.contains("panicked"), "{args:?} panicked: {}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one error line, got {:?}", out.stderr);
+    assert!(lines[0].starts_with("error: "), "{args:?}: {}", lines[0]);
+    lines[0].to_string()
+}
+
+#[test]
+fn list_shows_every_registered_family_and_backend() {
+    let out = zoo(&["list"]);
+    assert_eq!(out.code, 0);
+    insta::assert_snapshot!("list", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&zoo(&["list", "--json"]).stdout).unwrap();
+    insta::assert_json_snapshot!("list-json", json);
+}
+
+#[test]
+fn help_texts() {
+    insta::assert_snapshot!("help", zoo(&["--help"]).stdout);
+    insta::assert_snapshot!("run-help", zoo(&["run", "--help"]).stdout);
+}
+
+#[test]
+fn run_json_reproduces_the_reference_tokens() {
+    let dir = fixture("gpt2-tiny");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let prompt = &reference["prompts"][1];
+    let out = zoo(&[
+        "run",
+        "--weights",
+        dir.to_str().unwrap(),
+        "--prompt",
+        prompt["text"].as_str().unwrap(),
+        "--max-tokens",
+        "32",
+        "--temperature",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["model"], "gpt2");
+    assert_eq!(report["backend"], "ndarray");
+    assert_eq!(report["prompt_tokens"], prompt["prompt_tokens"]);
+    assert_eq!(report["tokens"], prompt["tokens"]);
+    assert_eq!(report["text"], prompt["generated_text"]);
+    assert_eq!(report["stop_reason"], "max_tokens");
+    assert!(report["stats"]["decode_tok_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn run_without_arguments_streams_the_default_model() {
+    let out = zoo(&["run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.trim().len() > 10, "no continuation printed: {:?}", out.stdout);
+    assert!(out.stderr.contains("prompt tokens") && out.stderr.contains("decode"), "{}", out.stderr);
+}
+
+#[test]
+fn sampled_runs_are_reproducible_with_a_seed() {
+    let dir = fixture("gpt2-tiny");
+    let run = |seed: &str| {
+        let args = ["run", "--weights", dir.to_str().unwrap(), "--temperature", "0.9", "--seed", seed, "--json"];
+        let out = zoo(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["tokens"].clone()
+    };
+    assert_eq!(run("7"), run("7"));
+    assert_ne!(run("7"), run("8"));
+}
+
+#[test]
+fn missing_weights_directory() {
+    let err = zoo_fails(&["run", "--weights", "/nonexistent/model"]);
+    assert!(err.contains("/nonexistent/model") && err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn unknown_model_family() {
+    let dir = fixture("gpt2-tiny");
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--model", "llama9"]);
+    assert!(err.contains("unknown model family `llama9`") && err.contains("gpt2"), "{err}");
+}
+
+#[test]
+fn unknown_backend() {
+    let dir = fixture("gpt2-tiny");
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--backend", "tpu"]);
+    assert!(err.contains("unknown backend `tpu`") && err.contains("ndarray"), "{err}");
+}
+
+#[test]
+fn bad_flags_are_reported_by_the_parser() {
+    let out = zoo(&["run", "--max-tokens", "many"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("invalid value 'many'"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"));
+    let out = zoo(&["fly"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("unrecognized subcommand"), "{}", out.stderr);
+}
+
+#[test]
+fn negative_temperature_is_rejected() {
+    let dir = fixture("gpt2-tiny");
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--temperature=-1"]);
+    assert!(err.contains("temperature"), "{err}");
+}
+
+/// A copy of the gpt2-tiny fixture that a test may break.
+fn broken_copy(break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("gpt2-tiny")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    break_it(tmp.path());
+    tmp
+}
+
+fn run_dir(dir: &Path) -> String {
+    zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--max-tokens", "2"])
+}
+
+#[test]
+fn truncated_weights_file() {
+    let tmp = broken_copy(|d| {
+        let p = d.join("model.safetensors");
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+    });
+    let err = run_dir(tmp.path());
+    assert!(err.contains("model.safetensors") && err.contains("not a valid safetensors file"), "{err}");
+}
+
+#[test]
+fn corrupt_config_json() {
+    let tmp = broken_copy(|d| std::fs::write(d.join("config.json"), "{\"n_embd\": ").unwrap());
+    let err = run_dir(tmp.path());
+    assert!(err.contains("config.json") && err.contains("invalid JSON"), "{err}");
+}
+
+#[test]
+fn config_missing_a_field() {
+    let tmp = broken_copy(|d| {
+        let path = d.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg.as_object_mut().unwrap().remove("n_layer");
+        std::fs::write(path, cfg.to_string()).unwrap();
+    });
+    let err = run_dir(tmp.path());
+    assert!(err.contains("gpt2 config") && err.contains("n_layer"), "{err}");
+}
+
+#[test]
+fn config_of_an_unknown_family() {
+    let tmp = broken_copy(|d| std::fs::write(d.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap());
+    let err = run_dir(tmp.path());
+    assert!(err.contains("pass --model"), "{err}");
+}
+
+#[test]
+fn weights_of_the_wrong_shape() {
+    let tmp = broken_copy(|d| {
+        let path = d.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg["n_embd"] = serde_json::json!(32);
+        std::fs::write(path, cfg.to_string()).unwrap();
+    });
+    let err = run_dir(tmp.path());
+    assert!(err.contains("wte.weight") && err.contains("expected [50257, 32]"), "{err}");
+}
+
+#[test]
+fn missing_tokenizer() {
+    let tmp = broken_copy(|d| std::fs::remove_file(d.join("merges.txt")).unwrap());
+    let err = run_dir(tmp.path());
+    assert!(err.contains("--tokenizer"), "{err}");
+    // ... and --tokenizer fixes it.
+    let fixed = zoo(&[
+        "run",
+        "--weights",
+        tmp.path().to_str().unwrap(),
+        "--tokenizer",
+        fixture("gpt2-tiny").to_str().unwrap(),
+        "--max-tokens",
+        "2",
+    ]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+}
+
+#[test]
+fn prompt_longer_than_the_context() {
+    let dir = fixture("gpt2-tiny");
+    let prompt = "word ".repeat(200);
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--prompt", &prompt]);
+    assert!(err.contains("context length exceeded") && err.contains("128"), "{err}");
+}
+
+#[test]
+fn generation_stops_at_the_context_limit() {
+    let dir = fixture("gpt2-tiny");
+    let prompt = "word ".repeat(120);
+    let out = zoo(&["run", "--weights", dir.to_str().unwrap(), "--prompt", &prompt, "--max-tokens", "50", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["stop_reason"], "context_full");
+    let total = report["prompt_tokens"].as_array().unwrap().len() + report["tokens"].as_array().unwrap().len();
+    assert_eq!(total, 128);
+}
+
+#[test]
+fn empty_prompt_is_an_error() {
+    let dir = fixture("gpt2-tiny");
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--prompt", ""]);
+    assert!(err.contains("empty"), "{err}");
+}

@@ -1,0 +1,47 @@
+//! `cargo xtask`: developer tasks that need the Python reference environment or long runs.
+//!
+//! - `gen-fixtures`: (re)creates `tests/fixtures/` from the reference implementations;
+//! - `parity`: recomputes references live and compares zoo against them.
+//!
+//! The Python environment comes from `scripts/setup-python.sh` (created on first use) and
+//! registry assets from `scripts/fetch-assets.sh`.
+
+mod parity;
+mod python;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "zoo developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Regenerate the parity fixtures under tests/fixtures with transformers (and the repo's
+    /// own nanochat reference), then print their sizes.
+    GenFixtures {
+        /// Only this fixture.
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Recompute every fixture's reference live and compare zoo's logits and greedy tokens.
+    Parity {
+        /// Backend to check (see `zoo list`).
+        #[arg(long, default_value = "ndarray")]
+        backend: String,
+        /// Only this fixture.
+        #[arg(long)]
+        fixture: Option<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::GenFixtures { only } => python::gen_fixtures(only.as_deref()),
+        Task::Parity { backend, fixture } => parity::run(&backend, fixture.as_deref()),
+    }
+}
