@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate text from a prompt (with no arguments: the default model and prompt).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the model families and backends compiled into this binary.
     List(ListArgs),
 }
@@ -52,18 +52,51 @@ pub struct RunArgs {
     /// The prompt. Default: a greeting suited to the default model.
     #[arg(long, short)]
     pub prompt: Option<String>,
+    /// Generate for every line of FILE at once (batched: one forward pass per step for all).
+    #[arg(long, value_name = "FILE", conflicts_with = "prompt")]
+    pub prompts_file: Option<PathBuf>,
     /// Maximum new tokens.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_tokens: usize,
-    /// Sampling temperature; 0 picks the most likely token every step (greedy).
-    #[arg(long, default_value_t = 0.0, value_name = "T")]
-    pub temperature: f32,
-    /// Seed of the sampling RNG (ChaCha8), for reproducible sampled runs.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub seed: u64,
-    /// Print one JSON object (tokens, text, stats) instead of streaming text.
+    /// Stop when the text contains STRING (not printed; repeat for several).
+    #[arg(long, value_name = "STRING")]
+    pub stop: Vec<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print one JSON object (tokens, text, stop reason, stats) instead of streaming text; with
+    /// --prompts-file, one object per line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Sampling options. Unset options take the model's `generation_config.json` values, else
+/// greedy decoding.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 picks the most likely token every step (greedy).
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
+    /// Sample only among the K most likely tokens (0 = off).
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Sample only among the most likely tokens covering probability P (1 = off).
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f32>,
+    /// Drop tokens less likely than P × the most likely one (0 = off).
+    #[arg(long, value_name = "P")]
+    pub min_p: Option<f32>,
+    /// Penalise tokens already in the sequence (transformers' repetition_penalty; 1 = off).
+    #[arg(long, value_name = "X")]
+    pub repeat_penalty: Option<f32>,
+    /// Subtract X × (occurrences so far) from a token's logit (0 = off).
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub frequency_penalty: Option<f32>,
+    /// Subtract X from the logit of every token already present (0 = off).
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub presence_penalty: Option<f32>,
+    /// Seed of the sampling RNG (ChaCha8): the same seed gives the same tokens.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
 }
 
 /// `zoo list`.

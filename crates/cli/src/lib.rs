@@ -4,6 +4,7 @@
 //! own module and writes to the streams it is given, so tests run commands in-process.
 
 pub mod args;
+pub mod generation_config;
 pub mod list;
 pub mod pipeline;
 pub mod run;

@@ -35,6 +35,8 @@ pub struct Pipeline {
     pub tokenizer: Box<dyn Tokenizer>,
     /// Where it came from.
     pub weights: PathBuf,
+    /// The checkpoint's `generation_config.json`, if any.
+    pub generation_config: Option<serde_json::Value>,
 }
 
 /// Loads a model and its tokenizer.
@@ -60,7 +62,14 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         (None, Some(t)) => t,
         (None, None) => bail!("{}: no tokenizer found beside the weights; pass --tokenizer PATH", path.display()),
     };
-    Ok(Pipeline { family, backend, model, tokenizer, weights: path.clone() })
+    Ok(Pipeline {
+        family,
+        backend,
+        model,
+        tokenizer,
+        weights: path.clone(),
+        generation_config: checkpoint.generation_config,
+    })
 }
 
 /// Creates the named backend (or the default one), refusing one that cannot run here.

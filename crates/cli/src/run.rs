@@ -1,32 +1,36 @@
-//! `zoo run`: generate a continuation, streamed to stdout or reported as one JSON object.
+//! `zoo run`: generate a continuation (or one per line of a prompts file, batched), streamed to
+//! stdout or reported as JSON.
 
 use std::io::Write;
-use std::ops::ControlFlow;
+use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use zoo_core::{sampler, GenerateOptions, Generation, Session, TextStream};
+use zoo_core::{generate_batch, GenerateOptions, Generation, Sampler, SamplingParams, Session};
 
 use crate::args::RunArgs;
+use crate::generation_config;
 use crate::pipeline::{self, LoadOptions, Pipeline};
 
 /// The prompt used when none is given.
 pub const DEFAULT_PROMPT: &str = "Hello, my name is";
 
-/// What `--json` prints.
+/// What `--json` prints for one prompt.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     /// Model family.
     pub model: String,
     /// Backend name.
     pub backend: String,
+    /// The prompt text.
+    pub prompt: String,
     /// The prompt's token ids.
     pub prompt_tokens: Vec<u32>,
     /// Generated token ids.
     pub tokens: Vec<u32>,
-    /// Generated text (special tokens dropped).
+    /// Generated text (special tokens dropped, cut before a stop string).
     pub text: String,
-    /// Why generation stopped (`max_tokens`, `eos`, `context_full`).
+    /// Why generation stopped: `max_tokens`, `eos`, `stop_string` or `context_full`.
     pub stop_reason: String,
     /// Throughput.
     pub stats: ReportStats,
@@ -41,74 +45,157 @@ pub struct ReportStats {
     pub decode_tok_s: f64,
 }
 
-/// Runs `zoo run`, writing to `out` (text or JSON) and `err` (stats).
+/// Runs `zoo run`, writing text or JSON to `out` and statistics to `err`.
 pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    let pipe = pipeline::load(&load_options(args))?;
+    let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref());
+    params.build()?; // validate before loading prompts
+    let options = GenerateOptions {
+        max_tokens: args.max_tokens,
+        eos_token_ids: generation_config::eos_token_ids(
+            &pipe.model.info().eos_token_ids,
+            pipe.generation_config.as_ref(),
+        ),
+        stop_strings: args.stop.clone(),
+    };
+    let job = Job { pipe: &pipe, params: &params, options: &options, json: args.json };
+    match &args.prompts_file {
+        Some(file) => job.run_batch(&read_prompts(file)?, out, err),
+        None => job.run_one(args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT), out, err),
+    }
+}
+
+/// One `zoo run` invocation's settings.
+struct Job<'a> {
+    pipe: &'a Pipeline,
+    params: &'a SamplingParams,
+    options: &'a GenerateOptions,
+    json: bool,
+}
+
+fn load_options(args: &RunArgs) -> LoadOptions {
     let m = &args.model;
-    let options = LoadOptions {
+    LoadOptions {
         weights: m.weights.clone().unwrap_or_else(pipeline::default_weights),
         model: m.model.clone(),
         backend: m.backend.clone(),
         tokenizer: m.tokenizer.clone(),
         threads: m.threads,
-    };
-    let pipe = pipeline::load(&options)?;
-    let prompt = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
-    let prompt_tokens = pipe.tokenizer.encode(prompt, true)?;
-    if prompt_tokens.is_empty() {
-        bail!("the prompt is empty: there is nothing to continue from");
     }
-    let (generation, text) = generate(&pipe, &prompt_tokens, args, if args.json { None } else { Some(out) })?;
-    if args.json {
-        let report = RunReport {
-            model: pipe.family.name.to_string(),
-            backend: zoo_core::Backend::name(&pipe.backend).to_string(),
-            prompt_tokens,
-            tokens: generation.tokens.clone(),
-            text,
-            stop_reason: generation.stop_reason.as_str().to_string(),
-            stats: ReportStats {
-                prefill_tok_s: generation.stats.prefill_tok_s(),
-                decode_tok_s: generation.stats.decode_tok_s(),
-            },
-        };
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
-    } else {
-        let s = &generation.stats;
-        writeln!(
-            err,
-            "[{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s; stopped: {}]",
-            s.prompt_tokens,
-            s.generated_tokens,
-            s.prefill_tok_s(),
-            s.decode_tok_s(),
-            generation.stop_reason.as_str()
-        )?;
-    }
-    Ok(())
 }
 
-/// Generates, streaming text to `stream` when given; returns the generation and its full text.
-fn generate(
-    pipe: &Pipeline,
-    prompt_tokens: &[u32],
-    args: &RunArgs,
-    mut stream: Option<&mut dyn Write>,
-) -> Result<(Generation, String)> {
-    let mut session = Session::new(pipe.model.as_ref(), None)?;
-    let mut sampler = sampler::from_temperature(args.temperature, args.seed)?;
-    let options =
-        GenerateOptions { max_tokens: args.max_tokens, eos_token_ids: pipe.model.info().eos_token_ids.clone() };
-    let mut text = TextStream::new(pipe.tokenizer.as_ref());
-    let generation = session.generate(prompt_tokens, &options, sampler.as_mut(), |token| {
-        let piece = text.push(token)?;
-        if let Some(out) = stream.as_deref_mut() {
-            write!(out, "{piece}")?;
-            out.flush()?;
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    if let Some(out) = stream {
-        writeln!(out, "{}", text.finish()?)?;
+fn encode(pipe: &Pipeline, prompt: &str) -> Result<Vec<u32>> {
+    let ids = pipe.tokenizer.encode(prompt, true)?;
+    if ids.is_empty() {
+        bail!("the prompt is empty: there is nothing to continue from");
     }
-    Ok((generation, text.text()?))
+    Ok(ids)
+}
+
+impl Job<'_> {
+    /// Streams one continuation.
+    fn run_one(&self, prompt: &str, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+        let Job { pipe, params, options, json } = *self;
+        let prompt_tokens = encode(pipe, prompt)?;
+        let mut session = Session::new(pipe.model.as_ref(), None)?;
+        let mut sampler = params.build()?;
+        let mut stream = session.stream(&prompt_tokens, options, &mut sampler, Some(pipe.tokenizer.as_ref()))?;
+        for token in stream.by_ref() {
+            let token = token?;
+            if !json {
+                write!(out, "{}", token.text)?;
+                out.flush()?;
+            }
+        }
+        if !json {
+            writeln!(out, "{}", stream.remaining_text()?)?;
+        }
+        let generation = stream.finish()?;
+        if json {
+            let report = report(pipe, prompt, prompt_tokens, generation);
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        } else {
+            write_stats(err, &generation, pipe)?;
+        }
+        Ok(())
+    }
+
+    /// Generates for every prompt at once.
+    fn run_batch(&self, prompts: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+        let Job { pipe, params, options, json } = *self;
+        let ids = prompts.iter().map(|p| encode(pipe, p)).collect::<Result<Vec<_>>>()?;
+        // NOTE: sequence i samples with seed + i, so sampled batch runs are reproducible and the
+        // sequences differ from one another.
+        let samplers = (0..prompts.len())
+            .map(|i| {
+                let p = SamplingParams { seed: params.seed.wrapping_add(i as u64), ..params.clone() };
+                Ok(Box::new(p.build()?) as Box<dyn Sampler>)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let generations = generate_batch(pipe.model.as_ref(), &ids, samplers, options, Some(pipe.tokenizer.as_ref()))?;
+        if let (Some(first), false) = (generations.first(), json) {
+            let s = &first.stats;
+            writeln!(
+                err,
+                "[{} prompts batched: {} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s]",
+                prompts.len(),
+                s.prompt_tokens,
+                s.generated_tokens,
+                s.prefill_tok_s(),
+                s.decode_tok_s()
+            )?;
+        }
+        for ((prompt, prompt_tokens), generation) in prompts.iter().zip(ids).zip(generations) {
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report(pipe, prompt, prompt_tokens, generation))?)?;
+            } else {
+                writeln!(out, "{prompt}{}", generation.text)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_prompts(file: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading prompts from {}", file.display()))?;
+    let prompts: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+    if prompts.is_empty() {
+        bail!("{}: no prompts (one per line)", file.display());
+    }
+    Ok(prompts)
+}
+
+fn report(pipe: &Pipeline, prompt: &str, prompt_tokens: Vec<u32>, generation: Generation) -> RunReport {
+    RunReport {
+        model: pipe.family.name.to_string(),
+        backend: zoo_core::Backend::name(&pipe.backend).to_string(),
+        prompt: prompt.to_string(),
+        prompt_tokens,
+        stop_reason: generation.stop_reason.as_str().to_string(),
+        stats: ReportStats {
+            prefill_tok_s: generation.stats.prefill_tok_s(),
+            decode_tok_s: generation.stats.decode_tok_s(),
+        },
+        tokens: generation.tokens,
+        text: generation.text,
+    }
+}
+
+fn write_stats(err: &mut dyn Write, generation: &Generation, pipe: &Pipeline) -> Result<()> {
+    let s = &generation.stats;
+    let why = match generation.stop_reason {
+        zoo_core::StopReason::ContextFull => {
+            format!("context length ({} tokens) reached", pipe.model.info().max_context)
+        }
+        reason => reason.as_str().to_string(),
+    };
+    writeln!(
+        err,
+        "[{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s; stopped: {why}]",
+        s.prompt_tokens,
+        s.generated_tokens,
+        s.prefill_tok_s(),
+        s.decode_tok_s(),
+    )?;
+    Ok(())
 }

@@ -249,3 +249,108 @@ fn empty_prompt_is_an_error() {
     let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--prompt", ""]);
     assert!(err.contains("empty"), "{err}");
 }
+
+fn reference_prompt(i: usize) -> serde_json::Value {
+    let path = fixture("gpt2-tiny").join("reference.json");
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    reference["prompts"][i].clone()
+}
+
+#[test]
+fn stop_strings_are_neither_printed_nor_reported() {
+    let prompt = reference_prompt(0);
+    let full = prompt["generated_text"].as_str().unwrap();
+    let stop: String = full.chars().skip(full.chars().count() / 2).take(4).collect();
+    let expected = &full[..full.find(&stop).unwrap()];
+    let dir = fixture("gpt2-tiny");
+    let base = ["run", "--weights", dir.to_str().unwrap(), "--prompt", prompt["text"].as_str().unwrap()];
+    let json = zoo(&[&base[..], &["--stop", &stop, "--stop", "never-generated", "--json"]].concat());
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["stop_reason"], "stop_string");
+    assert_eq!(report["text"], expected);
+    let text = zoo(&[&base[..], &["--stop", &stop]].concat());
+    assert_eq!(text.stdout, format!("{expected}\n"));
+    assert!(text.stderr.contains("stopped: stop_string"), "{}", text.stderr);
+}
+
+#[test]
+fn prompts_file_generates_each_prompt_as_if_alone() {
+    let path = fixture("gpt2-tiny").join("reference.json");
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("prompts.txt");
+    // The first two reference prompts (the third spans several lines).
+    std::fs::write(
+        &file,
+        format!("{}\n\n{}\n", reference["prompts"][0]["text"], reference["prompts"][1]["text"]).replace('"', ""),
+    )
+    .unwrap();
+    let dir = fixture("gpt2-tiny");
+    let out = zoo(&["run", "--weights", dir.to_str().unwrap(), "--prompts-file", file.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["tokens"], reference["prompts"][i]["tokens"], "prompt {i}");
+    }
+}
+
+#[test]
+fn generation_config_supplies_sampling_defaults() {
+    let tmp = broken_copy(|d| {
+        std::fs::write(
+            d.join("generation_config.json"),
+            r#"{"do_sample": true, "temperature": 1.2, "eos_token_id": 50256}"#,
+        )
+        .unwrap()
+    });
+    let dir = tmp.path().to_str().unwrap();
+    let tokens = |extra: &[&str]| {
+        let out = zoo(&[&["run", "--weights", dir, "--json"], extra].concat());
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["tokens"].clone()
+    };
+    let greedy = reference_prompt(0)["tokens"].clone();
+    assert_ne!(tokens(&[]), greedy, "generation_config.json asked for sampling");
+    assert_eq!(tokens(&["--temperature", "0"]), greedy, "--temperature 0 overrides it");
+}
+
+#[test]
+fn a_full_sampler_chain_is_reproducible() {
+    let dir = fixture("gpt2-tiny");
+    let args = [
+        "run",
+        "--weights",
+        dir.to_str().unwrap(),
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "40",
+        "--top-p",
+        "0.95",
+        "--min-p",
+        "0.05",
+        "--repeat-penalty",
+        "1.1",
+        "--frequency-penalty",
+        "0.1",
+        "--presence-penalty",
+        "-0.1",
+        "--seed",
+        "3",
+        "--json",
+    ];
+    let tokens = || {
+        let out = zoo(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["tokens"].clone()
+    };
+    assert_eq!(tokens(), tokens());
+}
+
+#[test]
+fn out_of_range_sampling_flags_are_rejected() {
+    let dir = fixture("gpt2-tiny");
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--top-p", "1.5"]);
+    assert!(err.contains("top-p"), "{err}");
+}

@@ -1,13 +1,14 @@
-//! The generation loop: a [`Session`] owns a KV cache and continues one sequence, token by token.
+//! The generation loop: a [`Session`] owns a KV cache and continues one sequence; its
+//! [`Session::stream`] yields tokens (and their text) as they are sampled.
 
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::kv_cache::{Batch, KvCache, LogitsRows};
 use crate::model::{forward, Model};
 use crate::sampler::Sampler;
-use crate::{Error, Result};
+use crate::text_stream::TextStream;
+use crate::{Error, Result, Tokenizer};
 
 /// Why generation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,20 +17,20 @@ pub enum StopReason {
     MaxTokens,
     /// The model produced an end-of-sequence token.
     Eos,
-    /// The sequence reached the model's context length.
+    /// The text reached one of the stop strings.
+    StopString,
+    /// The sequence reached the cache's capacity (the model's context length by default).
     ContextFull,
-    /// The caller's callback asked to stop.
-    Caller,
 }
 
 impl StopReason {
-    /// The name used in JSON output (`max_tokens`, `eos`, `context_full`, `caller`).
+    /// The name used in JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             StopReason::MaxTokens => "max_tokens",
             StopReason::Eos => "eos",
+            StopReason::StopString => "stop_string",
             StopReason::ContextFull => "context_full",
-            StopReason::Caller => "caller",
         }
     }
 }
@@ -68,12 +69,14 @@ fn rate(count: usize, time: Duration) -> f64 {
 }
 
 /// Settings of one generation call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct GenerateOptions {
     /// Stop after this many new tokens.
     pub max_tokens: usize,
-    /// Token ids that end generation (they are included in the output, as transformers does).
+    /// Token ids that end generation (included in the output tokens, as transformers does).
     pub eos_token_ids: Vec<u32>,
+    /// Texts that end generation; they are cut from the text (needs a tokenizer).
+    pub stop_strings: Vec<String>,
 }
 
 /// What one generation call produced.
@@ -81,21 +84,33 @@ pub struct GenerateOptions {
 pub struct Generation {
     /// The new tokens, in order.
     pub tokens: Vec<u32>,
+    /// Their text, special tokens dropped and cut before a stop string (empty without a
+    /// tokenizer).
+    pub text: String,
     /// Why it stopped.
     pub stop_reason: StopReason,
     /// Timings.
     pub stats: Stats,
 }
 
+/// One sampled token and the text it completed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// The token id.
+    pub id: u32,
+    /// Text that became printable with it (whole characters; may be empty).
+    pub text: String,
+}
+
 /// One sequence being generated: the model, its KV cache and the tokens so far.
 ///
-/// Calling [`Session::generate`] again continues the same sequence (a chat's next turn) without
-/// re-running earlier tokens.
+/// Generating again continues the same sequence (a chat's next turn) without re-running earlier
+/// tokens: only tokens not yet in the cache go through the model.
 pub struct Session<'m, B: Backend> {
     model: &'m dyn Model<B>,
     cache: KvCache<B>,
     history: Vec<u32>,
-    /// Logits predicting the token after `history`, once known.
+    /// Logits predicting the token after `history`, when the cache is up to date.
     next_logits: Option<Vec<f32>>,
 }
 
@@ -113,6 +128,11 @@ impl<'m, B: Backend> Session<'m, B> {
         &self.history
     }
 
+    /// Tokens the model has already processed (in the KV cache).
+    pub fn cached_len(&self) -> usize {
+        self.cache.len(0)
+    }
+
     /// Appends tokens to the sequence without sampling, running them through the model.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
         self.history.extend_from_slice(tokens);
@@ -122,8 +142,11 @@ impl<'m, B: Backend> Session<'m, B> {
     /// Runs the tokens of `history` that are not cached yet, keeping the last logits.
     fn sync(&mut self) -> Result<()> {
         let cached = self.cache.len(0);
-        if cached == self.history.len() {
+        if cached == self.history.len() && self.next_logits.is_some() {
             return Ok(());
+        }
+        if cached == self.history.len() {
+            return Err(Error::Sampling("nothing to continue from: the sequence is empty".into()));
         }
         let batch = Batch::single(&self.history[cached..]);
         let logits = forward(self.model, &batch, &mut self.cache, LogitsRows::Last)?;
@@ -131,45 +154,133 @@ impl<'m, B: Backend> Session<'m, B> {
         Ok(())
     }
 
-    /// Feeds `prompt`, then samples up to `options.max_tokens` tokens, calling `on_token` with
-    /// each; the callback may stop early by returning `ControlFlow::Break`.
+    /// Feeds `prompt` and returns an iterator over the generated tokens.
+    ///
+    /// ```ignore
+    /// for token in session.stream(&prompt, &options, &mut sampler, Some(tokenizer))? {
+    ///     print!("{}", token?.text);
+    /// }
+    /// ```
+    pub fn stream<'s>(
+        &'s mut self,
+        prompt: &[u32],
+        options: &'s GenerateOptions,
+        sampler: &'s mut dyn Sampler,
+        tokenizer: Option<&'s dyn Tokenizer>,
+    ) -> Result<Stream<'s, 'm, B>> {
+        if !options.stop_strings.is_empty() && tokenizer.is_none() {
+            return Err(Error::Tokenizer("stop strings need a tokenizer".into()));
+        }
+        let started = Instant::now();
+        self.feed(prompt)?;
+        let stats = Stats { prompt_tokens: prompt.len(), prefill: started.elapsed(), ..Stats::default() };
+        Ok(Stream {
+            text: tokenizer.map(|t| TextStream::new(t, &options.stop_strings)),
+            session: self,
+            options,
+            sampler,
+            tokens: Vec::new(),
+            stop_reason: None,
+            stats,
+            decode_started: Instant::now(),
+            failed: false,
+        })
+    }
+
+    /// Generates to the end and returns everything at once.
     pub fn generate(
         &mut self,
         prompt: &[u32],
         options: &GenerateOptions,
         sampler: &mut dyn Sampler,
-        mut on_token: impl FnMut(u32) -> Result<ControlFlow<()>>,
+        tokenizer: Option<&dyn Tokenizer>,
     ) -> Result<Generation> {
-        let mut stats = Stats { prompt_tokens: prompt.len(), ..Stats::default() };
-        let started = Instant::now();
-        self.feed(prompt)?;
-        stats.prefill = started.elapsed();
-        let decode_started = Instant::now();
-        let mut tokens = Vec::new();
-        let stop_reason = loop {
-            if tokens.len() >= options.max_tokens {
-                break StopReason::MaxTokens;
-            }
-            if self.history.len() >= self.cache.capacity() {
-                break StopReason::ContextFull;
-            }
-            self.sync()?;
-            let logits = self
-                .next_logits
-                .take()
-                .ok_or_else(|| Error::Sampling("nothing to continue: the sequence is empty".into()))?;
-            let token = sampler.sample(&logits, &self.history)?;
-            self.history.push(token);
-            tokens.push(token);
-            if on_token(token)?.is_break() {
-                break StopReason::Caller;
-            }
-            if options.eos_token_ids.contains(&token) {
-                break StopReason::Eos;
-            }
+        let mut stream = self.stream(prompt, options, sampler, tokenizer)?;
+        for token in stream.by_ref() {
+            token?;
+        }
+        stream.finish()
+    }
+}
+
+/// Tokens of a [`Session`] as they are generated. After the loop, [`Stream::finish`] tells why
+/// it stopped and how fast it ran.
+pub struct Stream<'s, 'm, B: Backend> {
+    session: &'s mut Session<'m, B>,
+    options: &'s GenerateOptions,
+    sampler: &'s mut dyn Sampler,
+    text: Option<TextStream<'s>>,
+    tokens: Vec<u32>,
+    stop_reason: Option<StopReason>,
+    stats: Stats,
+    decode_started: Instant,
+    failed: bool,
+}
+
+impl<B: Backend> Stream<'_, '_, B> {
+    /// Why generation stopped, if it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason
+    }
+
+    /// The generated tokens, text and statistics (text not yet shown is included).
+    pub fn finish(mut self) -> Result<Generation> {
+        let text = match &mut self.text {
+            Some(t) => t.text()?,
+            None => String::new(),
         };
-        stats.generated_tokens = tokens.len();
-        stats.decode = decode_started.elapsed();
-        Ok(Generation { tokens, stop_reason, stats })
+        self.stats.generated_tokens = self.tokens.len();
+        self.stats.decode = self.decode_started.elapsed();
+        let stop_reason = self.stop_reason.unwrap_or(StopReason::MaxTokens);
+        Ok(Generation { tokens: self.tokens, text, stop_reason, stats: self.stats })
+    }
+
+    /// Text held back at the end of the stream (an incomplete character or a partial stop
+    /// string that never completed).
+    pub fn remaining_text(&mut self) -> Result<String> {
+        match &mut self.text {
+            Some(t) => t.finish(),
+            None => Ok(String::new()),
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<Token>> {
+        let s = &mut *self.session;
+        if self.tokens.len() >= self.options.max_tokens {
+            self.stop_reason = Some(StopReason::MaxTokens);
+            return Ok(None);
+        }
+        if s.history.len() >= s.cache.capacity() {
+            self.stop_reason = Some(StopReason::ContextFull);
+            return Ok(None);
+        }
+        s.sync()?;
+        let logits = s.next_logits.take().ok_or_else(|| Error::Sampling("no logits to sample from".into()))?;
+        let id = self.sampler.sample(&logits, &s.history)?;
+        s.history.push(id);
+        self.tokens.push(id);
+        let piece = match &mut self.text {
+            Some(t) => t.push(id)?,
+            None => Default::default(),
+        };
+        if piece.stopped {
+            self.stop_reason = Some(StopReason::StopString);
+        } else if self.options.eos_token_ids.contains(&id) {
+            self.stop_reason = Some(StopReason::Eos);
+        }
+        Ok(Some(Token { id, text: piece.text }))
+    }
+}
+
+impl<B: Backend> Iterator for Stream<'_, '_, B> {
+    type Item = Result<Token>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stop_reason.is_some() || self.failed {
+            return None;
+        }
+        let result = self.step();
+        self.failed = result.is_err();
+        result.transpose()
     }
 }

@@ -10,6 +10,7 @@
 //! - [`WeightSource`]: named tensors as checkpoint readers hand them out.
 
 pub mod backend;
+pub mod batch;
 pub mod dtype;
 pub mod dyn_backend;
 pub mod error;
@@ -18,19 +19,22 @@ pub mod kv_cache;
 pub mod model;
 pub mod registry;
 pub mod sampler;
+pub mod text_stream;
 pub mod tokenizer;
 pub mod weights;
 
 pub use backend::{AttentionSpec, Backend, KvSpec, RopeConvention, RopeSpec, SeqSpan, TensorShape, UnaryOp};
+pub use batch::generate_batch;
 pub use dtype::DType;
 pub use dyn_backend::{DynBackend, DynTensor};
 pub use error::{Error, Result};
-pub use generate::{GenerateOptions, Generation, Session, Stats, StopReason};
+pub use generate::{GenerateOptions, Generation, Session, Stats, StopReason, Stream, Token};
 pub use kv_cache::{Batch, KvCache, KvLayout, LogitsRows, Step};
 pub use model::{forward, Model, ModelInfo};
 pub use registry::{BackendEntry, BackendOptions, DynModel, LoadRequest, ModelFamily};
-pub use sampler::Sampler;
-pub use tokenizer::{TextStream, Tokenizer};
+pub use sampler::{Sampler, SamplingParams};
+pub use text_stream::{Piece, TextStream};
+pub use tokenizer::Tokenizer;
 pub use weights::{Bytes, MemoryWeights, WeightSource, WeightView};
 
 /// Re-exported so that registrations (`zoo_core::inventory::submit!`) need no direct dependency.

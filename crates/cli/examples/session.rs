@@ -1,0 +1,50 @@
+//! Using zoo from Rust: load a model, stream a continuation, then continue the same sequence
+//! (a chat's next turn) without re-running what the KV cache already holds.
+//!
+//! ```text
+//! cargo run -p zoo-cli --example session -- [MODEL_DIR]
+//! ```
+//! (default: the tiny GPT-2 fixture in tests/fixtures/gpt2-tiny).
+
+use std::io::Write;
+
+use anyhow::Result;
+use zoo_cli::pipeline::{self, LoadOptions};
+use zoo_core::{GenerateOptions, SamplingParams, Session};
+
+fn main() -> Result<()> {
+    let weights = std::env::args().nth(1).map(Into::into).unwrap_or_else(pipeline::default_weights);
+    let pipe = pipeline::load(&LoadOptions { weights, ..Default::default() })?;
+    let tokenizer = pipe.tokenizer.as_ref();
+    let options = GenerateOptions {
+        max_tokens: 16,
+        eos_token_ids: pipe.model.info().eos_token_ids.clone(),
+        stop_strings: vec!["\n\n".into()],
+    };
+    let mut sampler = SamplingParams { temperature: 0.7, top_p: 0.9, seed: 1, ..Default::default() }.build()?;
+    let mut session = Session::new(pipe.model.as_ref(), None)?;
+
+    // Turn 1: stream tokens as they arrive.
+    let prompt = tokenizer.encode("Hello, my name is", true)?;
+    let mut stream = session.stream(&prompt, &options, &mut sampler, Some(tokenizer))?;
+    for token in stream.by_ref() {
+        print!("{}", token?.text);
+        std::io::stdout().flush()?;
+    }
+    print!("{}", stream.remaining_text()?);
+    let first = stream.finish()?;
+    println!("\n[turn 1: {} tokens, stopped: {}]", first.tokens.len(), first.stop_reason.as_str());
+
+    // Turn 2: only the new text goes through the model; earlier tokens stay cached.
+    let before = session.cached_len();
+    let more = tokenizer.encode(" And then", true)?;
+    let second = session.generate(&more, &options, &mut sampler, Some(tokenizer))?;
+    println!(" And then{}", second.text);
+    println!(
+        "[turn 2: {} new prompt tokens on top of {before} cached; {} generated at {:.0} tok/s]",
+        second.stats.prompt_tokens,
+        second.tokens.len(),
+        second.stats.decode_tok_s()
+    );
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Defaults a model ships in `generation_config.json`: sampling settings and end-of-sequence ids.
+
+use serde_json::Value;
+use zoo_core::SamplingParams;
+
+use crate::args::SamplingArgs;
+
+/// Sampling settings: command-line values, else the model's generation config, else greedy.
+pub fn sampling_params(args: &SamplingArgs, generation_config: Option<&Value>) -> SamplingParams {
+    let cfg = generation_config.unwrap_or(&Value::Null);
+    let f = |key: &str| cfg.get(key).and_then(Value::as_f64).map(|v| v as f32);
+    let do_sample = cfg.get("do_sample").and_then(Value::as_bool).unwrap_or(false);
+    let defaults = SamplingParams::default();
+    let model_temperature = if do_sample { f("temperature").unwrap_or(1.0) } else { 0.0 };
+    SamplingParams {
+        temperature: args.temperature.unwrap_or(model_temperature),
+        top_k: args.top_k.or_else(|| cfg.get("top_k").and_then(Value::as_u64).map(|k| k as usize)).unwrap_or(
+            // NOTE: transformers' library default top_k is 50, but only when sampling is on and the
+            // model asks for it; zoo applies no top-k unless told.
+            defaults.top_k,
+        ),
+        top_p: args.top_p.or_else(|| f("top_p")).unwrap_or(defaults.top_p),
+        min_p: args.min_p.or_else(|| f("min_p")).unwrap_or(defaults.min_p),
+        repeat_penalty: args.repeat_penalty.or_else(|| f("repetition_penalty")).unwrap_or(defaults.repeat_penalty),
+        frequency_penalty: args.frequency_penalty.unwrap_or(defaults.frequency_penalty),
+        presence_penalty: args.presence_penalty.unwrap_or(defaults.presence_penalty),
+        seed: args.seed,
+    }
+}
+
+/// End-of-sequence ids: the model config's plus the generation config's (`eos_token_id` may be
+/// an integer or a list).
+pub fn eos_token_ids(model_eos: &[u32], generation_config: Option<&Value>) -> Vec<u32> {
+    let mut ids = model_eos.to_vec();
+    match generation_config.and_then(|c| c.get("eos_token_id")) {
+        Some(Value::Number(n)) => ids.extend(n.as_u64().map(|v| v as u32)),
+        Some(Value::Array(list)) => ids.extend(list.iter().filter_map(Value::as_u64).map(|v| v as u32)),
+        _ => {}
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flags_override_the_generation_config_which_overrides_greedy() {
+        let cfg = json!({"do_sample": true, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05});
+        let from_model = sampling_params(&SamplingArgs::default(), Some(&cfg));
+        assert_eq!((from_model.temperature, from_model.top_k, from_model.top_p), (0.7, 20, 0.8));
+        assert_eq!(from_model.repeat_penalty, 1.05);
+        let flags = SamplingArgs { temperature: Some(0.0), top_k: Some(5), ..Default::default() };
+        let overridden = sampling_params(&flags, Some(&cfg));
+        assert_eq!((overridden.temperature, overridden.top_k), (0.0, 5));
+        assert_eq!(sampling_params(&SamplingArgs::default(), None), SamplingParams::default());
+        let greedy_model =
+            sampling_params(&SamplingArgs::default(), Some(&json!({"do_sample": false, "temperature": 0.6})));
+        assert_eq!(greedy_model.temperature, 0.0);
+    }
+
+    #[test]
+    fn eos_ids_merge_ints_and_lists() {
+        assert_eq!(eos_token_ids(&[2], Some(&json!({"eos_token_id": [151645, 2]}))), [2, 151645]);
+        assert_eq!(eos_token_ids(&[], Some(&json!({"eos_token_id": 7}))), [7]);
+        assert_eq!(eos_token_ids(&[5], None), [5]);
+    }
+}
