@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::{CheckpointError, Result};
 use crate::safetensors::Safetensors;
 use crate::tokenizer::TextTokenizer;
-use crate::Checkpoint;
+use crate::{ChatTemplate, Checkpoint};
 
 /// Whether `dir` looks like an HF model directory.
 pub fn is_hf_dir(dir: &Path) -> bool {
@@ -37,6 +37,7 @@ pub fn open(dir: &Path) -> Result<Checkpoint> {
         generation_config,
         weights: Box::new(weights),
         tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        chat_template: ChatTemplate::from_dir(dir)?,
     })
 }
 

@@ -6,6 +6,7 @@
 //!
 //! Weights stay in memory maps until a backend takes them.
 
+pub mod chat_template;
 pub mod error;
 pub mod hf;
 pub mod safetensors;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use zoo_core::{Tokenizer, WeightSource};
 
+pub use chat_template::{ChatTemplate, Message};
 pub use error::{CheckpointError, Result};
 pub use safetensors::Safetensors;
 pub use tokenizer::TextTokenizer;
@@ -31,6 +33,8 @@ pub struct Checkpoint {
     pub weights: Box<dyn WeightSource>,
     /// The tokenizer shipped with the checkpoint, if any.
     pub tokenizer: Option<Box<dyn Tokenizer>>,
+    /// The chat template shipped with the checkpoint, if any.
+    pub chat_template: Option<ChatTemplate>,
 }
 
 /// Opens the checkpoint at `path`, recognising its format.

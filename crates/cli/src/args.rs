@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Generate text from a prompt (with no arguments: the default model and prompt).
     Run(Box<RunArgs>),
+    /// Chat interactively: each line you type is a user turn; `/reset` starts over, an empty
+    /// line or end of input quits.
+    Chat(Box<ChatArgs>),
     /// List the model families and backends compiled into this binary.
     List(ListArgs),
 }
@@ -55,6 +58,12 @@ pub struct RunArgs {
     /// Generate for every line of FILE at once (batched: one forward pass per step for all).
     #[arg(long, value_name = "FILE", conflicts_with = "prompt")]
     pub prompts_file: Option<PathBuf>,
+    /// Treat the prompt as a user message and apply the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message for --chat.
+    #[arg(long, value_name = "TEXT", requires = "chat")]
+    pub system: Option<String>,
     /// Maximum new tokens.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_tokens: usize,
@@ -97,6 +106,21 @@ pub struct SamplingArgs {
     /// Seed of the sampling RNG (ChaCha8): the same seed gives the same tokens.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
+}
+
+/// `zoo chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// System message at the start of the conversation.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Maximum new tokens per reply.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_tokens: usize,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 }
 
 /// `zoo list`.

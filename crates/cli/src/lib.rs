@@ -4,6 +4,7 @@
 //! own module and writes to the streams it is given, so tests run commands in-process.
 
 pub mod args;
+pub mod chat;
 pub mod generation_config;
 pub mod list;
 pub mod pipeline;
@@ -16,6 +17,7 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
     link_plugins();
     match &cli.command {
         args::Command::Run(a) => run::run(a, out, err),
+        args::Command::Chat(a) => chat::run(a, &mut std::io::stdin().lock(), out, err),
         args::Command::List(a) => list::run(a.json, out),
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use zoo_checkpoint::TextTokenizer;
+use zoo_checkpoint::{ChatTemplate, Message, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
 use zoo_core::{DynBackend, Tokenizer};
 
@@ -37,6 +37,8 @@ pub struct Pipeline {
     pub weights: PathBuf,
     /// The checkpoint's `generation_config.json`, if any.
     pub generation_config: Option<serde_json::Value>,
+    /// The model's chat template, if it ships one.
+    pub chat_template: Option<ChatTemplate>,
 }
 
 /// Loads a model and its tokenizer.
@@ -69,7 +71,23 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         tokenizer,
         weights: path.clone(),
         generation_config: checkpoint.generation_config,
+        chat_template: checkpoint.chat_template,
     })
+}
+
+impl Pipeline {
+    /// Token ids of a conversation rendered with the model's chat template, ending where the
+    /// assistant's reply starts (the template adds any BOS itself).
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let template = self.chat_template.as_ref().with_context(|| {
+            format!(
+                "{}: the model has no chat template (tokenizer_config.json `chat_template` or chat_template.jinja)",
+                self.weights.display()
+            )
+        })?;
+        let text = template.render(messages, true)?;
+        Ok(self.tokenizer.encode(&text, false)?)
+    }
 }
 
 /// Creates the named backend (or the default one), refusing one that cannot run here.

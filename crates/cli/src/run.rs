@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use zoo_checkpoint::Message;
 use zoo_core::{generate_batch, GenerateOptions, Generation, Sampler, SamplingParams, Session};
 
 use crate::args::RunArgs;
@@ -47,7 +48,7 @@ pub struct ReportStats {
 
 /// Runs `zoo run`, writing text or JSON to `out` and statistics to `err`.
 pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
-    let pipe = pipeline::load(&load_options(args))?;
+    let pipe = pipeline::load(&load_options(&args.model))?;
     let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref());
     params.build()?; // validate before loading prompts
     let options = GenerateOptions {
@@ -61,8 +62,19 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     let job = Job { pipe: &pipe, params: &params, options: &options, json: args.json };
     match &args.prompts_file {
         Some(file) => job.run_batch(&read_prompts(file)?, out, err),
-        None => job.run_one(args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT), out, err),
+        None => {
+            let prompt = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
+            let ids = if args.chat { chat_ids(&pipe, args.system.as_deref(), prompt)? } else { encode(&pipe, prompt)? };
+            job.run_one(prompt, ids, out, err)
+        }
     }
+}
+
+/// The prompt as a chat: an optional system message and one user turn.
+fn chat_ids(pipe: &Pipeline, system: Option<&str>, prompt: &str) -> Result<Vec<u32>> {
+    let mut messages: Vec<Message> = system.map(|s| Message::new("system", s)).into_iter().collect();
+    messages.push(Message::new("user", prompt));
+    pipe.chat_prompt(&messages)
 }
 
 /// One `zoo run` invocation's settings.
@@ -73,8 +85,8 @@ struct Job<'a> {
     json: bool,
 }
 
-fn load_options(args: &RunArgs) -> LoadOptions {
-    let m = &args.model;
+/// Load options from the command line's model arguments.
+pub fn load_options(m: &crate::args::ModelArgs) -> LoadOptions {
     LoadOptions {
         weights: m.weights.clone().unwrap_or_else(pipeline::default_weights),
         model: m.model.clone(),
@@ -84,7 +96,7 @@ fn load_options(args: &RunArgs) -> LoadOptions {
     }
 }
 
-fn encode(pipe: &Pipeline, prompt: &str) -> Result<Vec<u32>> {
+pub(crate) fn encode(pipe: &Pipeline, prompt: &str) -> Result<Vec<u32>> {
     let ids = pipe.tokenizer.encode(prompt, true)?;
     if ids.is_empty() {
         bail!("the prompt is empty: there is nothing to continue from");
@@ -94,9 +106,8 @@ fn encode(pipe: &Pipeline, prompt: &str) -> Result<Vec<u32>> {
 
 impl Job<'_> {
     /// Streams one continuation.
-    fn run_one(&self, prompt: &str, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    fn run_one(&self, prompt: &str, prompt_tokens: Vec<u32>, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
         let Job { pipe, params, options, json } = *self;
-        let prompt_tokens = encode(pipe, prompt)?;
         let mut session = Session::new(pipe.model.as_ref(), None)?;
         let mut sampler = params.build()?;
         let mut stream = session.stream(&prompt_tokens, options, &mut sampler, Some(pipe.tokenizer.as_ref()))?;
@@ -181,7 +192,7 @@ fn report(pipe: &Pipeline, prompt: &str, prompt_tokens: Vec<u32>, generation: Ge
     }
 }
 
-fn write_stats(err: &mut dyn Write, generation: &Generation, pipe: &Pipeline) -> Result<()> {
+pub(crate) fn write_stats(err: &mut dyn Write, generation: &Generation, pipe: &Pipeline) -> Result<()> {
     let s = &generation.stats;
     let why = match generation.stop_reason {
         zoo_core::StopReason::ContextFull => {

@@ -139,6 +139,18 @@ impl<'m, B: Backend> Session<'m, B> {
         self.sync()
     }
 
+    /// Makes the sequence exactly `tokens`, reusing the cache for the prefix they share with the
+    /// current sequence (a chat re-rendered with one more turn only runs the new turn).
+    pub fn reset_to(&mut self, tokens: &[u32]) -> Result<()> {
+        let common = self.history.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        // Keep at least one token to run, so there are logits to continue from.
+        let keep = common.min(tokens.len().saturating_sub(1)).min(self.cache.len(0));
+        self.history.truncate(keep);
+        self.cache.truncate(0, keep);
+        self.next_logits = None;
+        self.feed(&tokens[keep..])
+    }
+
     /// Runs the tokens of `history` that are not cached yet, keeping the last logits.
     fn sync(&mut self) -> Result<()> {
         let cached = self.cache.len(0);

@@ -6,9 +6,22 @@
 //! | family | file | reference |
 //! |---|---|---|
 //! | `gpt2` | [`gpt2`] | transformers `GPT2LMHeadModel` |
+//! | `llama` | [`llama`] | transformers `LlamaForCausalLM` |
+//! | `mistral` | [`mistral`] | transformers `MistralForCausalLM` |
+//! | `nanochat` | [`nanochat`] | nanochat `gpt.py` (3a5e0bc), via `xtask/python/nanochat_reference.py` |
+//! | `qwen2` | [`qwen2`] | transformers `Qwen2ForCausalLM` |
+//!
+//! Llama, Mistral and Qwen2 share one implementation, [`decoder`]; their files only turn a
+//! `config.json` into a [`decoder::DecoderSpec`].
 
+pub mod decoder;
 pub mod gpt2;
+pub mod hf_config;
+pub mod llama;
+pub mod mistral;
+pub mod nanochat;
 pub mod nn;
+pub mod qwen2;
 
 /// Call from a binary to make sure this crate (and so its registrations) is linked.
 pub fn link() {}

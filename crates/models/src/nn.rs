@@ -106,6 +106,29 @@ impl<B: Backend> LayerNorm<B> {
     }
 }
 
+/// RMSNorm with a learned scale (`None`: parameter-free, as nanochat's).
+pub struct RmsNorm<B: Backend> {
+    weight: Option<B::Tensor>,
+    eps: f32,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// Loads `weight` of size `dim`.
+    pub fn load(vb: &Vb<'_, B>, dim: usize, eps: f32) -> Result<Self> {
+        Ok(Self { weight: Some(vb.get("weight", &[dim])?), eps })
+    }
+
+    /// A norm without a learned scale.
+    pub fn parameter_free(eps: f32) -> Self {
+        Self { weight: None, eps }
+    }
+
+    /// Normalises each row of `x`.
+    pub fn forward(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        backend.rms_norm(x, self.weight.as_ref(), self.eps)
+    }
+}
+
 /// Deserialises a family's config, turning serde's message into a config error.
 pub fn parse_config<T: DeserializeOwned>(family: &str, config: &serde_json::Value) -> Result<T> {
     T::deserialize(config).map_err(|e| Error::Config { family: family.to_string(), message: e.to_string() })

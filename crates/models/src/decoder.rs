@@ -1,0 +1,230 @@
+//! The Llama-style decoder that Llama, Mistral and Qwen2 share (transformers'
+//! `modeling_llama.py`, `modeling_mistral.py`, `modeling_qwen2.py`): token embedding, pre-norm
+//! blocks of RMSNorm → grouped-query attention with rotary embeddings (HF `rotate_half`) →
+//! residual → RMSNorm → SwiGLU MLP → residual, a final RMSNorm and an `lm_head` that may be
+//! tied to the embedding.
+//!
+//! The families differ only in data: which projections have biases, the sliding window, and
+//! defaults. Each family file turns its `config.json` into a [`DecoderSpec`]; this file holds the
+//! one implementation.
+
+use zoo_core::{
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, UnaryOp,
+    WeightSource,
+};
+
+use crate::hf_config::HfDecoderConfig;
+use crate::nn::{Linear, RmsNorm, Stored, Vb};
+
+/// Everything that distinguishes one Llama-style model from another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderSpec {
+    /// Registry name of the family.
+    pub family: &'static str,
+    /// Vocabulary rows.
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Decoder layers.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Channels per head.
+    pub head_dim: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f32,
+    /// RoPE base.
+    pub rope_theta: f32,
+    /// Longest supported sequence.
+    pub max_context: usize,
+    /// Bias on the q, k and v projections.
+    pub qkv_bias: bool,
+    /// Bias on the output projection.
+    pub o_bias: bool,
+    /// Bias on the MLP projections.
+    pub mlp_bias: bool,
+    /// `lm_head` is `embed_tokens`.
+    pub tie_word_embeddings: bool,
+    /// Sliding window of each layer (`None`: full attention).
+    pub windows: Vec<Option<usize>>,
+    /// Beginning-of-sequence id.
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence ids.
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl DecoderSpec {
+    /// The spec of a config with no biases, full attention, and `tie` unless the config says.
+    pub fn from_hf(family: &'static str, cfg: &HfDecoderConfig, rope_theta: f32, tie: bool) -> Self {
+        Self {
+            family,
+            vocab_size: cfg.vocab_size,
+            hidden_size: cfg.hidden_size,
+            intermediate_size: cfg.intermediate_size,
+            n_layers: cfg.num_hidden_layers,
+            n_heads: cfg.num_attention_heads,
+            n_kv_heads: cfg.kv_heads(),
+            head_dim: cfg.head_dim(),
+            rms_norm_eps: cfg.rms_norm_eps,
+            rope_theta,
+            max_context: cfg.max_position_embeddings,
+            qkv_bias: false,
+            o_bias: false,
+            mlp_bias: false,
+            tie_word_embeddings: cfg.tie_word_embeddings.unwrap_or(tie),
+            windows: vec![None; cfg.num_hidden_layers],
+            bos_token_id: cfg.bos_token_id(),
+            eos_token_ids: cfg.eos_token_ids(),
+        }
+    }
+}
+
+/// Grouped-query self-attention with rotary embeddings.
+struct Attention<B: Backend> {
+    q_proj: Linear<B>,
+    k_proj: Linear<B>,
+    v_proj: Linear<B>,
+    o_proj: Linear<B>,
+    rope: RopeSpec,
+    spec: AttentionSpec,
+}
+
+impl<B: Backend> Attention<B> {
+    fn load(vb: &Vb<'_, B>, s: &DecoderSpec, layer: usize) -> Result<Self> {
+        let (h, q, kv) = (s.hidden_size, s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim);
+        Ok(Self {
+            q_proj: Linear::load(&vb.pp("q_proj"), h, q, s.qkv_bias, Stored::OutIn)?,
+            k_proj: Linear::load(&vb.pp("k_proj"), h, kv, s.qkv_bias, Stored::OutIn)?,
+            v_proj: Linear::load(&vb.pp("v_proj"), h, kv, s.qkv_bias, Stored::OutIn)?,
+            o_proj: Linear::load(&vb.pp("o_proj"), q, h, s.o_bias, Stored::OutIn)?,
+            rope: RopeSpec { head_dim: s.head_dim, theta: s.rope_theta, convention: RopeConvention::HalfSplit },
+            spec: AttentionSpec {
+                n_heads: s.n_heads,
+                n_kv_heads: s.n_kv_heads,
+                head_dim: s.head_dim,
+                scale: 1.0 / (s.head_dim as f32).sqrt(),
+                window: s.windows[layer],
+            },
+        })
+    }
+
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
+        let q = b.rope(&self.q_proj.forward(b, x)?, &step.positions, &self.rope)?; // (T, nH·hd)
+        let k = b.rope(&self.k_proj.forward(b, x)?, &step.positions, &self.rope)?; // (T, nKV·hd)
+        let v = self.v_proj.forward(b, x)?; // (T, nKV·hd)
+        let y = b.attention(&q, &k, &v, kv, &step.spans, &self.spec)?; // (T, nH·hd)
+        self.o_proj.forward(b, &y)
+    }
+}
+
+/// `down_proj(silu(gate_proj(x)) · up_proj(x))`.
+struct Mlp<B: Backend> {
+    gate_proj: Linear<B>,
+    up_proj: Linear<B>,
+    down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn load(vb: &Vb<'_, B>, s: &DecoderSpec) -> Result<Self> {
+        let (h, i, bias) = (s.hidden_size, s.intermediate_size, s.mlp_bias);
+        Ok(Self {
+            gate_proj: Linear::load(&vb.pp("gate_proj"), h, i, bias, Stored::OutIn)?,
+            up_proj: Linear::load(&vb.pp("up_proj"), h, i, bias, Stored::OutIn)?,
+            down_proj: Linear::load(&vb.pp("down_proj"), i, h, bias, Stored::OutIn)?,
+        })
+    }
+
+    fn forward(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        let gate = self.gate_proj.forward(b, x)?; // (T, I)
+        let up = self.up_proj.forward(b, x)?; // (T, I)
+        self.down_proj.forward(b, &b.gated(&gate, &up, UnaryOp::Silu)?)
+    }
+}
+
+/// `x + attn(norm(x))`, then `+ mlp(norm(x))`.
+struct Layer<B: Backend> {
+    input_layernorm: RmsNorm<B>,
+    self_attn: Attention<B>,
+    post_attention_layernorm: RmsNorm<B>,
+    mlp: Mlp<B>,
+}
+
+impl<B: Backend> Layer<B> {
+    fn load(vb: &Vb<'_, B>, s: &DecoderSpec, layer: usize) -> Result<Self> {
+        Ok(Self {
+            input_layernorm: RmsNorm::load(&vb.pp("input_layernorm"), s.hidden_size, s.rms_norm_eps)?,
+            self_attn: Attention::load(&vb.pp("self_attn"), s, layer)?,
+            post_attention_layernorm: RmsNorm::load(&vb.pp("post_attention_layernorm"), s.hidden_size, s.rms_norm_eps)?,
+            mlp: Mlp::load(&vb.pp("mlp"), s)?,
+        })
+    }
+
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
+        let x = b.add(x, &self.self_attn.forward(b, &self.input_layernorm.forward(b, x)?, kv, step)?)?;
+        b.add(&x, &self.mlp.forward(b, &self.post_attention_layernorm.forward(b, &x)?)?)
+    }
+}
+
+/// A Llama-style causal language model.
+pub struct Decoder<B: Backend> {
+    backend: B,
+    info: ModelInfo,
+    embed_tokens: B::Tensor,
+    layers: Vec<Layer<B>>,
+    norm: RmsNorm<B>,
+    lm_head: Linear<B>,
+}
+
+impl<B: Backend> Decoder<B> {
+    /// Loads weights named as transformers names them (`model.layers.{i}.self_attn.q_proj`, ...).
+    pub fn load(backend: B, spec: &DecoderSpec, weights: &dyn WeightSource) -> Result<Self> {
+        let root = Vb::new(&backend, weights);
+        let vb = root.pp("model");
+        let embed_tokens = vb.get("embed_tokens.weight", &[spec.vocab_size, spec.hidden_size])?;
+        let layers = (0..spec.n_layers).map(|i| Layer::load(&vb.pp("layers").pp(i), spec, i)).collect::<Result<_>>()?;
+        let norm = RmsNorm::load(&vb.pp("norm"), spec.hidden_size, spec.rms_norm_eps)?;
+        // NOTE: tied checkpoints usually omit `lm_head.weight`; when tied, transformers uses the
+        // embedding even if the file has a head.
+        let lm_head = if spec.tie_word_embeddings {
+            Linear::from_weight(embed_tokens.clone())
+        } else {
+            Linear::load(&root.pp("lm_head"), spec.hidden_size, spec.vocab_size, false, Stored::OutIn)?
+        };
+        let info = ModelInfo {
+            family: spec.family.to_string(),
+            vocab_size: spec.vocab_size,
+            max_context: spec.max_context,
+            eos_token_ids: spec.eos_token_ids.clone(),
+            bos_token_id: spec.bos_token_id,
+            kv: KvLayout { n_layers: spec.n_layers, n_kv_heads: spec.n_kv_heads, head_dim: spec.head_dim },
+        };
+        Ok(Self { backend, info, embed_tokens, layers, norm, lm_head })
+    }
+}
+
+impl<B: Backend> Model<B> for Decoder<B> {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
+        let b = &self.backend;
+        let mut x = b.embedding(&self.embed_tokens, step.tokens)?; // (T, H)
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(b, &x, cache.layer_mut(i), step)?;
+        }
+        let mut x = self.norm.forward(b, &x)?;
+        if let Some(rows) = &step.logit_rows {
+            x = b.gather_rows(&x, rows)?; // (rows, H)
+        }
+        self.lm_head.forward(b, &x) // (rows, vocab)
+    }
+}

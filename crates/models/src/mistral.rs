@@ -1,0 +1,90 @@
+//! Mistral, as transformers' `MistralForCausalLM` computes it (`modeling_mistral.py`).
+//!
+//! The Llama-style decoder ([`crate::decoder`]) with: grouped-query attention, no biases
+//! anywhere, an untied `lm_head` by default, `rope_theta` from the config (10 000 for v0.1,
+//! 1e6 later), and a sliding window: with `sliding_window: W` a token attends to itself and the
+//! `W − 1` tokens before it (only matters past W tokens; v0.1 uses 4096, later versions null).
+
+use serde_json::Value;
+use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
+use zoo_core::{Backend, Result, WeightSource};
+
+use crate::decoder::{Decoder, DecoderSpec};
+use crate::hf_config::{rope_theta, HfDecoderConfig};
+use crate::nn::config_is;
+
+const FAMILY: &str = "mistral";
+
+/// The decoder spec of a Mistral `config.json`.
+pub fn spec(config: &Value) -> Result<DecoderSpec> {
+    let cfg = HfDecoderConfig::parse(FAMILY, config)?;
+    let mut spec = DecoderSpec::from_hf(FAMILY, &cfg, rope_theta(FAMILY, config, 10_000.0)?, false);
+    spec.windows = vec![cfg.sliding_window; cfg.num_hidden_layers];
+    Ok(spec)
+}
+
+/// Loads a Mistral model.
+pub fn load<B: Backend>(backend: B, config: &Value, weights: &dyn WeightSource) -> Result<Decoder<B>> {
+    Decoder::load(backend, &spec(config)?, weights)
+}
+
+fn recognizes(config: &Value) -> bool {
+    config_is(config, "mistral", "MistralForCausalLM")
+}
+
+fn load_dyn(req: &LoadRequest<'_>) -> Result<DynModel> {
+    Ok(Box::new(load(req.backend.clone(), req.config, req.weights)?))
+}
+
+zoo_core::inventory::submit! {
+    ModelFamily {
+        name: FAMILY,
+        aliases: &[],
+        description: "Mistral (HF MistralForCausalLM): GQA, RoPE, SwiGLU, RMSNorm, sliding window",
+        recognizes,
+        load: load_dyn,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Mistral-7B-v0.1's config.json, as on the hub (transformers 4.x form).
+    fn mistral_7b_v01() -> Value {
+        json!({"architectures": ["MistralForCausalLM"], "bos_token_id": 1, "eos_token_id": 2,
+               "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+               "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mistral",
+               "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+               "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096,
+               "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 32000})
+    }
+
+    #[test]
+    fn mistral_7b_config_semantics() {
+        let s = spec(&mistral_7b_v01()).unwrap();
+        assert_eq!((s.n_heads, s.n_kv_heads, s.head_dim), (32, 8, 128));
+        assert_eq!((s.rms_norm_eps, s.rope_theta), (1e-5, 10_000.0));
+        assert!(!s.tie_word_embeddings && !s.qkv_bias && !s.o_bias && !s.mlp_bias);
+        assert!(s.windows.iter().all(|w| *w == Some(4096)));
+        assert_eq!((s.bos_token_id, s.eos_token_ids.clone()), (Some(1), vec![2]));
+    }
+
+    #[test]
+    fn null_window_means_full_attention() {
+        let mut cfg = mistral_7b_v01();
+        cfg["sliding_window"] = Value::Null;
+        cfg.as_object_mut().unwrap().remove("rope_theta");
+        cfg["rope_parameters"] = json!({"rope_theta": 1e6, "rope_type": "default"});
+        let s = spec(&cfg).unwrap();
+        assert!(s.windows.iter().all(Option::is_none));
+        assert_eq!(s.rope_theta, 1e6);
+    }
+
+    #[test]
+    fn recognised_from_config_alone() {
+        assert!(recognizes(&mistral_7b_v01()));
+        assert!(!recognizes(&json!({"model_type": "qwen2"})));
+    }
+}
