@@ -10,6 +10,7 @@ pub mod error;
 pub mod hf;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod torch_pt;
 
 use std::path::{Path, PathBuf};
 
