@@ -99,25 +99,29 @@ impl TorchPt {
             .min()
             .ok_or_else(|| invalid("no `<archive>/data.pkl` entry: not a torch.save file".into()))?;
         let prefix = &pkl_name[..pkl_name.len() - "data.pkl".len()];
-        let stored = |name: &str| -> Result<Range<usize>> {
-            let entry = entries.get(name).ok_or_else(|| invalid(format!("no `{name}` entry")))?;
+        // The byte range of a stored entry, or why there is none.
+        let stored = |name: &str| -> std::result::Result<Range<usize>, String> {
+            let entry = entries.get(name).ok_or_else(|| format!("no `{name}` entry"))?;
             if entry.method != zip::STORED {
-                return Err(invalid(format!("entry `{name}` is compressed; torch.save stores entries uncompressed")));
+                return Err(format!("entry `{name}` is compressed; torch.save stores entries uncompressed"));
             }
             Ok(entry.data.clone())
         };
-        if entries.contains_key(format!("{prefix}byteorder").as_str()) {
-            let order = &mmap[stored(&format!("{prefix}byteorder"))?];
+        let byteorder = format!("{prefix}byteorder");
+        if entries.contains_key(byteorder.as_str()) {
+            let order = &mmap[stored(&byteorder).map_err(invalid)?];
             if order != b"little" {
                 let order = String::from_utf8_lossy(order);
                 return Err(invalid(format!("byte order `{order}` is not supported (only little-endian)")));
             }
         }
-        let root = pickle::load(&mmap[stored(pkl_name)?]).map_err(|e| invalid(format!("{pkl_name}: {e}")))?;
+        let program = &mmap[stored(pkl_name).map_err(invalid)?];
+        let root = pickle::load(program).map_err(|e| invalid(format!("{pkl_name}: {e}")))?;
         let Value::Dict(items) = &root else {
             return Err(invalid(format!("{pkl_name} holds a {}, not a state dict", root.kind())));
         };
         let mut tensors = BTreeMap::new();
+        let mut raw_keys = HashMap::new();
         for (key, value) in items.iter() {
             let Some(record) = tensor_record(value) else { continue };
             let Value::Str(key) = key else {
@@ -126,8 +130,15 @@ impl TorchPt {
             let name = key.strip_prefix(COMPILE_PREFIX).unwrap_or(key).to_string();
             let record = record.map_err(|e| invalid(format!("tensor `{name}`: {e}")))?;
             let storage_range = stored(&format!("{prefix}data/{}", record.key))
-                .map_err(|e| invalid(format!("tensor `{name}`: storage `{}`: {e}", record.key)))?;
+                .map_err(|e| invalid(format!("tensor `{name}`: {e}")))?;
             let tensor = locate(record, storage_range).map_err(|e| invalid(format!("tensor `{name}`: {e}")))?;
+            // A key set twice keeps its last value, as in Python; two keys that differ only by
+            // the compile prefix are ambiguous.
+            if let Some(previous) = raw_keys.insert(name.clone(), key.clone()) {
+                if previous != *key {
+                    return Err(invalid(format!("both `{previous}` and `{key}` name tensor `{name}`")));
+                }
+            }
             tensors.insert(name, tensor);
         }
         Ok(Self { path: path.to_path_buf(), mmap: Arc::new(mmap), tensors })
