@@ -113,6 +113,44 @@ fn truncated_and_non_zip_files_are_errors() {
     assert!(open_err(&path).contains("legacy format"));
 }
 
+#[test]
+fn corrupted_bytes_never_panic() {
+    // Every single-byte corruption and every truncation either opens or fails cleanly, and every
+    // listed tensor either reads or fails cleanly.
+    let good = std::fs::read(data("tensors_p4.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.pt");
+    let flips = (0..good.len()).map(|i| {
+        let mut bytes = good.clone();
+        bytes[i] ^= 0xa5;
+        bytes
+    });
+    let cuts = (0..good.len()).map(|len| good[..len].to_vec());
+    for bytes in flips.chain(cuts) {
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(pt) = TorchPt::open(&path) {
+            for name in pt.names() {
+                let _ = pt.get(&name).map(|view| view.to_f32_vec());
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_the_zip64_directory_record() {
+    // torch always writes a zip64 end record; files past 4 GiB put 0xffff.. placeholders in the
+    // classic one. Force that path on a small file.
+    let mut bytes = std::fs::read(data("tensors_p2.pt")).unwrap();
+    let eocd = bytes.len() - 22;
+    assert_eq!(bytes[eocd..eocd + 4], [b'P', b'K', 5, 6]);
+    bytes[eocd + 8..eocd + 20].copy_from_slice(&[0xff; 12]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zip64.pt");
+    std::fs::write(&path, &bytes).unwrap();
+    let pt = TorchPt::open(&path).unwrap();
+    assert_eq!(values(&pt, "compiled.weight"), (DType::F32, vec![2], vec![0.25, -0.75]));
+}
+
 /// A nanochat directory with steps 100 (`tensors_p2.pt`) and 2000 (`module_state_dict.pt`).
 fn nanochat_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

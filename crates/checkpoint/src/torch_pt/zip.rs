@@ -187,6 +187,12 @@ mod tests {
 
     /// A stored zip with one entry, as Python's `zipfile` writes it.
     fn one_entry(name: &str, data: &[u8]) -> Vec<u8> {
+        entry_with_offset_extra(name, data, None)
+    }
+
+    /// Like [`one_entry`], optionally giving the local header offset as a zip64 extra field
+    /// (placeholder 0xffffffff in the central record), as writers do past 4 GiB.
+    fn entry_with_offset_extra(name: &str, data: &[u8], zip64_offset: Option<u64>) -> Vec<u8> {
         let mut z = Vec::new();
         let header = |z: &mut Vec<u8>, sig: u32| z.extend_from_slice(&sig.to_le_bytes());
         header(&mut z, LOCAL_SIGNATURE);
@@ -203,9 +209,16 @@ mod tests {
         z.extend_from_slice(&(data.len() as u32).to_le_bytes());
         z.extend_from_slice(&(data.len() as u32).to_le_bytes());
         z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        z.extend_from_slice(&[0; 12]); // extra, comment, disk, attributes
-        z.extend_from_slice(&0u32.to_le_bytes()); // local header offset
+        let extra: Vec<u8> = match zip64_offset {
+            Some(offset) => [&[1, 0, 8, 0][..], &offset.to_le_bytes()].concat(),
+            None => Vec::new(),
+        };
+        z.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        z.extend_from_slice(&[0; 10]); // comment, disk, attributes
+        let local: u32 = if zip64_offset.is_some() { u32::MAX } else { 0 };
+        z.extend_from_slice(&local.to_le_bytes());
         z.extend_from_slice(name.as_bytes());
+        z.extend_from_slice(&extra);
         let cd_len = z.len() - cd;
         header(&mut z, EOCD_SIGNATURE);
         z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
@@ -222,6 +235,14 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].name, "a/data.pkl");
         assert_eq!(&z[list[0].data.clone()], b"hello");
+    }
+
+    #[test]
+    fn reads_a_zip64_local_header_offset() {
+        let z = entry_with_offset_extra("a/data.pkl", b"hello", Some(0));
+        assert_eq!(&z[entries(&z).unwrap()[0].data.clone()], b"hello");
+        let z = entry_with_offset_extra("a/data.pkl", b"hello", Some(1 << 40));
+        assert!(entries(&z).unwrap_err().contains("a/data.pkl"));
     }
 
     #[test]
