@@ -9,8 +9,10 @@
 pub mod chat_template;
 pub mod error;
 pub mod hf;
+pub mod nanochat_dir;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod torch_pt;
 
 use std::path::{Path, PathBuf};
 
@@ -48,8 +50,31 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if hf::is_hf_dir(path) {
         return hf::open(path);
     }
+    if nanochat_dir::is_nanochat(path) {
+        return nanochat_dir::open(path, None);
+    }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
         message: "not a model checkpoint: expected a directory with config.json and model.safetensors".into(),
     })
+}
+
+/// Choices made when opening a checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// The training step to load from a checkpoint directory holding several (nanochat's
+    /// `model_<step>.pt`); the newest when `None`.
+    pub step: Option<u64>,
+}
+
+/// [`open`], with options.
+pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Checkpoint> {
+    match options.step {
+        None => open(path),
+        Some(step) if nanochat_dir::is_nanochat(path) => nanochat_dir::open(path, Some(step)),
+        Some(step) => Err(CheckpointError::NotFound {
+            path: path.to_path_buf(),
+            message: format!("step {step} was asked for, but this is not a checkpoint directory with several steps"),
+        }),
+    }
 }
