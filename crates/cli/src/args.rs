@@ -28,8 +28,8 @@ pub enum Command {
 /// Where the model comes from and what runs it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Model directory (HF layout: config.json + model.safetensors). Default: the bundled
-    /// default model.
+    /// Model: an HF directory (config.json + model.safetensors), or a nanochat checkpoint
+    /// directory (model_<step>.pt + meta_<step>.json). Default: the bundled default model.
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
     /// Model family (see `zoo list`); detected from config.json when omitted.
@@ -45,6 +45,9 @@ pub struct ModelArgs {
     /// CPU threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Training step to load from a nanochat checkpoint directory (default: the newest).
+    #[arg(long, value_name = "N")]
+    pub step: Option<u64>,
 }
 
 /// `zoo run`.

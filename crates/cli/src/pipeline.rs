@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use zoo_checkpoint::{ChatTemplate, Message, TextTokenizer};
+use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
 use zoo_core::{DynBackend, Tokenizer};
 
@@ -21,6 +21,8 @@ pub struct LoadOptions {
     pub tokenizer: Option<PathBuf>,
     /// CPU threads.
     pub threads: Option<usize>,
+    /// Training step, for checkpoint directories that hold several.
+    pub step: Option<u64>,
 }
 
 /// A model ready to generate.
@@ -45,7 +47,7 @@ pub struct Pipeline {
 pub fn load(options: &LoadOptions) -> Result<Pipeline> {
     zoo_models::link();
     let path = &options.weights;
-    let checkpoint = zoo_checkpoint::open(path)?;
+    let checkpoint = zoo_checkpoint::open_with(path, &OpenOptions { step: options.step })?;
     let family = match &options.model {
         Some(name) => registry::find_model_family(name)?,
         None => registry::detect_model_family(&checkpoint.config)?.with_context(|| {

@@ -93,6 +93,7 @@ pub fn load_options(m: &crate::args::ModelArgs) -> LoadOptions {
         backend: m.backend.clone(),
         tokenizer: m.tokenizer.clone(),
         threads: m.threads,
+        step: m.step,
     }
 }
 

@@ -1,0 +1,84 @@
+//! Registrations of the Burn backends compiled in.
+
+#[cfg(feature = "ndarray")]
+mod ndarray {
+    use burn::backend::NdArray;
+    use burn::tensor::DType;
+    use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
+    use zoo_core::{DynBackend, Result};
+
+    use crate::Burn;
+
+    fn create(_: &BackendOptions) -> Result<DynBackend> {
+        Ok(DynBackend::new(Burn::<NdArray<f32>>::new("burn-ndarray", Default::default(), DType::F32)))
+    }
+
+    zoo_core::inventory::submit! {
+        BackendEntry {
+            name: "burn-ndarray",
+            description: "Burn 0.21 with burn-ndarray: CPU, f32",
+            availability: || Availability::Usable,
+            create,
+            priority: 1,
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use burn::backend::cuda::{Cuda, CudaDevice};
+    use burn::tensor::{DType, Tensor};
+    use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
+    use zoo_core::{DynBackend, Error, Result};
+
+    use crate::Burn;
+
+    type Gpu = Cuda<f32, i32>;
+
+    /// Runs a one-element computation on device 0, turning CubeCL's panics into a reason.
+    fn probe(device: usize) -> std::result::Result<(), String> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(|| {
+            let t = Tensor::<Gpu, 1>::zeros([1], &CudaDevice::new(device));
+            t.into_data();
+        });
+        std::panic::set_hook(previous);
+        result.map_err(|e| {
+            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+            format!("no usable CUDA device {device} ({})", msg.unwrap_or_else(|| "CUDA driver or GPU missing".into()))
+        })
+    }
+
+    fn availability() -> Availability {
+        match probe(0) {
+            Ok(()) => Availability::Usable,
+            Err(why) => Availability::Unusable(why),
+        }
+    }
+
+    fn create_with(options: &BackendOptions, name: &'static str, dtype: DType) -> Result<DynBackend> {
+        probe(options.device).map_err(|message| Error::Backend { backend: name.into(), message })?;
+        Ok(DynBackend::new(Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype)))
+    }
+
+    zoo_core::inventory::submit! {
+        BackendEntry {
+            name: "cuda",
+            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, bf16 (--device N picks the GPU)",
+            availability,
+            create: |o| create_with(o, "cuda", DType::BF16),
+            priority: 100,
+        }
+    }
+
+    zoo_core::inventory::submit! {
+        BackendEntry {
+            name: "cuda-f16",
+            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f16",
+            availability,
+            create: |o| create_with(o, "cuda-f16", DType::F16),
+            priority: 99,
+        }
+    }
+}
