@@ -26,4 +26,5 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
 pub fn link_plugins() {
     zoo_models::link();
     zoo_backend_ndarray::link();
+    zoo_backend_burn::link();
 }

@@ -48,11 +48,19 @@ pub(crate) fn attention<BB: BurnBackend>(
 ) -> Result<BurnTensor<BB>> {
     let (n, q_cols) = q.dims2("attention q")?;
     if q_cols != spec.n_heads * spec.head_dim {
-        return Err(Error::Shape { op: "attention", expected: format!("q with {} columns", spec.n_heads * spec.head_dim), got: vec![n, q_cols] });
+        return Err(Error::Shape {
+            op: "attention",
+            expected: format!("q with {} columns", spec.n_heads * spec.head_dim),
+            got: vec![n, q_cols],
+        });
     }
     for t in [k, v] {
         if t.dims2("attention k/v")? != (n, spec.n_kv_heads * spec.head_dim) {
-            return Err(Error::Shape { op: "attention", expected: format!("k/v of shape [{n}, {}]", spec.n_kv_heads * spec.head_dim), got: zoo_core::TensorShape::shape(t).to_vec() });
+            return Err(Error::Shape {
+                op: "attention",
+                expected: format!("k/v of shape [{n}, {}]", spec.n_kv_heads * spec.head_dim),
+                got: zoo_core::TensorShape::shape(t).to_vec(),
+            });
         }
     }
     check(spec, kv, spans, n)?;
@@ -72,13 +80,12 @@ pub(crate) fn attention<BB: BurnBackend>(
         let keys = keys.slice([0..nkv, 0..total, 0..hd]); // (nKV, T, hd)
         let values = values.slice([0..nkv, 0..total, 0..hd]);
         // Queries grouped by kv head: (len, nH·hd) → (nKV, group·len, hd).
-        let queries = q
-            .t
-            .clone()
-            .slice([rows, 0..nh * hd])
-            .reshape([span.len, nkv, group, hd])
-            .permute([1, 2, 0, 3])
-            .reshape([nkv, group * span.len, hd]);
+        let queries =
+            q.t.clone().slice([rows, 0..nh * hd]).reshape([span.len, nkv, group, hd]).permute([1, 2, 0, 3]).reshape([
+                nkv,
+                group * span.len,
+                hd,
+            ]);
         let scores = queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale); // (nKV, g·len, T)
         let mask = causal_mask::<BB>(span, group, spec.window, &q.t);
         let probs = softmax(scores + mask, 2);
@@ -90,7 +97,12 @@ pub(crate) fn attention<BB: BurnBackend>(
 }
 
 /// Additive mask `(1, group·len, T)`: 0 where query row may see key, −∞ elsewhere.
-fn causal_mask<BB: BurnBackend>(span: &SeqSpan, group: usize, window: Option<usize>, like: &Tensor<BB, 2>) -> Tensor<BB, 3> {
+fn causal_mask<BB: BurnBackend>(
+    span: &SeqSpan,
+    group: usize,
+    window: Option<usize>,
+    like: &Tensor<BB, 2>,
+) -> Tensor<BB, 3> {
     let total = span.past + span.len;
     let mut mask = Vec::with_capacity(group * span.len * total);
     for _ in 0..group {

@@ -20,7 +20,9 @@ pub mod tensor;
 use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
-use zoo_core::{AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, TensorShape, UnaryOp, WeightView};
+use zoo_core::{
+    AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, TensorShape, UnaryOp, WeightView,
+};
 
 pub use attention::BurnKv;
 pub use tensor::BurnTensor;
@@ -153,7 +155,13 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
         self.like(gate, apply(gate.t.clone(), op) * up.t.clone())
     }
 
-    fn layer_norm(&self, x: &BurnTensor<BB>, w: &BurnTensor<BB>, b: &BurnTensor<BB>, eps: f32) -> Result<BurnTensor<BB>> {
+    fn layer_norm(
+        &self,
+        x: &BurnTensor<BB>,
+        w: &BurnTensor<BB>,
+        b: &BurnTensor<BB>,
+        eps: f32,
+    ) -> Result<BurnTensor<BB>> {
         let dim = x.t.dims()[1];
         let (w, b) = (self.row_vector(w, dim, "layer_norm weight")?, self.row_vector(b, dim, "layer_norm bias")?);
         let centered = x.t.clone() - x.t.clone().mean_dim(1);
@@ -183,7 +191,11 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
         let (rows, cols) = x.dims2("narrow")?;
         let size = [rows, cols].get(dim).copied();
         if size.is_none_or(|s| start + len > s) {
-            return Err(Error::Shape { op: "narrow", expected: format!("dim {dim} to hold {start}..{}", start + len), got: vec![rows, cols] });
+            return Err(Error::Shape {
+                op: "narrow",
+                expected: format!("dim {dim} to hold {start}..{}", start + len),
+                got: vec![rows, cols],
+            });
         }
         Ok(BurnTensor::matrix(x.t.clone().narrow(dim, start, len)))
     }
@@ -191,7 +203,11 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
     fn reshape(&self, x: &BurnTensor<BB>, shape: &[usize]) -> Result<BurnTensor<BB>> {
         let layout = BurnTensor::<BB>::layout(shape);
         if layout[0] * layout[1] != x.shape().iter().product::<usize>() {
-            return Err(Error::Shape { op: "reshape", expected: format!("{} elements", x.shape().iter().product::<usize>()), got: shape.to_vec() });
+            return Err(Error::Shape {
+                op: "reshape",
+                expected: format!("{} elements", x.shape().iter().product::<usize>()),
+                got: shape.to_vec(),
+            });
         }
         BurnTensor::with_shape(x.t.clone().reshape(layout), shape.to_vec())
     }

@@ -7,18 +7,27 @@ use zoo_core::{Error, Result, RopeConvention, RopeSpec};
 
 use crate::tensor::BurnTensor;
 
-pub(crate) fn rope<BB: BurnBackend>(x: &BurnTensor<BB>, positions: &[usize], spec: &RopeSpec) -> Result<BurnTensor<BB>> {
+pub(crate) fn rope<BB: BurnBackend>(
+    x: &BurnTensor<BB>,
+    positions: &[usize],
+    spec: &RopeSpec,
+) -> Result<BurnTensor<BB>> {
     let (rows, cols) = x.dims2("rope")?;
     let d = spec.head_dim;
     if d == 0 || d % 2 != 0 || cols % d != 0 || positions.len() != rows {
-        return Err(Error::Shape { op: "rope", expected: format!("{} rows of whole heads of even size {d}", positions.len()), got: vec![rows, cols] });
+        return Err(Error::Shape {
+            op: "rope",
+            expected: format!("{} rows of whole heads of even size {d}", positions.len()),
+            got: vec![rows, cols],
+        });
     }
     let (half, heads) = (d / 2, cols / d);
     let sign = match spec.convention {
         RopeConvention::HalfSplit => 1.0,
         RopeConvention::HalfSplitNegative => -1.0,
     };
-    let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / ((spec.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
+    let inv_freq: Vec<f32> =
+        (0..half).map(|i| 1.0 / ((spec.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
     let mut cos = Vec::with_capacity(rows * half);
     let mut sin = Vec::with_capacity(rows * half);
     for &pos in positions {
