@@ -31,7 +31,7 @@ pub use model::{forward, Model, ModelInfo};
 pub use registry::{BackendEntry, BackendOptions, DynModel, LoadRequest, ModelFamily};
 pub use sampler::Sampler;
 pub use tokenizer::{TextStream, Tokenizer};
-pub use weights::{Bytes, MemoryWeights, WeightSource, WeightView};
+pub use weights::{Bytes, GroupScales, MemoryWeights, WeightSource, WeightView};
 
 /// Re-exported so that registrations (`zoo_core::inventory::submit!`) need no direct dependency.
 pub use inventory;
