@@ -4,9 +4,14 @@
 //! [`open`] recognises what a path holds and returns a [`Checkpoint`]:
 //! - an HF directory (`config.json` + `model.safetensors` or a sharded index);
 //! - a Torchless binary file (`.bin`, [`torchless`]);
+//! - a Burn record (`.mpk` / `.mpk.gz` with its config JSON beside it, [`burn_mpk`]).
+//!
+//! [`convert`] writes any of them as any other.
 //!
 //! Weights stay in memory maps until a backend takes them.
 
+pub mod burn_mpk;
+pub mod convert;
 pub mod error;
 pub mod hf;
 pub mod safetensors;
@@ -52,8 +57,11 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if path.is_file() && path.extension().is_some_and(|e| e == "bin") {
         return torchless::open(path);
     }
+    if path.is_file() && burn_mpk::is_burn_path(path) {
+        return burn_mpk::open(path);
+    }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
-        message: "not a model checkpoint: expected a directory with config.json and model.safetensors, or a Torchless .bin file".into(),
+        message: "not a model checkpoint: expected a directory with config.json and model.safetensors, a Torchless .bin file, or a Burn .mpk record".into(),
     })
 }

@@ -74,6 +74,11 @@ impl TextTokenizer {
         Self { inner, path: path.to_path_buf() }
     }
 
+    /// Saves the tokenizer as a `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, true).map_err(|e| tokenizer_error(path, e))
+    }
+
     /// The file the tokenizer was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
