@@ -4,7 +4,8 @@
 //!
 //! What travels: every tensor (one at a time, never two copies of the model), the config, and the
 //! tokenizer (tokenizer files are copied into an HF directory, a Torchless file embeds vocabulary
-//! and merges, a Burn record gets its config JSON beside it).
+//! and merges, a Burn record gets its config JSON and, when its directory has none yet, the
+//! tokenizer files beside it).
 
 use std::path::{Path, PathBuf};
 
@@ -128,7 +129,14 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
             let request =
                 burn_mpk::WriteRequest { weights, config: &checkpoint.config, precision, progress: Some(&progress) };
             burn_mpk::write(to, &request)?;
-            vec![to.to_path_buf(), burn_mpk::config_path(to)]
+            let mut files = vec![to.to_path_buf(), burn_mpk::config_path(to)];
+            // The tokenizer goes beside the record, where `open` looks for it, unless that
+            // directory already has one.
+            let dir = to.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !crate::TextTokenizer::exists_in(dir) {
+                files.extend(copy_tokenizer(from, dir)?);
+            }
+            files
         }
     };
     Ok(ConvertReport { format, tensors: names.len(), source_bytes: total, files })

@@ -4,6 +4,7 @@
 //! own module and writes to the streams it is given, so tests run commands in-process.
 
 pub mod args;
+pub mod convert;
 pub mod list;
 pub mod pipeline;
 pub mod run;
@@ -16,6 +17,7 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
     match &cli.command {
         args::Command::Run(a) => run::run(a, out, err),
         args::Command::List(a) => list::run(a.json, out),
+        args::Command::Convert(a) => convert::run(a, out, err),
     }
 }
 
