@@ -155,11 +155,8 @@ fn sequence_logits(pipe: &Pipeline, prompt: &[u32], generated: &[u32]) -> Result
 /// Greedy generation of as many tokens as the reference has; returns tokens and text.
 pub fn greedy(pipe: &Pipeline, prompt: &PromptReference) -> Result<(Vec<u32>, String)> {
     let mut session = Session::new(pipe.model.as_ref(), None)?;
-    let options = GenerateOptions {
-        max_tokens: prompt.tokens.len(),
-        eos_token_ids: pipe.model.info().eos_token_ids.clone(),
-        ..Default::default()
-    };
+    let options =
+        GenerateOptions { max_tokens: prompt.tokens.len(), eos_token_ids: pipe.eos_token_ids(), ..Default::default() };
     let generation = session.generate(&prompt.prompt_tokens, &options, &mut Greedy, None)?;
     let text = pipe.tokenizer.decode(&generation.tokens, false)?;
     Ok((generation.tokens, text))

@@ -21,6 +21,16 @@ pub enum CheckpointError {
         /// What is wrong.
         message: String,
     },
+    /// One tensor's record in a file is wrong (outside the payload, overlapping another, ...).
+    #[error("{}: tensor `{name}`: {message}", path.display())]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A tensor exists but uses an element type zoo cannot read.
     #[error("{}: tensor `{name}` has unsupported dtype {dtype}", path.display())]
     UnsupportedDType {
@@ -53,6 +63,11 @@ impl CheckpointError {
     /// An [`CheckpointError::Invalid`] for `path`.
     pub fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::Invalid { path: path.into(), message: message.into() }
+    }
+
+    /// A [`CheckpointError::Tensor`] for tensor `name` of `path`.
+    pub fn tensor(path: impl Into<PathBuf>, name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Tensor { path: path.into(), name: name.into(), message: message.into() }
     }
 
     /// An [`CheckpointError::Io`] for `path`.

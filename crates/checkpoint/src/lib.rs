@@ -3,16 +3,24 @@
 //! Turns files into named tensor views and tokenizers; knows nothing of model families.
 //! [`open`] recognises what a path holds and returns a [`Checkpoint`]:
 //! - an HF directory (`config.json` + `model.safetensors` or a sharded index);
+//! - a Torchless binary file (`.bin`, [`torchless`]);
+//! - a Burn record (`.mpk` / `.mpk.gz` with its config JSON beside it, [`burn_mpk`]).
+//!
+//! [`convert`] writes any of them as any other.
 //!
 //! Weights stay in memory maps until a backend takes them.
 
+pub mod burn_mpk;
 pub mod chat_template;
+pub mod convert;
 pub mod error;
 pub mod hf;
 pub mod nanochat_dir;
 pub mod safetensors;
+pub mod spm_bpe;
 pub mod tokenizer;
 pub mod torch_pt;
+pub mod torchless;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +29,9 @@ use zoo_core::{Tokenizer, WeightSource};
 pub use chat_template::{ChatTemplate, Message};
 pub use error::{CheckpointError, Result};
 pub use safetensors::Safetensors;
+pub use spm_bpe::BpeVocab;
 pub use tokenizer::TextTokenizer;
+pub use torchless::Torchless;
 
 /// Everything a checkpoint provides.
 pub struct Checkpoint {
@@ -50,12 +60,18 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if hf::is_hf_dir(path) {
         return hf::open(path);
     }
+    if path.is_file() && path.extension().is_some_and(|e| e == "bin") {
+        return torchless::open(path);
+    }
+    if path.is_file() && burn_mpk::is_burn_path(path) {
+        return burn_mpk::open(path);
+    }
     if nanochat_dir::is_nanochat(path) {
         return nanochat_dir::open(path, None);
     }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
-        message: "not a model checkpoint: expected a directory with config.json and model.safetensors".into(),
+        message: "not a model checkpoint: expected an HF directory (config.json + model.safetensors), a nanochat directory (model_<step>.pt + meta_<step>.json), a Torchless .bin file, or a Burn .mpk record".into(),
     })
 }
 

@@ -144,3 +144,70 @@ impl WeightSource for Safetensors {
         WeightView::new(name, dtype, entry.shape.clone(), Bytes::new(owner, entry.range.clone()))
     }
 }
+
+/// A tensor on its way into a safetensors file, converted to `dtype` when its data is asked for
+/// (one tensor at a time, so a conversion never holds two copies of the model).
+struct Outgoing<'p> {
+    view: WeightView,
+    dtype: DType,
+    progress: Option<(u64, &'p (dyn Fn(u64) + Sync))>,
+}
+
+impl safetensors::View for Outgoing<'_> {
+    fn dtype(&self) -> Dtype {
+        match self.dtype {
+            DType::F16 => Dtype::F16,
+            DType::BF16 => Dtype::BF16,
+            _ => Dtype::F32,
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.view.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        if let Some((done, progress)) = self.progress {
+            progress(done);
+        }
+        if self.dtype == self.view.dtype {
+            return std::borrow::Cow::Borrowed(self.view.data.as_slice());
+        }
+        let values = self.view.to_f32_vec();
+        std::borrow::Cow::Owned(match self.dtype {
+            DType::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+            DType::BF16 => values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        })
+    }
+
+    fn data_len(&self) -> usize {
+        self.view.numel() * self.dtype.size()
+    }
+}
+
+/// Writes every tensor of `weights` to one safetensors file at `path`, as `dtype` (f32, f16 or
+/// bf16; `None` keeps each tensor's own float type and dequantises int8 to f32). `progress` is
+/// called with the source bytes read so far.
+pub fn write(
+    path: &Path,
+    weights: &dyn WeightSource,
+    dtype: Option<DType>,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<()> {
+    if dtype == Some(DType::I8) {
+        return Err(CheckpointError::invalid(path, "safetensors files are written as f32, f16 or bf16, not int8"));
+    }
+    let source = weights.source_name();
+    let mut tensors = Vec::new();
+    let mut done = 0u64;
+    for name in weights.names() {
+        let view = weights.get(&name).map_err(|e| CheckpointError::tensor(&source, &name, e.to_string()))?;
+        done += view.data.len() as u64;
+        let target = dtype.unwrap_or(if view.dtype == DType::I8 { DType::F32 } else { view.dtype });
+        tensors.push((name, Outgoing { view, dtype: target, progress: progress.map(|p| (done, p)) }));
+    }
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    safetensors::serialize_to_file(tensors, metadata, path)
+        .map_err(|e| CheckpointError::invalid(path, format!("writing safetensors: {e}")))
+}

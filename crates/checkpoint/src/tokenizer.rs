@@ -69,6 +69,16 @@ impl TextTokenizer {
         Ok(Self { inner, path: vocab.to_path_buf() })
     }
 
+    /// Wraps a tokenizer built in code; `path` is the file its data came from.
+    pub(crate) fn from_hf(inner: HfTokenizer, path: &Path) -> Self {
+        Self { inner, path: path.to_path_buf() }
+    }
+
+    /// Saves the tokenizer as a `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, true).map_err(|e| tokenizer_error(path, e))
+    }
+
     /// The file the tokenizer was loaded from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -23,6 +23,8 @@ pub enum Command {
     Chat(Box<ChatArgs>),
     /// List the model families and backends compiled into this binary.
     List(ListArgs),
+    /// Convert a checkpoint between formats (HF directory, Torchless .bin, Burn .mpk).
+    Convert(ConvertArgs),
 }
 
 /// Where the model comes from and what runs it.
@@ -132,4 +134,19 @@ pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `zoo convert`.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint to read: an HF directory, a Torchless .bin or a Burn .mpk/.mpk.gz.
+    #[arg(long, value_name = "PATH")]
+    pub from: PathBuf,
+    /// Where to write; the format follows the name: .bin → Torchless, .mpk/.mpk.gz → Burn (with
+    /// its config JSON beside), anything else → an HF directory.
+    #[arg(long, value_name = "PATH")]
+    pub to: PathBuf,
+    /// Element type of the written tensors (f32, f16, bf16 or int8); default: the source's.
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<zoo_core::DType>,
 }

@@ -16,14 +16,8 @@ use crate::run::{load_options, write_stats};
 pub fn run(args: &ChatArgs, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let pipe = pipeline::load(&load_options(&args.model))?;
     let mut sampler = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref()).build()?;
-    let options = GenerateOptions {
-        max_tokens: args.max_tokens,
-        eos_token_ids: generation_config::eos_token_ids(
-            &pipe.model.info().eos_token_ids,
-            pipe.generation_config.as_ref(),
-        ),
-        stop_strings: Vec::new(),
-    };
+    let options =
+        GenerateOptions { max_tokens: args.max_tokens, eos_token_ids: pipe.eos_token_ids(), stop_strings: Vec::new() };
     let system: Vec<Message> = args.system.iter().map(|s| Message::new("system", s.as_str())).collect();
     let mut messages = system.clone();
     let mut session = Session::new(pipe.model.as_ref(), None)?;

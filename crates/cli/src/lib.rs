@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod chat;
+pub mod convert;
 pub mod generation_config;
 pub mod list;
 pub mod pipeline;
@@ -19,6 +20,7 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
         args::Command::Run(a) => run::run(a, out, err),
         args::Command::Chat(a) => chat::run(a, &mut std::io::stdin().lock(), out, err),
         args::Command::List(a) => list::run(a.json, out),
+        args::Command::Convert(a) => convert::run(a, out, err),
     }
 }
 

@@ -78,6 +78,15 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
 }
 
 impl Pipeline {
+    /// Token ids that end generation: the model config's, its named stop tokens looked up in
+    /// the tokenizer, and `generation_config.json`'s.
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        let info = self.model.info();
+        let mut ids = info.eos_token_ids.clone();
+        ids.extend(info.eos_token_names.iter().filter_map(|name| self.tokenizer.token_to_id(name)));
+        crate::generation_config::eos_token_ids(&ids, self.generation_config.as_ref())
+    }
+
     /// Token ids of a conversation rendered with the model's chat template, ending where the
     /// assistant's reply starts (the template adds any BOS itself).
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {

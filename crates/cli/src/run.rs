@@ -53,10 +53,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     params.build()?; // validate before loading prompts
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
-        eos_token_ids: generation_config::eos_token_ids(
-            &pipe.model.info().eos_token_ids,
-            pipe.generation_config.as_ref(),
-        ),
+        eos_token_ids: pipe.eos_token_ids(),
         stop_strings: args.stop.clone(),
     };
     let job = Job { pipe: &pipe, params: &params, options: &options, json: args.json };

@@ -15,6 +15,9 @@ pub enum DType {
     F16,
     /// bfloat16: the top half of an f32.
     BF16,
+    /// Signed 8-bit integers quantised in groups: element `i` is `q[i] · scales[i / group_size]`,
+    /// the per-group f32 multipliers travelling beside the data ([`crate::GroupScales`]).
+    I8,
 }
 
 impl DType {
@@ -23,15 +26,32 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::I8 => 1,
         }
     }
 
-    /// The lowercase name used in messages and on the command line (`f32`, `f16`, `bf16`).
+    /// The lowercase name used in messages and on the command line (`f32`, `f16`, `bf16`, `int8`).
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
             DType::F16 => "f16",
             DType::BF16 => "bf16",
+            DType::I8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for DType {
+    type Err = String;
+
+    /// Parses the names [`DType::name`] gives (and `i8` for `int8`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            "int8" | "i8" => Ok(DType::I8),
+            other => Err(format!("unknown dtype `{other}` (expected f32, f16, bf16 or int8)")),
         }
     }
 }

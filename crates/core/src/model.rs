@@ -15,6 +15,9 @@ pub struct ModelInfo {
     pub max_context: usize,
     /// Token ids that end generation, from the model's config.
     pub eos_token_ids: Vec<u32>,
+    /// Token strings that end generation, for models whose ids depend on the tokenizer they
+    /// were trained with (resolved through the tokenizer by whoever loads the model).
+    pub eos_token_names: Vec<String>,
     /// Token id prepended to prompts, if the model uses one.
     pub bos_token_id: Option<u32>,
     /// Shape of the KV cache.

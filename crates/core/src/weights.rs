@@ -1,6 +1,9 @@
 //! Named weights as checkpoint readers hand them out: element type, shape and bytes, usually
 //! borrowed from a memory map. Models ask a [`WeightSource`] for tensors by name and never learn
 //! which file format they came from.
+//!
+//! Quantised weights ([`DType::I8`]) carry their per-group multipliers in [`GroupScales`]:
+//! element `i` is `q[i] · scales[i / group_size]`.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -54,6 +57,19 @@ impl std::fmt::Debug for Bytes {
     }
 }
 
+/// Per-group multipliers of a quantised tensor: element `i` (row-major) is
+/// `q[i] · scales[i / group_size]`.
+///
+/// These are *multipliers* (step sizes), whatever the file stored: readers of formats that keep
+/// the reciprocal (Torchless stores `127 / max|x|`) convert once at load.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupScales {
+    /// Consecutive elements sharing one scale.
+    pub group_size: usize,
+    /// One multiplier per group, `numel / group_size` of them.
+    pub scales: Arc<[f32]>,
+}
+
 /// One stored tensor: its name, element type, shape (row-major) and little-endian bytes.
 #[derive(Clone, Debug)]
 pub struct WeightView {
@@ -65,21 +81,44 @@ pub struct WeightView {
     pub shape: Vec<usize>,
     /// `shape.product() * dtype.size()` bytes.
     pub data: Bytes,
+    /// The group multipliers of a quantised tensor ([`DType::I8`]); `None` for float types.
+    pub scales: Option<GroupScales>,
 }
 
 impl WeightView {
-    /// Builds a view, checking that the byte length matches shape and dtype.
+    /// Builds a view of unquantised (float) data, checking that the byte length matches shape
+    /// and dtype. Quantised data goes through [`WeightView::new_quantized`].
     pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<usize>, data: Bytes) -> Result<Self> {
         let name = name.into();
-        let expected = shape.iter().product::<usize>() * dtype.size();
-        if expected != data.len() {
+        if dtype == DType::I8 {
             return Err(Error::Shape {
                 op: "weight view",
-                expected: format!("{expected} bytes for `{name}` ({dtype} {shape:?})"),
-                got: vec![data.len()],
+                expected: format!("group scales for int8 tensor `{name}` (use new_quantized)"),
+                got: shape,
             });
         }
-        Ok(Self { name, dtype, shape, data })
+        check_bytes(&name, dtype, &shape, data.len())?;
+        Ok(Self { name, dtype, shape, data, scales: None })
+    }
+
+    /// Builds a view of int8 data quantised in groups, checking the byte length and that there
+    /// is exactly one scale per `scales.group_size` elements.
+    pub fn new_quantized(name: impl Into<String>, shape: Vec<usize>, data: Bytes, scales: GroupScales) -> Result<Self> {
+        let name = name.into();
+        check_bytes(&name, DType::I8, &shape, data.len())?;
+        let numel: usize = shape.iter().product();
+        let group = scales.group_size;
+        if group == 0 || numel % group != 0 || scales.scales.len() != numel / group {
+            return Err(Error::Shape {
+                op: "weight view",
+                expected: format!(
+                    "one scale per {group} elements of `{name}` ({numel} elements), not {}",
+                    scales.scales.len()
+                ),
+                got: shape,
+            });
+        }
+        Ok(Self { name, dtype: DType::I8, shape, data, scales: Some(scales) })
     }
 
     /// An owned f32 tensor (used for small tensors and tests).
@@ -101,13 +140,18 @@ impl WeightView {
         }
     }
 
-    /// The data converted to f32 (a copy; exact for f16 and bf16).
+    /// The data converted to f32 (a copy; exact for f16 and bf16, dequantised for int8).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let bytes = self.data.as_slice();
         match self.dtype {
             DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
             DType::F16 => bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             DType::BF16 => bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::I8 => match &self.scales {
+                Some(s) => dequantize(bytes, s.group_size, &s.scales),
+                // `new_quantized` is the only constructor of int8 views and always sets scales.
+                None => bytes.iter().map(|&q| f32::from(q as i8)).collect(),
+            },
         }
     }
 
@@ -145,6 +189,27 @@ impl WeightView {
         }
         Self::from_f32(self.name.clone(), vec![cols, rows], &out)
     }
+}
+
+/// `q[i] · scales[i / group_size]` for int8 bytes `q`.
+pub fn dequantize(q: &[u8], group_size: usize, scales: &[f32]) -> Vec<f32> {
+    q.chunks(group_size.max(1))
+        .zip(scales)
+        .flat_map(|(group, &scale)| group.iter().map(move |&b| f32::from(b as i8) * scale))
+        .collect()
+}
+
+fn check_bytes(name: &str, dtype: DType, shape: &[usize], len: usize) -> Result<()> {
+    let expected = shape.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
+    if expected != Some(len) {
+        let want = expected.map_or_else(|| "an impossible number of".to_string(), |e| e.to_string());
+        return Err(Error::Shape {
+            op: "weight view",
+            expected: format!("{want} bytes for `{name}` ({dtype} {shape:?})"),
+            got: vec![len],
+        });
+    }
+    Ok(())
 }
 
 /// Where models get their weights: a checkpoint (or several files) seen as a map from names to
@@ -205,5 +270,39 @@ impl WeightSource for MemoryWeights {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::MissingTensor { name: name.to_string(), source_name: self.name.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scales(group_size: usize, values: &[f32]) -> GroupScales {
+        GroupScales { group_size, scales: values.into() }
+    }
+
+    #[test]
+    fn int8_views_dequantise_per_group() {
+        let q: Vec<u8> = [1i8, -2, 127, -127].iter().map(|&v| v as u8).collect();
+        let view = WeightView::new_quantized("w", vec![2, 2], Bytes::from_vec(q), scales(2, &[0.5, 2.0])).unwrap();
+        assert_eq!(view.to_f32_vec(), vec![0.5, -1.0, 254.0, -254.0]);
+        assert!(view.as_f32_slice().is_none());
+        assert_eq!(view.transposed().unwrap().to_f32_vec(), vec![0.5, 254.0, -1.0, -254.0]);
+    }
+
+    #[test]
+    fn int8_views_need_one_scale_per_group() {
+        let data = || Bytes::from_vec(vec![0; 4]);
+        assert!(WeightView::new("w", DType::I8, vec![4], data()).is_err());
+        assert!(WeightView::new_quantized("w", vec![4], data(), scales(2, &[1.0])).is_err());
+        assert!(WeightView::new_quantized("w", vec![4], data(), scales(3, &[1.0, 1.0])).is_err());
+        assert!(WeightView::new_quantized("w", vec![4], data(), scales(0, &[])).is_err());
+        assert!(WeightView::new_quantized("w", vec![2, 2], data(), scales(2, &[1.0, 1.0])).is_ok());
+    }
+
+    #[test]
+    fn float_views_check_their_length() {
+        assert!(WeightView::new("w", DType::F32, vec![usize::MAX, 2], Bytes::from_vec(vec![0; 8])).is_err());
+        assert!(WeightView::new("w", DType::BF16, vec![2, 2], Bytes::from_vec(vec![0; 8])).is_ok());
     }
 }

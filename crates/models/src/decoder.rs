@@ -199,6 +199,7 @@ impl<B: Backend> Decoder<B> {
             vocab_size: spec.vocab_size,
             max_context: spec.max_context,
             eos_token_ids: spec.eos_token_ids.clone(),
+            eos_token_names: Vec::new(),
             bos_token_id: spec.bos_token_id,
             kv: KvLayout { n_layers: spec.n_layers, n_kv_heads: spec.n_kv_heads, head_dim: spec.head_dim },
         };

@@ -199,6 +199,7 @@ impl<B: Backend> Gpt2<B> {
             vocab_size: cfg.vocab_size,
             max_context: cfg.n_positions,
             eos_token_ids: cfg.eos_token_id.into_iter().collect(),
+            eos_token_names: Vec::new(),
             bos_token_id: None,
             kv: KvLayout { n_layers: cfg.n_layer, n_kv_heads: cfg.n_head, head_dim: cfg.head_dim() },
         };

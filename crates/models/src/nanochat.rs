@@ -182,6 +182,8 @@ impl<B: Backend> NanoChat<B> {
             vocab_size: cfg.vocab_size,
             max_context: cfg.sequence_len * ROTARY_SEQ_FACTOR,
             eos_token_ids: Vec::new(),
+            // NOTE: nanochat's chat engine stops on these; their ids depend on the tokenizer.
+            eos_token_names: vec!["<|assistant_end|>".into(), "<|bos|>".into()],
             bos_token_id: None,
             kv: KvLayout { n_layers: cfg.n_layer, n_kv_heads: cfg.n_kv_head, head_dim: cfg.head_dim() },
         };

@@ -2,7 +2,8 @@
 //!
 //! zoo's own CPU backend. Computes in f32 on ndarray + matrixmultiply, with rayon spreading
 //! matrix products and attention heads over all cores. f32 weights that are aligned in the
-//! checkpoint's memory map are used in place; f16/bf16 weights are converted once at load.
+//! checkpoint's memory map are used in place; f16/bf16 weights are converted once at load; int8
+//! weights stay int8 and are dequantised group by group inside `linear` and `embedding`.
 //!
 //! Registered as `ndarray`, the default backend on CPU.
 
@@ -10,6 +11,7 @@ mod attention;
 mod elementwise;
 mod layout;
 mod matmul;
+mod matmul_int8;
 mod norm;
 mod rope;
 mod tensor;
@@ -18,7 +20,7 @@ use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
 use zoo_core::{AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, UnaryOp, WeightView};
 
 pub use attention::KvBuffer;
-pub use tensor::NdTensor;
+pub use tensor::{Int8, NdTensor};
 
 /// The ndarray CPU backend.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +47,9 @@ impl Backend for NdArray {
     }
 
     fn weight(&self, view: &WeightView) -> Result<NdTensor> {
+        if let (DType::I8, Some(scales)) = (view.dtype, &view.scales) {
+            return NdTensor::quantized(view.data.clone(), scales, view.shape.clone());
+        }
         if view.dtype == DType::F32 {
             if let Some(t) = NdTensor::mapped(view.data.clone(), view.shape.clone()) {
                 return Ok(t);

@@ -12,9 +12,9 @@ use zoo_core::{Error, Result};
 use crate::tensor::NdTensor;
 
 /// Below this many input rows, use the row-streaming kernel.
-const GEMV_MAX_ROWS: usize = 4;
+pub(crate) const GEMV_MAX_ROWS: usize = 4;
 /// Output features per parallel task in the row-streaming kernel.
-const GEMV_CHUNK: usize = 64;
+pub(crate) const GEMV_CHUNK: usize = 64;
 
 pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdTensor> {
     let (n, k) = x.dims2("linear")?;
@@ -36,7 +36,13 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
         }
     }
     let mut out = vec![0f32; n * out_features];
-    if n <= GEMV_MAX_ROWS {
+    if let Some(q) = w.int8() {
+        if n <= GEMV_MAX_ROWS {
+            crate::matmul_int8::gemv_rows(x.values(), q, k, out_features, &mut out);
+        } else {
+            crate::matmul_int8::gemm(x.values(), q, n, k, out_features, &mut out);
+        }
+    } else if n <= GEMV_MAX_ROWS {
         gemv_rows(x.values(), w.values(), k, out_features, &mut out);
     } else {
         gemm(x.values(), w.values(), n, k, out_features, &mut out);
@@ -83,7 +89,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
+pub(crate) fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
     let x = ArrayView2::from_shape((n, k), x).expect("shape checked by caller");
     let w = ArrayView2::from_shape((out_features, k), w).expect("shape checked by caller");
     let mut c = ArrayViewMut2::from_shape((n, out_features), out).expect("shape checked by caller");

@@ -1,0 +1,219 @@
+//! Conversion between checkpoint formats: an HF directory (safetensors), a Torchless `.bin` and a
+//! Burn record (`.mpk` / `.mpk.gz`). The source is recognised by [`crate::open`]; the target's
+//! format comes from its name (see [`Format::of_target`]).
+//!
+//! What travels: every tensor (one at a time, never two copies of the model), the config, and the
+//! tokenizer (tokenizer files are copied into an HF directory, a Torchless file embeds vocabulary
+//! and merges, a Burn record gets its config JSON and, when its directory has none yet, the
+//! tokenizer files beside it).
+
+use std::path::{Path, PathBuf};
+
+use zoo_core::{DType, WeightSource};
+
+use crate::burn_mpk::{self, Precision};
+use crate::error::{CheckpointError, Result};
+use crate::spm_bpe::BpeVocab;
+use crate::torchless::{self, Quant, Torchless};
+
+/// Checkpoint formats zoo writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// An HF directory: `config.json`, `model.safetensors`, tokenizer files.
+    HfDir,
+    /// A Torchless `.bin` file.
+    Torchless,
+    /// A Burn `NamedMpkFileRecorder` record (`.mpk`, or `.mpk.gz`) with `X.json` beside it.
+    Burn,
+}
+
+impl Format {
+    /// The format a target path asks for: `.bin` → Torchless, `.mpk`/`.mpk.gz` → Burn, anything
+    /// else → an HF directory.
+    pub fn of_target(path: &Path) -> Self {
+        if burn_mpk::is_burn_path(path) {
+            Format::Burn
+        } else if path.extension().is_some_and(|e| e == "bin") {
+            Format::Torchless
+        } else {
+            Format::HfDir
+        }
+    }
+}
+
+/// How to convert.
+#[derive(Default)]
+pub struct ConvertOptions<'a> {
+    /// Element type of the written tensors; `None` keeps the source's where the target allows.
+    pub dtype: Option<DType>,
+    /// Called with (source bytes done, source bytes in all).
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+}
+
+/// What a conversion did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvertReport {
+    /// The target's format.
+    pub format: Format,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Tensor bytes read from the source.
+    pub source_bytes: u64,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Converts the checkpoint at `from` into `to` (see the module doc).
+pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<ConvertReport> {
+    let checkpoint = crate::open(from)?;
+    let weights = checkpoint.weights.as_ref();
+    let names = weights.names();
+    let mut total = 0u64;
+    let mut has_int8 = false;
+    let mut all_f16 = !names.is_empty();
+    for name in &names {
+        let view = weights.get(name).map_err(|e| CheckpointError::tensor(from, name, e.to_string()))?;
+        total += view.data.len() as u64;
+        has_int8 |= view.dtype == DType::I8;
+        all_f16 &= view.dtype == DType::F16;
+    }
+    let progress = |done: u64| {
+        if let Some(p) = options.progress {
+            p(done, total)
+        }
+    };
+    let format = Format::of_target(to);
+    let unsupported = |what: &str| {
+        let dtype = options.dtype.map(|d| d.name()).unwrap_or("?");
+        Err(CheckpointError::invalid(to, format!("{what} cannot hold {dtype} tensors")))
+    };
+    let files = match format {
+        Format::HfDir => {
+            if options.dtype == Some(DType::I8) {
+                return unsupported("an HF safetensors directory");
+            }
+            std::fs::create_dir_all(to).map_err(|e| CheckpointError::io(to, e))?;
+            let model = to.join("model.safetensors");
+            crate::safetensors::write(&model, weights, options.dtype, Some(&progress))?;
+            let config = to.join("config.json");
+            write_json(&config, &checkpoint.config)?;
+            let mut files = vec![model, config];
+            files.extend(copy_tokenizer(from, to)?);
+            files
+        }
+        Format::Torchless => {
+            let quant = match options.dtype {
+                None if has_int8 => Quant::Int8,
+                None | Some(DType::F32) => Quant::F32,
+                Some(DType::I8) => Quant::Int8,
+                Some(_) => return unsupported("a Torchless file"),
+            };
+            let vocab = source_vocab(from)?;
+            let request = torchless::WriteRequest {
+                config: &checkpoint.config,
+                weights,
+                vocab: vocab.as_ref(),
+                quant,
+                progress: Some(&progress),
+            };
+            torchless::write(to, &request)?;
+            vec![to.to_path_buf()]
+        }
+        Format::Burn => {
+            let precision = match options.dtype {
+                None if all_f16 => Precision::Half,
+                None | Some(DType::F32) => Precision::Full,
+                Some(DType::F16) => Precision::Half,
+                Some(_) => return unsupported("a Burn record"),
+            };
+            let request =
+                burn_mpk::WriteRequest { weights, config: &checkpoint.config, precision, progress: Some(&progress) };
+            burn_mpk::write(to, &request)?;
+            let mut files = vec![to.to_path_buf(), burn_mpk::config_path(to)];
+            // The tokenizer goes beside the record, where `open` looks for it, unless that
+            // directory already has one.
+            let dir = to.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !crate::TextTokenizer::exists_in(dir) {
+                files.extend(copy_tokenizer(from, dir)?);
+            }
+            files
+        }
+    };
+    Ok(ConvertReport { format, tensors: names.len(), source_bytes: total, files })
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
+    std::fs::write(path, text).map_err(|e| CheckpointError::io(path, e))
+}
+
+/// Tokenizer files an HF directory may hold, copied as they are.
+const TOKENIZER_FILES: [&str; 7] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "generation_config.json",
+];
+
+/// The directory whose tokenizer files belong to the checkpoint at `from`.
+fn tokenizer_dir(from: &Path) -> PathBuf {
+    if from.is_dir() {
+        from.to_path_buf()
+    } else {
+        from.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+/// Copies the source's tokenizer files into `to`; a Torchless source's embedded tokenizer is
+/// saved as `tokenizer.json`.
+fn copy_tokenizer(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    if Format::of_target(from) == Format::Torchless {
+        if let Some(tokenizer) = Torchless::open(from)?.tokenizer()? {
+            let path = to.join("tokenizer.json");
+            tokenizer.save(&path)?;
+            files.push(path);
+        }
+        return Ok(files);
+    }
+    let dir = tokenizer_dir(from);
+    for name in TOKENIZER_FILES {
+        let (src, dst) = (dir.join(name), to.join(name));
+        if src.is_file() && src != dst {
+            std::fs::copy(&src, &dst).map_err(|e| CheckpointError::io(&src, e))?;
+            files.push(dst);
+        }
+    }
+    Ok(files)
+}
+
+/// The vocabulary and merges to embed in a Torchless file: the source's own (a `.bin`), or those
+/// of a BPE `tokenizer.json` beside it.
+fn source_vocab(from: &Path) -> Result<Option<BpeVocab>> {
+    if Format::of_target(from) == Format::Torchless {
+        return Ok(Torchless::open(from)?.vocab().cloned());
+    }
+    let json = tokenizer_dir(from).join("tokenizer.json");
+    if json.is_file() {
+        return BpeVocab::from_tokenizer_json(&json).map(Some);
+    }
+    Ok(None)
+}
+
+/// Tensor names of `a` and `b` whose values differ (for round-trip checks).
+pub fn differing_tensors(a: &dyn WeightSource, b: &dyn WeightSource) -> Vec<String> {
+    let mut names = a.names();
+    names.extend(b.names());
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| match (a.get(n), b.get(n)) {
+            (Ok(x), Ok(y)) => x.shape != y.shape || x.to_f32_vec() != y.to_f32_vec(),
+            _ => true,
+        })
+        .collect()
+}
