@@ -1,0 +1,95 @@
+//! Tokenization and chat templates against external references: llama.cpp's tokenizer test
+//! vectors (46 strings: unicode, digits, whitespace runs, byte fallback) for the real GPT-2,
+//! Qwen2 and Mistral tokenizers, and transformers' `apply_chat_template` output for every
+//! fixture that ships a chat template (byte-identical text, identical token ids).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use zoo_checkpoint::{ChatTemplate, Message, TextTokenizer};
+use zoo_core::Tokenizer;
+use zoo_tests::fixtures_dir;
+
+/// llama.cpp's `.inp` / `.out` pair: test strings and their ids (no special tokens).
+fn vectors(name: &str) -> Vec<(String, Vec<u32>)> {
+    let dir = fixtures_dir().join("tokenizer-vectors");
+    let inputs = std::fs::read_to_string(dir.join(format!("{name}.inp"))).unwrap();
+    let outputs = std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap();
+    let texts: Vec<&str> = inputs.split("\n__ggml_vocab_test__\n").collect();
+    let texts = &texts[..texts.len() - 1];
+    let ids: Vec<Vec<u32>> =
+        outputs.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
+    assert_eq!(texts.len(), ids.len(), "{name}: inputs and outputs disagree in count");
+    texts.iter().map(|t| t.to_string()).zip(ids).collect()
+}
+
+fn check_vectors(tokenizer: &dyn Tokenizer, name: &str) {
+    let cases = vectors(name);
+    assert!(cases.len() >= 40, "{name}: {} cases", cases.len());
+    for (text, want) in cases {
+        let got = tokenizer.encode(&text, false).unwrap();
+        assert_eq!(got, want, "{name}: {text:?}");
+    }
+}
+
+#[test]
+fn gpt2_matches_llama_cpp_vectors() {
+    let tokenizer = TextTokenizer::load(&fixtures_dir().join("gpt2-tiny")).unwrap();
+    check_vectors(&tokenizer, "ggml-vocab-gpt-2.gguf");
+}
+
+#[test]
+fn qwen2_matches_llama_cpp_vectors() {
+    let tokenizer = TextTokenizer::load(&fixtures_dir().join("qwen2-tiny")).unwrap();
+    check_vectors(&tokenizer, "ggml-vocab-qwen2.gguf");
+}
+
+#[test]
+fn mistral_matches_sentencepiece_vectors() {
+    let tokenizer = TextTokenizer::load(&fixtures_dir().join("mistral-tiny")).unwrap();
+    check_vectors(&tokenizer, "mistral-v0.1");
+}
+
+#[test]
+fn mistral_adds_bos_and_byte_fallback_round_trips() {
+    let tokenizer = TextTokenizer::load(&fixtures_dir().join("mistral-tiny")).unwrap();
+    let ids = tokenizer.encode("Paris 🦀", true).unwrap();
+    assert_eq!(ids[0], 1, "BOS first: {ids:?}");
+    assert!(ids.iter().any(|&i| (3..259).contains(&i)), "the crab needs byte-fallback tokens: {ids:?}");
+    assert_eq!(tokenizer.decode(&ids, true).unwrap(), "Paris 🦀");
+}
+
+#[derive(Deserialize)]
+struct ChatCase {
+    messages: Vec<Message>,
+    add_generation_prompt: bool,
+    rendered: String,
+    tokens: Vec<u32>,
+}
+
+#[test]
+fn chat_templates_render_like_transformers() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        let path = dir.join("chat_reference.json");
+        if !path.is_file() {
+            continue;
+        }
+        let template =
+            ChatTemplate::from_dir(&dir).unwrap().expect("a fixture with chat_reference.json has a template");
+        let tokenizer = TextTokenizer::load(&dir).unwrap();
+        let cases: Vec<ChatCase> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for case in cases {
+            let rendered = template.render(&case.messages, case.add_generation_prompt).unwrap();
+            assert_eq!(rendered, case.rendered, "{}", display(&dir));
+            assert_eq!(tokenizer.encode(&rendered, false).unwrap(), case.tokens, "{}", display(&dir));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} conversations checked");
+}
+
+fn display(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
