@@ -1,7 +1,8 @@
 //! `cargo xtask`: developer tasks that need the Python reference environment or long runs.
 //!
 //! - `gen-fixtures`: (re)creates `tests/fixtures/` from the reference implementations;
-//! - `parity`: recomputes references live and compares zoo against them.
+//! - `parity`: recomputes references live and compares zoo against them;
+//! - `convert`: `zoo convert` (format conversion), for scripts that drive everything via xtask.
 //!
 //! The Python environment comes from `scripts/setup-python.sh` (created on first use) and
 //! registry assets from `scripts/fetch-assets.sh`.
@@ -37,11 +38,14 @@ enum Task {
         #[arg(long)]
         fixture: Option<String>,
     },
+    /// Convert a checkpoint between formats (the same as `zoo convert`).
+    Convert(zoo_cli::args::ConvertArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::GenFixtures { only } => python::gen_fixtures(only.as_deref()),
         Task::Parity { backend, fixture } => parity::run(&backend, fixture.as_deref()),
+        Task::Convert(args) => zoo_cli::convert::run(&args, &mut std::io::stdout(), &mut std::io::stderr()),
     }
 }

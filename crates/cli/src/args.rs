@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// --prompts-file, one object per line.
     #[arg(long)]
     pub json: bool,
+    /// Also write the logits after the prompt (the distribution of the first new token) to
+    /// FILE as a JSON array, for parity checks against other implementations.
+    #[arg(long, value_name = "FILE", conflicts_with = "prompts_file")]
+    pub dump_logits: Option<PathBuf>,
 }
 
 /// Sampling options. Unset options take the model's `generation_config.json` values, else

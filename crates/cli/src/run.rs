@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use zoo_checkpoint::Message;
-use zoo_core::{generate_batch, GenerateOptions, Generation, Sampler, SamplingParams, Session};
+use zoo_core::{
+    forward, generate_batch, Batch, GenerateOptions, Generation, KvCache, LogitsRows, Sampler, SamplingParams, Session,
+};
 
 use crate::args::RunArgs;
 use crate::generation_config;
@@ -62,9 +64,21 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         None => {
             let prompt = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
             let ids = if args.chat { chat_ids(&pipe, args.system.as_deref(), prompt)? } else { encode(&pipe, prompt)? };
+            if let Some(path) = &args.dump_logits {
+                dump_logits(&pipe, &ids, path)?;
+            }
             job.run_one(prompt, ids, out, err)
         }
     }
+}
+
+/// Writes the logits predicting the token after `ids` as a JSON array.
+fn dump_logits(pipe: &Pipeline, ids: &[u32], path: &Path) -> Result<()> {
+    let model = pipe.model.as_ref();
+    let mut cache = KvCache::new(model.backend(), &model.info().kv, 1, ids.len())?;
+    let logits = forward(model, &Batch::single(ids), &mut cache, LogitsRows::Last)?;
+    let values = zoo_core::Backend::to_host(model.backend(), &logits)?;
+    std::fs::write(path, serde_json::to_string(&values)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The prompt as a chat: an optional system message and one user turn.
