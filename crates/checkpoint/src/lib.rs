@@ -3,11 +3,13 @@
 //! Turns files into named tensor views and tokenizers; knows nothing of model families.
 //! [`open`] recognises what a path holds and returns a [`Checkpoint`]:
 //! - an HF directory (`config.json` + `model.safetensors` or a sharded index);
+//! - a GGUF file (llama.cpp's format: weights, config, tokenizer and chat template in one file);
 //!
 //! Weights stay in memory maps until a backend takes them.
 
 pub mod chat_template;
 pub mod error;
+pub mod gguf;
 pub mod hf;
 pub mod nanochat_dir;
 pub mod safetensors;
@@ -53,9 +55,13 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if nanochat_dir::is_nanochat(path) {
         return nanochat_dir::open(path, None);
     }
+    if gguf::is_gguf(path) {
+        return gguf::open(path);
+    }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
-        message: "not a model checkpoint: expected a directory with config.json and model.safetensors".into(),
+        message: "not a model checkpoint: expected a directory with config.json and model.safetensors, or a .gguf file"
+            .into(),
     })
 }
 

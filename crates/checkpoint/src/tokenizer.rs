@@ -69,6 +69,11 @@ impl TextTokenizer {
         Ok(Self { inner, path: vocab.to_path_buf() })
     }
 
+    /// Wraps a tokenizer built in memory; `path` is the file it describes (named in errors).
+    pub fn from_tokenizer(inner: HfTokenizer, path: &Path) -> Self {
+        Self { inner, path: path.to_path_buf() }
+    }
+
     /// The file the tokenizer was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
