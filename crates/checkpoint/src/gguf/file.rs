@@ -186,7 +186,10 @@ impl<'a> Reader<'a> {
         let n = self.u64(what)?;
         let fits = usize::try_from(n).ok().filter(|&n| n.saturating_mul(min_size) <= self.remaining());
         fits.ok_or_else(|| {
-            self.invalid(format!("{what} is {n}, more than the {} bytes left in the file can hold", self.remaining()))
+            self.invalid(format!(
+                "truncated or corrupt: {what} is {n}, more than the {} bytes left in the file can hold",
+                self.remaining()
+            ))
         })
     }
 
@@ -218,7 +221,7 @@ impl<'a> Reader<'a> {
                 let min_size = match elem {
                     0 | 1 | 7 => 1,
                     2 | 3 => 2,
-                    4 | 5 | 6 => 4,
+                    4..=6 => 4,
                     8 | 10..=12 => 8,
                     9 => 12,
                     _ => return Err(self.unknown_type(elem, key)),
