@@ -1,6 +1,7 @@
 //! GGUF files built byte by byte: a valid small Llama file reads back (names, shapes, values,
 //! un-permuted Q/K, config, tokenizer, chat template), and every malformed variant is an error
-//! naming the file (and tensor), never a panic or a huge allocation.
+//! naming the file (and tensor), never a panic or a huge allocation. Dequantisation of every
+//! decoded type is checked bit for bit against llama.cpp's gguf-py (`tests/data/quant_types.gguf`).
 
 use std::path::{Path, PathBuf};
 
@@ -333,5 +334,21 @@ fn corrupted_bytes_never_panic() {
                 let _ = ckpt.weights.get(&name);
             }
         }
+    }
+}
+
+#[test]
+fn dequantisation_matches_gguf_py() {
+    // Made by xtask/python/make_gguf_fixtures.py with llama.cpp's gguf-py: each type beside its
+    // values as gguf-py's `dequantize` computes them.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf");
+    let gguf = Gguf::open(&path).unwrap();
+    for ty in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K", "F16"] {
+        let ours = gguf.get(ty).unwrap();
+        let expected = gguf.get(&format!("{ty}.expected")).unwrap();
+        assert_eq!(ours.shape, [2, 256], "{ty}");
+        let (ours, expected) = (ours.to_f32_vec(), expected.to_f32_vec());
+        let worst = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst == 0.0, "{ty}: max |Δ| = {worst:e}");
     }
 }
