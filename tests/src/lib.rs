@@ -17,15 +17,33 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// Every fixture directory that has a `reference.json`, sorted by name.
+///
+/// A fixture whose model is not committed (a GGUF from the cache, see [`Reference::gguf`]) is
+/// left out, with a note on stderr, when the model has not been fetched — unless
+/// `ZOO_REQUIRE_DEFAULT_MODEL` is set (CI sets it), which makes its absence a failure.
 pub fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
         .expect("tests/fixtures exists")
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("reference.json").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| model_available(name))
         .collect();
     names.sort();
     names
+}
+
+/// Whether fixture `name`'s model is here (always, for committed models).
+fn model_available(name: &str) -> bool {
+    let Ok(fixture) = Fixture::load(name) else { return true }; // the test itself reports it
+    if fixture.weights.exists() {
+        return true;
+    }
+    let message =
+        format!("fixture {name}: {} is missing; run scripts/fetch-default-model.sh", fixture.weights.display());
+    assert!(std::env::var_os("ZOO_REQUIRE_DEFAULT_MODEL").is_none(), "{message}");
+    eprintln!("skipped {message}");
+    false
 }
 
 /// `reference.json`: what the reference implementation computed for a fixture.
@@ -39,6 +57,32 @@ pub struct Reference {
     pub logit_ids: LogitIds,
     /// Per-prompt results.
     pub prompts: Vec<PromptReference>,
+    /// For a fixture whose model is a GGUF file in the cache rather than committed: which file.
+    #[serde(default)]
+    pub gguf: Option<GgufSource>,
+    /// A conversation and its rendering by the reference's chat template, when recorded.
+    #[serde(default)]
+    pub chat: Option<ChatReference>,
+}
+
+/// A GGUF model kept in zoo's cache (`<cache>/models/<file>`).
+#[derive(Debug, Deserialize)]
+pub struct GgufSource {
+    /// File name.
+    pub file: String,
+    /// Its SHA-256.
+    pub sha256: String,
+}
+
+/// A chat rendered by the reference (`apply_chat_template`).
+#[derive(Debug, Deserialize)]
+pub struct ChatReference {
+    /// The conversation.
+    pub messages: Vec<zoo_checkpoint::Message>,
+    /// Whether the assistant prompt was appended.
+    pub add_generation_prompt: bool,
+    /// The rendered text.
+    pub rendered: String,
 }
 
 /// Logits are recorded at ids `start, start+step, ...`.
@@ -82,6 +126,8 @@ pub struct Fixture {
     pub name: String,
     /// Its path.
     pub dir: PathBuf,
+    /// The model: the directory itself, or the GGUF file the reference names.
+    pub weights: PathBuf,
     /// Parsed `reference.json`.
     pub reference: Reference,
 }
@@ -97,13 +143,22 @@ impl Fixture {
     pub fn from_dir(dir: &Path, reference: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(reference).with_context(|| reference.display().to_string())?;
         let reference = serde_json::from_str(&text).with_context(|| reference.display().to_string())?;
+        let reference: Reference = reference;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Self { name, dir: dir.to_path_buf(), reference })
+        let weights = match &reference.gguf {
+            Some(gguf) => pipeline::cache_dir().join("models").join(&gguf.file),
+            None => dir.to_path_buf(),
+        };
+        Ok(Self { name, dir: dir.to_path_buf(), weights, reference })
     }
 
     /// Loads the fixture's model on `backend`.
     pub fn pipeline(&self, backend: &str) -> Result<Pipeline> {
-        pipeline::load(&LoadOptions { weights: self.dir.clone(), backend: Some(backend.into()), ..Default::default() })
+        pipeline::load(&LoadOptions {
+            weights: self.weights.clone(),
+            backend: Some(backend.into()),
+            ..Default::default()
+        })
     }
 }
 

@@ -23,7 +23,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Regenerate the parity fixtures under tests/fixtures with transformers (and the repo's
-    /// own nanochat reference), then print their sizes.
+    /// own nanochat reference; `smollm2`: the default model's reference, from transformers'
+    /// GGUF loader), then print their sizes.
     GenFixtures {
         /// Only this fixture.
         #[arg(long)]

@@ -1,7 +1,8 @@
 //! `cargo xtask parity`: a live comparison against the reference implementations.
 //!
 //! Unlike the committed-fixture tests, the reference is recomputed now, from the same weights,
-//! by the Python environment's transformers (or the repo's nanochat reference).
+//! by the Python environment's transformers (or the repo's nanochat reference); for a GGUF
+//! fixture, by transformers' GGUF loader from the cached model file.
 
 use anyhow::{bail, Result};
 use zoo_tests::{fixture_names, fixtures_dir, greedy, max_logit_error, Fixture, F32_LOGIT_TOLERANCE};
@@ -21,7 +22,12 @@ pub fn run(backend: &str, only: Option<&str>) -> Result<()> {
     for name in names {
         let dir = fixtures_dir().join(&name);
         let live = scratch.join(format!("{name}.json"));
-        python::reference(&dir, &live)?;
+        let committed = Fixture::load(&name)?;
+        if committed.reference.gguf.is_some() {
+            python::gguf_reference(&committed.weights, &live)?;
+        } else {
+            python::reference(&dir, &live)?;
+        }
         let fixture = Fixture::from_dir(&dir, &live)?;
         let pipe = fixture.pipeline(backend)?;
         let mut worst = 0f32;

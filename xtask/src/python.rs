@@ -48,8 +48,40 @@ pub fn gen_fixtures(only: Option<&str>) -> Result<()> {
     if let Some(name) = only {
         cmd.args(["--only", name]);
     }
-    run(&mut cmd)?;
+    if only.is_none_or(|o| o != GGUF_FIXTURE) {
+        run(&mut cmd)?;
+    }
+    if only.is_none_or(|o| o == GGUF_FIXTURE) {
+        let model = fetch_default_model()?;
+        gguf_reference(&model, &root().join("tests/fixtures").join(GGUF_FIXTURE).join("reference.json"))?;
+    }
     run(Command::new("du").args(["-sh"]).arg(root().join("tests/fixtures")))
+}
+
+/// The fixture whose reference comes from the default model, a GGUF kept in zoo's cache.
+pub const GGUF_FIXTURE: &str = "smollm2";
+
+/// Fetches the default model (`scripts/fetch-default-model.sh`; no-op when cached); its path.
+pub fn fetch_default_model() -> Result<PathBuf> {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/fetch-default-model.sh"))
+        .env("PYTHON", python()?)
+        .output()
+        .context("running scripts/fetch-default-model.sh")?;
+    if !out.status.success() {
+        bail!("scripts/fetch-default-model.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Computes the reference of GGUF file `model` with transformers' GGUF loader into `out`.
+pub fn gguf_reference(model: &Path, out: &Path) -> Result<()> {
+    run(Command::new(python()?)
+        .arg(root().join("xtask/python/gguf_reference.py"))
+        .arg("--gguf")
+        .arg(model)
+        .arg("--out")
+        .arg(out))
 }
 
 /// Recomputes `dir`'s reference with the Python reference implementation into `out`.

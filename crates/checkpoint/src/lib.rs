@@ -3,6 +3,7 @@
 //! Turns files into named tensor views and tokenizers; knows nothing of model families.
 //! [`open`] recognises what a path holds and returns a [`Checkpoint`]:
 //! - an HF directory (`config.json` + `model.safetensors` or a sharded index);
+//! - a GGUF file (llama.cpp's format: weights, config, tokenizer and chat template in one file);
 //! - a Torchless binary file (`.bin`, [`torchless`]);
 //! - a Burn record (`.mpk` / `.mpk.gz` with its config JSON beside it, [`burn_mpk`]).
 //!
@@ -14,6 +15,7 @@ pub mod burn_mpk;
 pub mod chat_template;
 pub mod convert;
 pub mod error;
+pub mod gguf;
 pub mod hf;
 pub mod nanochat_dir;
 pub mod safetensors;
@@ -69,9 +71,12 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if nanochat_dir::is_nanochat(path) {
         return nanochat_dir::open(path, None);
     }
+    if gguf::is_gguf(path) {
+        return gguf::open(path);
+    }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
-        message: "not a model checkpoint: expected an HF directory (config.json + model.safetensors), a nanochat directory (model_<step>.pt + meta_<step>.json), a Torchless .bin file, or a Burn .mpk record".into(),
+        message: "not a model checkpoint: expected an HF directory (config.json + model.safetensors), a nanochat directory (model_<step>.pt + meta_<step>.json), a .gguf file, a Torchless .bin file, or a Burn .mpk record".into(),
     })
 }
 

@@ -70,7 +70,7 @@ impl TextTokenizer {
     }
 
     /// Wraps a tokenizer built in code; `path` is the file its data came from.
-    pub(crate) fn from_hf(inner: HfTokenizer, path: &Path) -> Self {
+    pub fn from_hf(inner: HfTokenizer, path: &Path) -> Self {
         Self { inner, path: path.to_path_buf() }
     }
 

@@ -2,9 +2,9 @@
 //! (a chat's next turn) without re-running what the KV cache already holds.
 //!
 //! ```text
-//! cargo run -p zoo-cli --example session -- [MODEL_DIR]
+//! cargo run -p zoo-cli --example session -- [MODEL]
 //! ```
-//! (default: the tiny GPT-2 fixture in tests/fixtures/gpt2-tiny).
+//! (default: the default model, SmolLM2-135M-Instruct, from scripts/fetch-default-model.sh).
 
 use std::io::Write;
 
@@ -13,7 +13,10 @@ use zoo_cli::pipeline::{self, LoadOptions};
 use zoo_core::{GenerateOptions, SamplingParams, Session};
 
 fn main() -> Result<()> {
-    let weights = std::env::args().nth(1).map(Into::into).unwrap_or_else(pipeline::default_weights);
+    let weights = match std::env::args().nth(1) {
+        Some(path) => path.into(),
+        None => pipeline::require_default_weights()?,
+    };
     let pipe = pipeline::load(&LoadOptions { weights, ..Default::default() })?;
     let tokenizer = pipe.tokenizer.as_ref();
     let options = GenerateOptions {

@@ -16,7 +16,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate text from a prompt (with no arguments: the default model and prompt).
+    /// Generate text from a prompt (with no arguments: ask the default model a question).
     Run(Box<RunArgs>),
     /// Chat interactively: each line you type is a user turn; `/reset` starts over, an empty
     /// line or end of input quits.
@@ -30,8 +30,9 @@ pub enum Command {
 /// Where the model comes from and what runs it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Model: an HF directory (config.json + model.safetensors), or a nanochat checkpoint
-    /// directory (model_<step>.pt + meta_<step>.json). Default: the bundled default model.
+    /// Model: an HF directory (config.json + model.safetensors), a GGUF file, or a nanochat
+    /// checkpoint directory (model_<step>.pt + meta_<step>.json). Default: SmolLM2-135M-Instruct
+    /// (fetched by scripts/fetch-default-model.sh; $ZOO_DEFAULT_MODEL overrides).
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
     /// Model family (see `zoo list`); detected from config.json when omitted.
@@ -57,7 +58,9 @@ pub struct ModelArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The prompt. Default: a greeting suited to the default model.
+    /// The prompt, continued as raw text (a user message with --chat). Default: with a chat
+    /// model, the question "What is the capital of France?" as a chat; otherwise "Hello, my name
+    /// is" continued.
     #[arg(long, short)]
     pub prompt: Option<String>,
     /// Generate for every line of FILE at once (batched: one forward pass per step for all).

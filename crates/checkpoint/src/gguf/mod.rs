@@ -1,0 +1,204 @@
+//! GGUF, llama.cpp's single-file format: weights, model metadata, tokenizer and chat template.
+//!
+//! [`open`] memory-maps a `.gguf` file, parses and bounds-checks its layout ([`file`]), turns
+//! the `<arch>.*` metadata into an HF-style config ([`config`]) and the `tokenizer.*` metadata
+//! into a tokenizer and chat template ([`tokenizer`]). [`Gguf`] is the [`WeightSource`]: it
+//! hands out tensors under their HF names ([`names`]) with PyTorch-order shapes.
+//!
+//! Tensors of type F32, F16 and BF16 are views into the map (no copy) unless they need
+//! reordering; quantised tensors (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) are dequantised to
+//! f32 when asked for ([`tensor_type`]).
+//!
+//! NOTE: llama.cpp's converter permutes the rows of Llama's `attn_q` and `attn_k` for its RoPE;
+//! for `general.architecture = "llama"` they are put back in HF order on load, so HF's
+//! rotate-half RoPE applies (see [`names::unpermute_rows`]).
+
+pub mod config;
+pub mod file;
+pub mod names;
+pub mod tensor_type;
+pub mod tokenizer;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use zoo_core::{Bytes, DType, WeightSource, WeightView};
+
+use crate::error::{CheckpointError, Result};
+use crate::Checkpoint;
+use file::TensorInfo;
+pub use value::Value;
+
+/// Whether `path` is a GGUF file (by extension, or by its magic number).
+pub fn is_gguf(path: &Path) -> bool {
+    if !path.is_file() {
+        return false;
+    }
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == file::MAGIC
+}
+
+/// Opens a GGUF file as a whole checkpoint.
+pub fn open(path: &Path) -> Result<Checkpoint> {
+    let gguf = Gguf::open(path)?;
+    let has_output = gguf.tensors.contains_key("lm_head.weight");
+    let n_vocab = gguf.tensors.get("model.embed_tokens.weight").and_then(|t| t.ne.get(1).copied());
+    let config = config::hf_config(path, &gguf.metadata, has_output, n_vocab)?;
+    let tokenizer = tokenizer::tokenizer(path, &gguf.metadata)?;
+    let chat_template = tokenizer::chat_template(path, &gguf.metadata);
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        config,
+        generation_config: None,
+        weights: Box::new(gguf),
+        tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        chat_template,
+    })
+}
+
+/// A memory-mapped GGUF file seen as named tensors (HF names).
+pub struct Gguf {
+    path: PathBuf,
+    mmap: Arc<Mmap>,
+    version: u32,
+    metadata: BTreeMap<String, Value>,
+    /// By HF name (or the GGUF name, for tensors without an HF equivalent).
+    tensors: BTreeMap<String, TensorInfo>,
+    /// (query heads, key/value heads) when Q/K rows must be un-permuted.
+    permuted: Option<(usize, usize)>,
+}
+
+impl Gguf {
+    /// Maps and parses `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+        // SAFETY: the map is read-only; zoo never writes to checkpoint files while they are open.
+        let mmap = unsafe { Mmap::map(&f) }.map_err(|e| CheckpointError::io(path, e))?;
+        let layout = file::parse(path, &mmap)?;
+        let mut tensors = BTreeMap::new();
+        for info in layout.tensors {
+            let name = names::hf_name(&info.name).unwrap_or_else(|| info.name.clone());
+            if let Some(other) = tensors.insert(name.clone(), info) {
+                return Err(CheckpointError::invalid(
+                    path,
+                    format!("tensors `{}` and another both map to `{name}`", other.name),
+                ));
+            }
+        }
+        let arch = layout.metadata.get("general.architecture").and_then(Value::as_str);
+        let permuted = if arch == Some("llama") {
+            let heads = layout.metadata.get("llama.attention.head_count").and_then(Value::as_u64);
+            let kv = layout.metadata.get("llama.attention.head_count_kv").and_then(Value::as_u64).or(heads);
+            heads.zip(kv).map(|(h, kv)| (h as usize, kv as usize))
+        } else {
+            None
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap: Arc::new(mmap),
+            version: layout.version,
+            metadata: layout.metadata,
+            tensors,
+            permuted,
+        })
+    }
+
+    /// The format version (2 or 3).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The metadata, by key.
+    pub fn metadata(&self) -> &BTreeMap<String, Value> {
+        &self.metadata
+    }
+
+    /// The GGUF description of the tensor called `name` (HF name).
+    pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.get(name)
+    }
+
+    fn error(&self, info: &TensorInfo, message: impl std::fmt::Display) -> zoo_core::Error {
+        CheckpointError::invalid(&self.path, format!("tensor `{}`: {message}", info.name)).into()
+    }
+}
+
+impl WeightSource for Gguf {
+    fn source_name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
+        let info = self.tensors.get(name).ok_or_else(|| zoo_core::Error::MissingTensor {
+            name: name.to_string(),
+            source_name: self.source_name(),
+        })?;
+        let ty = info.ty;
+        if !ty.decodable {
+            return Err(CheckpointError::UnsupportedDType {
+                path: self.path.clone(),
+                name: info.name.clone(),
+                dtype: ty.name.to_string(),
+            }
+            .into());
+        }
+        let shape = info.shape();
+        let stored = &self.mmap[info.range.clone()];
+        let heads = self.permuted.and_then(|(h, kv)| names::permuted_heads(&info.name, h, kv));
+        let reordered = match heads {
+            None => None,
+            Some(heads) => {
+                let (row_elems, rows) = match info.ne.as_slice() {
+                    [n] => (1, *n),
+                    [n, outer @ ..] => (*n, outer.iter().product()),
+                    [] => (1, 0),
+                };
+                let row_bytes = ty.bytes_for(row_elems).unwrap_or(0);
+                Some(names::unpermute_rows(stored, rows, row_bytes, heads).ok_or_else(|| {
+                    self.error(info, format!("{rows} rows cannot be un-permuted as {heads} heads of even size"))
+                })?)
+            }
+        };
+        if reordered.is_none() && ty.is_float() {
+            let dtype = match ty.name {
+                "F16" => DType::F16,
+                "BF16" => DType::BF16,
+                _ => DType::F32,
+            };
+            let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.mmap.clone();
+            return WeightView::new(name, dtype, shape, Bytes::new(owner, info.range.clone()));
+        }
+        // Quantised, or reordered: decoded into an owned, aligned f32 buffer.
+        let mut values = Vec::new();
+        if !tensor_type::dequantize(ty, reordered.as_deref().unwrap_or(stored), &mut values) {
+            return Err(self.error(info, format!("{ty} data is not whole blocks")));
+        }
+        let len = values.len() * 4;
+        WeightView::new(name, DType::F32, shape, Bytes::new(Arc::new(F32Buffer(values)), 0..len))
+    }
+}
+
+/// Decoded values, kept as `f32` so the bytes are 4-byte aligned and backends can use them in
+/// place.
+struct F32Buffer(Vec<f32>);
+
+impl AsRef<[u8]> for F32Buffer {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}

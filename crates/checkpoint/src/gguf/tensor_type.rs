@@ -1,0 +1,244 @@
+//! ggml tensor types as GGUF stores them: block layout (elements per block, bytes per block)
+//! and exact dequantisation to f32, written from the format's block definitions (ggml's
+//! `ggml-common.h`).
+//!
+//! Every quantised type packs a row of `ne[0]` elements into whole blocks. Within a block:
+//! - `Q8_0` (32): f16 scale `d`, 32 × i8 `q`; `x = d·q`.
+//! - `Q4_0` (32): f16 `d`, 16 bytes of nibbles; element `j` is the low nibble of byte `j`, element
+//!   `j + 16` the high nibble; `x = d·(q − 8)`.
+//! - `Q4_1` (32): f16 `d`, f16 min `m`, nibbles as `Q4_0`; `x = d·q + m`.
+//! - `Q5_0` / `Q5_1` (32): as `Q4_0` / `Q4_1` with a fifth bit per element from a 32-bit mask;
+//!   `Q5_0` subtracts 16.
+//! - `Q4_K` (256): f16 `d`, f16 `dmin`, 12 bytes of eight 6-bit (scale, min) pairs, 128 bytes of
+//!   nibbles; each 32-element sub-block is `d·sc·q − dmin·m`.
+//! - `Q6_K` (256): 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 × i8 scales, f16
+//!   `d`; each 16-element group is `d·sc·(q − 32)`.
+//!
+//! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
+//! bit-identical to them.
+
+use half::{bf16, f16};
+
+/// A ggml tensor type. Types that GGUF defines but zoo cannot decode are still known by size,
+/// so a file holding them can be opened and its other tensors read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorType {
+    /// The type's number in the file.
+    pub id: u32,
+    /// Its name, as ggml spells it.
+    pub name: &'static str,
+    /// Elements per block.
+    pub block: usize,
+    /// Bytes per block.
+    pub block_bytes: usize,
+    /// Whether [`dequantize`] decodes it.
+    pub decodable: bool,
+}
+
+/// Every type GGUF defines that has a fixed block layout, by id.
+const TYPES: &[TensorType] = &[
+    t(0, "F32", 1, 4, true),
+    t(1, "F16", 1, 2, true),
+    t(2, "Q4_0", 32, 18, true),
+    t(3, "Q4_1", 32, 20, true),
+    t(6, "Q5_0", 32, 22, true),
+    t(7, "Q5_1", 32, 24, true),
+    t(8, "Q8_0", 32, 34, true),
+    t(9, "Q8_1", 32, 36, false),
+    t(10, "Q2_K", 256, 84, false),
+    t(11, "Q3_K", 256, 110, false),
+    t(12, "Q4_K", 256, 144, true),
+    t(13, "Q5_K", 256, 176, false),
+    t(14, "Q6_K", 256, 210, true),
+    t(15, "Q8_K", 256, 292, false),
+    t(16, "IQ2_XXS", 256, 66, false),
+    t(17, "IQ2_XS", 256, 74, false),
+    t(18, "IQ3_XXS", 256, 98, false),
+    t(19, "IQ1_S", 256, 50, false),
+    t(20, "IQ4_NL", 32, 18, false),
+    t(21, "IQ3_S", 256, 110, false),
+    t(22, "IQ2_S", 256, 82, false),
+    t(23, "IQ4_XS", 256, 136, false),
+    t(24, "I8", 1, 1, false),
+    t(25, "I16", 1, 2, false),
+    t(26, "I32", 1, 4, false),
+    t(27, "I64", 1, 8, false),
+    t(28, "F64", 1, 8, false),
+    t(29, "IQ1_M", 256, 56, false),
+    t(30, "BF16", 1, 2, true),
+    t(34, "TQ1_0", 256, 54, false),
+    t(35, "TQ2_0", 256, 66, false),
+];
+
+const fn t(id: u32, name: &'static str, block: usize, block_bytes: usize, decodable: bool) -> TensorType {
+    TensorType { id, name, block, block_bytes, decodable }
+}
+
+impl TensorType {
+    /// The type numbered `id`, if GGUF defines it.
+    pub fn from_id(id: u32) -> Option<Self> {
+        TYPES.iter().find(|t| t.id == id).copied()
+    }
+
+    /// `F32`, `F16` or `BF16`: stored element by element, usable without decoding.
+    pub fn is_float(self) -> bool {
+        matches!(self.id, 0 | 1 | 30)
+    }
+
+    /// Bytes of `n` elements, or `None` if `n` is not a whole number of blocks (or overflows).
+    pub fn bytes_for(self, n: usize) -> Option<usize> {
+        if n % self.block != 0 {
+            return None;
+        }
+        (n / self.block).checked_mul(self.block_bytes)
+    }
+}
+
+impl std::fmt::Display for TensorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Decodes `data` (whole blocks of `ty`) to f32 values, appending to `out`. Returns `false`,
+/// leaving `out` untouched, when the type is not decodable or `data` is not whole blocks.
+pub fn dequantize(ty: TensorType, data: &[u8], out: &mut Vec<f32>) -> bool {
+    if !ty.decodable || data.len() % ty.block_bytes != 0 {
+        return false;
+    }
+    out.reserve(data.len() / ty.block_bytes * ty.block);
+    let blocks = data.chunks_exact(ty.block_bytes);
+    match ty.name {
+        "F32" => out.extend(blocks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        "F16" => out.extend(blocks.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
+        "BF16" => out.extend(blocks.map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        "Q8_0" => blocks.for_each(|b| q8_0(b, out)),
+        "Q4_0" => blocks.for_each(|b| q4_0(b, out)),
+        "Q4_1" => blocks.for_each(|b| q4_1(b, out)),
+        "Q5_0" => blocks.for_each(|b| q5(b, false, out)),
+        "Q5_1" => blocks.for_each(|b| q5(b, true, out)),
+        "Q4_K" => blocks.for_each(|b| q4_k(b, out)),
+        "Q6_K" => blocks.for_each(|b| q6_k(b, out)),
+        _ => return false,
+    }
+    true
+}
+
+fn half_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+fn q8_0(b: &[u8], out: &mut Vec<f32>) {
+    let d = half_at(b, 0);
+    out.extend(b[2..34].iter().map(|&q| d * f32::from(q as i8)));
+}
+
+fn q4_0(b: &[u8], out: &mut Vec<f32>) {
+    let d = half_at(b, 0);
+    let qs = &b[2..18];
+    out.extend(qs.iter().map(|&q| d * f32::from((q & 0x0F) as i8 - 8)));
+    out.extend(qs.iter().map(|&q| d * f32::from((q >> 4) as i8 - 8)));
+}
+
+fn q4_1(b: &[u8], out: &mut Vec<f32>) {
+    let (d, m) = (half_at(b, 0), half_at(b, 2));
+    let qs = &b[4..20];
+    out.extend(qs.iter().map(|&q| f32::from(q & 0x0F) * d + m));
+    out.extend(qs.iter().map(|&q| f32::from(q >> 4) * d + m));
+}
+
+/// `Q5_0` (`with_min` false: `d·(q − 16)`) and `Q5_1` (`d·q + m`).
+fn q5(b: &[u8], with_min: bool, out: &mut Vec<f32>) {
+    let d = half_at(b, 0);
+    let (m, at) = if with_min { (half_at(b, 2), 4) } else { (0.0, 2) };
+    let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let qs = &b[at + 4..at + 20];
+    let value = |q: u8| if with_min { f32::from(q) * d + m } else { f32::from(q as i8 - 16) * d };
+    out.extend(qs.iter().enumerate().map(|(j, &q)| value((q & 0x0F) | ((((qh >> j) << 4) & 0x10) as u8))));
+    out.extend(qs.iter().enumerate().map(|(j, &q)| value((q >> 4) | (((qh >> (j + 12)) & 0x10) as u8))));
+}
+
+/// The `j`-th (scale, min) pair of a K-quant's 12 packed 6-bit bytes.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+fn q4_k(b: &[u8], out: &mut Vec<f32>) {
+    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
+    let scales = &b[4..16];
+    for (chunk, qs) in b[16..144].chunks_exact(32).enumerate() {
+        let (sc1, m1) = scale_min_k4(2 * chunk, scales);
+        let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
+        let (d1, min1) = (d * f32::from(sc1), dmin * f32::from(m1));
+        let (d2, min2) = (d * f32::from(sc2), dmin * f32::from(m2));
+        out.extend(qs.iter().map(|&q| d1 * f32::from(q & 0x0F) - min1));
+        out.extend(qs.iter().map(|&q| d2 * f32::from(q >> 4) - min2));
+    }
+}
+
+fn q6_k(b: &[u8], out: &mut Vec<f32>) {
+    let d = half_at(b, 208);
+    let mut y = [0f32; 256];
+    for half in 0..2 {
+        let ql = &b[half * 64..half * 64 + 64];
+        let qh = &b[128 + half * 32..128 + half * 32 + 32];
+        let sc = &b[192 + half * 8..192 + half * 8 + 8];
+        let y = &mut y[half * 128..half * 128 + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i8 - 32;
+            let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+            y[l] = d * f32::from(sc[is] as i8) * f32::from(q1);
+            y[l + 32] = d * f32::from(sc[is + 2] as i8) * f32::from(q2);
+            y[l + 64] = d * f32::from(sc[is + 4] as i8) * f32::from(q3);
+            y[l + 96] = d * f32::from(sc[is + 6] as i8) * f32::from(q4);
+        }
+    }
+    out.extend_from_slice(&y);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f16_bytes(x: f32) -> [u8; 2] {
+        f16::from_f32(x).to_le_bytes()
+    }
+
+    #[test]
+    fn q8_0_is_scale_times_int() {
+        let mut block = f16_bytes(0.5).to_vec();
+        block.extend((0..32).map(|i| (i as i8 - 16) as u8));
+        let mut out = Vec::new();
+        assert!(dequantize(TensorType::from_id(8).unwrap(), &block, &mut out));
+        assert_eq!(out, (0..32).map(|i| 0.5 * (i as f32 - 16.0)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn q4_1_orders_low_nibbles_then_high() {
+        let mut block = [f16_bytes(2.0), f16_bytes(-1.0)].concat();
+        block.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+        let mut out = Vec::new();
+        assert!(dequantize(TensorType::from_id(3).unwrap(), &block, &mut out));
+        let expected: Vec<f32> =
+            (0..16).map(|j| 2.0 * j as f32 - 1.0).chain((0..16).map(|j| 2.0 * (15 - j) as f32 - 1.0)).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn partial_blocks_and_undecodable_types_are_refused() {
+        let mut out = Vec::new();
+        assert!(!dequantize(TensorType::from_id(8).unwrap(), &[0; 33], &mut out));
+        assert!(!dequantize(TensorType::from_id(10).unwrap(), &[0; 84], &mut out));
+        assert!(out.is_empty());
+        assert_eq!(TensorType::from_id(2).unwrap().bytes_for(64), Some(36));
+        assert_eq!(TensorType::from_id(2).unwrap().bytes_for(33), None);
+        assert!(TensorType::from_id(4).is_none());
+    }
+}
