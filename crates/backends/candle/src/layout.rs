@@ -34,8 +34,8 @@ fn select_rows(x: &CandleTensor, ids: Vec<u32>) -> Result<CandleTensor> {
 
 pub fn narrow(x: &CandleTensor, dim: usize, start: usize, len: usize) -> Result<CandleTensor> {
     let shape = x.dims();
-    if dim >= shape.len() || start + len > shape[dim] {
-        return Err(shape_error("narrow", format!("dim {dim} to hold {start}..{}", start + len), shape));
+    if dim >= shape.len() || start.checked_add(len).is_none_or(|end| end > shape[dim]) {
+        return Err(shape_error("narrow", format!("dim {dim} to hold {start}..{start}+{len}"), shape));
     }
     Ok(CandleTensor::new(x.inner().narrow(dim, start, len).zoo()?))
 }
