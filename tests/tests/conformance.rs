@@ -7,7 +7,7 @@ use zoo_core::{
     AttentionSpec, Backend, DynBackend, KvSpec, RopeConvention, RopeSpec, SeqSpan, TensorShape, UnaryOp, WeightView,
 };
 
-const OTHERS: &[&str] = &["burn-ndarray"];
+const OTHERS: &[&str] = &["burn-ndarray", "candle"];
 const TOLERANCE: f32 = 1e-5;
 
 fn backend(name: &str) -> DynBackend {

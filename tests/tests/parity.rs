@@ -5,7 +5,7 @@
 use zoo_tests::{fixture_names, greedy, max_logit_error, Fixture, F32_LOGIT_TOLERANCE};
 
 /// Backends whose outputs must match the references in CI.
-const CPU_BACKENDS: &[&str] = &["ndarray", "burn-ndarray"];
+const CPU_BACKENDS: &[&str] = &["ndarray", "burn-ndarray", "candle"];
 
 #[test]
 fn fixtures_exist() {

@@ -29,4 +29,5 @@ pub fn link_plugins() {
     zoo_models::link();
     zoo_backend_ndarray::link();
     zoo_backend_burn::link();
+    zoo_backend_candle::link();
 }

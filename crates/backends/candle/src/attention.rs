@@ -1,0 +1,141 @@
+//! Causal attention over the KV cache, with grouped-query heads and an optional sliding window.
+//!
+//! Each span writes its new keys/values into its slot, then attends with two batched matrix
+//! products per span: the query heads that share a KV head are stacked as rows, so
+//! `q: [kv_heads, group·len, head_dim]` multiplies that KV head's keys without copying them.
+
+use candle_core::Tensor;
+use zoo_core::{AttentionSpec, Error, Result, SeqSpan};
+
+use crate::error::{dims2, shape_error, CandleResult};
+use crate::kv::KvBuffer;
+use crate::tensor::{CandleTensor, ACTIVATION};
+
+pub fn attention(
+    q: &CandleTensor,
+    k: &CandleTensor,
+    v: &CandleTensor,
+    kv: &mut KvBuffer,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+) -> Result<CandleTensor> {
+    let n = check_shapes(q, k, v, kv, spans, spec)?;
+    let (q, k, v) = (q.f32()?, k.f32()?, v.f32()?);
+    for span in spans.iter().filter(|s| s.len > 0) {
+        kv.reserve(span.slot, span.past + span.len)?;
+        let rows = |t: &Tensor| t.narrow(0, span.start, span.len).zoo();
+        kv.write(span.slot, span.past, &rows(&k)?, &rows(&v)?)?;
+    }
+    let mut outputs = Vec::with_capacity(spans.len());
+    for span in spans.iter().filter(|s| s.len > 0) {
+        outputs.push(attend(&q.narrow(0, span.start, span.len).zoo()?, kv, span, spec)?);
+    }
+    let out = match outputs.len() {
+        0 => Tensor::zeros((n, spec.n_heads * spec.head_dim), ACTIVATION, q.device()).zoo()?,
+        1 => outputs.swap_remove(0),
+        _ => Tensor::cat(&outputs, 0).zoo()?,
+    };
+    Ok(CandleTensor::new(out))
+}
+
+/// Attention of one span's queries (`[len, n_heads·head_dim]`) to its slot's cache.
+fn attend(q: &Tensor, kv: &KvBuffer, span: &SeqSpan, spec: &AttentionSpec) -> Result<Tensor> {
+    let (len, hd, kv_heads) = (span.len, spec.head_dim, spec.n_kv_heads);
+    let group = spec.n_heads / kv_heads;
+    // The first query sees the most: keys from there on are all any query of the span needs.
+    let first = spec.window.map_or(0, |w| (span.past + 1).saturating_sub(w));
+    let (keys, values) = kv.read(span.slot, first..span.past + len)?; // [kv_heads, keys, hd]
+    let seen = span.past + len - first;
+    let q = q
+        .reshape((len, spec.n_heads, hd))
+        .zoo()?
+        .transpose(0, 1)
+        .zoo()?
+        .contiguous()
+        .zoo()?
+        .reshape((kv_heads, group * len, hd))
+        .zoo()?; // [kv_heads, group·len, hd]: query head h = kv_head·group + j, row j·len + r
+    let scores = (q.matmul(&keys.t().zoo()?).zoo()? * spec.scale as f64).zoo()?; // [kv_heads, group·len, seen]
+    let scores = match mask(span, first, seen, spec.window) {
+        Some(mask) => {
+            let mask = Tensor::from_vec(mask, (len, seen), q.device()).zoo()?;
+            let by_query = scores.reshape((kv_heads, group, len, seen)).zoo()?;
+            by_query.broadcast_add(&mask).zoo()?.reshape((kv_heads, group * len, seen)).zoo()?
+        }
+        None => scores,
+    };
+    let probs = candle_nn::ops::softmax_last_dim(&scores).zoo()?;
+    let out = probs.matmul(&values).zoo()?; // [kv_heads, group·len, hd]
+    out.reshape((spec.n_heads, len, hd)).zoo()?.transpose(0, 1).zoo()?.reshape((len, spec.n_heads * hd)).zoo()
+}
+
+/// The additive mask `[len, seen]` (0 where query `r` may see key `first + t`, −∞ elsewhere), or
+/// `None` when every query sees every key (a single query, the decode step).
+fn mask(span: &SeqSpan, first: usize, seen: usize, window: Option<usize>) -> Option<Vec<f32>> {
+    if span.len == 1 {
+        return None;
+    }
+    let mut mask = Vec::with_capacity(span.len * seen);
+    for r in 0..span.len {
+        let pos = span.past + r;
+        mask.extend((first..first + seen).map(|key| {
+            let visible = key <= pos && window.is_none_or(|w| pos - key < w);
+            if visible {
+                0.0
+            } else {
+                f32::NEG_INFINITY
+            }
+        }));
+    }
+    Some(mask)
+}
+
+/// Validates every input; returns the number of rows.
+fn check_shapes(
+    q: &CandleTensor,
+    k: &CandleTensor,
+    v: &CandleTensor,
+    kv: &KvBuffer,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+) -> Result<usize> {
+    let buffer = kv.spec();
+    if spec.n_kv_heads == 0 || spec.n_heads % spec.n_kv_heads != 0 {
+        return Err(shape_error("attention", "n_heads divisible by n_kv_heads", &[spec.n_heads, spec.n_kv_heads]));
+    }
+    if spec.n_kv_heads != buffer.n_kv_heads || spec.head_dim != buffer.head_dim {
+        return Err(shape_error(
+            "attention",
+            format!("a KV buffer of {} heads × {}", spec.n_kv_heads, spec.head_dim),
+            &[buffer.n_kv_heads, buffer.head_dim],
+        ));
+    }
+    let (n, q_cols) = dims2(q, "attention q")?;
+    if q_cols != spec.n_heads * spec.head_dim {
+        return Err(shape_error("attention", format!("q with {} columns", spec.n_heads * spec.head_dim), q.dims()));
+    }
+    let kv_cols = spec.n_kv_heads * spec.head_dim;
+    for t in [k, v] {
+        if t.dims() != [n, kv_cols] {
+            return Err(shape_error("attention", format!("k/v of shape [{n}, {kv_cols}]"), t.dims()));
+        }
+    }
+    let mut next_row = 0;
+    for span in spans {
+        if span.slot >= buffer.slots || span.start != next_row {
+            return Err(shape_error(
+                "attention",
+                format!("contiguous spans over slots below {}", buffer.slots),
+                &[span.slot, span.start],
+            ));
+        }
+        if span.past + span.len > buffer.capacity {
+            return Err(Error::ContextFull { needed: span.past + span.len, limit: buffer.capacity });
+        }
+        next_row += span.len;
+    }
+    if next_row != n {
+        return Err(shape_error("attention", format!("spans covering all {n} rows"), &[next_row]));
+    }
+    Ok(n)
+}

@@ -1,0 +1,85 @@
+//! One layer's KV cache on the device: per slot, keys and values as f32 `[kv_head, position,
+//! head_dim]` tensors, written in place with `slice_set`.
+//!
+//! A slot's tensors grow by doubling up to the slot capacity (copying what is cached), so short
+//! chats stay small and a long generation reallocates only `log₂(capacity)` times.
+
+use std::ops::Range;
+
+use candle_core::{Device, Tensor};
+use zoo_core::{KvSpec, Result};
+
+use crate::error::CandleResult;
+use crate::tensor::ACTIVATION;
+
+/// One layer's keys and values for every slot.
+pub struct KvBuffer {
+    spec: KvSpec,
+    device: Device,
+    slots: Vec<Option<Slot>>,
+}
+
+/// A slot's storage: `room` positions of keys and values, `[n_kv_heads, room, head_dim]` each.
+struct Slot {
+    keys: Tensor,
+    values: Tensor,
+    room: usize,
+}
+
+impl KvBuffer {
+    pub(crate) fn new(spec: &KvSpec, device: &Device) -> Self {
+        Self { spec: *spec, device: device.clone(), slots: (0..spec.slots).map(|_| None).collect() }
+    }
+
+    /// The shape this buffer was made for.
+    pub fn spec(&self) -> &KvSpec {
+        &self.spec
+    }
+
+    /// Makes room for `needed` positions in `slot`, keeping what is cached.
+    pub(crate) fn reserve(&mut self, slot: usize, needed: usize) -> Result<()> {
+        let room = self.slots[slot].as_ref().map_or(0, |s| s.room);
+        if needed <= room {
+            return Ok(());
+        }
+        let grown = needed.max(2 * room).max(16).min(self.spec.capacity);
+        let shape = (self.spec.n_kv_heads, grown, self.spec.head_dim);
+        let keys = Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?;
+        let values = Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?;
+        if let Some(old) = &self.slots[slot] {
+            keys.slice_set(&old.keys, 1, 0).zoo()?;
+            values.slice_set(&old.values, 1, 0).zoo()?;
+        }
+        self.slots[slot] = Some(Slot { keys, values, room: grown });
+        Ok(())
+    }
+
+    /// Stores rows of keys and values (`[len, n_kv_heads·head_dim]` each) at positions
+    /// `past..past+len` of `slot`, which [`Self::reserve`] has made room for.
+    pub(crate) fn write(&mut self, slot: usize, past: usize, k: &Tensor, v: &Tensor) -> Result<()> {
+        let s = self.slot(slot)?;
+        let (heads, hd) = (self.spec.n_kv_heads, self.spec.head_dim);
+        for (cache, rows) in [(&s.keys, k), (&s.values, v)] {
+            let len = rows.dim(0).zoo()?;
+            let by_head = rows.reshape((len, heads, hd)).zoo()?.transpose(0, 1).zoo()?.contiguous().zoo()?;
+            cache.slice_set(&by_head, 1, past).zoo()?;
+        }
+        Ok(())
+    }
+
+    /// Keys and values of `slot` at `positions`, `[n_kv_heads, positions.len(), head_dim]` each
+    /// (strided views into the cache, not copies).
+    pub(crate) fn read(&self, slot: usize, positions: Range<usize>) -> Result<(Tensor, Tensor)> {
+        let s = self.slot(slot)?;
+        let keys = s.keys.narrow(1, positions.start, positions.len()).zoo()?;
+        let values = s.values.narrow(1, positions.start, positions.len()).zoo()?;
+        Ok((keys, values))
+    }
+
+    fn slot(&self, slot: usize) -> Result<&Slot> {
+        self.slots[slot].as_ref().ok_or_else(|| zoo_core::Error::Backend {
+            backend: "candle".into(),
+            message: format!("KV slot {slot} used before it was reserved"),
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! The candle backend's tensor, and moving values in and out of it: checkpoint weights (kept in
+//! their stored dtype on a GPU, converted to f32 on the CPU), f32 uploads and f32 read-back.
+
+use candle_core::{DType as CandleDType, Device, Tensor};
+use zoo_core::{DType, Error, Result, TensorShape, WeightView};
+
+use crate::error::{shape_error, CandleResult};
+
+/// Activations are always f32; only weights may be stored narrower.
+pub(crate) const ACTIVATION: CandleDType = CandleDType::F32;
+
+/// A candle tensor on the backend's device.
+#[derive(Clone, Debug)]
+pub struct CandleTensor(Tensor);
+
+impl CandleTensor {
+    /// Wraps a candle tensor.
+    pub fn new(tensor: Tensor) -> Self {
+        Self(tensor)
+    }
+
+    /// The candle tensor, for programs that continue in candle.
+    pub fn inner(&self) -> &Tensor {
+        &self.0
+    }
+
+    /// The shape, outermost dimension first.
+    pub fn dims(&self) -> &[usize] {
+        self.0.dims()
+    }
+
+    /// The values as f32 (a no-op cast for activations).
+    pub(crate) fn f32(&self) -> Result<Tensor> {
+        self.0.to_dtype(ACTIVATION).zoo()
+    }
+}
+
+impl TensorShape for CandleTensor {
+    fn shape(&self) -> &[usize] {
+        self.0.dims()
+    }
+}
+
+/// Makes a checkpoint weight resident on `device`. With `keep_half`, matrices stay in their
+/// stored f16/bf16 (vectors, being small and used by f32 ops, become f32); otherwise everything
+/// becomes f32, exactly for f16 and bf16.
+pub(crate) fn weight(view: &WeightView, device: &Device, keep_half: bool, backend: &str) -> Result<CandleTensor> {
+    let stored = match view.dtype {
+        DType::F32 => CandleDType::F32,
+        DType::F16 => CandleDType::F16,
+        DType::BF16 => CandleDType::BF16,
+        other => {
+            return Err(Error::UnsupportedDType { backend: backend.to_string(), dtype: other, name: view.name.clone() })
+        }
+    };
+    let raw = Tensor::from_raw_buffer(view.data.as_slice(), stored, &view.shape, device).zoo()?;
+    let target = if keep_half && view.shape.len() >= 2 { stored } else { ACTIVATION };
+    Ok(CandleTensor(raw.to_dtype(target).zoo()?))
+}
+
+/// Uploads f32 host values under `shape`.
+pub(crate) fn upload(values: &[f32], shape: &[usize], device: &Device) -> Result<CandleTensor> {
+    if shape.iter().product::<usize>() != values.len() {
+        return Err(shape_error("upload", format!("{} elements", values.len()), shape));
+    }
+    Ok(CandleTensor(Tensor::from_slice(values, shape, device).zoo()?))
+}
+
+/// Reads a tensor back as f32, row-major.
+pub(crate) fn to_host(x: &CandleTensor) -> Result<Vec<f32>> {
+    x.f32()?.flatten_all().zoo()?.to_vec1::<f32>().zoo()
+}
