@@ -14,6 +14,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 $zoo list | tee "$out/list.txt"
 for f in tests/fixtures/*/reference.json; do
   dir=$(dirname "$f")
+  [ -f "$dir/config.json" ] || [ -n "$(ls "$dir"/*.pt 2>/dev/null)" ] || continue  # reference-only fixtures
   python3 - "$zoo" "$dir" <<'PY' | tee -a "$out/fixtures-cuda.txt"
 import json, subprocess, sys
 zoo, d = sys.argv[1], sys.argv[2]

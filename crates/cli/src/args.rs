@@ -48,6 +48,9 @@ pub struct ModelArgs {
     /// CPU threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// GPU ordinal for GPU backends (`--backend cuda --device 1`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub device: usize,
     /// Training step to load from a nanochat checkpoint directory (default: the newest).
     #[arg(long, value_name = "N")]
     pub step: Option<u64>,

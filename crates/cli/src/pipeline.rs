@@ -21,6 +21,8 @@ pub struct LoadOptions {
     pub tokenizer: Option<PathBuf>,
     /// CPU threads.
     pub threads: Option<usize>,
+    /// GPU ordinal.
+    pub device: usize,
     /// Training step, for checkpoint directories that hold several.
     pub step: Option<u64>,
 }
@@ -104,13 +106,20 @@ impl Pipeline {
 /// Creates the named backend (or the default one), refusing one that cannot run here.
 pub fn create_backend(options: &LoadOptions) -> Result<DynBackend> {
     let entry = match &options.backend {
-        Some(name) => registry::find_backend(name)?,
+        Some(name) => registry::find_backend(name).with_context(|| {
+            if name.contains("cuda") {
+                "this zoo was built without CUDA support: build it with scripts/build-cuda.sh (cargo feature `cuda`)"
+                    .to_string()
+            } else {
+                "see `zoo list`".to_string()
+            }
+        })?,
         None => registry::default_backend()?,
     };
     if let registry::Availability::Unusable(why) = (entry.availability)() {
         bail!("backend `{}` is compiled in but cannot run here: {why}", entry.name);
     }
-    Ok((entry.create)(&BackendOptions { threads: options.threads, ..Default::default() })?)
+    Ok((entry.create)(&BackendOptions { threads: options.threads, device: options.device })?)
 }
 
 /// File name of the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) in the cache's `models/`.

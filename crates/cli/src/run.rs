@@ -118,6 +118,7 @@ pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
         backend: m.backend.clone(),
         tokenizer: m.tokenizer.clone(),
         threads: m.threads,
+        device: m.device,
         step: m.step,
     })
 }

@@ -402,3 +402,10 @@ fn out_of_range_sampling_flags_are_rejected() {
     let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--top-p", "1.5"]);
     assert!(err.contains("top-p"), "{err}");
 }
+
+#[test]
+fn cuda_without_the_cuda_build_says_how_to_get_it() {
+    let dir = fixture("gpt2-tiny");
+    let err = zoo_fails(&["run", "--weights", dir.to_str().unwrap(), "--backend", "cuda"]);
+    assert!(err.contains("built without CUDA support") && err.contains("build-cuda.sh"), "{err}");
+}
