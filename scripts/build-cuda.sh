@@ -6,13 +6,24 @@
 # nothing CUDA is needed here; CUDARC_CUDA_VERSION pins cudarc's bindings to the GPU machine's
 # CUDA 13.0.
 #
-# Usage: scripts/build-cuda.sh            (about 7–10 minutes on 2 cores, release)
+# Usage: scripts/build-cuda.sh [--candle]   (Burn only: 10–17 minutes on 2 cores, release)
+#   --candle also builds candle's CUDA backend (`--backend candle-cuda`): its kernels need nvcc,
+#   which scripts/setup-cuda-toolkit.sh provides from PyPI's NVIDIA wheels (+ ~9 minutes).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/cuda}"
-cargo build --release -p zoo-cli --features cuda --bin zoo
+features=cuda
+if [ "${1:-}" = "--candle" ]; then
+  cuda_root="$(bash "$root/scripts/setup-cuda-toolkit.sh")"
+  export PATH="$cuda_root/bin:$PATH" CUDA_ROOT="$cuda_root" CUDA_PATH="$cuda_root" CUDA_HOME="$cuda_root"
+  export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}" LIBRARY_PATH="$cuda_root/lib64"
+  # Find the GPU machine's CUDA libraries at run time (the stub libcuda.so stays here).
+  export RUSTFLAGS="${RUSTFLAGS:-} -L $cuda_root/lib64 -C link-arg=-Wl,-rpath,/usr/local/cuda/lib64"
+  features="cuda candle-cuda"
+fi
+cargo build --release -p zoo-cli --features "$features" --bin zoo
 mkdir -p dist/cuda
 cp "$CARGO_TARGET_DIR/release/zoo" dist/cuda/zoo
 strip dist/cuda/zoo
