@@ -13,7 +13,7 @@ root_dir="$(cd "$(dirname "$0")/.." && pwd)"
 cache="$root_dir/.cache"
 root="$cache/cuda-root"
 venv="$cache/cuda-venv"
-if [ -x "$root/bin/nvcc" ] && [ -f "$root/lib64/libcuda.so" ]; then echo "$root"; exit 0; fi
+if [ -x "$root/bin/nvcc" ] && [ -f "$root/lib64/libcuda.so" ] && [ -f "$root/lib64/libnccl.so" ]; then echo "$root"; exit 0; fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet \
   nvidia-cuda-nvcc==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-crt==13.0.88 \
@@ -31,4 +31,8 @@ done
 cudarc="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* | sort -V | tail -1)"
 grep -o "fn cu[A-Za-z0-9_]*" "$cudarc/src/driver/sys/mod.rs" | sort -u | sed 's/^fn \(.*\)$/int \1(void) { return 0; }/' > "$root/stub.c"
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/lib64/libcuda.so" "$root/stub.c"
+# Burn's cubecl enables cudarc's NCCL bindings, which candle's dynamic linking then links: a stub
+# satisfies the linker (with --as-needed no NCCL symbol is used, so nothing needs it at run time).
+grep -o "fn nccl[A-Za-z0-9_]*" "$cudarc/src/nccl/sys/mod.rs" | sort -u | sed 's/^fn \(.*\)$/int \1(void) { return 0; }/' > "$root/stub_nccl.c"
+gcc -shared -fPIC -Wl,-soname,libnccl.so.2 -o "$root/lib64/libnccl.so" "$root/stub_nccl.c"
 echo "$root"

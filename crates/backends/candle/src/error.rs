@@ -17,7 +17,7 @@ pub(crate) trait CandleResult<T> {
 
 impl<T> CandleResult<T> for candle_core::Result<T> {
     fn zoo(self) -> Result<T> {
-        self.map_err(|e| Error::Backend { backend: BACKEND.to_string(), message: e.to_string() })
+        self.map_err(|e| Error::Backend { backend: BACKEND.to_string(), message: crate::first_line(&e) })
     }
 }
 

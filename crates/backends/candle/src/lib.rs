@@ -50,7 +50,7 @@ impl Candle {
     pub fn cuda(ordinal: usize) -> Result<Self> {
         let device = Device::new_cuda(ordinal).map_err(|e| zoo_core::Error::Backend {
             backend: "candle-cuda".into(),
-            message: format!("cannot open CUDA device {ordinal}: {e}"),
+            message: format!("cannot open CUDA device {ordinal}: {}", first_line(&e)),
         })?;
         Ok(Self { device, keep_half: true, name: "candle-cuda" })
     }
@@ -158,3 +158,8 @@ impl Backend for Candle {
 
 /// Call from a binary to make sure this crate (and so its registrations) is linked.
 pub fn link() {}
+
+/// The first line of a candle error (the rest is a backtrace): zoo reports errors on one line.
+pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}

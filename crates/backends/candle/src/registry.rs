@@ -33,7 +33,7 @@ mod cuda {
     fn availability() -> Availability {
         match candle_core::Device::new_cuda(0) {
             Ok(_) => Availability::Usable,
-            Err(e) => Availability::Unusable(format!("no usable CUDA device: {e}")),
+            Err(e) => Availability::Unusable(format!("no usable CUDA device: {}", crate::first_line(&e))),
         }
     }
 
