@@ -13,7 +13,8 @@
 #   MODEL        default: $ZOO_DEFAULT_MODEL, else ~/.cache/zoo/models/SmolLM2-135M-Instruct.Q4_1.gguf
 #                (scripts/fetch-default-model.sh fetches it)
 # Environment:
-#   THREADS=N    threads for both (default: 2)
+#   THREADS="N…" thread counts, the same for both (default: "1 2"; on a loaded machine llama.cpp's
+#                spinning thread pool loses much more than zoo when its threads are descheduled)
 #   TOKENS=N     tokens to decode (default: 64)
 #   RUNS=N       runs of each; the table shows the median (default: 5)
 #   ZOO_BIN=PATH the zoo binary to measure, used as is; default: `cargo build --release -p zoo-cli`
@@ -31,7 +32,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="$root/.cache"
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 model="${1:-${ZOO_DEFAULT_MODEL:-$HOME/.cache/zoo/models/SmolLM2-135M-Instruct.Q4_1.gguf}}"
-threads="${THREADS:-2}"
+threads="${THREADS:-1 2}"
 tokens="${TOKENS:-64}"
 runs="${RUNS:-5}"
 jobs="${JOBS:-2}"
@@ -96,42 +97,48 @@ fi
 
 median() { python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[1:])):.1f}")' "$@"; }
 
-echo "model: $model" >&2
-echo "threads: $threads, decode tokens: $tokens, runs: $runs" >&2
-echo "load: $(uptime)" >&2
-
 # llama.cpp: one repetition per run; avg_ts of tg<tokens> in llama-bench's CSV output.
-llama_ts=()
-for ((i = 1; i <= runs; i++)); do
-  out="$("$llama_bench" -m "$model" -p 0 -n "$tokens" -t "$threads" -r 1 -o csv 2>/dev/null)"
-  ts="$(python3 -c '
-import csv, io, sys
-rows = list(csv.DictReader(io.StringIO(sys.stdin.read())))
-print(rows[-1]["avg_ts"])' <<<"$out")"
-  llama_ts+=("$ts")
-  echo "llama.cpp run $i: $ts tok/s" >&2
-done
+llama_run() {
+  "$llama_bench" -m "$model" -p 0 -n "$tokens" -t "$1" -r 1 -o csv 2>/dev/null | python3 -c '
+import csv, sys
+print("%.1f" % float(list(csv.DictReader(sys.stdin))[-1]["avg_ts"]))'
+}
 
-# zoo: the stats line on stderr, e.g.
-# [5 prompt tokens, 64 generated; prefill 16.9 tok/s, decode 21.2 tok/s; stopped: max_tokens]
-zoo_ts=()
-for ((i = 1; i <= runs; i++)); do
+# zoo: "decode N tok/s" of the stats line on stderr, e.g.
+# [4 prompt tokens, 64 generated; prefill 40.9 tok/s, decode 12.4 tok/s; stopped: max_tokens]
+zoo_run() {
+  local stats ts generated
   stats="$("$zoo" run --weights "$model" --prompt "$prompt" --max-tokens "$tokens" --temperature 0 \
-    --threads "$threads" 2>&1 >/dev/null | grep -o '\[[0-9]* prompt tokens.*\]' | tail -1)"
+    --threads "$1" 2>&1 >/dev/null | grep -o '\[[0-9]* prompt tokens.*\]' | tail -1)"
   ts="$(sed -n 's/.*decode \([0-9.]*\) tok\/s.*/\1/p' <<<"$stats")"
-  [ -n "$ts" ] || { echo "no decode tok/s in zoo's output: $stats" >&2; exit 1; }
+  [ -n "$ts" ] || { echo "no decode tok/s in zoo's output: $stats" >&2; return 1; }
   generated="$(sed -n 's/.* \([0-9]*\) generated.*/\1/p' <<<"$stats")"
   [ "$generated" = "$tokens" ] || echo "warning: zoo decoded $generated tokens, not $tokens" >&2
-  zoo_ts+=("$ts")
-  echo "zoo run $i: $stats" >&2
-done
+  echo "$ts"
+}
 
-llama_med="$(median "${llama_ts[@]}")"
-zoo_med="$(median "${zoo_ts[@]}")"
-ratio="$(python3 -c "print(f'{$zoo_med / $llama_med:.2f}')")"
+echo "model: $model" >&2
+echo "zoo: $zoo" >&2
+echo "threads: $threads; decode tokens: $tokens; runs: $runs (llama.cpp and zoo alternate)" >&2
+echo "load before: $(uptime)" >&2
+
+rows=()
+for t in $threads; do
+  llama_ts=() zoo_ts=()
+  for ((i = 1; i <= runs; i++)); do
+    llama_ts+=("$(llama_run "$t")")
+    zoo_ts+=("$(zoo_run "$t")")
+    echo "threads $t, run $i: llama.cpp ${llama_ts[-1]} tok/s, zoo ${zoo_ts[-1]} tok/s" >&2
+  done
+  llama_med="$(median "${llama_ts[@]}")"
+  zoo_med="$(median "${zoo_ts[@]}")"
+  ratio="$(python3 -c "print(f'{$zoo_med / $llama_med:.2f}')")"
+  rows+=("$(printf '%7s %10s %10s %8s   %s | %s' "$t" "$llama_med" "$zoo_med" "$ratio" \
+    "${llama_ts[*]}" "${zoo_ts[*]}")")
+done
+echo "load after: $(uptime)" >&2
+
 echo
-echo "decode tok/s, $(basename "$model"), $threads threads, $tokens tokens, median of $runs runs"
-printf '%-10s %10s  %s\n' engine "tok/s" runs
-printf '%-10s %10s  %s\n' llama.cpp "$llama_med" "${llama_ts[*]}"
-printf '%-10s %10s  %s\n' zoo "$zoo_med" "${zoo_ts[*]}"
-echo "zoo / llama.cpp: $ratio"
+echo "decode tok/s, $(basename "$model"), $tokens tokens, median of $runs runs"
+printf '%7s %10s %10s %8s   %s\n' threads llama.cpp zoo zoo/llama "runs: llama.cpp | zoo"
+printf '%s\n' "${rows[@]}"
