@@ -187,7 +187,7 @@ impl safetensors::View for Outgoing<'_> {
 }
 
 /// Writes every tensor of `weights` to one safetensors file at `path`, as `dtype` (f32, f16 or
-/// bf16; `None` keeps each tensor's own float type and dequantises int8 to f32). `progress` is
+/// bf16; `None` keeps each tensor's own float type and dequantises int8 and blocks to f32). `progress` is
 /// called with the source bytes read so far.
 pub fn write(
     path: &Path,
@@ -204,7 +204,7 @@ pub fn write(
     for name in weights.names() {
         let view = weights.get(&name).map_err(|e| CheckpointError::tensor(&source, &name, e.to_string()))?;
         done += view.data.len() as u64;
-        let target = dtype.unwrap_or(if view.dtype == DType::I8 { DType::F32 } else { view.dtype });
+        let target = dtype.unwrap_or(if view.dtype.is_quantized() { DType::F32 } else { view.dtype });
         tensors.push((name, Outgoing { view, dtype: target, progress: progress.map(|p| (done, p)) }));
     }
     let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));

@@ -169,9 +169,9 @@ fn a_llama_file_reads_back_under_hf_names() {
             "model.layers.0.self_attn.q_proj.weight",
         ]
     );
-    // Q8_0 dequantised; ne [32, 1] is PyTorch shape [1, 32].
+    // Q8_0 stays quantised (dequantised on demand); ne [32, 1] is PyTorch shape [1, 32].
     let embd = gguf.get("model.embed_tokens.weight").unwrap();
-    assert_eq!((embd.dtype, embd.shape.clone()), (DType::F32, vec![1, 32]));
+    assert_eq!((embd.dtype, embd.shape.clone(), embd.data.len()), (DType::Q8_0, vec![1, 32], 34));
     assert_eq!(embd.to_f32_vec(), (0..32).map(|i| 0.5 * (i as f32 - 16.0)).collect::<Vec<_>>());
     // F16 stays F16, in place.
     let norm = gguf.get("model.layers.0.post_attention_layernorm.weight").unwrap();

@@ -17,6 +17,7 @@ pub mod error;
 pub mod generate;
 pub mod kv_cache;
 pub mod model;
+pub mod quant;
 pub mod registry;
 pub mod sampler;
 pub mod text_stream;

@@ -3,7 +3,9 @@
 //! which file format they came from.
 //!
 //! Quantised weights ([`DType::I8`]) carry their per-group multipliers in [`GroupScales`]:
-//! element `i` is `q[i] · scales[i / group_size]`.
+//! element `i` is `q[i] · scales[i / group_size]`. ggml's block-quantised types
+//! ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`]) carry their scales inside the blocks
+//! ([`crate::quant`]); their rows (the last dimension) are whole blocks.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -79,15 +81,16 @@ pub struct WeightView {
     pub dtype: DType,
     /// Shape, outermost dimension first.
     pub shape: Vec<usize>,
-    /// `shape.product() * dtype.size()` bytes.
+    /// `dtype.bytes_for(shape.product())` bytes.
     pub data: Bytes,
     /// The group multipliers of a quantised tensor ([`DType::I8`]); `None` for float types.
     pub scales: Option<GroupScales>,
 }
 
 impl WeightView {
-    /// Builds a view of unquantised (float) data, checking that the byte length matches shape
-    /// and dtype. Quantised data goes through [`WeightView::new_quantized`].
+    /// Builds a view of float or block-quantised data, checking that the byte length matches
+    /// shape and dtype (and, for blocks, that rows are whole blocks). int8 data goes through
+    /// [`WeightView::new_quantized`].
     pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<usize>, data: Bytes) -> Result<Self> {
         let name = name.into();
         if dtype == DType::I8 {
@@ -140,7 +143,7 @@ impl WeightView {
         }
     }
 
-    /// The data converted to f32 (a copy; exact for f16 and bf16, dequantised for int8).
+    /// The data converted to f32 (a copy; exact for f16 and bf16, dequantised for int8 and blocks).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let bytes = self.data.as_slice();
         match self.dtype {
@@ -152,6 +155,12 @@ impl WeightView {
                 // `new_quantized` is the only constructor of int8 views and always sets scales.
                 None => bytes.iter().map(|&q| f32::from(q as i8)).collect(),
             },
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {
+                let mut out = Vec::new();
+                // The constructor checked that the bytes are whole blocks.
+                crate::quant::dequantize(self.dtype, bytes, &mut out);
+                out
+            }
         }
     }
 
@@ -200,7 +209,16 @@ pub fn dequantize(q: &[u8], group_size: usize, scales: &[f32]) -> Vec<f32> {
 }
 
 fn check_bytes(name: &str, dtype: DType, shape: &[usize], len: usize) -> Result<()> {
-    let expected = shape.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
+    let row = shape.last().copied().unwrap_or(1);
+    if row % dtype.block_size() != 0 {
+        return Err(Error::Shape {
+            op: "weight view",
+            expected: format!("rows of `{name}` in whole blocks of {} ({dtype})", dtype.block_size()),
+            got: shape.to_vec(),
+        });
+    }
+    let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let expected = numel.and_then(|n| dtype.bytes_for(n));
     if expected != Some(len) {
         let want = expected.map_or_else(|| "an impossible number of".to_string(), |e| e.to_string());
         return Err(Error::Shape {
@@ -298,6 +316,16 @@ mod tests {
         assert!(WeightView::new_quantized("w", vec![4], data(), scales(3, &[1.0, 1.0])).is_err());
         assert!(WeightView::new_quantized("w", vec![4], data(), scales(0, &[])).is_err());
         assert!(WeightView::new_quantized("w", vec![2, 2], data(), scales(2, &[1.0, 1.0])).is_ok());
+    }
+
+    #[test]
+    fn block_views_dequantise_and_check_whole_blocks() {
+        let mut block = half::f16::from_f32(0.25).to_le_bytes().to_vec();
+        block.extend((0..32).map(|i| i as u8));
+        let view = WeightView::new("w", DType::Q8_0, vec![1, 32], Bytes::from_vec(block.clone())).unwrap();
+        assert_eq!(view.to_f32_vec(), (0..32).map(|i| 0.25 * i as f32).collect::<Vec<_>>());
+        assert!(WeightView::new("w", DType::Q8_0, vec![2, 16], Bytes::from_vec(block.clone())).is_err());
+        assert!(WeightView::new("w", DType::Q8_0, vec![1, 64], Bytes::from_vec(block)).is_err());
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! hands out tensors under their HF names ([`names`]) with PyTorch-order shapes.
 //!
 //! Tensors of type F32, F16 and BF16 are views into the map (no copy) unless they need
-//! reordering; quantised tensors (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) are dequantised to
-//! f32 when asked for ([`tensor_type`]).
+//! reordering. Q8_0, Q4_0 and Q4_1 stay quantised: they are handed out as
+//! [`DType::Q8_0`]/[`DType::Q4_0`]/[`DType::Q4_1`] views into the map (an owned copy only
+//! when Llama's Q/K rows are un-permuted, which moves whole blocks). The other quantised types
+//! (Q5_0, Q5_1, Q4_K, Q6_K) are dequantised to f32 when asked for ([`tensor_type`]); callers
+//! wanting f32 everywhere convert with [`WeightView::to_f32_vec`].
 //!
 //! NOTE: llama.cpp's converter permutes the rows of Llama's `attn_q` and `attn_k` for its RoPE;
 //! for `general.architecture = "llama"` they are put back in HF order on load, so HF's
@@ -174,6 +177,17 @@ impl WeightSource for Gguf {
                 })?)
             }
         };
+        if let Some(dtype) = ty.block_dtype() {
+            // Rows are whole blocks, so the un-permutation above moved whole blocks: the data
+            // stays quantised either way.
+            if info.ne.first().is_some_and(|&n| n % dtype.block_size() == 0) {
+                let bytes = match reordered {
+                    Some(rows) => Bytes::from_vec(rows),
+                    None => Bytes::new(self.mmap.clone(), info.range.clone()),
+                };
+                return WeightView::new(name, dtype, shape, bytes);
+            }
+        }
         if reordered.is_none() && ty.is_float() {
             let dtype = match ty.name {
                 "F16" => DType::F16,

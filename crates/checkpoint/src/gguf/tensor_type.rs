@@ -14,10 +14,13 @@
 //! - `Q6_K` (256): 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 × i8 scales, f16
 //!   `d`; each 16-element group is `d·sc·(q − 32)`.
 //!
+//! `Q8_0`, `Q4_0` and `Q4_1` are decoded by [`zoo_core::quant`], which backends share.
+//!
 //! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
 //! bit-identical to them.
 
 use half::{bf16, f16};
+use zoo_core::DType;
 
 /// A ggml tensor type. Types that GGUF defines but zoo cannot decode are still known by size,
 /// so a file holding them can be opened and its other tensors read.
@@ -80,6 +83,16 @@ impl TensorType {
         TYPES.iter().find(|t| t.id == id).copied()
     }
 
+    /// The block-quantised [`DType`] zoo keeps this type as (`Q8_0`, `Q4_0`, `Q4_1`), if any.
+    pub fn block_dtype(self) -> Option<DType> {
+        match self.id {
+            8 => Some(DType::Q8_0),
+            2 => Some(DType::Q4_0),
+            3 => Some(DType::Q4_1),
+            _ => None,
+        }
+    }
+
     /// `F32`, `F16` or `BF16`: stored element by element, usable without decoding.
     pub fn is_float(self) -> bool {
         matches!(self.id, 0 | 1 | 30)
@@ -112,9 +125,14 @@ pub fn dequantize(ty: TensorType, data: &[u8], out: &mut Vec<f32>) -> bool {
         "F32" => out.extend(blocks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
         "F16" => out.extend(blocks.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
         "BF16" => out.extend(blocks.map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
-        "Q8_0" => blocks.for_each(|b| q8_0(b, out)),
-        "Q4_0" => blocks.for_each(|b| q4_0(b, out)),
-        "Q4_1" => blocks.for_each(|b| q4_1(b, out)),
+        "Q8_0" | "Q4_0" | "Q4_1" => {
+            let dtype = ty.block_dtype().unwrap_or(DType::Q8_0);
+            let mut block = [0f32; zoo_core::quant::QK];
+            for b in blocks {
+                zoo_core::quant::dequantize_block(dtype, b, &mut block);
+                out.extend_from_slice(&block);
+            }
+        }
         "Q5_0" => blocks.for_each(|b| q5(b, false, out)),
         "Q5_1" => blocks.for_each(|b| q5(b, true, out)),
         "Q4_K" => blocks.for_each(|b| q4_k(b, out)),
@@ -126,25 +144,6 @@ pub fn dequantize(ty: TensorType, data: &[u8], out: &mut Vec<f32>) -> bool {
 
 fn half_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
-}
-
-fn q8_0(b: &[u8], out: &mut Vec<f32>) {
-    let d = half_at(b, 0);
-    out.extend(b[2..34].iter().map(|&q| d * f32::from(q as i8)));
-}
-
-fn q4_0(b: &[u8], out: &mut Vec<f32>) {
-    let d = half_at(b, 0);
-    let qs = &b[2..18];
-    out.extend(qs.iter().map(|&q| d * f32::from((q & 0x0F) as i8 - 8)));
-    out.extend(qs.iter().map(|&q| d * f32::from((q >> 4) as i8 - 8)));
-}
-
-fn q4_1(b: &[u8], out: &mut Vec<f32>) {
-    let (d, m) = (half_at(b, 0), half_at(b, 2));
-    let qs = &b[4..20];
-    out.extend(qs.iter().map(|&q| f32::from(q & 0x0F) * d + m));
-    out.extend(qs.iter().map(|&q| f32::from(q >> 4) * d + m));
 }
 
 /// `Q5_0` (`with_min` false: `d·(q − 16)`) and `Q5_1` (`d·q + m`).

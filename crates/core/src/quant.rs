@@ -1,0 +1,115 @@
+//! ggml's block-quantised layouts ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`]): the one
+//! implementation of their dequantisation, shared by checkpoint readers, [`crate::WeightView`]
+//! and backends that compute on the blocks directly.
+//!
+//! Each block holds [`QK`] consecutive elements of a row (rows are whole blocks):
+//! - `Q8_0` (34 bytes): f16 scale `d`, 32 × i8 `q`; `x = d·q`.
+//! - `Q4_0` (18 bytes): f16 `d`, 16 bytes of nibbles; element `j` is the low nibble of byte `j`,
+//!   element `j + 16` the high nibble; `x = d·(q − 8)`.
+//! - `Q4_1` (20 bytes): f16 `d`, f16 min `m`, nibbles as `Q4_0`; `x = d·q + m`.
+//!
+//! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
+//! bit-identical to them.
+
+use half::f16;
+
+use crate::DType;
+
+/// Elements per block of every type here.
+pub const QK: usize = 32;
+
+fn half_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// Decodes one block of `dtype` (exactly `dtype.block_bytes()` bytes) into `out`.
+///
+/// Does nothing for non-block types. Panics if `block` is shorter than a block, which is a bug
+/// in the caller: views check their byte length when they are built.
+pub fn dequantize_block(dtype: DType, block: &[u8], out: &mut [f32; QK]) {
+    match dtype {
+        DType::Q8_0 => {
+            let d = half_at(block, 0);
+            for (o, &q) in out.iter_mut().zip(&block[2..34]) {
+                *o = d * f32::from(q as i8);
+            }
+        }
+        DType::Q4_0 => {
+            let d = half_at(block, 0);
+            let (lo, hi) = out.split_at_mut(QK / 2);
+            for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&block[2..18]) {
+                *l = d * f32::from((q & 0x0F) as i8 - 8);
+                *h = d * f32::from((q >> 4) as i8 - 8);
+            }
+        }
+        DType::Q4_1 => {
+            let (d, m) = (half_at(block, 0), half_at(block, 2));
+            let (lo, hi) = out.split_at_mut(QK / 2);
+            for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&block[4..20]) {
+                *l = f32::from(q & 0x0F) * d + m;
+                *h = f32::from(q >> 4) * d + m;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Decodes whole blocks of `dtype`, appending to `out`. Returns `false`, leaving `out`
+/// untouched, when `dtype` is not block-quantised or `data` is not whole blocks.
+pub fn dequantize(dtype: DType, data: &[u8], out: &mut Vec<f32>) -> bool {
+    let bytes = dtype.block_bytes();
+    if !dtype.is_block_quantized() || data.len() % bytes != 0 {
+        return false;
+    }
+    out.reserve(data.len() / bytes * QK);
+    let mut block = [0f32; QK];
+    for b in data.chunks_exact(bytes) {
+        dequantize_block(dtype, b, &mut block);
+        out.extend_from_slice(&block);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f16_bytes(x: f32) -> [u8; 2] {
+        f16::from_f32(x).to_le_bytes()
+    }
+
+    #[test]
+    fn q8_0_is_scale_times_int() {
+        let mut block = f16_bytes(0.5).to_vec();
+        block.extend((0..32).map(|i| (i as i8 - 16) as u8));
+        let mut out = Vec::new();
+        assert!(dequantize(DType::Q8_0, &block, &mut out));
+        assert_eq!(out, (0..32).map(|i| 0.5 * (i as f32 - 16.0)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn q4_0_and_q4_1_order_low_nibbles_then_high() {
+        let nibbles: Vec<u8> = (0..16u8).map(|j| j | ((15 - j) << 4)).collect();
+        let mut q4_1 = [f16_bytes(2.0), f16_bytes(-1.0)].concat();
+        q4_1.extend(&nibbles);
+        let mut out = Vec::new();
+        assert!(dequantize(DType::Q4_1, &q4_1, &mut out));
+        let want: Vec<f32> = (0..16).chain((0..16).rev()).map(|q| 2.0 * q as f32 - 1.0).collect();
+        assert_eq!(out, want);
+
+        let mut q4_0 = f16_bytes(2.0).to_vec();
+        q4_0.extend(&nibbles);
+        out.clear();
+        assert!(dequantize(DType::Q4_0, &q4_0, &mut out));
+        let want: Vec<f32> = (0..16).chain((0..16).rev()).map(|q| 2.0 * (q as f32 - 8.0)).collect();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn partial_blocks_and_float_types_are_refused() {
+        let mut out = Vec::new();
+        assert!(!dequantize(DType::Q8_0, &[0; 33], &mut out));
+        assert!(!dequantize(DType::F32, &[0; 4], &mut out));
+        assert!(out.is_empty());
+    }
+}
