@@ -43,12 +43,16 @@ impl TensorShape for CandleTensor {
 
 /// Makes a checkpoint weight resident on `device`. With `keep_half`, matrices stay in their
 /// stored f16/bf16 (vectors, being small and used by f32 ops, become f32); otherwise everything
-/// becomes f32, exactly for f16 and bf16.
+/// becomes f32, exactly for f16 and bf16. ggml blocks are dequantised to f32.
 pub(crate) fn weight(view: &WeightView, device: &Device, keep_half: bool, backend: &str) -> Result<CandleTensor> {
     let stored = match view.dtype {
         DType::F32 => CandleDType::F32,
         DType::F16 => CandleDType::F16,
         DType::BF16 => CandleDType::BF16,
+        // Block-quantised weights (GGUF Q8_0/Q4_0/Q4_1) are dequantised to f32 here.
+        q if q.is_block_quantized() => {
+            return Ok(CandleTensor(Tensor::from_vec(view.to_f32_vec(), view.shape.as_slice(), device).zoo()?));
+        }
         other => {
             return Err(Error::UnsupportedDType { backend: backend.to_string(), dtype: other, name: view.name.clone() })
         }

@@ -10,6 +10,13 @@ pub fn embedding(table: &NdTensor, ids: &[u32]) -> Result<NdTensor> {
     if let Some(&bad) = rows.iter().find(|&&r| r >= vocab) {
         return Err(Error::TokenOutOfRange { id: bad as u32, vocab_size: vocab });
     }
+    if let Some(blocks) = table.quant_blocks().filter(|_| dim % zoo_core::quant::QK == 0) {
+        let mut out = Vec::with_capacity(rows.len() * dim);
+        for &r in &rows {
+            blocks.dequantize_into(r * dim..(r + 1) * dim, &mut out);
+        }
+        return NdTensor::new(out, vec![rows.len(), dim]);
+    }
     if let Some(int8) = table.int8() {
         let mut out = Vec::with_capacity(rows.len() * dim);
         for &r in &rows {

@@ -3,7 +3,8 @@
 //! zoo's own CPU backend. Computes in f32 on ndarray + matrixmultiply, with rayon spreading
 //! matrix products and attention heads over all cores. f32 weights that are aligned in the
 //! checkpoint's memory map are used in place; f16/bf16 weights are converted once at load; int8
-//! weights stay int8 and are dequantised group by group inside `linear` and `embedding`.
+//! weights stay int8 and ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`) stay blocks, dequantised group by
+//! group or block by block inside `linear` and `embedding`.
 //!
 //! Registered as `ndarray`, the default backend on CPU.
 
@@ -11,6 +12,7 @@ mod attention;
 mod elementwise;
 mod layout;
 mod matmul;
+mod matmul_blocks;
 mod matmul_int8;
 mod norm;
 mod rope;
@@ -20,7 +22,7 @@ use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
 use zoo_core::{AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, UnaryOp, WeightView};
 
 pub use attention::KvBuffer;
-pub use tensor::{Int8, NdTensor};
+pub use tensor::{Blocks, Int8, NdTensor};
 
 /// The ndarray CPU backend.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +51,9 @@ impl Backend for NdArray {
     fn weight(&self, view: &WeightView) -> Result<NdTensor> {
         if let (DType::I8, Some(scales)) = (view.dtype, &view.scales) {
             return NdTensor::quantized(view.data.clone(), scales, view.shape.clone());
+        }
+        if view.dtype.is_block_quantized() {
+            return NdTensor::blocks(view.dtype, view.data.clone(), view.shape.clone());
         }
         if view.dtype == DType::F32 {
             if let Some(t) = NdTensor::mapped(view.data.clone(), view.shape.clone()) {

@@ -36,7 +36,14 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
         }
     }
     let mut out = vec![0f32; n * out_features];
-    if let Some(q) = w.int8() {
+    let blocks = w.quant_blocks().filter(|_| k % zoo_core::quant::QK == 0);
+    if let Some(b) = blocks {
+        if n <= GEMV_MAX_ROWS {
+            crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
+        } else {
+            crate::matmul_blocks::gemm(x.values(), b, n, k, out_features, &mut out);
+        }
+    } else if let Some(q) = w.int8() {
         if n <= GEMV_MAX_ROWS {
             crate::matmul_int8::gemv_rows(x.values(), q, k, out_features, &mut out);
         } else {

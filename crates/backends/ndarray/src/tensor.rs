@@ -1,13 +1,15 @@
 //! The ndarray backend's tensor: f32 values, row-major, either owned or borrowed in place from
-//! a checkpoint's memory map; or an int8 weight quantised in groups, kept as int8.
+//! a checkpoint's memory map; or a quantised weight kept quantised: int8 in groups, or ggml
+//! blocks (`Q8_0`, `Q4_0`, `Q4_1`, usually borrowed from a GGUF file's map).
 //!
-//! int8 weights stay int8 for `linear` and `embedding`, which dequantise group by group as they
-//! go (a quarter of the f32 memory). Any other op reading an int8 tensor gets its values through
+//! Quantised weights stay quantised for `linear` and `embedding`, which dequantise group by group
+//! (or block by block) as they go. Any other op reading one gets its values through
 //! [`NdTensor::values`], which dequantises the whole tensor once and keeps the result.
 
 use std::sync::{Arc, OnceLock};
 
-use zoo_core::{Bytes, Error, GroupScales, Result, TensorShape};
+use zoo_core::quant::{self, QK};
+use zoo_core::{Bytes, DType, Error, GroupScales, Result, TensorShape};
 
 /// A row-major f32 tensor.
 #[derive(Clone)]
@@ -24,6 +26,37 @@ enum Storage {
     Mapped(Bytes),
     /// int8 weights with per-group multipliers.
     Int8(Arc<Int8>),
+    /// ggml block-quantised weights.
+    Blocks(Arc<Blocks>),
+}
+
+/// A tensor of ggml blocks ([`DType::Q8_0`], [`DType::Q4_0`] or [`DType::Q4_1`]): each row (last
+/// dimension) is whole blocks of [`QK`] elements.
+pub struct Blocks {
+    /// Which block layout.
+    pub dtype: DType,
+    /// The blocks (usually borrowed from the memory map).
+    pub data: Bytes,
+    /// The dequantised values, made on first use by an op without a block path.
+    dense: OnceLock<Box<[f32]>>,
+}
+
+impl Blocks {
+    /// Whether the whole tensor has not been dequantised (no op without a block path read it).
+    pub fn dense_is_empty(&self) -> bool {
+        self.dense.get().is_none()
+    }
+
+    /// The bytes of blocks `range` (block indices, row-major).
+    pub fn block_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        let size = self.dtype.block_bytes();
+        &self.data.as_slice()[range.start * size..range.end * size]
+    }
+
+    /// Dequantises elements `range` (flat, row-major, on block boundaries) into `out`.
+    pub fn dequantize_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        quant::dequantize(self.dtype, self.block_bytes(range.start / QK..range.end / QK), out);
+    }
 }
 
 /// An int8 tensor: element `i` is `q[i] · scales[i / group_size]`.
@@ -88,6 +121,29 @@ impl NdTensor {
         Ok(Self { storage: Storage::Int8(Arc::new(int8)), shape })
     }
 
+    /// Keeps ggml blocks as blocks; rows (the last dimension) must be whole blocks.
+    pub fn blocks(dtype: DType, data: Bytes, shape: Vec<usize>) -> Result<Self> {
+        let numel: usize = shape.iter().product();
+        let row = shape.last().copied().unwrap_or(1);
+        if !dtype.is_block_quantized() || row % QK != 0 || dtype.bytes_for(numel) != Some(data.len()) {
+            return Err(Error::Shape {
+                op: "block-quantised weight",
+                expected: format!("{numel} {dtype} elements in rows of whole blocks ({} bytes)", data.len()),
+                got: shape,
+            });
+        }
+        let blocks = Blocks { dtype, data, dense: OnceLock::new() };
+        Ok(Self { storage: Storage::Blocks(Arc::new(blocks)), shape })
+    }
+
+    /// The blocks, when this tensor is block-quantised.
+    pub fn quant_blocks(&self) -> Option<&Blocks> {
+        match &self.storage {
+            Storage::Blocks(b) => Some(b),
+            _ => None,
+        }
+    }
+
     /// The int8 data, when this tensor is quantised.
     pub fn int8(&self) -> Option<&Int8> {
         match &self.storage {
@@ -101,13 +157,19 @@ impl NdTensor {
         matches!(self.storage, Storage::Mapped(_))
     }
 
-    /// The values, row-major (an int8 tensor is dequantised once, on first call).
+    /// The values, row-major (a quantised tensor is dequantised once, on first call).
     pub fn values(&self) -> &[f32] {
         match &self.storage {
             Storage::Owned(values) => values,
             Storage::Int8(int8) => int8.dense.get_or_init(|| {
                 let mut out = Vec::with_capacity(int8.q.len());
                 int8.dequantize_into(0..int8.q.len(), &mut out);
+                out.into()
+            }),
+            Storage::Blocks(blocks) => blocks.dense.get_or_init(|| {
+                let mut out = Vec::new();
+                // `blocks` checked that the data is whole blocks.
+                quant::dequantize(blocks.dtype, blocks.data.as_slice(), &mut out);
                 out.into()
             }),
             Storage::Mapped(bytes) => {
