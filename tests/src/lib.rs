@@ -152,11 +152,19 @@ impl Fixture {
         Ok(Self { name, dir: dir.to_path_buf(), weights, reference })
     }
 
-    /// Loads the fixture's model on `backend`.
+    /// Loads the fixture's model on `backend` as its reference computed it: a GGUF model is
+    /// dequantised to f32 on load (`--dtype f32`), as transformers' GGUF loader does.
     pub fn pipeline(&self, backend: &str) -> Result<Pipeline> {
+        self.pipeline_with(backend, self.reference.gguf.as_ref().map(|_| zoo_core::DType::F32))
+    }
+
+    /// Loads the fixture's model on `backend`, converting weights to `dtype` on load (`None`
+    /// keeps them as stored: quantised GGUF weights stay quantised).
+    pub fn pipeline_with(&self, backend: &str, dtype: Option<zoo_core::DType>) -> Result<Pipeline> {
         pipeline::load(&LoadOptions {
             weights: self.weights.clone(),
             backend: Some(backend.into()),
+            dtype,
             ..Default::default()
         })
     }
@@ -194,7 +202,7 @@ pub fn max_logit_error(pipe: &Pipeline, reference: &Reference, prompt: &PromptRe
 
 /// Logits `[positions, vocab]` for prompt + generated: the prompt in one prefill pass, then the
 /// generated tokens one decode step at a time through the KV cache (as generation runs).
-fn sequence_logits(pipe: &Pipeline, prompt: &[u32], generated: &[u32]) -> Result<Vec<f32>> {
+pub fn sequence_logits(pipe: &Pipeline, prompt: &[u32], generated: &[u32]) -> Result<Vec<f32>> {
     let model = pipe.model.as_ref();
     let mut cache = KvCache::new(&pipe.backend, &model.info().kv, 1, model.info().max_context)?;
     let backend = model.backend();

@@ -54,6 +54,10 @@ pub struct ModelArgs {
     /// Training step to load from a nanochat checkpoint directory (default: the newest).
     #[arg(long, value_name = "N")]
     pub step: Option<u64>,
+    /// Convert weights to this element type on load (only `f32`: dequantises quantised GGUF
+    /// weights, which otherwise stay quantised on backends that can compute on them).
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<zoo_core::DType>,
 }
 
 /// `zoo run`.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
-use zoo_core::{DynBackend, Tokenizer};
+use zoo_core::{DType, DynBackend, Tokenizer, WeightSource, WeightView};
 
 /// What to load.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +25,9 @@ pub struct LoadOptions {
     pub device: usize,
     /// Training step, for checkpoint directories that hold several.
     pub step: Option<u64>,
+    /// Element type to convert every weight to before the backend sees it; `None` keeps the
+    /// checkpoint's (quantised GGUF weights stay quantised). Only [`DType::F32`] is supported.
+    pub dtype: Option<DType>,
 }
 
 /// A model ready to generate.
@@ -57,12 +60,17 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         })?,
     };
     let backend = create_backend(options)?;
-    let model = (family.load)(&LoadRequest {
-        backend: backend.clone(),
-        config: &checkpoint.config,
-        weights: checkpoint.weights.as_ref(),
-    })
-    .with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
+    let as_f32;
+    let weights: &dyn WeightSource = match options.dtype {
+        None => checkpoint.weights.as_ref(),
+        Some(DType::F32) => {
+            as_f32 = AsF32(checkpoint.weights.as_ref());
+            &as_f32
+        }
+        Some(other) => bail!("--dtype {other} is not supported when loading a model (only f32)"),
+    };
+    let model = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights })
+        .with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
     let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
         (Some(p), _) => Box::new(TextTokenizer::load(p)?) as Box<dyn Tokenizer>,
         (None, Some(t)) => t,
@@ -77,6 +85,32 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         generation_config: checkpoint.generation_config,
         chat_template: checkpoint.chat_template,
     })
+}
+
+/// A checkpoint's weights with every tensor converted to f32 as it is handed out (`--dtype f32`):
+/// quantised weights are dequantised on load.
+struct AsF32<'a>(&'a dyn WeightSource);
+
+impl WeightSource for AsF32<'_> {
+    fn source_name(&self) -> String {
+        self.0.source_name()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.names()
+    }
+
+    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
+        let view = self.0.get(name)?;
+        if view.dtype == DType::F32 {
+            return Ok(view);
+        }
+        WeightView::from_f32(view.name.clone(), view.shape.clone(), &view.to_f32_vec())
+    }
 }
 
 impl Pipeline {
