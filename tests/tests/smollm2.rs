@@ -4,16 +4,18 @@
 //! to the reference's ids. Logits and greedy tokens are checked by parity.rs, which runs every
 //! fixture, this one included (with `--dtype f32`, as transformers dequantises on load). Here:
 //! the quantised path (Q4_1 blocks kept as blocks on the ndarray backend) gives the same greedy
-//! answers as the f32 path, with logits within a measured bound of it.
+//! answers as the f32 path, with logits within a stated bound of it.
 
 use zoo_core::DType;
 use zoo_tests::{fixture_names, greedy, sequence_logits, Fixture};
 
-/// Largest |Δlogit| allowed between the quantised and the `--dtype f32` path on ndarray. Both
-/// compute with the same (dequantised) weight values; they differ only in f32 summation order
-/// (per-block partial sums, Q4_1's min factored out of the block). Measured on both prompts:
-/// 3.6e-5 and 2.7e-5 (x86-64, ndarray backend).
-const QUANTIZED_VS_F32_TOLERANCE: f32 = 1e-4;
+/// Largest |Δlogit| allowed between the quantised and the `--dtype f32` path on ndarray, as a
+/// fraction of the f32 path's largest |logit|. Both use the same (dequantised) weight values;
+/// the quantised path's decode steps (and prefills of up to 16 tokens) multiply 4-bit blocks
+/// with activations rounded to 16 bits (`zoo_backend_ndarray`'s `block_dot`). Measured on the
+/// two prompts (x86-64, AVX2): 0.0070 and 0.0040 where the largest |logit| is 38.2 and 37.6,
+/// i.e. ≤ 1.9e-4 of it; the bound leaves 5× room for other CPUs' summation orders.
+const QUANTIZED_VS_F32_RELATIVE: f32 = 1e-3;
 
 #[test]
 fn quantized_path_matches_the_f32_path() {
@@ -31,8 +33,10 @@ fn quantized_path_matches_the_f32_path() {
         let f = sequence_logits(&dense, &prompt.prompt_tokens, &prompt.tokens).unwrap();
         assert_eq!(q.len(), f.len());
         let worst = q.iter().zip(&f).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        eprintln!("prompt {:?}: max |Δlogit| quantised vs f32 = {worst:e}", prompt.text);
-        assert!(worst <= QUANTIZED_VS_F32_TOLERANCE, "prompt {:?}: max |Δlogit| = {worst:e}", prompt.text);
+        let scale = f.iter().fold(0f32, |m, v| m.max(v.abs()));
+        eprintln!("prompt {:?}: max |Δlogit| quantised vs f32 = {worst:.4} (largest |logit| {scale:.1})", prompt.text);
+        let bound = QUANTIZED_VS_F32_RELATIVE * scale;
+        assert!(worst <= bound, "prompt {:?}: max |Δlogit| = {worst} > {bound}", prompt.text);
     }
 }
 

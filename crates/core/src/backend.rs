@@ -112,6 +112,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Reads a tensor back as f32 (once per decode step, for the logits).
     fn to_host(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
 
+    /// Runs `f` (one forward step) in the backend's execution context. CPU backends with a
+    /// thread pool run it on a pool thread, so each op's parallel work starts without handing
+    /// the step between threads; the default just calls `f`.
+    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+        f()
+    }
+
     /// Rows of `table` (`[vocab, dim]`) for each id: `[ids.len(), dim]`.
     fn embedding(&self, table: &Self::Tensor, ids: &[u32]) -> Result<Self::Tensor>;
     /// `x · wᵀ + bias` for `x: [n, in]`, `w: [out, in]`, `bias: [out]`.

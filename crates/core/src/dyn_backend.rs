@@ -52,6 +52,7 @@ trait ErasedBackend: Send + Sync {
     fn weight(&self, view: &WeightView) -> Result<DynTensor>;
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor>;
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>>;
+    fn scoped(&self, f: &mut (dyn FnMut() + Send));
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;
     fn linear(&self, x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor>;
     fn add(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
@@ -101,6 +102,9 @@ impl<B: Backend> ErasedBackend for B {
     }
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
         Backend::to_host(self, down(self, x)?)
+    }
+    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+        Backend::scoped(self, f)
     }
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor> {
         Backend::embedding(self, down(self, table)?, ids).map(wrap::<B>)
@@ -195,6 +199,9 @@ impl Backend for DynBackend {
     }
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
         self.0.to_host(x)
+    }
+    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+        self.0.scoped(f)
     }
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor> {
         self.0.embedding(table, ids)

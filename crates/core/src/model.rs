@@ -50,7 +50,9 @@ pub fn forward<B: Backend>(
         return Err(crate::Error::TokenOutOfRange { id, vocab_size });
     }
     let step = cache.plan(batch, rows)?;
-    let logits = model.forward_step(&step, cache)?;
+    let mut logits = None;
+    model.backend().scoped(&mut || logits = Some(model.forward_step(&step, cache)));
+    let logits = logits.expect("Backend::scoped runs the step")?;
     cache.commit(&step);
     Ok(logits)
 }

@@ -9,6 +9,7 @@
 //! Registered as `ndarray`, the default backend on CPU.
 
 mod attention;
+mod block_dot;
 mod elementwise;
 mod layout;
 mod matmul;
@@ -69,6 +70,13 @@ impl Backend for NdArray {
 
     fn to_host(&self, x: &NdTensor) -> Result<Vec<f32>> {
         Ok(x.values().to_vec())
+    }
+
+    /// Runs the step on a thread of rayon's pool: parallel ops then split from a worker, and
+    /// with one thread they run inline instead of waking the pool for every op.
+    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+        // From outside the pool, `rayon::scope` runs its closure on a worker and waits for it.
+        rayon::scope(|_| f())
     }
 
     fn embedding(&self, table: &NdTensor, ids: &[u32]) -> Result<NdTensor> {

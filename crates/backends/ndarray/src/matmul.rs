@@ -11,8 +11,10 @@ use zoo_core::{Error, Result};
 
 use crate::tensor::NdTensor;
 
-/// Below this many input rows, use the row-streaming kernel.
+/// Up to this many input rows, use the row-streaming kernel.
 pub(crate) const GEMV_MAX_ROWS: usize = 4;
+/// The same for block-quantised weights, whose GEMM path dequantises every weight first.
+pub(crate) const BLOCK_GEMV_MAX_ROWS: usize = 16;
 /// Output features per parallel task in the row-streaming kernel.
 pub(crate) const GEMV_CHUNK: usize = 64;
 
@@ -38,7 +40,7 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
     let mut out = vec![0f32; n * out_features];
     let blocks = w.quant_blocks().filter(|_| k % zoo_core::quant::QK == 0);
     if let Some(b) = blocks {
-        if n <= GEMV_MAX_ROWS {
+        if n <= BLOCK_GEMV_MAX_ROWS {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
         } else {
             crate::matmul_blocks::gemm(x.values(), b, n, k, out_features, &mut out);

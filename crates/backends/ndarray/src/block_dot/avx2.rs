@@ -1,0 +1,101 @@
+//! The block dot products with AVX2 intrinsics.
+//!
+//! - 4-bit blocks: the nibbles widened to i16 and multiplied with the 16-bit activations by
+//!   `madd` (16 products, added in pairs to i32, per instruction), then one float FMA per block
+//!   with its scale;
+//! - `Q8_0` blocks: the bytes widened to f32 and multiplied with the f32 activations, four
+//!   FMAs per block, then one with its scale.
+//!
+//! Only called after `is_x86_feature_detected!("avx2")` (and `"fma"`) said yes.
+
+use std::arch::x86_64::*;
+
+use zoo_core::quant::QK;
+
+use super::{F16Table, Q16Row};
+
+/// How far ahead of the block being multiplied weights are prefetched, in bytes. Without it the
+/// loads wait on memory most of the time (rows are a few hundred bytes, too short for the
+/// hardware prefetcher to get ahead); 2 KiB measured fastest of 512, 1024 and 2048 (SmolLM2
+/// decode, one thread: 43, 60 and 61 tok/s; none: 37).
+const PREFETCH_AHEAD: usize = 2048;
+
+/// `w_row · x` for a row of `Q4_0` (`with_min == false`) or `Q4_1` blocks.
+///
+/// `Q4_0` is `d·(n − 8)`, i.e. `d·n + m` with `m = −8d`; `Σ m·x = m · x.s`, so both types
+/// share the unsigned nibble product.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, with_min: bool) -> f32 {
+    let (size, at) = if with_min { (20, 4) } else { (18, 2) };
+    let blocks = x.d.len();
+    assert!(w.len() >= blocks * size && x.q.len() >= blocks * QK && x.s.len() >= blocks);
+    let (w, xq) = (w.as_ptr(), x.q.as_ptr());
+    let low_nibble = _mm256_set1_epi16(0x0F);
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut min_acc = 0f32;
+    for blk in 0..blocks {
+        // SAFETY: block `blk` of `w` and of `x.q` are in bounds (asserted above).
+        let (b, q) = unsafe { (w.add(blk * size), xq.add(blk * QK)) };
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
+        // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
+        let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(at).cast()));
+        let lo = _mm256_and_si256(bytes, low_nibble);
+        let hi = _mm256_srli_epi16::<4>(bytes);
+        let products = _mm256_add_epi32(
+            _mm256_madd_epi16(lo, _mm256_loadu_si256(q.cast())),
+            _mm256_madd_epi16(hi, _mm256_loadu_si256(q.add(16).cast())),
+        );
+        let dw = half_at(lut, b);
+        let scale = _mm256_set1_ps(dw * x.d[blk]);
+        // Two accumulators, so consecutive blocks' FMAs do not wait on each other.
+        acc[blk % 2] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(products), acc[blk % 2]);
+        let m = if with_min { half_at(lut, b.add(2)) } else { -8.0 * dw };
+        min_acc += m * x.s[blk];
+    }
+    let acc = _mm256_add_ps(acc[0], acc[1]);
+    sum8(acc) + min_acc
+}
+
+/// The little-endian f16 at `p`, through the table.
+#[inline]
+unsafe fn half_at(lut: &F16Table, p: *const u8) -> f32 {
+    // SAFETY: the caller points at two readable bytes.
+    lut[usize::from(u16::from_le_bytes(unsafe { [*p, *p.add(1)] }))]
+}
+
+/// The sum of eight f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn sum8(v: __m256) -> f32 {
+    let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+}
+
+/// `w_row · x` for a row of `Q8_0` blocks and f32 activations.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
+    let blocks = x.len() / QK;
+    assert!(w.len() >= blocks * 34);
+    let (w, xp) = (w.as_ptr(), x.as_ptr());
+    let mut acc = _mm256_setzero_ps();
+    for blk in 0..blocks {
+        // SAFETY: block `blk` of `w` and of `x` are in bounds (asserted above).
+        let (b, xb) = unsafe { (w.add(blk * 34), xp.add(blk * QK)) };
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + 33).cast());
+        let mut sum = _mm256_setzero_ps();
+        for c in 0..4 {
+            let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + 8 * c).cast()));
+            sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(xb.add(8 * c)), sum);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(lut, b)), sum, acc);
+    }
+    sum8(acc)
+}

@@ -1,0 +1,226 @@
+//! Dot products of ggml weight blocks ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`])
+//! with an activation row, the decode hot loop.
+//!
+//! A decode step reads every weight once, so it should run at the speed weights stream from
+//! memory. Two cases:
+//! - `Q8_0` weights: 34 bytes per 32 weights keep the loop memory-bound even with f32
+//!   activations, so activations stay f32 and the result is exact up to summation order;
+//! - 4-bit weights: widening nibbles to f32 costs more than reading them, so the activation row
+//!   is quantised to 16 bits once per `linear` ([`Q16Row`]: blocks of 32 with an f32 scale)
+//!   and each block is multiplied in integers, its scales applied once per block. The rounding
+//!   (half of 1/32767 of a block's largest activation) is ~1e-5 relative, far below the 4-bit
+//!   weights' own error; `tests/tests/smollm2.rs` bounds its effect on the logits. (ggml rounds
+//!   activations to 8 bits, which is faster still but moves logits by ~2%, enough to change
+//!   greedy tokens at near-ties.)
+//!
+//! On x86-64 with AVX2 and FMA (checked once at run time) the intrinsics in `avx2` run;
+//! elsewhere the plain loops here, which compute the same sums in another order.
+
+use std::sync::OnceLock;
+
+use zoo_core::quant::QK;
+use zoo_core::DType;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+/// One activation row, prepared for weights of one block type.
+pub struct Activations<'a> {
+    /// The row itself (read by `Q8_0` kernels).
+    x: &'a [f32],
+    /// The row in 16 bits (for 4-bit weights).
+    q16: Option<Q16Row>,
+}
+
+impl<'a> Activations<'a> {
+    /// Prepares `x` (a whole number of blocks) for a weight of `dtype`.
+    pub fn new(dtype: DType, x: &'a [f32]) -> Self {
+        let q16 = matches!(dtype, DType::Q4_0 | DType::Q4_1).then(|| Q16Row::quantize(x));
+        Self { x, q16 }
+    }
+}
+
+/// One activation row quantised to 16 bits in blocks of [`QK`]: `x ≈ d[b] · q[b·QK + i]`.
+#[derive(Debug, Clone, Default)]
+pub struct Q16Row {
+    /// Per-block scale.
+    d: Vec<f32>,
+    /// Per-block `d · Σ q`: the block's sum (the 4-bit types' offsets multiply it).
+    s: Vec<f32>,
+    /// The quantised values.
+    q: Vec<i16>,
+}
+
+impl Q16Row {
+    /// Quantises `x` (a whole number of blocks) with round-to-nearest, scale `max |x| / 32767`.
+    pub fn quantize(x: &[f32]) -> Self {
+        let blocks = x.len() / QK;
+        let mut row = Self { d: Vec::with_capacity(blocks), s: Vec::with_capacity(blocks), q: vec![0; x.len()] };
+        for (xb, qb) in x.chunks_exact(QK).zip(row.q.chunks_exact_mut(QK)) {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 32767.0;
+            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0i32;
+            for (q, &v) in qb.iter_mut().zip(xb) {
+                *q = (v * inv).round() as i16;
+                sum += i32::from(*q);
+            }
+            row.d.push(d);
+            row.s.push(d * sum as f32);
+        }
+        row
+    }
+
+    /// The values this row stands for (tests compare against them).
+    #[cfg(test)]
+    pub fn dequantized(&self) -> Vec<f32> {
+        self.q.iter().enumerate().map(|(i, &q)| self.d[i / QK] * f32::from(q)).collect()
+    }
+}
+
+/// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which
+/// hold `dtype` blocks; `x` was prepared for `dtype`. Other types leave `out` untouched.
+pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+    let lut = f16_table();
+    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY (both arms): AVX2 and FMA are present.
+        match (dtype, &x.q16) {
+            (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
+            (DType::Q4_0 | DType::Q4_1, Some(q)) => {
+                let with_min = dtype == DType::Q4_1;
+                rows.for_each(|(w, o)| *o = unsafe { avx2::q4_row(w, q, lut, with_min) })
+            }
+            _ => {}
+        }
+        return;
+    }
+    match (dtype, &x.q16) {
+        (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = q8_0_row(w, x.x, lut)),
+        (DType::Q4_0 | DType::Q4_1, Some(q)) => rows.for_each(|(w, o)| *o = q4_row(w, q, lut, dtype == DType::Q4_1)),
+        _ => {}
+    }
+}
+
+/// Whether the AVX2 kernels can run here (checked once).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+}
+
+/// `Σ d·q·x` over a row of `Q8_0` blocks, in plain Rust.
+fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
+    let mut acc = 0f32;
+    for (b, xb) in w.chunks_exact(34).zip(x.chunks_exact(QK)) {
+        let sum: f32 = b[2..34].iter().zip(xb).map(|(&q, &v)| f32::from(q as i8) * v).sum();
+        acc += half(lut, b, 0) * sum;
+    }
+    acc
+}
+
+/// A row of `Q4_0` (`d·(n − 8)`) or `Q4_1` (`d·n + m`) blocks times 16-bit activations, in
+/// plain Rust. As in the AVX2 kernel, `Q4_0` is `d·n + m` with `m = −8d`.
+fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, with_min: bool) -> f32 {
+    let (size, at) = if with_min { (20, 4) } else { (18, 2) };
+    let mut acc = 0f32;
+    for (((b, q), d), s) in w.chunks_exact(size).zip(x.q.chunks_exact(QK)).zip(&x.d).zip(&x.s) {
+        let (lo, hi) = q.split_at(QK / 2);
+        let mut isum = 0i32;
+        for ((&n, &l), &h) in b[at..at + 16].iter().zip(lo).zip(hi) {
+            isum += i32::from(n & 0x0F) * i32::from(l) + i32::from(n >> 4) * i32::from(h);
+        }
+        let dw = half(lut, b, 0);
+        let m = if with_min { half(lut, b, 2) } else { -8.0 * dw };
+        acc += dw * d * isum as f32 + m * s;
+    }
+    acc
+}
+
+/// The f16 at byte `at` of a block, through the lookup table.
+fn half(lut: &F16Table, b: &[u8], at: usize) -> f32 {
+    lut[usize::from(u16::from_le_bytes([b[at], b[at + 1]]))]
+}
+
+/// Every f16 bit pattern as f32 (256 KiB, built once): cheaper than converting per block on
+/// CPUs without F16C, and than the run-time feature check on those with it.
+fn f16_table() -> &'static F16Table {
+    static TABLE: OnceLock<Box<F16Table>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([0f32; 1 << 16]);
+        for (bits, v) in (0..=u16::MAX).zip(table.iter_mut()) {
+            *v = half::f16::from_bits(bits).to_f32();
+        }
+        table
+    })
+}
+
+/// f32 for each f16 bit pattern; indexing it with a `u16` needs no bounds check.
+type F16Table = [f32; 1 << 16];
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+    use zoo_core::{Bytes, DType, WeightView};
+
+    use super::*;
+
+    fn blocks(dtype: DType, rows: usize, k: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for blk in 0..rows * k / QK {
+            data.extend(f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());
+            if dtype == DType::Q4_1 {
+                data.extend(f16::from_f32(-0.01 * (blk % 5) as f32).to_le_bytes());
+            }
+            let n = if dtype == DType::Q8_0 { 32 } else { 16 };
+            data.extend((0..n).map(|i| ((blk * 31 + i * 37) % 256) as u8));
+        }
+        data
+    }
+
+    #[test]
+    fn dots_are_exact_on_the_activations_each_type_sees() {
+        let (rows, k) = (5, 128);
+        let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
+        let lut = f16_table();
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+            let data = blocks(dtype, rows, k);
+            let row_bytes = data.len() / rows;
+            let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
+            let act = Activations::new(dtype, &x);
+            // Q8_0 multiplies x itself; the 4-bit types its 16-bit rounding.
+            let seen = act.q16.as_ref().map_or_else(|| x.clone(), Q16Row::dequantized);
+            let mut got = vec![0f32; rows];
+            rows_dot(dtype, &data, row_bytes, &act, &mut got);
+            let portable: Vec<f32> = data
+                .chunks_exact(row_bytes)
+                .map(|w| match &act.q16 {
+                    None => q8_0_row(w, &x, lut),
+                    Some(q) => q4_row(w, q, lut, dtype == DType::Q4_1),
+                })
+                .collect();
+            for (j, (g, p)) in got.iter().zip(&portable).enumerate() {
+                let w = &w[j * k..(j + 1) * k];
+                let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
+                assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} row {j}: {g} vs {want}");
+                assert!((f64::from(*p) - want).abs() <= 1e-5 * scale, "{dtype} row {j}, portable: {p} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn activation_rounding_is_within_half_a_step_per_block() {
+        let x: Vec<f32> = (0..96).map(|i| (i as f32 * 0.37).sin() * (1 + i / 32) as f32).collect();
+        let q = Q16Row::quantize(&x);
+        for (b, (xb, db)) in x.chunks(QK).zip(q.dequantized().chunks(QK)).enumerate() {
+            let step = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 32767.0;
+            for (a, e) in xb.iter().zip(db) {
+                assert!((a - e).abs() <= 0.5 * step * (1.0 + 1e-6), "block {b}: {a} vs {e}");
+            }
+        }
+        let zeros = Q16Row::quantize(&[0.0; 32]);
+        assert_eq!(zeros.dequantized(), vec![0.0; 32], "an all-zero block stays zero, no NaN");
+    }
+}
