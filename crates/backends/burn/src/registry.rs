@@ -74,6 +74,16 @@ mod cuda {
 
     zoo_core::inventory::submit! {
         BackendEntry {
+            name: "cuda-f32",
+            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f32 (for parity checks: same tolerance as the CPU)",
+            availability,
+            create: |o| create_with(o, "cuda-f32", DType::F32),
+            priority: 98,
+        }
+    }
+
+    zoo_core::inventory::submit! {
+        BackendEntry {
             name: "cuda-f16",
             description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f16",
             availability,

@@ -2,7 +2,8 @@
 //!
 //! Decode steps multiply a few rows by a large matrix, which is bound by reading the weights:
 //! there we split the output features across threads and stream each weight row once. Longer
-//! inputs (prefill) go to matrixmultiply's blocked, threaded GEMM through ndarray.
+//! inputs (prefill) go to matrixmultiply's blocked GEMM through ndarray, on blocks of output
+//! features in parallel.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -98,11 +99,50 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `out = x · wᵀ` for many rows: blocks of [`GEMM_COLS`] output features in parallel, each a
+/// single-threaded matrixmultiply GEMM.
 pub(crate) fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
+    par_column_blocks(n, out_features, GEMM_COLS, out, |first, cols, part| {
+        gemm_serial(x, &w[first * k..(first + cols) * k], n, k, cols, part)
+    });
+}
+
+/// Output features per parallel task of the GEMM paths.
+pub(crate) const GEMM_COLS: usize = 128;
+
+/// `out = x · wᵀ` on the calling thread (matrixmultiply is built without its own threads:
+/// rayon is the one pool, so the two never compete for cores).
+pub(crate) fn gemm_serial(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
     let x = ArrayView2::from_shape((n, k), x).expect("shape checked by caller");
     let w = ArrayView2::from_shape((out_features, k), w).expect("shape checked by caller");
     let mut c = ArrayViewMut2::from_shape((n, out_features), out).expect("shape checked by caller");
     general_mat_mul(1.0, &x, &w.t(), 0.0, &mut c);
+}
+
+/// Fills `out` (`[n, m]`, row-major) by blocks of up to `block` columns in parallel:
+/// `fill(first, cols, part)` writes columns `first..first + cols` into `part` (`[n, cols]`).
+pub(crate) fn par_column_blocks(
+    n: usize,
+    m: usize,
+    block: usize,
+    out: &mut [f32],
+    fill: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    let parts: Vec<Vec<f32>> = (0..m.div_ceil(block))
+        .into_par_iter()
+        .map(|b| {
+            let (first, cols) = (b * block, block.min(m - b * block));
+            let mut part = vec![0f32; n * cols];
+            fill(first, cols, &mut part);
+            part
+        })
+        .collect();
+    for (b, part) in parts.iter().enumerate() {
+        let (first, cols) = (b * block, part.len() / n.max(1));
+        for (dst, src) in out.chunks_exact_mut(m).zip(part.chunks_exact(cols.max(1))) {
+            dst[first..first + cols].copy_from_slice(src);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,8 @@
 
 use rayon::prelude::*;
 
-use crate::matmul::{gemm as gemm_f32, GEMV_CHUNK};
+use crate::matmul::{gemm_serial, par_column_blocks, GEMM_COLS, GEMV_CHUNK};
 use crate::tensor::Int8;
-
-/// Weight rows dequantised per GEMM tile.
-const TILE_ROWS: usize = 128;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`.
 pub fn gemv_rows(x: &[f32], w: &Int8, k: usize, out_features: usize, out: &mut [f32]) {
@@ -63,20 +60,14 @@ fn dot_i8(a: &[f32], b: &[i8]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `out = x · wᵀ` for many rows: dequantise `TILE_ROWS` weight rows at a time and GEMM them.
+/// `out = x · wᵀ` for many rows: blocks of weight rows are dequantised into an f32 tile and
+/// multiplied with a GEMM, the blocks in parallel.
 pub fn gemm(x: &[f32], w: &Int8, n: usize, k: usize, out_features: usize, out: &mut [f32]) {
-    let mut tile = Vec::with_capacity(TILE_ROWS * k);
-    let mut part = vec![0f32; n * TILE_ROWS];
-    for first in (0..out_features).step_by(TILE_ROWS) {
-        let rows = TILE_ROWS.min(out_features - first);
-        tile.clear();
+    par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
+        let mut tile = Vec::with_capacity(rows * k);
         w.dequantize_into(first * k..(first + rows) * k, &mut tile);
-        let part = &mut part[..n * rows];
-        gemm_f32(x, &tile, n, k, rows, part);
-        for (dst, src) in out.chunks_exact_mut(out_features).zip(part.chunks_exact(rows)) {
-            dst[first..first + rows].copy_from_slice(src);
-        }
-    }
+        gemm_serial(x, &tile, n, k, rows, part);
+    });
 }
 
 #[cfg(test)]

@@ -1,0 +1,152 @@
+"""Fixture parity of zoo's GPU backends: every fixture through `zoo run --backend B`, against
+its committed f32 reference (tests/fixtures/*/reference.json), with stated tolerances.
+
+Per fixture, prompt and backend: zoo's logits after the prompt (`--dump-logits`, at the
+reference's logit ids) against the reference's row for the last prompt position, and zoo's
+greedy tokens against the reference's. Tolerances:
+
+- f32 backends (`cuda-f32`; the CPU backends, to test this script): the CPU backends' tolerance, |Δlogit| ≤ 1e-4, and every greedy
+  token equal;
+- bf16 / f16 backends (`cuda`, `candle-cuda`; `cuda-f16`): rounding weights and activations to
+  8 (bf16) or 11 (f16) significant bits moves logits by an amount that depends on the model, so
+  the yardstick is transformers' own error at that precision on the same fixture and prompt
+  (the same weights cast to bf16/f16, run by the fixture's reference implementation, against the
+  f32 reference): zoo's |Δlogit| must be ≤ RATIO × that. Greedy tokens are reported as the
+  number of leading tokens equal (after the first near-tie, bf16 paths, transformers' included,
+  legitimately diverge); transformers' own count is printed next to zoo's.
+
+Usage (GPU machine, repository root): python3 xtask/python/gpu_fixture_parity.py --zoo dist/cuda/zoo
+    [--backend cuda-f32 --backend cuda ...] [--out DIR]
+Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures import family_of  # noqa: E402
+
+F32_TOLERANCE = 1e-4
+#: zoo's half-precision error may be at most this many times transformers' on the same input.
+RATIO = 4.0
+PRECISION = {"ndarray": None, "candle": None, "burn-ndarray": None, "cuda-f32": None, "cuda": torch.bfloat16, "candle-cuda": torch.bfloat16, "cuda-f16": torch.float16}
+
+
+def fixture_dirs(root: Path) -> list[Path]:
+    """Fixtures with weights zoo can load by directory (reference-only ones are skipped)."""
+    return [d for d in sorted(root.iterdir())
+            if (d / "reference.json").is_file() and ((d / "config.json").is_file() or any(d.glob("*.pt")))]
+
+
+def reference_row(prompt: dict) -> list[float]:
+    """The reference's logits (at the recorded ids) for the last prompt position."""
+    last = len(prompt["prompt_tokens"]) - 1
+    return next(row["values"] for row in prompt["logits"] if row["position"] == last)
+
+
+def transformers_error(model_dir: Path, reference: dict, dtype: torch.dtype) -> list[tuple[float, int]]:
+    """Per prompt: (max |Δlogit| of the reference implementation in `dtype` vs f32, greedy
+    tokens equal before the first difference)."""
+    _, family = family_of(model_dir)
+    runner = family.load_runner(model_dir, dtype)
+    ids = reference["logit_ids"]
+    out = []
+    with torch.no_grad():
+        for prompt in reference["prompts"]:
+            row = runner.logits(prompt["prompt_tokens"])[-1].float()[ids["start"]::ids["step"]]
+            err = (row - torch.tensor(reference_row(prompt))).abs().max().item()
+            tokens, _ = runner.generate(prompt["prompt_tokens"], len(prompt["tokens"]))
+            out.append((err, leading_equal(tokens, prompt["tokens"])))
+    return out
+
+
+def leading_equal(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def run_zoo(zoo: Path, model_dir: Path, backend: str, prompt: dict, scratch: Path) -> dict:
+    dump = scratch / "logits.json"
+    cmd = [str(zoo), "run", "--weights", str(model_dir), "--backend", backend, "--prompt", prompt["text"],
+           "--max-tokens", str(len(prompt["tokens"])), "--temperature", "0", "--json", "--dump-logits", str(dump)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()[-500:]}
+    report = json.loads(proc.stdout)
+    report["logits"] = json.loads(dump.read_text())
+    return report
+
+
+def check(zoo: Path, model_dir: Path, backends: list[str], scratch: Path) -> list[dict]:
+    reference = json.loads((model_dir / "reference.json").read_text())
+    ids = reference["logit_ids"]
+    hf = {dtype: transformers_error(model_dir, reference, dtype)
+          for dtype in {PRECISION[b] for b in backends} if dtype is not None}
+    rows = []
+    for backend in backends:
+        dtype = PRECISION[backend]
+        for i, prompt in enumerate(reference["prompts"]):
+            row = {"fixture": model_dir.name, "backend": backend, "prompt": i}
+            ours = run_zoo(zoo, model_dir, backend, prompt, scratch)
+            if "error" in ours:
+                rows.append(row | {"ok": False, "error": ours["error"]})
+                continue
+            got = torch.tensor(ours["logits"])[ids["start"]::ids["step"]]
+            err = (got - torch.tensor(reference_row(prompt))).abs().max().item()
+            same = leading_equal(ours["tokens"], prompt["tokens"])
+            row |= {"max_abs_logit_diff": err, "greedy_equal": same, "greedy_total": len(prompt["tokens"]),
+                    "prompt_tokens_equal": ours["prompt_tokens"] == prompt["prompt_tokens"]}
+            if dtype is None:
+                row["tolerance"] = F32_TOLERANCE
+                row["ok"] = err <= F32_TOLERANCE and same == len(prompt["tokens"])
+            else:
+                hf_err, hf_same = hf[dtype][i]
+                row |= {"transformers_error": hf_err, "transformers_greedy_equal": hf_same,
+                        "tolerance": RATIO * hf_err}
+                row["ok"] = err <= RATIO * hf_err
+            row["ok"] = row["ok"] and row["prompt_tokens_equal"]
+            rows.append(row)
+            print_row(row)
+    return rows
+
+
+def print_row(r: dict) -> None:
+    if "error" in r:
+        print(f"{r['fixture']:<16} {r['backend']:<12} p{r['prompt']}  ERROR {r['error']}", flush=True)
+        return
+    hf = f"  transformers {r['transformers_error']:.2e} ({r['transformers_greedy_equal']}/{r['greedy_total']})" \
+        if "transformers_error" in r else ""
+    print(f"{r['fixture']:<16} {r['backend']:<12} p{r['prompt']}  |Δlogit| {r['max_abs_logit_diff']:.2e} "
+          f"≤ {r['tolerance']:.2e}  greedy {r['greedy_equal']}/{r['greedy_total']}{hf}  "
+          f"{'ok' if r['ok'] else 'FAIL'}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--zoo", type=Path, required=True)
+    ap.add_argument("--backend", action="append", choices=sorted(PRECISION))
+    ap.add_argument("--fixtures", type=Path, default=Path("tests/fixtures"))
+    ap.add_argument("--out", type=Path, help="write every row as JSON to OUT/fixture-parity.json")
+    args = ap.parse_args()
+    backends = args.backend or ["cuda-f32", "cuda", "cuda-f16"]
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for model_dir in fixture_dirs(args.fixtures):
+            rows += check(args.zoo, model_dir, backends, Path(scratch))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fixture-parity.json").write_text(json.dumps(rows, indent=1))
+    failed = [r for r in rows if not r["ok"]]
+    print(f"{len(rows) - len(failed)}/{len(rows)} checks passed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
