@@ -41,6 +41,22 @@ enum Task {
     },
     /// Convert a checkpoint between formats (the same as `zoo convert`).
     Convert(zoo_cli::args::ConvertArgs),
+    /// Decode speed of zoo next to llama.cpp's on the same GGUF (default: the default model):
+    /// builds llama.cpp's llama-bench from the PyPI llama-cpp-python sdist under .cache/ once,
+    /// then alternates runs of both and prints the medians (xtask/python/llamacpp_bench.sh).
+    BenchLlamacpp {
+        /// The GGUF file (default: the default model).
+        model: Option<std::path::PathBuf>,
+        /// Thread counts to compare, e.g. "1 2".
+        #[arg(long, default_value = "1 2")]
+        threads: String,
+        /// Tokens to decode per run.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Runs of each; the table shows the median.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -48,5 +64,11 @@ fn main() -> Result<()> {
         Task::GenFixtures { only } => python::gen_fixtures(only.as_deref()),
         Task::Parity { backend, fixture } => parity::run(&backend, fixture.as_deref()),
         Task::Convert(args) => zoo_cli::convert::run(&args, &mut std::io::stdout(), &mut std::io::stderr()),
+        Task::BenchLlamacpp { model, threads, tokens, runs } => {
+            let mut cmd = std::process::Command::new("bash");
+            cmd.arg(python::root().join("xtask/python/llamacpp_bench.sh"));
+            cmd.args(model).env("THREADS", threads).env("TOKENS", tokens.to_string()).env("RUNS", runs.to_string());
+            python::run(&mut cmd)
+        }
     }
 }
