@@ -2,8 +2,9 @@
 //!
 //! Any [Burn](https://burn.dev) backend behind zoo's `Backend` trait. Registered as
 //! - `burn-ndarray` (feature `ndarray`, default): Burn's CPU backend, f32 — what CI tests;
-//! - `cuda` and `cuda-f16` (feature `cuda`): burn-cuda (CubeCL) on an NVIDIA GPU, computing in
-//!   bf16 or f16, weights uploaded once and resident, KV cache on the device.
+//! - `cuda`, `cuda-f16` and `cuda-f32` (feature `cuda`): burn-cuda (CubeCL) on an NVIDIA GPU,
+//!   computing in bf16, f16 or f32 (whose matmuls CubeCL runs in TF32 on tensor cores), weights
+//!   uploaded once and resident, KV cache on the device.
 //!
 //! Burn 0.21.0 is the newest release whose CUDA backend builds offline (0.22's cubecl-cuda
 //! downloads an LLVM bundle in its build script).

@@ -46,7 +46,8 @@ mod cuda {
         std::panic::set_hook(previous);
         result.map_err(|e| {
             let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-            format!("no usable CUDA device {device} ({})", msg.unwrap_or_else(|| "CUDA driver or GPU missing".into()))
+            let detail = msg.map_or_else(String::new, |m| format!("; CubeCL: {m}"));
+            format!("no usable CUDA device {device} (no NVIDIA driver, no GPU, or no such ordinal{detail})")
         })
     }
 
@@ -75,7 +76,7 @@ mod cuda {
     zoo_core::inventory::submit! {
         BackendEntry {
             name: "cuda-f32",
-            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f32 (for parity checks: same tolerance as the CPU)",
+            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f32 storage (matmuls in TF32 on tensor cores)",
             availability,
             create: |o| create_with(o, "cuda-f32", DType::F32),
             priority: 98,
