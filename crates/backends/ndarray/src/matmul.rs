@@ -10,7 +10,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use zoo_core::{Error, Result};
 
-use crate::tensor::NdTensor;
+use crate::tensor::{DequantizeRange, NdTensor};
 
 /// Up to this many input rows, use the row-streaming kernel.
 pub(crate) const GEMV_MAX_ROWS: usize = 4;
@@ -44,13 +44,13 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
         if n <= BLOCK_GEMV_MAX_ROWS {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
         } else {
-            crate::matmul_blocks::gemm(x.values(), b, n, k, out_features, &mut out);
+            gemm_dequantized(x.values(), b, n, k, out_features, &mut out);
         }
     } else if let Some(q) = w.int8() {
         if n <= GEMV_MAX_ROWS {
             crate::matmul_int8::gemv_rows(x.values(), q, k, out_features, &mut out);
         } else {
-            crate::matmul_int8::gemm(x.values(), q, n, k, out_features, &mut out);
+            gemm_dequantized(x.values(), q, n, k, out_features, &mut out);
         }
     } else if n <= GEMV_MAX_ROWS {
         gemv_rows(x.values(), w.values(), k, out_features, &mut out);
@@ -104,6 +104,23 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
     par_column_blocks(n, out_features, GEMM_COLS, out, |first, cols, part| {
         gemm_serial(x, &w[first * k..(first + cols) * k], n, k, cols, part)
+    });
+}
+
+/// `out = x · wᵀ` for many rows and a quantised `w`: tiles of [`GEMM_COLS`] weight rows are
+/// dequantised to f32 and multiplied with a GEMM, the tiles in parallel.
+pub(crate) fn gemm_dequantized(
+    x: &[f32],
+    w: &impl DequantizeRange,
+    n: usize,
+    k: usize,
+    out_features: usize,
+    out: &mut [f32],
+) {
+    par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
+        let mut tile = Vec::with_capacity(rows * k);
+        w.dequantize_range(first * k..(first + rows) * k, &mut tile);
+        gemm_serial(x, &tile, n, k, rows, part);
     });
 }
 

@@ -4,15 +4,14 @@
 //! - few rows (decode): each output feature's row is streamed once as blocks and multiplied
 //!   with `x` block by block ([`crate::block_dot`]: f32 activations for `Q8_0`, 16-bit ones in
 //!   integer arithmetic for the 4-bit types), parallel over output features;
-//! - many rows (prefill): blocks of weight rows are dequantised into a small f32 tile and
-//!   multiplied with matrixmultiply's GEMM, so the tile is reused across all input rows.
+//! - many rows (prefill): `crate::matmul`'s GEMM path dequantises tiles of weight rows.
 
 use rayon::prelude::*;
 use zoo_core::quant::QK;
 
 use crate::block_dot::{rows_dot, Activations};
 
-use crate::matmul::{gemm_serial, par_column_blocks, GEMM_COLS, GEMV_CHUNK};
+use crate::matmul::GEMV_CHUNK;
 use crate::tensor::Blocks;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`. `k` is whole blocks.
@@ -39,16 +38,6 @@ pub fn gemv_rows(x: &[f32], w: &Blocks, k: usize, out_features: usize, out: &mut
             out[i * out_features + first..i * out_features + first + features].copy_from_slice(part);
         }
     }
-}
-
-/// `out = x · wᵀ` for many rows: blocks of weight rows are dequantised into an f32 tile and
-/// multiplied with a GEMM, the blocks in parallel.
-pub fn gemm(x: &[f32], w: &Blocks, n: usize, k: usize, out_features: usize, out: &mut [f32]) {
-    par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
-        let mut tile = Vec::with_capacity(rows * k);
-        w.dequantize_into(first * k..(first + rows) * k, &mut tile);
-        gemm_serial(x, &tile, n, k, rows, part);
-    });
 }
 
 #[cfg(test)]

@@ -3,12 +3,11 @@
 //!
 //! - few rows (decode): each output feature's row is streamed once as int8; every group's dot
 //!   product with `x` is accumulated in f32 and multiplied by the group's scale;
-//! - many rows (prefill): blocks of weight rows are dequantised into a small f32 tile and
-//!   multiplied with matrixmultiply's GEMM, so the tile is reused across all input rows.
+//! - many rows (prefill): `crate::matmul`'s GEMM path dequantises tiles of weight rows.
 
 use rayon::prelude::*;
 
-use crate::matmul::{gemm_serial, par_column_blocks, GEMM_COLS, GEMV_CHUNK};
+use crate::matmul::GEMV_CHUNK;
 use crate::tensor::Int8;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`.
@@ -58,16 +57,6 @@ fn dot_i8(a: &[f32], b: &[i8]) -> f32 {
     }
     let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, &y)| x * f32::from(y)).sum();
     acc.iter().sum::<f32>() + tail
-}
-
-/// `out = x · wᵀ` for many rows: blocks of weight rows are dequantised into an f32 tile and
-/// multiplied with a GEMM, the blocks in parallel.
-pub fn gemm(x: &[f32], w: &Int8, n: usize, k: usize, out_features: usize, out: &mut [f32]) {
-    par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
-        let mut tile = Vec::with_capacity(rows * k);
-        w.dequantize_into(first * k..(first + rows) * k, &mut tile);
-        gemm_serial(x, &tile, n, k, rows, part);
-    });
 }
 
 #[cfg(test)]

@@ -217,3 +217,22 @@ fn check_len(len: usize, shape: &[usize], op: &'static str) -> Result<()> {
     }
     Ok(())
 }
+
+/// A quantised weight whose elements can be expanded to f32 a range at a time (the GEMM path
+/// dequantises tiles of rows through it).
+pub trait DequantizeRange: Sync {
+    /// Appends elements `range` (flat, row-major) as f32 to `out`.
+    fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>);
+}
+
+impl DequantizeRange for Blocks {
+    fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        self.dequantize_into(range, out)
+    }
+}
+
+impl DequantizeRange for Int8 {
+    fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        self.dequantize_into(range, out)
+    }
+}

@@ -211,23 +211,18 @@ mod tests {
     }
 
     #[test]
-    fn q8_0_is_scale_times_int() {
-        let mut block = f16_bytes(0.5).to_vec();
-        block.extend((0..32).map(|i| (i as i8 - 16) as u8));
-        let mut out = Vec::new();
-        assert!(dequantize(TensorType::from_id(8).unwrap(), &block, &mut out));
-        assert_eq!(out, (0..32).map(|i| 0.5 * (i as f32 - 16.0)).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn q4_1_orders_low_nibbles_then_high() {
-        let mut block = [f16_bytes(2.0), f16_bytes(-1.0)].concat();
-        block.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
-        let mut out = Vec::new();
-        assert!(dequantize(TensorType::from_id(3).unwrap(), &block, &mut out));
-        let expected: Vec<f32> =
-            (0..16).map(|j| 2.0 * j as f32 - 1.0).chain((0..16).map(|j| 2.0 * (15 - j) as f32 - 1.0)).collect();
-        assert_eq!(out, expected);
+    fn ggml_block_types_decode_through_core_quant() {
+        // Their arithmetic is zoo_core::quant's (tested there); here, the ids map to it.
+        for (id, dtype) in [(2, DType::Q4_0), (3, DType::Q4_1), (8, DType::Q8_0)] {
+            let ty = TensorType::from_id(id).unwrap();
+            assert_eq!(ty.block_dtype(), Some(dtype));
+            let mut block = [f16_bytes(0.5), f16_bytes(-1.0)].concat();
+            block.extend((block.len()..dtype.block_bytes()).map(|i| (i * 37 % 251) as u8));
+            let (mut ours, mut core) = (Vec::new(), Vec::new());
+            assert!(dequantize(ty, &block[..dtype.block_bytes()], &mut ours));
+            assert!(zoo_core::quant::dequantize(dtype, &block[..dtype.block_bytes()], &mut core));
+            assert_eq!(ours, core, "{dtype}");
+        }
     }
 
     #[test]
