@@ -20,7 +20,9 @@ use super::{F16Table, Q16Row};
 /// decode, one thread: 43, 60 and 61 tok/s; none: 37).
 const PREFETCH_AHEAD: usize = 2048;
 
-/// `w_row · x` for a row of `Q4_0` (`with_min == false`) or `Q4_1` blocks.
+/// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
+/// `Q4_0` (`with_min == false`) or `Q4_1` blocks. Several rows per call share each block of
+/// `x` and spread the per-row set-up and final sums (rows are only 18–48 blocks long).
 ///
 /// `Q4_0` is `d·(n − 8)`, i.e. `d·n + m` with `m = −8d`; `Σ m·x = m · x.s`, so both types
 /// share the unsigned nibble product.
@@ -28,35 +30,42 @@ const PREFETCH_AHEAD: usize = 2048;
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, with_min: bool) -> f32 {
+pub unsafe fn q4_rows<const R: usize>(
+    w: &[u8],
+    row_bytes: usize,
+    x: &Q16Row,
+    lut: &F16Table,
+    with_min: bool,
+) -> [f32; R] {
     let (size, at) = if with_min { (20, 4) } else { (18, 2) };
     let blocks = x.d.len();
-    assert!(w.len() >= blocks * size && x.q.len() >= blocks * QK && x.s.len() >= blocks);
+    assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
+    assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
     let (w, xq) = (w.as_ptr(), x.q.as_ptr());
     let low_nibble = _mm256_set1_epi16(0x0F);
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut min_acc = 0f32;
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut min_acc = [0f32; R];
     for blk in 0..blocks {
-        // SAFETY: block `blk` of `w` and of `x.q` are in bounds (asserted above).
-        let (b, q) = unsafe { (w.add(blk * size), xq.add(blk * QK)) };
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
-        // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
-        let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(at).cast()));
-        let lo = _mm256_and_si256(bytes, low_nibble);
-        let hi = _mm256_srli_epi16::<4>(bytes);
-        let products = _mm256_add_epi32(
-            _mm256_madd_epi16(lo, _mm256_loadu_si256(q.cast())),
-            _mm256_madd_epi16(hi, _mm256_loadu_si256(q.add(16).cast())),
-        );
-        let dw = half_at(lut, b);
-        let scale = _mm256_set1_ps(dw * x.d[blk]);
-        // Two accumulators, so consecutive blocks' FMAs do not wait on each other.
-        acc[blk % 2] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(products), acc[blk % 2]);
-        let m = if with_min { half_at(lut, b.add(2)) } else { -8.0 * dw };
-        min_acc += m * x.s[blk];
+        // SAFETY: block `blk` of `x.q` is in bounds (asserted above).
+        let q = unsafe { xq.add(blk * QK) };
+        let (xlo, xhi) = (_mm256_loadu_si256(q.cast()), _mm256_loadu_si256(q.add(16).cast()));
+        let (xd, xs) = (x.d[blk], x.s[blk]);
+        for r in 0..R {
+            // SAFETY: block `blk` of row `r` is in bounds (asserted above).
+            let b = unsafe { w.add(r * row_bytes + blk * size) };
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
+            // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
+            let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(at).cast()));
+            let lo = _mm256_and_si256(bytes, low_nibble);
+            let hi = _mm256_srli_epi16::<4>(bytes);
+            let products = _mm256_add_epi32(_mm256_madd_epi16(lo, xlo), _mm256_madd_epi16(hi, xhi));
+            let dw = half_at(lut, b);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r]);
+            let m = if with_min { half_at(lut, b.add(2)) } else { -8.0 * dw };
+            min_acc[r] += m * xs;
+        }
     }
-    let acc = _mm256_add_ps(acc[0], acc[1]);
-    sum8(acc) + min_acc
+    std::array::from_fn(|r| sum8(acc[r]) + min_acc[r])
 }
 
 /// The little-endian f16 at `p`, through the table.

@@ -90,7 +90,14 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
             (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
             (DType::Q4_0 | DType::Q4_1, Some(q)) => {
                 let with_min = dtype == DType::Q4_1;
-                rows.for_each(|(w, o)| *o = unsafe { avx2::q4_row(w, q, lut, with_min) })
+                let done = out.len() / 4 * 4;
+                let mut fours = out.chunks_exact_mut(4);
+                for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
+                    o.copy_from_slice(&unsafe { avx2::q4_rows::<4>(w, row_bytes, q, lut, with_min) });
+                }
+                for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
+                    *o = unsafe { avx2::q4_rows::<1>(w, row_bytes, q, lut, with_min) }[0];
+                }
             }
             _ => {}
         }
