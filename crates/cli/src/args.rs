@@ -25,6 +25,9 @@ pub enum Command {
     List(ListArgs),
     /// Convert a checkpoint between formats (HF directory, Torchless .bin, Burn .mpk).
     Convert(ConvertArgs),
+    /// Measure prefill and decode speed: a prompt of exactly N tokens, then M greedy tokens
+    /// (EOS ignored), over several runs after a warm-up; prints the median, min and max.
+    Bench(Box<BenchArgs>),
 }
 
 /// Where the model comes from and what runs it.
@@ -58,6 +61,28 @@ pub struct ModelArgs {
     /// weights, which otherwise stay quantised on backends that can compute on them).
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<zoo_core::DType>,
+}
+
+/// `zoo bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt length in tokens (synthetic English text).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens to generate after the prompt.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub gen_tokens: usize,
+    /// Measured runs.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub runs: usize,
+    /// Uncounted runs first (page faults, GPU kernel compilation).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub warmup: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `zoo run`.

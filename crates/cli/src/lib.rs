@@ -4,6 +4,7 @@
 //! own module and writes to the streams it is given, so tests run commands in-process.
 
 pub mod args;
+pub mod bench;
 pub mod chat;
 pub mod convert;
 pub mod generation_config;
@@ -21,6 +22,7 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
         args::Command::Chat(a) => chat::run(a, &mut std::io::stdin().lock(), out, err),
         args::Command::List(a) => list::run(a.json, out),
         args::Command::Convert(a) => convert::run(a, out, err),
+        args::Command::Bench(a) => bench::run(a, out, err),
     }
 }
 

@@ -51,6 +51,30 @@ fn list_shows_every_registered_family_and_backend() {
 fn help_texts() {
     insta::assert_snapshot!("help", zoo(&["--help"]).stdout);
     insta::assert_snapshot!("run-help", zoo(&["run", "--help"]).stdout);
+    insta::assert_snapshot!("bench-help", zoo(&["bench", "--help"]).stdout);
+}
+
+#[test]
+fn bench_measures_the_fixed_workload() {
+    let dir = fixture("qwen2-tiny");
+    let args = ["bench", "--weights", dir.to_str().unwrap(), "--prompt-tokens", "8", "--gen-tokens", "4"];
+    let out = zoo(&[&args[..], &["--runs", "3", "--warmup", "0", "--json"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((report["family"].as_str(), report["backend"].as_str()), (Some("qwen2"), Some("ndarray")));
+    assert_eq!((report["prompt_tokens"].as_u64(), report["generated_tokens"].as_u64()), (Some(8), Some(4)));
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for key in ["prefill_tok_s", "decode_tok_s"] {
+        let rates: Vec<f64> = runs.iter().map(|r| r[key].as_f64().unwrap()).collect();
+        assert!(rates.iter().all(|r| r.is_finite() && *r > 0.0), "{key}: {rates:?}");
+        let median = report[format!("{key}_median")].as_f64().unwrap();
+        assert!(rates.contains(&median), "{key}: the median of three runs is one of them");
+    }
+    assert_eq!(out.stderr.lines().filter(|l| l.starts_with("run ")).count(), 3, "progress per run");
+    assert!(zoo_fails(&[&args[..], &["--runs", "0"]].concat()).contains("at least 1"));
+    assert!(zoo_fails(&["bench", "--weights", dir.to_str().unwrap(), "--prompt-tokens", "999999"])
+        .contains("more than the model's context"));
 }
 
 #[test]

@@ -1,0 +1,140 @@
+//! `zoo bench`: prefill and decode speed of one model on one backend, over several runs of a
+//! fixed workload — a prompt of exactly N tokens, then M greedy tokens with EOS ignored — so
+//! runs, backends and builds compare like for like. A warm-up run (not counted) first pays for
+//! page faults of memory-mapped weights and GPU kernel compilation.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use zoo_core::sampler::Greedy;
+use zoo_core::{GenerateOptions, Session, Stats};
+
+use crate::args::BenchArgs;
+use crate::pipeline::{self, Pipeline};
+use crate::run::load_options;
+
+/// Text repeated to make the synthetic prompt (any text works; this one tokenizes normally).
+const PROMPT_TEXT: &str = "The history of the printing press begins in the fifteenth century, when movable \
+    type, oil-based inks and the screw press came together in the workshops of the Rhine valley. ";
+
+/// One measured run.
+#[derive(Debug, Serialize)]
+struct RunFigures {
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+}
+
+/// What `zoo bench --json` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    weights: String,
+    family: String,
+    backend: String,
+    load_s: f64,
+    prompt_tokens: usize,
+    generated_tokens: usize,
+    warmup_runs: usize,
+    runs: Vec<RunFigures>,
+    prefill_tok_s_median: f64,
+    decode_tok_s_median: f64,
+}
+
+pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    if args.runs == 0 || args.prompt_tokens == 0 || args.gen_tokens == 0 {
+        bail!("--runs, --prompt-tokens and --gen-tokens must be at least 1");
+    }
+    let started = Instant::now();
+    let pipe = pipeline::load(&load_options(&args.model)?)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let needed = args.prompt_tokens + args.gen_tokens;
+    let limit = pipe.model.info().max_context;
+    if needed > limit {
+        bail!("--prompt-tokens + --gen-tokens = {needed} is more than the model's context of {limit} tokens");
+    }
+    let prompt = synthetic_prompt(&pipe, args.prompt_tokens)?;
+    let options = GenerateOptions { max_tokens: args.gen_tokens, ..Default::default() };
+    let mut runs = Vec::with_capacity(args.runs);
+    for i in 0..args.warmup + args.runs {
+        let stats = one_run(&pipe, &prompt, &options, needed)?;
+        let label = if i < args.warmup { "warm-up".to_string() } else { format!("run {}", i - args.warmup + 1) };
+        writeln!(err, "{label}: prefill {:.1} tok/s, decode {:.1} tok/s", stats.prefill_tok_s(), stats.decode_tok_s())?;
+        if i >= args.warmup {
+            runs.push(RunFigures { prefill_tok_s: stats.prefill_tok_s(), decode_tok_s: stats.decode_tok_s() });
+        }
+    }
+    let report = Report {
+        weights: pipe
+            .weights
+            .file_name()
+            .map_or_else(|| pipe.weights.display().to_string(), |n| n.to_string_lossy().into()),
+        family: pipe.model.info().family.clone(),
+        backend: zoo_core::Backend::name(&pipe.backend).to_string(),
+        load_s,
+        prompt_tokens: args.prompt_tokens,
+        generated_tokens: args.gen_tokens,
+        warmup_runs: args.warmup,
+        prefill_tok_s_median: median(runs.iter().map(|r| r.prefill_tok_s).collect()),
+        decode_tok_s_median: median(runs.iter().map(|r| r.decode_tok_s).collect()),
+        runs,
+    };
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        print_table(&report, out)?;
+    }
+    Ok(())
+}
+
+/// Exactly `n` prompt tokens: the tokenizer's ids of [`PROMPT_TEXT`], repeated as needed.
+fn synthetic_prompt(pipe: &Pipeline, n: usize) -> Result<Vec<u32>> {
+    let ids = pipe.tokenizer.encode(PROMPT_TEXT, false)?;
+    if ids.is_empty() {
+        bail!("the tokenizer turned the benchmark text into no tokens");
+    }
+    Ok(ids.iter().copied().cycle().take(n).collect())
+}
+
+/// One generation from an empty cache, greedy, until `options.max_tokens` (EOS ignored).
+fn one_run(pipe: &Pipeline, prompt: &[u32], options: &GenerateOptions, capacity: usize) -> Result<Stats> {
+    let mut session = Session::new(pipe.model.as_ref(), Some(capacity))?;
+    Ok(session.generate(prompt, options, &mut Greedy, None)?.stats)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn print_table(r: &Report, out: &mut dyn Write) -> Result<()> {
+    let range = |f: fn(&RunFigures) -> f64| {
+        let v: Vec<f64> = r.runs.iter().map(f).collect();
+        (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max))
+    };
+    let ((pmin, pmax), (dmin, dmax)) = (range(|x| x.prefill_tok_s), range(|x| x.decode_tok_s));
+    let runs = format!("{} runs after {} warm-up", r.runs.len(), r.warmup_runs);
+    writeln!(out, "{} ({}) on {} (loaded in {:.2} s), {runs}", r.weights, r.family, r.backend, r.load_s)?;
+    writeln!(out, "{:<28} {:>10} {:>10} {:>10}", "tok/s", "median", "min", "max")?;
+    let prefill = format!("prefill ({} tokens)", r.prompt_tokens);
+    writeln!(out, "{prefill:<28} {:>10.1} {pmin:>10.1} {pmax:>10.1}", r.prefill_tok_s_median)?;
+    let decode = format!("decode ({} tokens)", r.generated_tokens);
+    writeln!(out, "{decode:<28} {:>10.1} {dmin:>10.1} {dmax:>10.1}", r.decode_tok_s_median)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}
