@@ -41,6 +41,35 @@ fn quantized_path_matches_the_f32_path() {
 }
 
 #[test]
+fn converted_to_an_hf_directory_it_answers_the_same() {
+    if !fixture_names().contains(&"smollm2".to_string()) {
+        return; // fixture_names said why
+    }
+    let fixture = Fixture::load("smollm2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("smollm2-hf");
+    zoo_checkpoint::convert::convert(&fixture.weights, &to, &Default::default()).unwrap();
+    for file in ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"] {
+        assert!(to.join(file).is_file(), "{file} written");
+    }
+    let pipe = zoo_cli::pipeline::load(&zoo_cli::pipeline::LoadOptions {
+        weights: to.clone(),
+        backend: Some("ndarray".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    // The chat template and its special tokens came along: the chat renders and tokenizes alike.
+    let chat = fixture.reference.chat.as_ref().expect("reference.json records a chat");
+    let template = pipe.chat_template.as_ref().expect("tokenizer_config.json carries the template");
+    assert_eq!(template.render(&chat.messages, chat.add_generation_prompt).unwrap(), chat.rendered);
+    for prompt in &fixture.reference.prompts {
+        let (tokens, text) = greedy(&pipe, prompt).unwrap();
+        assert_eq!(tokens, prompt.tokens, "prompt {:?}", prompt.text);
+        assert_eq!(text, prompt.generated_text, "prompt {:?}", prompt.text);
+    }
+}
+
+#[test]
 fn chat_template_renders_like_transformers() {
     if !fixture_names().contains(&"smollm2".to_string()) {
         return; // fixture_names said why

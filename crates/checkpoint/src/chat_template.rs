@@ -72,6 +72,11 @@ impl ChatTemplate {
         &self.source
     }
 
+    /// The special tokens (`bos_token`, `eos_token`, ...) the template is rendered with.
+    pub fn special_tokens(&self) -> &BTreeMap<String, String> {
+        &self.special_tokens
+    }
+
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's
     /// reply begins.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {

@@ -168,8 +168,11 @@ fn tokenizer_dir(from: &Path) -> PathBuf {
 }
 
 /// Copies the source's tokenizer files into `to`; a Torchless source's embedded tokenizer is
-/// saved as `tokenizer.json`.
+/// saved as `tokenizer.json`, a GGUF's tokenizer and chat template are written out.
 fn copy_tokenizer(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
+    if from.extension().is_some_and(|e| e == "gguf") {
+        return gguf_tokenizer_files(from, to);
+    }
     let mut files = Vec::new();
     if Format::of_target(from) == Format::Torchless {
         if let Some(tokenizer) = Torchless::open(from)?.tokenizer()? {
@@ -186,6 +189,27 @@ fn copy_tokenizer(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
             std::fs::copy(&src, &dst).map_err(|e| CheckpointError::io(&src, e))?;
             files.push(dst);
         }
+    }
+    Ok(files)
+}
+
+/// A GGUF's tokenizer as `tokenizer.json`, and its chat template with the special tokens it
+/// uses as `tokenizer_config.json`, where an HF directory keeps them.
+fn gguf_tokenizer_files(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
+    let gguf = crate::gguf::Gguf::open(from)?;
+    let mut files = Vec::new();
+    if let Some(tokenizer) = crate::gguf::tokenizer::tokenizer(from, gguf.metadata())? {
+        let path = to.join("tokenizer.json");
+        tokenizer.save(&path)?;
+        files.push(path);
+    }
+    if let Some(template) = crate::gguf::tokenizer::chat_template(from, gguf.metadata()) {
+        let mut config = serde_json::Map::new();
+        config.insert("chat_template".into(), template.source().into());
+        config.extend(template.special_tokens().iter().map(|(k, v)| (k.clone(), v.as_str().into())));
+        let path = to.join("tokenizer_config.json");
+        write_json(&path, &serde_json::Value::Object(config))?;
+        files.push(path);
     }
     Ok(files)
 }

@@ -145,18 +145,19 @@ pub(crate) fn par_column_blocks(
     out: &mut [f32],
     fill: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
+    let span = |b: usize| (b * block, block.min(m - b * block)); // (first column, columns)
     let parts: Vec<Vec<f32>> = (0..m.div_ceil(block))
         .into_par_iter()
         .map(|b| {
-            let (first, cols) = (b * block, block.min(m - b * block));
+            let (first, cols) = span(b);
             let mut part = vec![0f32; n * cols];
             fill(first, cols, &mut part);
             part
         })
         .collect();
     for (b, part) in parts.iter().enumerate() {
-        let (first, cols) = (b * block, part.len() / n.max(1));
-        for (dst, src) in out.chunks_exact_mut(m).zip(part.chunks_exact(cols.max(1))) {
+        let (first, cols) = span(b);
+        for (dst, src) in out.chunks_exact_mut(m).zip(part.chunks_exact(cols)) {
             dst[first..first + cols].copy_from_slice(src);
         }
     }
