@@ -63,33 +63,27 @@ mod cuda {
         Ok(DynBackend::new(Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype)))
     }
 
-    zoo_core::inventory::submit! {
-        BackendEntry {
-            name: "cuda",
-            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, bf16 (--device N picks the GPU)",
-            availability,
-            create: |o| create_with(o, "cuda", DType::BF16),
-            priority: 100,
-        }
+    /// Registers Burn's CUDA backend computing in `$dtype` as `$name`.
+    macro_rules! register {
+        ($name:literal, $dtype:expr, $priority:literal, $description:literal) => {
+            zoo_core::inventory::submit! {
+                BackendEntry {
+                    name: $name,
+                    description: $description,
+                    availability,
+                    create: |o| create_with(o, $name, $dtype),
+                    priority: $priority,
+                }
+            }
+        };
     }
 
-    zoo_core::inventory::submit! {
-        BackendEntry {
-            name: "cuda-f32",
-            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f32 storage (matmuls in TF32 on tensor cores)",
-            availability,
-            create: |o| create_with(o, "cuda-f32", DType::F32),
-            priority: 98,
-        }
-    }
-
-    zoo_core::inventory::submit! {
-        BackendEntry {
-            name: "cuda-f16",
-            description: "Burn 0.21 burn-cuda on an NVIDIA GPU, f16",
-            availability,
-            create: |o| create_with(o, "cuda-f16", DType::F16),
-            priority: 99,
-        }
-    }
+    register!("cuda", DType::BF16, 100, "Burn 0.21 burn-cuda on an NVIDIA GPU, bf16 (--device N picks the GPU)");
+    register!("cuda-f16", DType::F16, 99, "Burn 0.21 burn-cuda on an NVIDIA GPU, f16");
+    register!(
+        "cuda-f32",
+        DType::F32,
+        98,
+        "Burn 0.21 burn-cuda on an NVIDIA GPU, f32 storage (matmuls in TF32 on tensor cores)"
+    );
 }
