@@ -220,23 +220,10 @@ fn parse_param(path: &Path, base: &[u8], name: &str, param: &ValueRef) -> Result
 }
 
 impl WeightSource for BurnRecord {
-    fn source_name(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
-    }
+    crate::tensor_map::map_lookups!(path);
 
     fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let entry = self.tensors.get(name).ok_or_else(|| zoo_core::Error::MissingTensor {
-            name: name.to_string(),
-            source_name: self.source_name(),
-        })?;
+        let entry = crate::tensor_map::entry(&self.tensors, name, self)?;
         let dtype = entry.dtype.clone().map_err(|dtype| CheckpointError::UnsupportedDType {
             path: self.path.clone(),
             name: name.to_string(),

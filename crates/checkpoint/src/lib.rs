@@ -20,6 +20,7 @@ pub mod hf;
 pub mod nanochat_dir;
 pub mod safetensors;
 pub mod spm_bpe;
+mod tensor_map;
 pub mod tokenizer;
 pub mod torch_pt;
 pub mod torchless;

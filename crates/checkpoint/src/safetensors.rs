@@ -117,23 +117,10 @@ fn dtype_of(dtype: Dtype) -> Option<DType> {
 }
 
 impl WeightSource for Safetensors {
-    fn source_name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
-    }
+    crate::tensor_map::map_lookups!(name);
 
     fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let entry = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| zoo_core::Error::MissingTensor { name: name.to_string(), source_name: self.name.clone() })?;
+        let entry = crate::tensor_map::entry(&self.tensors, name, self)?;
         let (path, mmap) = &self.files[entry.file];
         let dtype = dtype_of(entry.dtype).ok_or_else(|| CheckpointError::UnsupportedDType {
             path: path.clone(),

@@ -134,23 +134,10 @@ impl Gguf {
 }
 
 impl WeightSource for Gguf {
-    fn source_name(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
-    }
+    crate::tensor_map::map_lookups!(path);
 
     fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let info = self.tensors.get(name).ok_or_else(|| zoo_core::Error::MissingTensor {
-            name: name.to_string(),
-            source_name: self.source_name(),
-        })?;
+        let info = crate::tensor_map::entry(&self.tensors, name, self)?;
         let ty = info.ty;
         if !ty.decodable {
             return Err(CheckpointError::UnsupportedDType {

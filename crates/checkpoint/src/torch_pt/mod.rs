@@ -284,23 +284,10 @@ fn is_contiguous(shape: &[usize], stride: &[usize]) -> bool {
 }
 
 impl WeightSource for TorchPt {
-    fn source_name(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
-    }
+    crate::tensor_map::map_lookups!(path);
 
     fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let tensor = self.tensors.get(name).ok_or_else(|| zoo_core::Error::MissingTensor {
-            name: name.to_string(),
-            source_name: self.source_name(),
-        })?;
+        let tensor = crate::tensor_map::entry(&self.tensors, name, self)?;
         let Some(dtype) = tensor.dtype else {
             return Err(CheckpointError::UnsupportedDType {
                 path: self.path.clone(),

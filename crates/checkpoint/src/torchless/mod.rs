@@ -254,23 +254,10 @@ fn multipliers(raw: &[u8]) -> Arc<[f32]> {
 }
 
 impl WeightSource for Torchless {
-    fn source_name(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
-    }
+    crate::tensor_map::map_lookups!(path);
 
     fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let entry = self.tensors.get(name).ok_or_else(|| zoo_core::Error::MissingTensor {
-            name: name.to_string(),
-            source_name: self.source_name(),
-        })?;
+        let entry = crate::tensor_map::entry(&self.tensors, name, self)?;
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.map.clone();
         let data = Bytes::new(owner, entry.data.clone());
         match &entry.scales {
