@@ -27,6 +27,11 @@ cargo build --release -p zoo-cli --features "$features" --bin zoo
 mkdir -p dist/cuda
 cp "$CARGO_TARGET_DIR/release/zoo" dist/cuda/zoo
 strip dist/cuda/zoo
+# The CubeCL kernel tests (crates/backends/burn/tests/kernels.rs), run there by gpu-check.sh.
+kernel_tests="$(cargo test --release -p zoo-backend-burn --features cuda --test kernels --no-run \
+  --message-format=json | grep -o '"executable":"[^"]*kernels-[^"]*"' | tail -1 | cut -d'"' -f4)"
+cp "$kernel_tests" dist/cuda/kernel-tests
+strip dist/cuda/kernel-tests
 cp scripts/gpu-check.sh xtask/python/gpu_parity.py dist/cuda/ 2>/dev/null || true
 ls -la dist/cuda >&2
 echo "built dist/cuda/zoo (carry dist/cuda to the GPU machine)" >&2

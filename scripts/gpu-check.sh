@@ -14,6 +14,8 @@ export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 zoo=dist/cuda/zoo
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 $zoo list | tee "$out/list.txt"
+# zoo's CubeCL kernels against the Burn-op compositions they replace.
+dist/cuda/kernel-tests --test-threads 1 2>&1 | tee "$out/kernel-tests.txt"
 # Every fixture on the GPU backends against its f32 reference (tolerances in the script's doc).
 backends="--backend cuda-f32 --backend cuda --backend cuda-f16"
 $zoo list | grep -q '^ *candle-cuda ' && backends="$backends --backend candle-cuda"

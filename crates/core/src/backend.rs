@@ -7,6 +7,9 @@
 //! - matrices are stored `[out, in]` (PyTorch `nn.Linear`), so `linear(x, w) = x · wᵀ + b`;
 //! - normalisations and softmax act on the last dimension.
 
+use std::any::Any;
+
+use crate::kv_cache::Step;
 use crate::{Result, WeightView};
 
 /// Read access to a tensor's shape, which every backend tensor provides.
@@ -90,6 +93,28 @@ pub struct AttentionSpec {
     pub window: Option<usize>,
 }
 
+/// A forward step as each layer's ops see it: the host plan, plus what the backend made of it
+/// once in [`Backend::prepare_step`] (device copies of positions and spans, the step's RoPE
+/// rows, masks), so that no layer uploads them again.
+pub struct StepInput<'a> {
+    /// The step's host description: tokens, spans, positions, logit rows.
+    pub step: &'a Step<'a>,
+    /// The backend's own prepared data; `None` for backends that read the host plan directly.
+    pub prepared: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl<'a> StepInput<'a> {
+    /// A step with nothing prepared: ops read `step`'s host slices.
+    pub fn host(step: &'a Step<'a>) -> Self {
+        Self { step, prepared: None }
+    }
+
+    /// The prepared data, if the backend that made it stored a `T`.
+    pub fn prepared<T: 'static>(&self) -> Option<&T> {
+        self.prepared.as_ref().and_then(|p| p.downcast_ref::<T>())
+    }
+}
+
 /// A compute backend: owns devices, holds weights in its preferred layout and runs the ops.
 ///
 /// Models are generic over `Backend` and written once. Implementations live in their own crates
@@ -117,6 +142,84 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// the step between threads; the default just calls `f`.
     fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
         f()
+    }
+
+    /// Prepares what every layer of one forward step reads (positions, spans), once per step.
+    /// The default prepares nothing; GPU backends upload the step's tables here.
+    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
+        Ok(StepInput::host(step))
+    }
+
+    /// [`Backend::rope`] at the step's positions, reading what `prepare_step` made.
+    fn rope_step(&self, x: &Self::Tensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<Self::Tensor> {
+        self.rope(x, &input.step.positions, spec)
+    }
+
+    /// [`Backend::attention`] over the step's spans, reading what `prepare_step` made.
+    fn attention_step(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        kv: &mut Self::KvBuffer,
+        input: &StepInput<'_>,
+        spec: &AttentionSpec,
+    ) -> Result<Self::Tensor> {
+        self.attention(q, k, v, kv, &input.step.spans, spec)
+    }
+
+    /// Rotary embedding of `q` and `k` at the step's positions, then
+    /// [`Backend::attention_step`]. GPU backends fuse the rotation with the KV-cache write.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_attention_step(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        kv: &mut Self::KvBuffer,
+        input: &StepInput<'_>,
+        rope: &RopeSpec,
+        spec: &AttentionSpec,
+    ) -> Result<Self::Tensor> {
+        let q = self.rope_step(q, input, rope)?;
+        let k = self.rope_step(k, input, rope)?;
+        self.attention_step(&q, &k, v, kv, input, spec)
+    }
+
+    /// Several linear maps of one input, `x · wᵢᵀ + bᵢ` for each `(wᵢ, bᵢ)` (attention's q, k
+    /// and v). GPU backends read `x` once and launch one kernel.
+    fn linears(
+        &self,
+        x: &Self::Tensor,
+        layers: &[(&Self::Tensor, Option<&Self::Tensor>)],
+    ) -> Result<Vec<Self::Tensor>> {
+        layers.iter().map(|(w, b)| self.linear(x, w, *b)).collect()
+    }
+
+    /// `op(x · gateᵀ) · (x · upᵀ)`, a gated MLP's first half (SwiGLU with [`UnaryOp::Silu`]).
+    fn gated_linear(
+        &self,
+        x: &Self::Tensor,
+        gate: &Self::Tensor,
+        up: &Self::Tensor,
+        op: UnaryOp,
+    ) -> Result<Self::Tensor> {
+        let gate = self.linear(x, gate, None)?;
+        let up = self.linear(x, up, None)?;
+        self.gated(&gate, &up, op)
+    }
+
+    /// The residual sum `x + y` and its RMSNorm, `(x + y, rms_norm(x + y))`, in one pass on GPUs.
+    fn add_rms_norm(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+        weight: Option<&Self::Tensor>,
+        eps: f32,
+    ) -> Result<(Self::Tensor, Self::Tensor)> {
+        let sum = self.add(x, y)?;
+        let normed = self.rms_norm(&sum, weight, eps)?;
+        Ok((sum, normed))
     }
 
     /// Rows of `table` (`[vocab, dim]`) for each id: `[ids.len(), dim]`.

@@ -10,7 +10,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::backend::{AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, TensorShape, UnaryOp};
+use crate::backend::{AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, StepInput, TensorShape, UnaryOp};
+use crate::kv_cache::Step;
 use crate::{Error, Result, WeightView};
 
 /// A tensor of some backend, with its concrete type erased.
@@ -53,6 +54,37 @@ trait ErasedBackend: Send + Sync {
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor>;
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>>;
     fn scoped(&self, f: &mut (dyn FnMut() + Send));
+    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>>;
+    fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor>;
+    fn attention_step(
+        &self,
+        q: &DynTensor,
+        k: &DynTensor,
+        v: &DynTensor,
+        kv: &mut DynKv,
+        input: &StepInput<'_>,
+        spec: &AttentionSpec,
+    ) -> Result<DynTensor>;
+    #[allow(clippy::too_many_arguments)]
+    fn rope_attention_step(
+        &self,
+        q: &DynTensor,
+        k: &DynTensor,
+        v: &DynTensor,
+        kv: &mut DynKv,
+        input: &StepInput<'_>,
+        rope: &RopeSpec,
+        spec: &AttentionSpec,
+    ) -> Result<DynTensor>;
+    fn linears(&self, x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>>;
+    fn gated_linear(&self, x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
+    fn add_rms_norm(
+        &self,
+        x: &DynTensor,
+        y: &DynTensor,
+        weight: Option<&DynTensor>,
+        eps: f32,
+    ) -> Result<(DynTensor, DynTensor)>;
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;
     fn linear(&self, x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor>;
     fn add(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
@@ -86,6 +118,10 @@ fn down<'a, B: Backend>(backend: &B, t: &'a DynTensor) -> Result<&'a B::Tensor> 
     t.0.as_any().downcast_ref::<B::Tensor>().ok_or_else(|| Error::ForeignTensor { backend: backend.name().to_string() })
 }
 
+fn down_kv<'a, B: Backend>(backend: &B, kv: &'a mut DynKv) -> Result<&'a mut B::KvBuffer> {
+    kv.0.downcast_mut::<B::KvBuffer>().ok_or_else(|| Error::ForeignTensor { backend: backend.name().to_string() })
+}
+
 fn down_opt<'a, B: Backend>(backend: &B, t: Option<&'a DynTensor>) -> Result<Option<&'a B::Tensor>> {
     t.map(|t| down(backend, t)).transpose()
 }
@@ -105,6 +141,56 @@ impl<B: Backend> ErasedBackend for B {
     }
     fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
         Backend::scoped(self, f)
+    }
+    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
+        Backend::prepare_step(self, step)
+    }
+    fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor> {
+        Backend::rope_step(self, down(self, x)?, input, spec).map(wrap::<B>)
+    }
+    fn attention_step(
+        &self,
+        q: &DynTensor,
+        k: &DynTensor,
+        v: &DynTensor,
+        kv: &mut DynKv,
+        input: &StepInput<'_>,
+        spec: &AttentionSpec,
+    ) -> Result<DynTensor> {
+        let kv = down_kv::<B>(self, kv)?;
+        Backend::attention_step(self, down(self, q)?, down(self, k)?, down(self, v)?, kv, input, spec).map(wrap::<B>)
+    }
+    fn rope_attention_step(
+        &self,
+        q: &DynTensor,
+        k: &DynTensor,
+        v: &DynTensor,
+        kv: &mut DynKv,
+        input: &StepInput<'_>,
+        rope: &RopeSpec,
+        spec: &AttentionSpec,
+    ) -> Result<DynTensor> {
+        let kv = down_kv::<B>(self, kv)?;
+        let (q, k, v) = (down(self, q)?, down(self, k)?, down(self, v)?);
+        Backend::rope_attention_step(self, q, k, v, kv, input, rope, spec).map(wrap::<B>)
+    }
+    fn linears(&self, x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>> {
+        let layers =
+            layers.iter().map(|(w, b)| Ok((down(self, w)?, down_opt(self, *b)?))).collect::<Result<Vec<_>>>()?;
+        Ok(Backend::linears(self, down(self, x)?, &layers)?.into_iter().map(wrap::<B>).collect())
+    }
+    fn gated_linear(&self, x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
+        Backend::gated_linear(self, down(self, x)?, down(self, gate)?, down(self, up)?, op).map(wrap::<B>)
+    }
+    fn add_rms_norm(
+        &self,
+        x: &DynTensor,
+        y: &DynTensor,
+        weight: Option<&DynTensor>,
+        eps: f32,
+    ) -> Result<(DynTensor, DynTensor)> {
+        let (sum, normed) = Backend::add_rms_norm(self, down(self, x)?, down(self, y)?, down_opt(self, weight)?, eps)?;
+        Ok((wrap::<B>(sum), wrap::<B>(normed)))
     }
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor> {
         Backend::embedding(self, down(self, table)?, ids).map(wrap::<B>)
@@ -157,9 +243,7 @@ impl<B: Backend> ErasedBackend for B {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<DynTensor> {
-        let kv =
-            kv.0.downcast_mut::<B::KvBuffer>()
-                .ok_or_else(|| Error::ForeignTensor { backend: Backend::name(self).to_string() })?;
+        let kv = down_kv::<B>(self, kv)?;
         Backend::attention(self, down(self, q)?, down(self, k)?, down(self, v)?, kv, spans, spec).map(wrap::<B>)
     }
 }
@@ -202,6 +286,50 @@ impl Backend for DynBackend {
     }
     fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
         self.0.scoped(f)
+    }
+    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
+        self.0.prepare_step(step)
+    }
+    fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor> {
+        self.0.rope_step(x, input, spec)
+    }
+    fn attention_step(
+        &self,
+        q: &DynTensor,
+        k: &DynTensor,
+        v: &DynTensor,
+        kv: &mut DynKv,
+        input: &StepInput<'_>,
+        spec: &AttentionSpec,
+    ) -> Result<DynTensor> {
+        self.0.attention_step(q, k, v, kv, input, spec)
+    }
+    fn rope_attention_step(
+        &self,
+        q: &DynTensor,
+        k: &DynTensor,
+        v: &DynTensor,
+        kv: &mut DynKv,
+        input: &StepInput<'_>,
+        rope: &RopeSpec,
+        spec: &AttentionSpec,
+    ) -> Result<DynTensor> {
+        self.0.rope_attention_step(q, k, v, kv, input, rope, spec)
+    }
+    fn linears(&self, x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>> {
+        self.0.linears(x, layers)
+    }
+    fn gated_linear(&self, x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
+        self.0.gated_linear(x, gate, up, op)
+    }
+    fn add_rms_norm(
+        &self,
+        x: &DynTensor,
+        y: &DynTensor,
+        weight: Option<&DynTensor>,
+        eps: f32,
+    ) -> Result<(DynTensor, DynTensor)> {
+        self.0.add_rms_norm(x, y, weight, eps)
     }
     fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor> {
         self.0.embedding(table, ids)

@@ -9,8 +9,8 @@
 //! one implementation.
 
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, UnaryOp,
-    WeightSource,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, StepInput,
+    UnaryOp, WeightSource,
 };
 
 use crate::hf_config::HfDecoderConfig;
@@ -112,11 +112,9 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
-        let q = b.rope(&self.q_proj.forward(b, x)?, &step.positions, &self.rope)?; // (T, nH·hd)
-        let k = b.rope(&self.k_proj.forward(b, x)?, &step.positions, &self.rope)?; // (T, nKV·hd)
-        let v = self.v_proj.forward(b, x)?; // (T, nKV·hd)
-        let y = b.attention(&q, &k, &v, kv, &step.spans, &self.spec)?; // (T, nH·hd)
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &StepInput<'_>) -> Result<B::Tensor> {
+        let [q, k, v] = Linear::forward_many(b, x, [&self.q_proj, &self.k_proj, &self.v_proj])?; // (T, nH·hd), (T, nKV·hd) ×2
+        let y = b.rope_attention_step(&q, &k, &v, kv, step, &self.rope, &self.spec)?; // (T, nH·hd)
         self.o_proj.forward(b, &y)
     }
 }
@@ -139,13 +137,13 @@ impl<B: Backend> Mlp<B> {
     }
 
     fn forward(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
-        let gate = self.gate_proj.forward(b, x)?; // (T, I)
-        let up = self.up_proj.forward(b, x)?; // (T, I)
-        self.down_proj.forward(b, &b.gated(&gate, &up, UnaryOp::Silu)?)
+        let hidden = Linear::gated(b, x, &self.gate_proj, &self.up_proj, UnaryOp::Silu)?; // (T, I)
+        self.down_proj.forward(b, &hidden)
     }
 }
 
-/// `x + attn(norm(x))`, then `+ mlp(norm(x))`.
+/// `x + attn(norm(x))`, then `+ mlp(norm(x))`. Each residual sum is normalised in the same op
+/// as the sum (the next norm: this layer's second, the next layer's first, or the final norm).
 struct Layer<B: Backend> {
     input_layernorm: RmsNorm<B>,
     self_attn: Attention<B>,
@@ -163,9 +161,20 @@ impl<B: Backend> Layer<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
-        let x = b.add(x, &self.self_attn.forward(b, &self.input_layernorm.forward(b, x)?, kv, step)?)?;
-        b.add(&x, &self.mlp.forward(b, &self.post_attention_layernorm.forward(b, &x)?)?)
+    /// Takes the residual stream `x` and `h = input_layernorm(x)`; returns the stream after the
+    /// layer and its normalisation by `next`.
+    fn forward(
+        &self,
+        b: &B,
+        (x, h): (&B::Tensor, &B::Tensor),
+        kv: &mut B::KvBuffer,
+        step: &StepInput<'_>,
+        next: &RmsNorm<B>,
+    ) -> Result<(B::Tensor, B::Tensor)> {
+        let attn = self.self_attn.forward(b, h, kv, step)?;
+        let (x, h) = self.post_attention_layernorm.add_forward(b, x, &attn)?;
+        let mlp = self.mlp.forward(b, &h)?;
+        next.add_forward(b, &x, &mlp)
     }
 }
 
@@ -218,11 +227,14 @@ impl<B: Backend> Model<B> for Decoder<B> {
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
+        let input = b.prepare_step(step)?;
         let mut x = b.embedding(&self.embed_tokens, step.tokens)?; // (T, H)
+        let mut h = self.layers.first().map_or(&self.norm, |l| &l.input_layernorm).forward(b, &x)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(b, &x, cache.layer_mut(i), step)?;
+            let next = self.layers.get(i + 1).map_or(&self.norm, |l| &l.input_layernorm);
+            (x, h) = layer.forward(b, (&x, &h), cache.layer_mut(i), &input, next)?;
         }
-        let mut x = self.norm.forward(b, &x)?;
+        let mut x = h; // the final norm of the residual stream
         if let Some(rows) = &step.logit_rows {
             x = b.gather_rows(&x, rows)?; // (rows, H)
         }

@@ -13,7 +13,9 @@
 
 use serde::Deserialize;
 use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
-use zoo_core::{AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, Step, UnaryOp, WeightSource};
+use zoo_core::{
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, Step, StepInput, UnaryOp, WeightSource,
+};
 
 use crate::nn::{config_error, config_is, parse_config, LayerNorm, Linear, Stored, Vb};
 
@@ -113,13 +115,13 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &StepInput<'_>) -> Result<B::Tensor> {
         let h = self.spec.n_heads * self.spec.head_dim;
         let qkv = self.c_attn.forward(b, x)?; // (T, 3H)
         let q = b.narrow(&qkv, 1, 0, h)?; // (T, H)
         let k = b.narrow(&qkv, 1, h, h)?;
         let v = b.narrow(&qkv, 1, 2 * h, h)?;
-        let y = b.attention(&q, &k, &v, kv, &step.spans, &self.spec)?; // (T, H)
+        let y = b.attention_step(&q, &k, &v, kv, step, &self.spec)?; // (T, H)
         self.c_proj.forward(b, &y)
     }
 }
@@ -164,7 +166,7 @@ impl<B: Backend> Block<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &StepInput<'_>) -> Result<B::Tensor> {
         let x = b.add(x, &self.attn.forward(b, &self.ln_1.forward(b, x)?, kv, step)?)?;
         b.add(&x, &self.mlp.forward(b, &self.ln_2.forward(b, &x)?)?)
     }
@@ -218,10 +220,11 @@ impl<B: Backend> Model<B> for Gpt2<B> {
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
+        let input = b.prepare_step(step)?;
         let positions: Vec<u32> = step.positions.iter().map(|&p| p as u32).collect();
         let mut x = b.add(&b.embedding(&self.wte, step.tokens)?, &b.embedding(&self.wpe, &positions)?)?; // (T, C)
         for (i, block) in self.h.iter().enumerate() {
-            x = block.forward(b, &x, cache.layer_mut(i), step)?;
+            x = block.forward(b, &x, cache.layer_mut(i), &input)?;
         }
         let mut x = self.ln_f.forward(b, &x)?;
         if let Some(rows) = &step.logit_rows {

@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, UnaryOp,
-    WeightSource,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, StepInput,
+    UnaryOp, WeightSource,
 };
 
 use crate::nn::{config_error, parse_config, Linear, RmsNorm, Stored, Vb};
@@ -108,12 +108,12 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &Step<'_>) -> Result<B::Tensor> {
-        let q = b.rope(&self.c_q.forward(b, x)?, &step.positions, &self.rope)?; // (T, nH·hd)
-        let k = b.rope(&self.c_k.forward(b, x)?, &step.positions, &self.rope)?; // (T, nKV·hd)
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &StepInput<'_>) -> Result<B::Tensor> {
+        let q = b.rope_step(&self.c_q.forward(b, x)?, step, &self.rope)?; // (T, nH·hd)
+        let k = b.rope_step(&self.c_k.forward(b, x)?, step, &self.rope)?; // (T, nKV·hd)
         let (q, k) = (self.head_norm(b, &q)?, self.head_norm(b, &k)?);
         let v = self.c_v.forward(b, x)?;
-        let y = b.attention(&q, &k, &v, kv, &step.spans, &self.spec)?; // (T, nH·hd)
+        let y = b.attention_step(&q, &k, &v, kv, step, &self.spec)?; // (T, nH·hd)
         self.c_proj.forward(b, &y)
     }
 
@@ -202,9 +202,10 @@ impl<B: Backend> Model<B> for NanoChat<B> {
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
+        let input = b.prepare_step(step)?;
         let mut x = self.norm.forward(b, &b.embedding(&self.wte, step.tokens)?)?; // (T, C)
         for (i, block) in self.h.iter().enumerate() {
-            x = b.add(&x, &block.attn.forward(b, &self.norm.forward(b, &x)?, cache.layer_mut(i), step)?)?;
+            x = b.add(&x, &block.attn.forward(b, &self.norm.forward(b, &x)?, cache.layer_mut(i), &input)?)?;
             x = b.add(&x, &block.mlp.forward(b, &self.norm.forward(b, &x)?)?)?;
         }
         let mut x = self.norm.forward(b, &x)?;

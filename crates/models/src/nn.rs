@@ -3,7 +3,7 @@
 //! path, `vb.pp("attn").pp("c_attn")`, so there are no rename tables.
 
 use serde::de::DeserializeOwned;
-use zoo_core::{Backend, Error, Result, WeightSource};
+use zoo_core::{Backend, Error, Result, UnaryOp, WeightSource};
 
 /// Weights under a name prefix, loaded onto a backend.
 pub struct Vb<'a, B: Backend> {
@@ -85,6 +85,22 @@ impl<B: Backend> Linear<B> {
     pub fn forward(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
         backend.linear(x, &self.weight, self.bias.as_ref())
     }
+
+    /// Applies each of `layers` to the same `x` (one fused op on GPU backends).
+    pub fn forward_many<const N: usize>(backend: &B, x: &B::Tensor, layers: [&Self; N]) -> Result<[B::Tensor; N]> {
+        let parts = layers.map(|l| (&l.weight, l.bias.as_ref()));
+        let outputs = backend.linears(x, &parts)?;
+        let got = outputs.len();
+        outputs.try_into().map_err(|_| Error::Shape { op: "linears", expected: format!("{N} outputs"), got: vec![got] })
+    }
+
+    /// `op(gate(x)) · up(x)` for bias-free `gate` and `up` (one fused op on GPU backends).
+    pub fn gated(backend: &B, x: &B::Tensor, gate: &Self, up: &Self, op: UnaryOp) -> Result<B::Tensor> {
+        match (&gate.bias, &up.bias) {
+            (None, None) => backend.gated_linear(x, &gate.weight, &up.weight, op),
+            _ => backend.gated(&gate.forward(backend, x)?, &up.forward(backend, x)?, op),
+        }
+    }
 }
 
 /// LayerNorm with weight and bias.
@@ -126,6 +142,11 @@ impl<B: Backend> RmsNorm<B> {
     /// Normalises each row of `x`.
     pub fn forward(&self, backend: &B, x: &B::Tensor) -> Result<B::Tensor> {
         backend.rms_norm(x, self.weight.as_ref(), self.eps)
+    }
+
+    /// The residual sum `x + y` and its normalisation.
+    pub fn add_forward(&self, backend: &B, x: &B::Tensor, y: &B::Tensor) -> Result<(B::Tensor, B::Tensor)> {
+        backend.add_rms_norm(x, y, self.weight.as_ref(), self.eps)
     }
 }
 

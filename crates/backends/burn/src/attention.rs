@@ -1,51 +1,140 @@
-//! Causal attention over a KV cache held as Burn tensors: one `[kv_heads, room, head_dim]` pair
-//! per slot, written in place with `slice_assign` and grown by doubling up to the capacity.
+//! Causal attention over a KV cache held as Burn tensors: one `[slots · kv_heads · room,
+//! head_dim]` buffer each for keys and values per layer, written in place (the buffers are
+//! uniquely owned, so Burn's `slice_assign` and zoo's kernels write into them without a copy)
+//! and grown by doubling up to the capacity, so addresses change a logarithmic number of times.
+//!
+//! Decode steps (one new token per sequence) run [`Kernels::decode_attention`] where the
+//! backend has it; prefill runs Burn's matmuls per sequence with the step's cached masks.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Tensor, TensorData};
 use zoo_core::{AttentionSpec, Error, KvSpec, Result, SeqSpan};
 
+use crate::kernels::{Kernels, KvView};
+use crate::step::BurnStep;
 use crate::tensor::BurnTensor;
+
+/// Positions allocated per slot at the first write (then doubled as needed).
+const MIN_ROOM: usize = 256;
 
 /// One layer's keys and values for every slot.
 pub struct BurnKv<BB: BurnBackend> {
     spec: KvSpec,
-    slots: Vec<Option<(Tensor<BB, 3>, Tensor<BB, 3>)>>,
+    room: usize,
+    buffers: Option<(Tensor<BB, 2>, Tensor<BB, 2>)>,
 }
 
 impl<BB: BurnBackend> BurnKv<BB> {
     pub(crate) fn new(spec: &KvSpec) -> Self {
-        Self { spec: *spec, slots: (0..spec.slots).map(|_| None).collect() }
+        Self { spec: *spec, room: 0, buffers: None }
     }
 
-    /// The slot's buffers with room for `needed` positions.
-    fn reserve(&mut self, slot: usize, needed: usize, like: &Tensor<BB, 2>) -> (Tensor<BB, 3>, Tensor<BB, 3>) {
-        let (heads, hd) = (self.spec.n_kv_heads, self.spec.head_dim);
-        let room = self.slots[slot].as_ref().map_or(0, |(k, _)| k.dims()[1]);
-        if let Some(pair) = self.slots[slot].as_ref().filter(|_| needed <= room) {
-            return pair.clone();
+    /// Makes room for `needed` positions per slot, keeping what is cached.
+    fn reserve(&mut self, needed: usize, like: &Tensor<BB, 2>) {
+        if self.buffers.is_some() && needed <= self.room {
+            return;
         }
-        let new_room = needed.max(2 * room).max(16).min(self.spec.capacity);
-        let zeros = || Tensor::<BB, 3>::zeros([heads, new_room, hd], (&like.device(), like.dtype()));
-        match self.slots[slot].take() {
-            None => (zeros(), zeros()),
-            Some((k, v)) => (
-                zeros().slice_assign([0..heads, 0..room, 0..hd], k),
-                zeros().slice_assign([0..heads, 0..room, 0..hd], v),
-            ),
+        let (heads, hd) = (self.spec.slots * self.spec.n_kv_heads, self.spec.head_dim);
+        let room = needed.next_power_of_two().max(MIN_ROOM).max(2 * self.room).min(self.spec.capacity).max(needed);
+        let zeros = || Tensor::<BB, 3>::zeros([heads, room, hd], (&like.device(), like.dtype()));
+        let grow = |old: Tensor<BB, 2>| {
+            let old = old.reshape([heads, self.room, hd]);
+            zeros().slice_assign([0..heads, 0..self.room, 0..hd], old).reshape([heads * room, hd])
+        };
+        self.buffers = Some(match self.buffers.take() {
+            None => (zeros().reshape([heads * room, hd]), zeros().reshape([heads * room, hd])),
+            Some((k, v)) => (grow(k), grow(v)),
+        });
+        self.room = room;
+    }
+
+    fn view(&self) -> Option<KvView<'_, BB>> {
+        let (k, v) = self.buffers.as_ref()?;
+        Some(KvView { k, v, room: self.room, n_kv_heads: self.spec.n_kv_heads })
+    }
+
+    /// Writes each span's new rows at `past..past+len` of its slot.
+    fn write(&mut self, k: &Tensor<BB, 2>, v: &Tensor<BB, 2>, spans: &[SeqSpan], step: Option<&BurnStep<BB>>)
+    where
+        BB: Kernels,
+    {
+        if let (Some(view), Some(step)) = (self.view(), step) {
+            if BB::kv_write(&view, k, v, &step.rows) {
+                return;
+            }
         }
+        let (nkv, hd, room) = (self.spec.n_kv_heads, self.spec.head_dim, self.room);
+        let heads = self.spec.slots * nkv;
+        let (mut keys, mut values) = self.buffers.take().expect("reserved before writing");
+        for span in spans {
+            let rows = span.start..span.start + span.len;
+            let at = [span.slot * nkv..(span.slot + 1) * nkv, span.past..span.past + span.len, 0..hd];
+            // (len, nKV·hd) → (nKV, len, hd), written in place.
+            let new_k = k.clone().slice([rows.clone(), 0..nkv * hd]).reshape([span.len, nkv, hd]).swap_dims(0, 1);
+            let new_v = v.clone().slice([rows, 0..nkv * hd]).reshape([span.len, nkv, hd]).swap_dims(0, 1);
+            keys = keys.reshape([heads, room, hd]).slice_assign(at.clone(), new_k).reshape([heads * room, hd]);
+            values = values.reshape([heads, room, hd]).slice_assign(at, new_v).reshape([heads * room, hd]);
+        }
+        self.buffers = Some((keys, values));
+    }
+
+    /// Keys and values `(nKV, total, hd)` of `slot`'s first `total` positions.
+    fn slot(&self, slot: usize, total: usize) -> (Tensor<BB, 3>, Tensor<BB, 3>) {
+        let (nkv, hd, room) = (self.spec.n_kv_heads, self.spec.head_dim, self.room);
+        let heads = self.spec.slots * nkv;
+        let (k, v) = self.buffers.as_ref().expect("written before reading");
+        let pick = |t: &Tensor<BB, 2>| {
+            t.clone().reshape([heads, room, hd]).slice([slot * nkv..(slot + 1) * nkv, 0..total, 0..hd])
+        };
+        (pick(k), pick(v))
     }
 }
 
-pub(crate) fn attention<BB: BurnBackend>(
+pub(crate) fn attention<BB: Kernels>(
     q: &BurnTensor<BB>,
     k: &BurnTensor<BB>,
     v: &BurnTensor<BB>,
     kv: &mut BurnKv<BB>,
     spans: &[SeqSpan],
     spec: &AttentionSpec,
+    step: Option<&BurnStep<BB>>,
 ) -> Result<BurnTensor<BB>> {
+    validate(q, k, v, kv, spans, spec)?;
+    kv.write(&k.t, &v.t, spans, step);
+    attend(&q.t, kv, spans, spec, step)
+}
+
+/// RoPE of `q` and `k` with the step's table rows `cos, sin`, fused with the KV write, then
+/// attention; `None` when the backend has no fused kernel for these shapes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rope_attention<BB: Kernels>(
+    q: &BurnTensor<BB>,
+    k: &BurnTensor<BB>,
+    v: &BurnTensor<BB>,
+    kv: &mut BurnKv<BB>,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+    step: &BurnStep<BB>,
+    (cos, sin): (&Tensor<BB, 2>, &Tensor<BB, 2>),
+) -> Result<Option<BurnTensor<BB>>> {
+    validate(q, k, v, kv, spans, spec)?;
+    let view = kv.view().expect("reserved by validate");
+    let Some(q) = BB::rope_kv_write(&q.t, &k.t, &v.t, cos, sin, &view, &step.rows, spec) else {
+        return Ok(None);
+    };
+    attend(&q, kv, spans, spec, Some(step)).map(Some)
+}
+
+/// Checks shapes and spans, and makes room in the cache for the step.
+fn validate<BB: Kernels>(
+    q: &BurnTensor<BB>,
+    k: &BurnTensor<BB>,
+    v: &BurnTensor<BB>,
+    kv: &mut BurnKv<BB>,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+) -> Result<()> {
     let (n, q_cols) = q.dims2("attention q")?;
     if q_cols != spec.n_heads * spec.head_dim {
         return Err(Error::Shape {
@@ -64,36 +153,55 @@ pub(crate) fn attention<BB: BurnBackend>(
         }
     }
     check(spec, kv, spans, n)?;
+    let needed = spans.iter().map(|s| s.past + s.len).max().unwrap_or(0);
+    kv.reserve(needed, &q.t);
+    Ok(())
+}
+
+/// Attention of the (rotated) queries `q` over the cache, whose new rows are already written.
+fn attend<BB: Kernels>(
+    q: &Tensor<BB, 2>,
+    kv: &BurnKv<BB>,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+    step: Option<&BurnStep<BB>>,
+) -> Result<BurnTensor<BB>> {
+    if let (Some(step), true) = (step, spans.iter().all(|s| s.len == 1)) {
+        let view = kv.view().expect("reserved");
+        if let Some(out) = BB::decode_attention(q, &view, &step.rows, spec) {
+            return Ok(BurnTensor::matrix(out));
+        }
+    }
     let (nh, nkv, hd) = (spec.n_heads, spec.n_kv_heads, spec.head_dim);
     let group = nh / nkv;
     let mut outputs = Vec::with_capacity(spans.len());
-    for span in spans {
+    for (index, span) in spans.iter().enumerate() {
         let rows = span.start..span.start + span.len;
         let total = span.past + span.len;
-        let (mut keys, mut values) = kv.reserve(span.slot, total, &q.t);
-        // (len, nKV·hd) → (nKV, len, hd), written at past..total.
-        let new_k = k.t.clone().slice([rows.clone(), 0..nkv * hd]).reshape([span.len, nkv, hd]).swap_dims(0, 1);
-        let new_v = v.t.clone().slice([rows.clone(), 0..nkv * hd]).reshape([span.len, nkv, hd]).swap_dims(0, 1);
-        keys = keys.slice_assign([0..nkv, span.past..total, 0..hd], new_k);
-        values = values.slice_assign([0..nkv, span.past..total, 0..hd], new_v);
-        kv.slots[span.slot] = Some((keys.clone(), values.clone()));
-        let keys = keys.slice([0..nkv, 0..total, 0..hd]); // (nKV, T, hd)
-        let values = values.slice([0..nkv, 0..total, 0..hd]);
-        // Queries grouped by kv head: (len, nH·hd) → (nKV, group·len, hd).
-        let queries =
-            q.t.clone().slice([rows, 0..nh * hd]).reshape([span.len, nkv, group, hd]).permute([1, 2, 0, 3]).reshape([
-                nkv,
-                group * span.len,
-                hd,
-            ]);
-        let scores = queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale); // (nKV, g·len, T)
-        let mask = causal_mask::<BB>(span, group, spec.window, &q.t);
-        let probs = softmax(scores + mask, 2);
+        let (keys, values) = kv.slot(span.slot, total); // (nKV, T, hd)
+                                                        // Queries grouped by kv head: (len, nH·hd) → (nKV, group·len, hd).
+        let queries = q
+            .clone()
+            .slice([rows, 0..nh * hd])
+            .reshape([span.len, nkv, group, hd])
+            .permute([1, 2, 0, 3])
+            .reshape([nkv, group * span.len, hd]);
+        let mut scores = queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale); // (nKV, g·len, T)
+        if needs_mask(span, spec.window) {
+            let make = || causal_mask::<BB>(span, group, spec.window, q);
+            scores = scores + step.map_or_else(make, |s| s.mask(index, spec.window, make));
+        }
+        let probs = softmax(scores, 2);
         let out = probs.matmul(values); // (nKV, g·len, hd)
         let out = out.reshape([nkv, group, span.len, hd]).permute([2, 0, 1, 3]).reshape([span.len, nh * hd]);
         outputs.push(out);
     }
     Ok(BurnTensor::matrix(Tensor::cat(outputs, 0)))
+}
+
+/// Whether some query of `span` must not see some cached key.
+fn needs_mask(span: &SeqSpan, window: Option<usize>) -> bool {
+    span.len > 1 || window.is_some_and(|w| span.past + 1 > w)
 }
 
 /// Additive mask `(1, group·len, T)`: 0 where query row may see key, −∞ elsewhere.

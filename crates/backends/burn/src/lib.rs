@@ -10,22 +10,30 @@
 //! downloads an LLVM bundle in its build script).
 //!
 //! Ops are written with Burn's tensor API; every tensor is a rank-2 Burn tensor plus zoo's shape
-//! (see [`tensor`]). Leave room for custom decode kernels: Burn's own matmul is far from the
-//! memory-bandwidth limit on decode shapes.
+//! (see [`tensor`]). Where the Burn backend provides zoo's fused [`kernels`] (CubeCL backends,
+//! see [`cube`]), decode runs them instead: a GEMV at the weights' memory bandwidth, RMSNorm,
+//! SwiGLU, RoPE from cached tables, the KV write and attention over the resident cache.
 
 mod attention;
+#[cfg(feature = "cubecl")]
+pub mod cube;
+pub mod kernels;
 mod registry;
 mod rope;
+mod step;
 pub mod tensor;
 
 use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
 use zoo_core::{
-    AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, TensorShape, UnaryOp, WeightView,
+    AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, Step, StepInput, TensorShape, UnaryOp,
+    WeightView,
 };
 
 pub use attention::BurnKv;
+pub use kernels::Kernels;
+use step::{BurnStep, RopeTables};
 pub use tensor::BurnTensor;
 
 /// zoo's backend over the Burn backend `BB`.
@@ -34,12 +42,13 @@ pub struct Burn<BB: BurnBackend> {
     name: &'static str,
     device: BB::Device,
     dtype: BurnDType,
+    rope_tables: RopeTables<BB>,
 }
 
-impl<BB: BurnBackend> Burn<BB> {
+impl<BB: Kernels> Burn<BB> {
     /// A backend named `name` computing in `dtype` on `device`.
     pub fn new(name: &'static str, device: BB::Device, dtype: BurnDType) -> Self {
-        Self { name, device, dtype }
+        Self { name, device, dtype, rope_tables: RopeTables::default() }
     }
 
     fn tensor(&self, values: Vec<f32>, shape: &[usize]) -> Result<BurnTensor<BB>> {
@@ -80,7 +89,7 @@ fn apply<BB: BurnBackend>(x: Tensor<BB, 2>, op: UnaryOp) -> Tensor<BB, 2> {
     }
 }
 
-impl<BB: BurnBackend> Backend for Burn<BB> {
+impl<BB: Kernels> Backend for Burn<BB> {
     type Tensor = BurnTensor<BB>;
     type KvBuffer = BurnKv<BB>;
 
@@ -90,15 +99,11 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
 
     fn weight(&self, view: &WeightView) -> Result<BurnTensor<BB>> {
         let layout = BurnTensor::<BB>::layout(&view.shape);
+        // 16-bit weights travel as their bytes (one copy, no per-element conversion); Burn casts
+        // on the device when the backend computes in another type.
         let data = match view.dtype {
-            DType::BF16 => TensorData::new(
-                view.data.as_slice().chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]])).collect(),
-                layout,
-            ),
-            DType::F16 => TensorData::new(
-                view.data.as_slice().chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect(),
-                layout,
-            ),
+            DType::BF16 => TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, BurnDType::BF16),
+            DType::F16 => TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, BurnDType::F16),
             _ => TensorData::new(view.to_f32_vec(), layout),
         };
         BurnTensor::with_shape(Tensor::from_data(data, (&self.device, self.dtype)), view.shape.clone())
@@ -130,9 +135,13 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
         if inp != k {
             return Err(Error::Shape { op: "linear", expected: format!("input with {inp} columns"), got: vec![n, k] });
         }
+        let bias = bias.map(|b| self.row_vector(b, out, "linear bias")).transpose()?;
+        if let Some(y) = BB::gemv(&x.t, &w.t, bias.as_ref()) {
+            return Ok(BurnTensor::matrix(y));
+        }
         let mut y = x.t.clone().matmul(w.t.clone().transpose()); // (n, out)
         if let Some(b) = bias {
-            y = y + self.row_vector(b, out, "linear bias")?;
+            y = y + b;
         }
         Ok(BurnTensor::matrix(y))
     }
@@ -153,6 +162,11 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
 
     fn gated(&self, gate: &BurnTensor<BB>, up: &BurnTensor<BB>, op: UnaryOp) -> Result<BurnTensor<BB>> {
         self.same_shape("gated", gate, up)?;
+        if op == UnaryOp::Silu {
+            if let Some(y) = BB::silu_mul(&gate.t, &up.t) {
+                return self.like(gate, y);
+            }
+        }
         self.like(gate, apply(gate.t.clone(), op) * up.t.clone())
     }
 
@@ -172,6 +186,10 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
 
     fn rms_norm(&self, x: &BurnTensor<BB>, w: Option<&BurnTensor<BB>>, eps: f32) -> Result<BurnTensor<BB>> {
         let dim = x.t.dims()[1];
+        let row = w.map(|w| self.row_vector(w, dim, "rms_norm weight")).transpose()?;
+        if let Some(y) = BB::rms_norm(&x.t, row.as_ref(), eps) {
+            return self.like(x, y);
+        }
         let mean_sq = x.t.clone().powi_scalar(2).mean_dim(1);
         let mut y = x.t.clone() / mean_sq.add_scalar(eps).sqrt();
         if let Some(w) = w {
@@ -182,6 +200,120 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
 
     fn rope(&self, x: &BurnTensor<BB>, positions: &[usize], spec: &RopeSpec) -> Result<BurnTensor<BB>> {
         rope::rope(x, positions, spec)
+    }
+
+    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
+        let prepared = BurnStep::<BB>::new(step, &self.device);
+        Ok(StepInput { step, prepared: Some(Box::new(prepared)) })
+    }
+
+    fn rope_step(&self, x: &BurnTensor<BB>, input: &StepInput<'_>, spec: &RopeSpec) -> Result<BurnTensor<BB>> {
+        let Some(step) = input.prepared::<BurnStep<BB>>() else {
+            return self.rope(x, &input.step.positions, spec);
+        };
+        rope::check(x, input.step.positions.len(), spec)?;
+        let (cos, sin) = step.rope_rows(&self.rope_tables, spec, &self.device, x.t.dtype());
+        if let Some(y) = BB::rope(&x.t, &cos, &sin, spec.head_dim) {
+            return self.like(x, y);
+        }
+        rope::rotate(x, cos, sin, spec)
+    }
+
+    fn attention_step(
+        &self,
+        q: &BurnTensor<BB>,
+        k: &BurnTensor<BB>,
+        v: &BurnTensor<BB>,
+        kv: &mut BurnKv<BB>,
+        input: &StepInput<'_>,
+        spec: &AttentionSpec,
+    ) -> Result<BurnTensor<BB>> {
+        let step = input.prepared::<BurnStep<BB>>();
+        attention::attention(q, k, v, kv, &input.step.spans, spec, step)
+    }
+
+    fn rope_attention_step(
+        &self,
+        q: &BurnTensor<BB>,
+        k: &BurnTensor<BB>,
+        v: &BurnTensor<BB>,
+        kv: &mut BurnKv<BB>,
+        input: &StepInput<'_>,
+        rope: &RopeSpec,
+        spec: &AttentionSpec,
+    ) -> Result<BurnTensor<BB>> {
+        if let Some(step) = input.prepared::<BurnStep<BB>>() {
+            if rope.head_dim == spec.head_dim && rope.head_dim % 2 == 0 {
+                let (cos, sin) = step.rope_rows(&self.rope_tables, rope, &self.device, q.t.dtype());
+                let spans = &input.step.spans;
+                if let Some(y) = attention::rope_attention(q, k, v, kv, spans, spec, step, (&cos, &sin))? {
+                    return Ok(y);
+                }
+            }
+        }
+        let q = self.rope_step(q, input, rope)?;
+        let k = self.rope_step(k, input, rope)?;
+        self.attention_step(&q, &k, v, kv, input, spec)
+    }
+
+    fn linears(
+        &self,
+        x: &BurnTensor<BB>,
+        layers: &[(&BurnTensor<BB>, Option<&BurnTensor<BB>>)],
+    ) -> Result<Vec<BurnTensor<BB>>> {
+        let (_, k) = x.dims2("linears")?;
+        let mut parts = Vec::with_capacity(layers.len());
+        for (w, b) in layers {
+            let (out, inp) = w.dims2("linear weight")?;
+            if inp != k {
+                return Err(Error::Shape {
+                    op: "linears",
+                    expected: format!("input with {inp} columns"),
+                    got: x.shape().to_vec(),
+                });
+            }
+            parts.push((&w.t, b.map(|b| self.row_vector(b, out, "linear bias")).transpose()?));
+        }
+        let refs: Vec<_> = parts.iter().map(|(w, b)| (*w, b.as_ref())).collect();
+        if let Some(ys) = BB::gemv_many(&x.t, &refs) {
+            return Ok(ys.into_iter().map(BurnTensor::matrix).collect());
+        }
+        layers.iter().map(|(w, b)| self.linear(x, w, *b)).collect()
+    }
+
+    fn gated_linear(
+        &self,
+        x: &BurnTensor<BB>,
+        gate: &BurnTensor<BB>,
+        up: &BurnTensor<BB>,
+        op: UnaryOp,
+    ) -> Result<BurnTensor<BB>> {
+        if op == UnaryOp::Silu && x.shape().len() == 2 && gate.shape() == up.shape() {
+            if let Some(y) = BB::gated_gemv(&x.t, &gate.t, &up.t) {
+                return Ok(BurnTensor::matrix(y));
+            }
+        }
+        let gate = self.linear(x, gate, None)?;
+        let up = self.linear(x, up, None)?;
+        self.gated(&gate, &up, op)
+    }
+
+    fn add_rms_norm(
+        &self,
+        x: &BurnTensor<BB>,
+        y: &BurnTensor<BB>,
+        weight: Option<&BurnTensor<BB>>,
+        eps: f32,
+    ) -> Result<(BurnTensor<BB>, BurnTensor<BB>)> {
+        self.same_shape("add_rms_norm", x, y)?;
+        let dim = x.t.dims()[1];
+        let w = weight.map(|w| self.row_vector(w, dim, "rms_norm weight")).transpose()?;
+        if let Some((sum, normed)) = BB::add_rms_norm(&x.t, &y.t, w.as_ref(), eps) {
+            return Ok((self.like(x, sum)?, self.like(x, normed)?));
+        }
+        let sum = self.add(x, y)?;
+        let normed = self.rms_norm(&sum, weight, eps)?;
+        Ok((sum, normed))
     }
 
     fn softmax(&self, x: &BurnTensor<BB>) -> Result<BurnTensor<BB>> {
@@ -234,11 +366,11 @@ impl<BB: BurnBackend> Backend for Burn<BB> {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<BurnTensor<BB>> {
-        attention::attention(q, k, v, kv, spans, spec)
+        attention::attention(q, k, v, kv, spans, spec, None)
     }
 }
 
-impl<BB: BurnBackend> Burn<BB> {
+impl<BB: Kernels> Burn<BB> {
     fn gather(&self, x: &BurnTensor<BB>, rows: Vec<i64>) -> Result<BurnTensor<BB>> {
         let count = rows.len();
         let index = Tensor::<BB, 1, Int>::from_data(TensorData::new(rows, [count]), &self.device);

@@ -1,45 +1,55 @@
-//! Rotary embeddings with Burn ops: angles computed on the host exactly as the reference does
-//! (f32 `position · inv_freq`), then one broadcast multiply-add over `[rows, heads, head_dim]`.
+//! Rotary embeddings with Burn ops: one broadcast multiply-add over `[rows, heads, head_dim]`
+//! with the rows' `cos`/`sin` (from the step's cached table rows, or computed from host
+//! positions for a lone `rope` call).
 
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Tensor, TensorData};
-use zoo_core::{Error, Result, RopeConvention, RopeSpec};
+use zoo_core::{Error, Result, RopeSpec};
 
+use crate::step::angles;
 use crate::tensor::BurnTensor;
 
+/// Checks `x` against `spec` and `rows` positions: `(rows, cols)`.
+pub(crate) fn check<BB: BurnBackend>(x: &BurnTensor<BB>, rows: usize, spec: &RopeSpec) -> Result<(usize, usize)> {
+    let (n, cols) = x.dims2("rope")?;
+    let d = spec.head_dim;
+    if d == 0 || d % 2 != 0 || cols % d != 0 || rows != n {
+        return Err(Error::Shape {
+            op: "rope",
+            expected: format!("{rows} rows of whole heads of even size {d}"),
+            got: vec![n, cols],
+        });
+    }
+    Ok((n, cols))
+}
+
+/// RoPE at host `positions`: the angles of each row computed here, then [`rotate`].
 pub(crate) fn rope<BB: BurnBackend>(
     x: &BurnTensor<BB>,
     positions: &[usize],
     spec: &RopeSpec,
 ) -> Result<BurnTensor<BB>> {
-    let (rows, cols) = x.dims2("rope")?;
-    let d = spec.head_dim;
-    if d == 0 || d % 2 != 0 || cols % d != 0 || positions.len() != rows {
-        return Err(Error::Shape {
-            op: "rope",
-            expected: format!("{} rows of whole heads of even size {d}", positions.len()),
-            got: vec![rows, cols],
-        });
-    }
-    let (half, heads) = (d / 2, cols / d);
-    let sign = match spec.convention {
-        RopeConvention::HalfSplit => 1.0,
-        RopeConvention::HalfSplitNegative => -1.0,
-    };
-    let inv_freq: Vec<f32> =
-        (0..half).map(|i| 1.0 / ((spec.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
-    let mut cos = Vec::with_capacity(rows * half);
-    let mut sin = Vec::with_capacity(rows * half);
-    for &pos in positions {
-        for f in &inv_freq {
-            let angle = (pos as f32 * f) as f64;
-            cos.push(angle.cos() as f32);
-            sin.push(sign * angle.sin() as f32);
-        }
-    }
+    let (rows, _) = check(x, positions.len(), spec)?;
+    let half = spec.head_dim / 2;
+    let (cos, sin) = angles(spec, positions.iter().copied());
     let opts = (&x.t.device(), x.t.dtype());
-    let cos = Tensor::<BB, 3>::from_data(TensorData::new(cos, [rows, 1, half]), opts);
-    let sin = Tensor::<BB, 3>::from_data(TensorData::new(sin, [rows, 1, half]), opts);
+    let cos = Tensor::<BB, 2>::from_data(TensorData::new(cos, [rows, half]), opts);
+    let sin = Tensor::<BB, 2>::from_data(TensorData::new(sin, [rows, half]), opts);
+    rotate(x, cos, sin, spec)
+}
+
+/// Rotates each head of `x: [rows, heads·head_dim]` by its row of `cos, sin: [rows, half]`.
+pub(crate) fn rotate<BB: BurnBackend>(
+    x: &BurnTensor<BB>,
+    cos: Tensor<BB, 2>,
+    sin: Tensor<BB, 2>,
+    spec: &RopeSpec,
+) -> Result<BurnTensor<BB>> {
+    let (rows, cols) = check(x, cos.dims()[0], spec)?;
+    let d = spec.head_dim;
+    let (half, heads) = (d / 2, cols / d);
+    let cos: Tensor<BB, 3> = cos.reshape([rows, 1, half]);
+    let sin: Tensor<BB, 3> = sin.reshape([rows, 1, half]);
     let x3: Tensor<BB, 3> = x.t.clone().reshape([rows, heads, d]);
     let x1 = x3.clone().narrow(2, 0, half);
     let x2 = x3.narrow(2, half, half);

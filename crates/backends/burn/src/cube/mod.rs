@@ -1,0 +1,455 @@
+//! zoo's own CubeCL kernels, launched on Burn's client and buffers (any CubeCL runtime; zoo
+//! registers them for `cuda`). Each kernel has a test against the Burn-op composition it
+//! replaces (`tests/kernels.rs`, run on the GPU by `scripts/gpu-check.sh`).
+
+mod attention;
+mod elementwise;
+mod gemv;
+
+use burn::tensor::{Int, Tensor, TensorPrimitive};
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use zoo_core::AttentionSpec;
+
+use crate::kernels::{Kernels, KvView, RowTable};
+
+/// Decode steps up to this many rows use the GEMV kernel; longer ones Burn's matmul.
+pub const GEMV_MAX_ROWS: usize = 8;
+
+type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+
+fn float<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+    t: &Tensor<B, 2>,
+) -> CubeTensor<R> {
+    dense(t.clone().into_primitive().tensor())
+}
+
+fn int<R: CubeRuntime, B: burn::tensor::backend::Backend<IntTensorPrimitive = CubeTensor<R>>>(
+    t: &Tensor<B, 1, Int>,
+) -> CubeTensor<R> {
+    dense(t.clone().into_primitive())
+}
+
+/// `t` with unit stride along its last dimension (rows may be pitched: kernels index rows
+/// through `stride(0)`); copies only when the last dimension is strided.
+fn dense<R: CubeRuntime>(t: CubeTensor<R>) -> CubeTensor<R> {
+    if t.meta.strides().last().is_none_or(|&s| s == 1) {
+        t
+    } else {
+        into_contiguous(t)
+    }
+}
+
+/// Whether every row of `t` starts on a multiple of `width` elements.
+fn rows_aligned<R: CubeRuntime>(t: &CubeTensor<R>, width: usize) -> bool {
+    t.meta.strides().iter().rev().skip(1).all(|s| s % width == 0)
+}
+
+fn wrap<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+    t: CubeTensor<R>,
+) -> Tensor<B, 2> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, rows: usize, cols: usize) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), [rows, cols].into(), like.dtype)
+}
+
+/// Elements per 16-byte load that divide `cols`.
+fn vector_width(cols: usize, elem_bytes: usize) -> usize {
+    let mut width = (16 / elem_bytes).max(1);
+    while width > 1 && cols % width != 0 {
+        width /= 2;
+    }
+    width
+}
+
+fn elementwise_count(units: usize) -> (CubeCount, CubeDim) {
+    let threads = 256u32;
+    let cubes = units.div_ceil(threads as usize) as u32;
+    (CubeCount::new_1d(cubes.max(1)), CubeDim::new_1d(threads))
+}
+
+/// The widest vector load (up to 16 bytes) that divides `k` and every row offset of `x` and `ws`.
+fn gemv_width<R: CubeRuntime>(x: &CubeTensor<R>, ws: &[CubeTensor<R>], k: usize) -> usize {
+    let mut width = vector_width(k, x.dtype.size());
+    while width > 1 && !(rows_aligned(x, width) && ws.iter().all(|w| rows_aligned(w, width))) {
+        width /= 2;
+    }
+    width
+}
+
+/// RMSNorm of `x` (of `x + residual` when given, whose sum is returned too), one cube per row.
+#[allow(clippy::type_complexity)]
+fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+    x: &Tensor<B, 2>,
+    residual: Option<&Tensor<B, 2>>,
+    weight: Option<&Tensor<B, 2>>,
+    eps: f32,
+) -> Option<(Option<Tensor<B, 2>>, Tensor<B, 2>)> {
+    let [rows, cols] = x.dims();
+    if rows == 0 || cols == 0 || weight.is_some_and(|w| w.dims() != [1, cols]) {
+        return None;
+    }
+    let x = float(x);
+    let y = empty_like(&x, rows, cols);
+    let (has_residual, has_weight) = (residual.is_some(), weight.is_some());
+    let sum = if has_residual { empty_like(&x, rows, cols) } else { empty_like(&x, 1, 1) };
+    let residual = residual.map(float).unwrap_or_else(|| x.clone());
+    let weight = weight.map(float).unwrap_or_else(|| x.clone());
+    let (dtype, client) = (x.dtype, x.client.clone());
+    // SAFETY: one cube per row; each thread strides over the row's columns.
+    unsafe {
+        elementwise::rms_norm_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::new_1d(rows as u32),
+            CubeDim::new_1d(elementwise::ROW_THREADS),
+            x.into_tensor_arg(),
+            residual.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            sum.clone().into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            eps,
+            has_residual,
+            has_weight,
+            dtype.into(),
+        );
+    }
+    Some((has_residual.then(|| wrap(sum)), wrap(y)))
+}
+
+impl<R, F, I, BT> Kernels for Cube<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    fn gemv(x: &Tensor<Self, 2>, w: &Tensor<Self, 2>, bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {
+        let [n, k] = x.dims();
+        let [out, k_w] = w.dims();
+        if n == 0 || n > GEMV_MAX_ROWS || k != k_w || x.dtype() != w.dtype() {
+            return None;
+        }
+        let (x, w) = (float(x), float(w));
+        let width = gemv_width(&x, std::slice::from_ref(&w), k);
+        let y = empty_like(&w, n, out);
+        let has_bias = bias.is_some();
+        let bias_arg = bias.map(float).unwrap_or_else(|| x.clone());
+        let dtype = w.dtype;
+        let client = w.client.clone();
+        let cubes = (out as u32).div_ceil(gemv::PLANES);
+        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
+        // which were checked above.
+        unsafe {
+            gemv::gemv_kernel::launch_unchecked::<R>(
+                &client,
+                CubeCount::new_2d(cubes, n as u32),
+                CubeDim::new_2d(32, gemv::PLANES),
+                width,
+                x.into_tensor_arg(),
+                w.into_tensor_arg(),
+                bias_arg.into_tensor_arg(),
+                y.clone().into_tensor_arg(),
+                has_bias,
+                dtype.into(),
+            );
+        }
+        Some(wrap(y))
+    }
+
+    fn rms_norm(x: &Tensor<Self, 2>, weight: Option<&Tensor<Self, 2>>, eps: f32) -> Option<Tensor<Self, 2>> {
+        norm::<R, Self>(x, None, weight, eps).map(|(_, y)| y)
+    }
+
+    fn add_rms_norm(
+        x: &Tensor<Self, 2>,
+        residual: &Tensor<Self, 2>,
+        weight: Option<&Tensor<Self, 2>>,
+        eps: f32,
+    ) -> Option<(Tensor<Self, 2>, Tensor<Self, 2>)> {
+        if residual.dims() != x.dims() || residual.dtype() != x.dtype() {
+            return None;
+        }
+        let (sum, y) = norm::<R, Self>(x, Some(residual), weight, eps)?;
+        Some((sum?, y))
+    }
+
+    fn gemv_many(
+        x: &Tensor<Self, 2>,
+        layers: &[(&Tensor<Self, 2>, Option<&Tensor<Self, 2>>)],
+    ) -> Option<Vec<Tensor<Self, 2>>> {
+        let [n, k] = x.dims();
+        let fits = |w: &Tensor<Self, 2>| w.dims()[1] == k && w.dtype() == x.dtype();
+        if layers.len() != 3 || n == 0 || n > GEMV_MAX_ROWS || !layers.iter().all(|(w, _)| fits(w)) {
+            return None;
+        }
+        let x = float(x);
+        let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
+        let width = gemv_width(&x, &ws, k);
+        let ys: Vec<CubeTensor<R>> = ws.iter().map(|w| empty_like(w, n, w.meta.shape()[0])).collect();
+        let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
+        let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
+        let total: usize = ws.iter().map(|w| w.meta.shape()[0]).sum();
+        let (dtype, client) = (x.dtype, x.client.clone());
+        let arg = |t: &CubeTensor<R>| t.clone().into_tensor_arg();
+        // SAFETY: each plane checks its feature against the three weights' rows; the rows of
+        // `x` and the weights' columns were checked above.
+        unsafe {
+            gemv::gemv3_kernel::launch_unchecked::<R>(
+                &client,
+                CubeCount::new_2d((total as u32).div_ceil(gemv::PLANES), n as u32),
+                CubeDim::new_2d(32, gemv::PLANES),
+                width,
+                x.into_tensor_arg(),
+                arg(&ws[0]),
+                arg(&ws[1]),
+                arg(&ws[2]),
+                arg(&bs[0]),
+                arg(&bs[1]),
+                arg(&bs[2]),
+                arg(&ys[0]),
+                arg(&ys[1]),
+                arg(&ys[2]),
+                bias_mask,
+                dtype.into(),
+            );
+        }
+        Some(ys.into_iter().map(wrap).collect())
+    }
+
+    fn gated_gemv(x: &Tensor<Self, 2>, gate: &Tensor<Self, 2>, up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        let [n, k] = x.dims();
+        let [out, k_w] = gate.dims();
+        if n == 0 || n > GEMV_MAX_ROWS || k != k_w || up.dims() != [out, k] || gate.dtype() != x.dtype() {
+            return None;
+        }
+        let (x, gate, up) = (float(x), float(gate), float(up));
+        let width = gemv_width(&x, &[gate.clone(), up.clone()], k);
+        let y = empty_like(&gate, n, out);
+        let (dtype, client) = (x.dtype, x.client.clone());
+        // SAFETY: planes past `out` return; rows and columns were checked above.
+        unsafe {
+            gemv::gated_gemv_kernel::launch_unchecked::<R>(
+                &client,
+                CubeCount::new_2d((out as u32).div_ceil(gemv::PLANES), n as u32),
+                CubeDim::new_2d(32, gemv::PLANES),
+                width,
+                x.into_tensor_arg(),
+                gate.into_tensor_arg(),
+                up.into_tensor_arg(),
+                y.clone().into_tensor_arg(),
+                dtype.into(),
+            );
+        }
+        Some(wrap(y))
+    }
+
+    fn rope_kv_write(
+        q: &Tensor<Self, 2>,
+        k: &Tensor<Self, 2>,
+        v: &Tensor<Self, 2>,
+        cos: &Tensor<Self, 2>,
+        sin: &Tensor<Self, 2>,
+        kv: &KvView<'_, Self>,
+        rows: &RowTable<Self>,
+        spec: &AttentionSpec,
+    ) -> Option<Tensor<Self, 2>> {
+        let [n, q_cols] = q.dims();
+        let (hd, half) = (spec.head_dim, spec.head_dim / 2);
+        let kv_cols = spec.n_kv_heads * hd;
+        let shapes_fit = hd % 2 == 0
+            && q_cols == spec.n_heads * hd
+            && k.dims() == [n, kv_cols]
+            && v.dims() == [n, kv_cols]
+            && cos.dims() == [n, half]
+            && sin.dims() == [n, half]
+            && kv.k.dims()[1] == hd
+            && spec.n_kv_heads == kv.n_kv_heads;
+        if n == 0 || !shapes_fit {
+            return None;
+        }
+        let (q, k, v, cos, sin) = (float(q), float(k), float(v), float(cos), float(sin));
+        let (k_cache, v_cache) = (float(kv.k), float(kv.v));
+        if [&k, &v, &cos, &sin, &k_cache, &v_cache].iter().any(|t| t.dtype != q.dtype) {
+            return None;
+        }
+        let (slots, positions) = (int(&rows.slots), int(&rows.positions));
+        let q_out = empty_like(&q, n, q_cols);
+        let (count, dim) = elementwise_count(n * (spec.n_heads + spec.n_kv_heads) * half);
+        let dtypes = [q.dtype.into(), slots.dtype.into()];
+        let client = q.client.clone();
+        // SAFETY: units past the last pair return; the cache positions were reserved by the
+        // caller (every row's position is below `room`).
+        unsafe {
+            attention::rope_kv_kernel::launch_unchecked::<R>(
+                &client,
+                count,
+                dim,
+                q.into_tensor_arg(),
+                k.into_tensor_arg(),
+                v.into_tensor_arg(),
+                cos.into_tensor_arg(),
+                sin.into_tensor_arg(),
+                slots.into_tensor_arg(),
+                positions.into_tensor_arg(),
+                q_out.clone().into_tensor_arg(),
+                k_cache.into_tensor_arg(),
+                v_cache.into_tensor_arg(),
+                kv.room as u32,
+                spec.n_heads,
+                spec.n_kv_heads,
+                hd,
+                dtypes,
+            );
+        }
+        Some(wrap(q_out))
+    }
+
+    fn silu_mul(gate: &Tensor<Self, 2>, up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        let [rows, cols] = gate.dims();
+        if up.dims() != [rows, cols] {
+            return None;
+        }
+        let (gate, up) = (float(gate), float(up));
+        let y = empty_like(&gate, rows, cols);
+        let (count, dim) = elementwise_count(rows * cols);
+        let dtype = gate.dtype;
+        let client = gate.client.clone();
+        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
+        // which were checked above.
+        unsafe {
+            elementwise::silu_mul_kernel::launch_unchecked::<R>(
+                &client,
+                count,
+                dim,
+                gate.into_tensor_arg(),
+                up.into_tensor_arg(),
+                y.clone().into_tensor_arg(),
+                dtype.into(),
+            );
+        }
+        Some(wrap(y))
+    }
+
+    fn rope(
+        x: &Tensor<Self, 2>,
+        cos: &Tensor<Self, 2>,
+        sin: &Tensor<Self, 2>,
+        head_dim: usize,
+    ) -> Option<Tensor<Self, 2>> {
+        let [rows, cols] = x.dims();
+        if head_dim == 0 || head_dim % 2 != 0 || cols % head_dim != 0 || cos.dims() != [rows, head_dim / 2] {
+            return None;
+        }
+        let (x, cos, sin) = (float(x), float(cos), float(sin));
+        if cos.dtype != x.dtype || sin.dtype != x.dtype {
+            return None;
+        }
+        let y = empty_like(&x, rows, cols);
+        let (count, dim) = elementwise_count(rows * cols / 2);
+        let dtype = x.dtype;
+        let client = x.client.clone();
+        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
+        // which were checked above.
+        unsafe {
+            elementwise::rope_kernel::launch_unchecked::<R>(
+                &client,
+                count,
+                dim,
+                x.into_tensor_arg(),
+                cos.into_tensor_arg(),
+                sin.into_tensor_arg(),
+                y.clone().into_tensor_arg(),
+                head_dim,
+                dtype.into(),
+            );
+        }
+        Some(wrap(y))
+    }
+
+    fn kv_write(kv: &KvView<'_, Self>, k: &Tensor<Self, 2>, v: &Tensor<Self, 2>, rows: &RowTable<Self>) -> bool {
+        let [n, cols] = k.dims();
+        let head_dim = kv.k.dims()[1];
+        if n == 0 || v.dims() != [n, cols] || cols != kv.n_kv_heads * head_dim {
+            return false;
+        }
+        let (k, v) = (float(k), float(v));
+        let (k_cache, v_cache) = (kv.k.clone().into_primitive().tensor(), kv.v.clone().into_primitive().tensor());
+        let unit = |t: &CubeTensor<R>| t.meta.strides().last() == Some(&1);
+        if !unit(&k_cache) || !unit(&v_cache) || k.dtype != k_cache.dtype {
+            return false;
+        }
+        let (slots, positions) = (int(&rows.slots), int(&rows.positions));
+        let (count, dim) = elementwise_count(n * cols);
+        let dtypes = [k.dtype.into(), slots.dtype.into()];
+        let client = k.client.clone();
+        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
+        // which were checked above.
+        unsafe {
+            attention::kv_write_kernel::launch_unchecked::<R>(
+                &client,
+                count,
+                dim,
+                k.into_tensor_arg(),
+                v.into_tensor_arg(),
+                slots.into_tensor_arg(),
+                positions.into_tensor_arg(),
+                k_cache.into_tensor_arg(),
+                v_cache.into_tensor_arg(),
+                kv.room as u32,
+                kv.n_kv_heads,
+                head_dim,
+                dtypes,
+            );
+        }
+        true
+    }
+
+    fn decode_attention(
+        q: &Tensor<Self, 2>,
+        kv: &KvView<'_, Self>,
+        rows: &RowTable<Self>,
+        spec: &AttentionSpec,
+    ) -> Option<Tensor<Self, 2>> {
+        let [n, cols] = q.dims();
+        let hd = spec.head_dim;
+        let threads = attention::ATTENTION_THREADS as usize;
+        if n == 0 || hd == 0 || hd > 2 * threads || cols != spec.n_heads * hd || spec.n_kv_heads != kv.n_kv_heads {
+            return None;
+        }
+        let q = float(q);
+        let (k_cache, v_cache) = (float(kv.k), float(kv.v));
+        let (slots, positions) = (int(&rows.slots), int(&rows.positions));
+        let out = empty_like(&q, n, cols);
+        let dtypes = [q.dtype.into(), slots.dtype.into()];
+        let client = q.client.clone();
+        let window = spec.window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
+        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
+        // which were checked above.
+        unsafe {
+            attention::decode_attention_kernel::launch_unchecked::<R>(
+                &client,
+                CubeCount::new_2d(spec.n_heads as u32, n as u32),
+                CubeDim::new_1d(attention::ATTENTION_THREADS),
+                q.into_tensor_arg(),
+                k_cache.into_tensor_arg(),
+                v_cache.into_tensor_arg(),
+                slots.into_tensor_arg(),
+                positions.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                spec.scale,
+                window,
+                kv.room as u32,
+                spec.n_kv_heads,
+                spec.n_heads / spec.n_kv_heads,
+                hd,
+                dtypes,
+            );
+        }
+        Some(wrap(out))
+    }
+}

@@ -1,0 +1,119 @@
+//! Fused kernels a Burn backend may provide in place of compositions of Burn ops.
+//!
+//! Every method returns `None` when the backend has no kernel for the case at hand (or the
+//! shapes fall outside what the kernel supports); the caller then composes Burn ops, which is
+//! what CPU backends (burn-ndarray) always do. CubeCL backends (`cuda`) implement them in
+//! [`crate::cube`]; the decode step then runs about a dozen kernels per layer instead of sixty.
+
+use burn::tensor::backend::Backend as BurnBackend;
+use burn::tensor::{Int, Tensor};
+
+/// Where one row of a decode step reads and writes the KV cache.
+pub struct RowTable<BB: BurnBackend> {
+    /// The KV-cache slot of each row.
+    pub slots: Tensor<BB, 1, Int>,
+    /// The absolute position of each row.
+    pub positions: Tensor<BB, 1, Int>,
+}
+
+/// One layer's KV cache as kernels see it: `[slots · kv_heads · room, head_dim]` each.
+pub struct KvView<'a, BB: BurnBackend> {
+    /// Keys.
+    pub k: &'a Tensor<BB, 2>,
+    /// Values.
+    pub v: &'a Tensor<BB, 2>,
+    /// Positions per (slot, kv head).
+    pub room: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+}
+
+/// Optional fused kernels of a Burn backend; see the module docs.
+pub trait Kernels: BurnBackend {
+    /// `x · wᵀ (+ bias)` for a few rows of `x: [n, in]` against `w: [out, in]`, reading each
+    /// weight once (decode is bound by weight bytes).
+    fn gemv(_x: &Tensor<Self, 2>, _w: &Tensor<Self, 2>, _bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// Several `x · wᵢᵀ (+ bᵢ)` of one input in one launch (q, k and v: three layers).
+    fn gemv_many(
+        _x: &Tensor<Self, 2>,
+        _layers: &[(&Tensor<Self, 2>, Option<&Tensor<Self, 2>>)],
+    ) -> Option<Vec<Tensor<Self, 2>>> {
+        None
+    }
+
+    /// `silu(x · gateᵀ) · (x · upᵀ)` for a few rows, both weights read in one pass.
+    fn gated_gemv(_x: &Tensor<Self, 2>, _gate: &Tensor<Self, 2>, _up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// `(x + residual, rms_norm(x + residual) · weight)` in one pass.
+    fn add_rms_norm(
+        _x: &Tensor<Self, 2>,
+        _residual: &Tensor<Self, 2>,
+        _weight: Option<&Tensor<Self, 2>>,
+        _eps: f32,
+    ) -> Option<(Tensor<Self, 2>, Tensor<Self, 2>)> {
+        None
+    }
+
+    /// Rotates `q` and `k` by the step's table rows (`cos, sin: [n, head_dim / 2]`), writes the
+    /// rotated keys and the values `v` into the cache at each row's slot and position, and
+    /// returns the rotated queries.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_kv_write(
+        _q: &Tensor<Self, 2>,
+        _k: &Tensor<Self, 2>,
+        _v: &Tensor<Self, 2>,
+        _cos: &Tensor<Self, 2>,
+        _sin: &Tensor<Self, 2>,
+        _kv: &KvView<'_, Self>,
+        _rows: &RowTable<Self>,
+        _spec: &zoo_core::AttentionSpec,
+    ) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// RMSNorm of each row of `x: [n, d]`, times `weight` when given.
+    fn rms_norm(_x: &Tensor<Self, 2>, _weight: Option<&Tensor<Self, 2>>, _eps: f32) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// `silu(gate) · up`, elementwise.
+    fn silu_mul(_gate: &Tensor<Self, 2>, _up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// Rotary embedding of `x: [n, heads · head_dim]` with the step's rows of the tables,
+    /// `cos, sin: [n, head_dim / 2]` (the convention's sign already in `sin`).
+    fn rope(
+        _x: &Tensor<Self, 2>,
+        _cos: &Tensor<Self, 2>,
+        _sin: &Tensor<Self, 2>,
+        _head_dim: usize,
+    ) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// Writes the rows of `k, v: [n, kv_heads · head_dim]` into the cache at each row's slot
+    /// and position, in place. Returns `false` when the backend has no such kernel.
+    fn kv_write(_kv: &KvView<'_, Self>, _k: &Tensor<Self, 2>, _v: &Tensor<Self, 2>, _rows: &RowTable<Self>) -> bool {
+        false
+    }
+
+    /// Attention of one query row per sequence (`q: [n, heads · head_dim]`) over each row's
+    /// cached keys `lo..=position` (`lo` from the sliding `window`, if any).
+    fn decode_attention(
+        _q: &Tensor<Self, 2>,
+        _kv: &KvView<'_, Self>,
+        _rows: &RowTable<Self>,
+        _spec: &zoo_core::AttentionSpec,
+    ) -> Option<Tensor<Self, 2>> {
+        None
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl Kernels for burn::backend::NdArray<f32> {}

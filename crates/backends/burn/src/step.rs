@@ -1,0 +1,148 @@
+//! What the Burn backend prepares once per forward step ([`BurnStep`]) and once per model
+//! ([`RopeTables`]), so that no layer uploads positions, masks or RoPE angles again.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use burn::tensor::backend::Backend as BurnBackend;
+use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
+use zoo_core::{RopeConvention, RopeSpec, Step};
+
+use crate::kernels::RowTable;
+
+/// RoPE `cos`/`sin` tables `[positions, head_dim / 2]` per rotary spec, built on the host once
+/// (angles in f32 exactly as the reference computes them) and kept on the device.
+#[derive(Clone, Debug)]
+pub(crate) struct RopeTables<BB: BurnBackend> {
+    tables: Arc<Mutex<Vec<RopeTable<BB>>>>,
+}
+
+#[derive(Clone, Debug)]
+struct RopeTable<BB: BurnBackend> {
+    spec: RopeSpec,
+    cos: Tensor<BB, 2>,
+    sin: Tensor<BB, 2>,
+}
+
+/// Positions the first table of a spec covers; longer contexts rebuild it at the next power of two.
+const MIN_TABLE: usize = 4096;
+
+impl<BB: BurnBackend> Default for RopeTables<BB> {
+    fn default() -> Self {
+        Self { tables: Arc::default() }
+    }
+}
+
+impl<BB: BurnBackend> RopeTables<BB> {
+    /// The `(cos, sin)` tables of `spec` covering positions `0..needed`.
+    pub(crate) fn get(
+        &self,
+        spec: &RopeSpec,
+        needed: usize,
+        device: &BB::Device,
+        dtype: BurnDType,
+    ) -> (Tensor<BB, 2>, Tensor<BB, 2>) {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = tables.iter().find(|t| t.spec == *spec && t.cos.dims()[0] >= needed) {
+            return (t.cos.clone(), t.sin.clone());
+        }
+        let len = needed.next_power_of_two().max(MIN_TABLE);
+        let (cos, sin) = angles(spec, 0..len);
+        let half = spec.head_dim / 2;
+        let upload = |v: Vec<f32>| Tensor::<BB, 2>::from_data(TensorData::new(v, [len, half]), (device, dtype));
+        let table = RopeTable { spec: *spec, cos: upload(cos), sin: upload(sin) };
+        tables.retain(|t| t.spec != *spec);
+        tables.push(table.clone());
+        (table.cos, table.sin)
+    }
+}
+
+/// `cos` and signed `sin` of `position · inv_freq` for each of `positions`, row-major.
+pub(crate) fn angles(spec: &RopeSpec, positions: impl Iterator<Item = usize>) -> (Vec<f32>, Vec<f32>) {
+    let d = spec.head_dim;
+    let half = d / 2;
+    let sign = match spec.convention {
+        RopeConvention::HalfSplit => 1.0,
+        RopeConvention::HalfSplitNegative => -1.0,
+    };
+    let inv_freq: Vec<f32> =
+        (0..half).map(|i| 1.0 / ((spec.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
+    let (mut cos, mut sin) = (Vec::new(), Vec::new());
+    for pos in positions {
+        for f in &inv_freq {
+            let angle = (pos as f32 * f) as f64;
+            cos.push(angle.cos() as f32);
+            sin.push(sign * angle.sin() as f32);
+        }
+    }
+    (cos, sin)
+}
+
+/// One forward step's device inputs: every row's slot and position (uploaded once), and the
+/// step's RoPE rows and attention masks, made by the first layer that needs them.
+pub(crate) struct BurnStep<BB: BurnBackend> {
+    /// Slot and position of every row.
+    pub(crate) rows: RowTable<BB>,
+    /// The largest position in the step, plus one.
+    pub(crate) extent: usize,
+    rope: Mutex<Vec<StepRope<BB>>>,
+    masks: Mutex<Vec<StepMask<BB>>>,
+}
+
+/// A rotary spec and the step's rows of its `cos` and `sin` tables.
+type StepRope<BB> = (RopeSpec, Tensor<BB, 2>, Tensor<BB, 2>);
+/// A span index, a sliding window and that span's additive mask.
+type StepMask<BB> = (usize, Option<usize>, Tensor<BB, 3>);
+
+impl<BB: BurnBackend> BurnStep<BB> {
+    /// Uploads the step's row table.
+    pub(crate) fn new(step: &Step<'_>, device: &BB::Device) -> Self {
+        let n = step.positions.len();
+        let mut slots = Vec::with_capacity(n);
+        for span in &step.spans {
+            slots.extend(std::iter::repeat_n(span.slot as i64, span.len));
+        }
+        let positions: Vec<i64> = step.positions.iter().map(|&p| p as i64).collect();
+        let int = |v: Vec<i64>| Tensor::<BB, 1, Int>::from_data(TensorData::new(v, [n]), device);
+        Self {
+            rows: RowTable { slots: int(slots), positions: int(positions) },
+            extent: step.positions.iter().max().map_or(0, |&p| p + 1),
+            rope: Mutex::default(),
+            masks: Mutex::default(),
+        }
+    }
+
+    /// The step's rows of the RoPE tables of `spec`: `([n, half], [n, half])`.
+    pub(crate) fn rope_rows(
+        &self,
+        tables: &RopeTables<BB>,
+        spec: &RopeSpec,
+        device: &BB::Device,
+        dtype: BurnDType,
+    ) -> (Tensor<BB, 2>, Tensor<BB, 2>) {
+        let mut rows = self.rope.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, cos, sin)) = rows.iter().find(|(s, _, _)| s == spec) {
+            return (cos.clone(), sin.clone());
+        }
+        let (cos, sin) = tables.get(spec, self.extent, device, dtype);
+        let index = self.rows.positions.clone();
+        let (cos, sin) = (cos.select(0, index.clone()), sin.select(0, index));
+        rows.push((*spec, cos.clone(), sin.clone()));
+        (cos, sin)
+    }
+
+    /// The additive mask of span `index` under `window`, made once per step by `make`.
+    pub(crate) fn mask(
+        &self,
+        index: usize,
+        window: Option<usize>,
+        make: impl FnOnce() -> Tensor<BB, 3>,
+    ) -> Tensor<BB, 3> {
+        let mut masks = self.masks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, m)) = masks.iter().find(|(i, w, _)| *i == index && *w == window) {
+            return m.clone();
+        }
+        let m = make();
+        masks.push((index, window, m.clone()));
+        m
+    }
+}

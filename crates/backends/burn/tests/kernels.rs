@@ -1,0 +1,264 @@
+//! zoo's CubeCL kernels against the Burn-op compositions they replace, on random inputs of real
+//! decode shapes (odd sizes included), in bf16 and f32. Needs an NVIDIA GPU: built with
+//! `--features cuda` and run by `scripts/gpu-check.sh` (CI has no GPU and does not build it).
+#![cfg(feature = "cuda")]
+
+use burn::backend::cuda::{Cuda, CudaDevice};
+use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
+use zoo_backend_burn::kernels::{Kernels, KvView, RowTable};
+use zoo_backend_burn::Burn;
+use zoo_core::{
+    AttentionSpec, Backend, Batch, KvCache, KvLayout, LogitsRows, RopeConvention, RopeSpec, StepInput, TensorShape,
+};
+
+type Gpu = Cuda<f32, i32>;
+
+fn device() -> CudaDevice {
+    CudaDevice::new(0)
+}
+
+fn random(shape: [usize; 2], dtype: DType) -> Tensor<Gpu, 2> {
+    Tensor::<Gpu, 2>::random(shape, Distribution::Normal(0.0, 1.0), &device()).cast(dtype)
+}
+
+fn host(t: &Tensor<Gpu, 2>) -> Vec<f32> {
+    t.clone().cast(DType::F32).into_data().into_vec::<f32>().expect("f32 data")
+}
+
+/// Deterministic values in [-2, 2) from a linear congruential generator.
+fn noise(len: usize, state: &mut u64) -> Vec<f32> {
+    (0..len)
+        .map(|_| {
+            *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((*state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// Largest |a − b| over the largest |b|.
+fn relative_error(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    assert!(a.iter().all(|v| v.is_finite()), "kernel output has NaN or inf");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+fn tolerance(dtype: DType) -> f32 {
+    if dtype == DType::F32 {
+        1e-4
+    } else {
+        1.6e-2
+    }
+}
+
+#[test]
+fn gemv_matches_matmul() {
+    for dtype in [DType::BF16, DType::F32] {
+        for (n, k, out) in [(1, 896, 4864), (1, 5120, 1024), (3, 904, 151), (8, 4864, 896), (2, 27, 5)] {
+            for with_bias in [false, true] {
+                let (x, w) = (random([n, k], dtype), random([out, k], dtype));
+                let bias = with_bias.then(|| random([1, out], dtype));
+                let got = Gpu::gemv(&x, &w, bias.as_ref()).expect("gemv takes up to 8 rows");
+                // Reference in f64 on the host (Burn's f32 matmul runs in TF32 on this GPU).
+                let (xh, wh, bh) = (host(&x), host(&w), bias.as_ref().map(host));
+                let want: Vec<f32> = (0..n * out)
+                    .map(|i| {
+                        let (r, o) = (i / out, i % out);
+                        let dot: f64 = (0..k).map(|j| xh[r * k + j] as f64 * wh[o * k + j] as f64).sum();
+                        (dot + bh.as_ref().map_or(0.0, |b| b[o] as f64)) as f32
+                    })
+                    .collect();
+                let err = relative_error(&host(&got), &want);
+                assert!(err <= tolerance(dtype), "gemv {dtype:?} n={n} k={k} out={out} bias={with_bias}: {err}");
+            }
+        }
+    }
+}
+
+/// `x · wᵀ (+ b)` in f64 on the host.
+fn host_linear(x: &[f32], w: &[f32], b: Option<&[f32]>, n: usize, k: usize, out: usize) -> Vec<f64> {
+    (0..n * out)
+        .map(|i| {
+            let (r, o) = (i / out, i % out);
+            let dot: f64 = (0..k).map(|j| x[r * k + j] as f64 * w[o * k + j] as f64).sum();
+            dot + b.map_or(0.0, |b| b[o] as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn gemv_many_matches_three_linears() {
+    for dtype in [DType::BF16, DType::F32] {
+        for (n, k, outs) in [(1, 896, [896, 128, 128]), (4, 5120, [5120, 1024, 1024]), (2, 904, [15, 7, 9])] {
+            let x = random([n, k], dtype);
+            let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
+            let bs: Vec<_> = outs.iter().enumerate().map(|(i, &o)| (i != 1).then(|| random([1, o], dtype))).collect();
+            let layers: Vec<_> = ws.iter().zip(&bs).map(|(w, b)| (w, b.as_ref())).collect();
+            let got = Gpu::gemv_many(&x, &layers).expect("three layers of up to 8 rows");
+            for (i, y) in got.iter().enumerate() {
+                let b = bs[i].as_ref().map(host);
+                let want = host_linear(&host(&x), &host(&ws[i]), b.as_deref(), n, k, outs[i]);
+                let want: Vec<f32> = want.into_iter().map(|v| v as f32).collect();
+                let err = relative_error(&host(y), &want);
+                assert!(err <= tolerance(dtype), "gemv_many {dtype:?} layer {i} n={n} k={k}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn gated_gemv_matches_silu_times_up() {
+    for dtype in [DType::BF16, DType::F32] {
+        for (n, k, out) in [(1, 896, 4864), (3, 4096, 1000), (8, 27, 5)] {
+            let (x, g, u) = (random([n, k], dtype), random([out, k], dtype), random([out, k], dtype));
+            let got = Gpu::gated_gemv(&x, &g, &u).expect("gated gemv");
+            let xh = host(&x);
+            let (gh, uh) = (host_linear(&xh, &host(&g), None, n, k, out), host_linear(&xh, &host(&u), None, n, k, out));
+            let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
+            let err = relative_error(&host(&got), &want);
+            assert!(err <= tolerance(dtype), "gated_gemv {dtype:?} n={n} k={k} out={out}: {err}");
+        }
+    }
+}
+
+#[test]
+fn add_rms_norm_matches_composition() {
+    for dtype in [DType::BF16, DType::F32] {
+        for (rows, cols) in [(1, 896), (5, 5120), (3, 1001)] {
+            let (x, r, w) = (random([rows, cols], dtype), random([rows, cols], dtype), random([1, cols], dtype));
+            let (sum, got) = Gpu::add_rms_norm(&x, &r, Some(&w), 1e-6).expect("add_rms_norm kernel");
+            let s = (x.clone() + r.clone()).cast(DType::F32);
+            let want = s.clone() / s.clone().powi_scalar(2).mean_dim(1).add_scalar(1e-6).sqrt() * w.cast(DType::F32);
+            let err = relative_error(&host(&got), &host(&want));
+            assert!(err <= tolerance(dtype), "add_rms_norm {dtype:?} {rows}x{cols}: {err}");
+            assert!(relative_error(&host(&sum), &host(&s)) <= tolerance(dtype), "the residual sum");
+        }
+    }
+}
+
+#[test]
+fn rms_norm_matches_composition() {
+    for dtype in [DType::BF16, DType::F32] {
+        for (rows, cols) in [(1, 896), (5, 5120), (3, 1001)] {
+            let (x, w) = (random([rows, cols], dtype), random([1, cols], dtype));
+            let got = Gpu::rms_norm(&x, Some(&w), 1e-6).expect("rms_norm kernel");
+            let xf = x.clone().cast(DType::F32);
+            let want = xf.clone() / xf.powi_scalar(2).mean_dim(1).add_scalar(1e-6).sqrt() * w.clone().cast(DType::F32);
+            let err = relative_error(&host(&got), &host(&want));
+            assert!(err <= tolerance(dtype), "rms_norm {dtype:?} {rows}x{cols}: {err}");
+        }
+    }
+}
+
+#[test]
+fn silu_mul_matches_composition() {
+    for dtype in [DType::BF16, DType::F32] {
+        let (g, u) = (random([3, 4864], dtype), random([3, 4864], dtype));
+        let got = Gpu::silu_mul(&g, &u).expect("silu_mul kernel");
+        let gf = g.cast(DType::F32);
+        let want = burn::tensor::activation::silu(gf) * u.cast(DType::F32);
+        let err = relative_error(&host(&got), &host(&want));
+        assert!(err <= tolerance(dtype), "silu_mul {dtype:?}: {err}");
+    }
+}
+
+#[test]
+fn rope_matches_composition() {
+    for dtype in [DType::BF16, DType::F32] {
+        let (rows, heads, hd) = (5, 14, 64);
+        let half = hd / 2;
+        let x = random([rows, heads * hd], dtype);
+        let (cos, sin) = (random([rows, half], dtype), random([rows, half], dtype));
+        let got = Gpu::rope(&x, &cos, &sin, hd).expect("rope kernel");
+        let x3: Tensor<Gpu, 3> = x.cast(DType::F32).reshape([rows, heads, hd]);
+        let c: Tensor<Gpu, 3> = cos.cast(DType::F32).reshape([rows, 1, half]);
+        let s: Tensor<Gpu, 3> = sin.cast(DType::F32).reshape([rows, 1, half]);
+        let (x1, x2) = (x3.clone().narrow(2, 0, half), x3.narrow(2, half, half));
+        let y1 = x1.clone() * c.clone() - x2.clone() * s.clone();
+        let y2 = x2 * c + x1 * s;
+        let want: Tensor<Gpu, 2> = Tensor::cat(vec![y1, y2], 2).reshape([rows, heads * hd]);
+        let err = relative_error(&host(&got), &host(&want));
+        assert!(err <= tolerance(dtype), "rope {dtype:?}: {err}");
+    }
+}
+
+#[test]
+fn kv_write_places_rows_at_slot_and_position() {
+    let (slots, heads, room, hd) = (3, 2, 16, 8);
+    let zeros = || Tensor::<Gpu, 2>::zeros([slots * heads * room, hd], (&device(), DType::F32));
+    let (kc, vc) = (zeros(), zeros());
+    let view = KvView { k: &kc, v: &vc, room, n_kv_heads: heads };
+    let (k, v) = (random([2, heads * hd], DType::F32), random([2, heads * hd], DType::F32));
+    let int = |v: Vec<i64>| Tensor::<Gpu, 1, Int>::from_data(TensorData::new(v, [2]), &device());
+    let rows = RowTable { slots: int(vec![2, 0]), positions: int(vec![5, 11]) };
+    assert!(Gpu::kv_write(&view, &k, &v, &rows));
+    let (kh, vh, kin, vin) = (host(&kc), host(&vc), host(&k), host(&v));
+    for (r, (slot, pos)) in [(2usize, 5usize), (0, 11)].into_iter().enumerate() {
+        for h in 0..heads {
+            for d in 0..hd {
+                let at = ((slot * heads + h) * room + pos) * hd + d;
+                assert_eq!(kh[at], kin[r * heads * hd + h * hd + d]);
+                assert_eq!(vh[at], vin[r * heads * hd + h * hd + d]);
+            }
+        }
+    }
+    let written = kh.iter().filter(|v| **v != 0.0).count();
+    assert_eq!(written, 2 * heads * hd, "nothing else in the cache changed");
+}
+
+/// Decode attention through the kernels (prepared step) against Burn's ops (host step), after
+/// the same prefill, for several windows, head sizes and context lengths; with `rotate`, RoPE
+/// fused with the KV write against Burn's RoPE then attention.
+#[test]
+fn decode_attention_matches_burn_ops() {
+    for (dtype, rotate) in [(DType::BF16, false), (DType::F32, false), (DType::BF16, true), (DType::F32, true)] {
+        for (heads, kv_heads, hd, past, window) in
+            [(14, 2, 64, 127, None), (40, 8, 128, 300, None), (8, 8, 128, 2500, Some(1000)), (4, 1, 256, 37, Some(16))]
+        {
+            let backend = Burn::<Gpu>::new("cuda-test", device(), dtype);
+            let spec = AttentionSpec { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, scale: 0.125, window };
+            let rope = RopeSpec { head_dim: hd, theta: 10000.0, convention: RopeConvention::HalfSplit };
+            let layout = KvLayout { n_layers: 1, n_kv_heads: kv_heads, head_dim: hd };
+            let mut outputs = Vec::new();
+            for prepared in [true, false] {
+                let mut cache = KvCache::new(&backend, &layout, 2, 4096).expect("cache");
+                let mut last = None;
+                // Fill both slots, then decode one token in each.
+                let batches = [
+                    (vec![(0usize, past)], LogitsRows::All),
+                    (vec![(1usize, past + 3)], LogitsRows::All),
+                    (vec![(0, 1), (1, 1)], LogitsRows::Last),
+                ];
+                for (seqs, rows) in batches {
+                    let mut batch = Batch::default();
+                    for (slot, len) in seqs {
+                        batch.push(slot, &vec![1u32; len]);
+                    }
+                    let step = cache.plan(&batch, rows).expect("plan");
+                    let n = step.positions.len();
+                    let mut seed = (n * 7 + heads) as u64;
+                    let q = backend.upload(&noise(n * heads * hd, &mut seed), &[n, heads * hd]).unwrap();
+                    let k = backend.upload(&noise(n * kv_heads * hd, &mut seed), &[n, kv_heads * hd]).unwrap();
+                    let v = backend.upload(&noise(n * kv_heads * hd, &mut seed), &[n, kv_heads * hd]).unwrap();
+                    let input = if prepared { backend.prepare_step(&step).unwrap() } else { StepInput::host(&step) };
+                    let out = if rotate {
+                        backend.rope_attention_step(&q, &k, &v, cache.layer_mut(0), &input, &rope, &spec)
+                    } else {
+                        backend.attention_step(&q, &k, &v, cache.layer_mut(0), &input, &spec)
+                    }
+                    .expect("attention");
+                    assert_eq!(out.shape(), &[n, heads * hd]);
+                    last = Some(backend.to_host(&out).unwrap());
+                    cache.commit(&step);
+                }
+                outputs.push(last.expect("decoded"));
+            }
+            // The reference path multiplies with Burn's matmul, which runs f32 in TF32 here.
+            let err = relative_error(&outputs[0], &outputs[1]);
+            assert!(
+                err <= if dtype == DType::F32 { 2e-3 } else { 2.0 * tolerance(dtype) },
+                "decode attention {dtype:?} rotate={rotate} {heads}/{kv_heads}x{hd} past {past}: {err}"
+            );
+        }
+    }
+}

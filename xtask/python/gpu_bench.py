@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""The GPU benchmark: zoo's GPU backends against transformers eager on the same shapes.
+
+    python3 xtask/python/gpu_bench.py --zoo dist/cuda/zoo --out $OUT [--models qwen2.5-0.5b,mistral-7b,qwen2.5-14b]
+        [--backend cuda --backend candle-cuda] [--prompt-tokens 128] [--gen-tokens 64] [--no-transformers]
+
+For each model config (real sizes, random bf16 weights written by gpu_parity.build): `zoo bench
+--json` per backend, then transformers (bf16, eager attention, its default dynamic cache) timing a
+prefill of the same token count and greedy decode of the same number of tokens, EOS ignored. The
+device-to-device copy bandwidth is measured first; roofline = weight bytes / that bandwidth.
+Prints a Markdown table and writes bench.json under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import gpu_parity  # noqa: E402
+
+gpu_parity.CONFIGS["qwen2.5-0.5b"] = dict(
+    model_type="qwen2", architectures=["Qwen2ForCausalLM"], hidden_size=896, intermediate_size=4864,
+    num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, vocab_size=151936,
+    rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=True, max_position_embeddings=32768,
+    use_sliding_window=False, sliding_window=32768, bos_token_id=151643, eos_token_id=151645,
+)
+gpu_parity.TOKENIZER_FIXTURE["qwen2.5-0.5b"] = "qwen2-tiny"
+
+
+def copy_bandwidth() -> float:
+    """Device-to-device copy, bytes read + written per second (median of 20 copies of 2 GiB)."""
+    src = torch.empty(1 << 30, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(23):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    del src, dst
+    torch.cuda.empty_cache()
+    times = sorted(times[3:])
+    return 2 * (1 << 31) / times[len(times) // 2]
+
+
+def weight_bytes(model_dir: Path) -> int:
+    return sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+
+
+def zoo_bench(zoo: str, model_dir: Path, backend: str, args, out: Path) -> dict:
+    cmd = [zoo, "bench", "--weights", str(model_dir), "--backend", backend, "--json",
+           "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
+           "--runs", str(args.runs), "--warmup", "1"]
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / f"zoo-{model_dir.name}-{backend}.log").write_text(proc.stderr)
+    if proc.returncode != 0:
+        print(f"zoo bench {backend} failed: {proc.stderr.strip()[-600:]}", file=sys.stderr)
+        return {"error": proc.stderr.strip()[-300:]}
+    report = json.loads(proc.stdout)
+    report["wall_s"] = time.time() - started
+    return report
+
+
+def transformers_bench(model_dir: Path, args) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.bfloat16, device_map="cuda", attn_implementation="eager")
+    ids = torch.randint(100, 20000, (1, args.prompt_tokens), device="cuda")
+    prefill, decode = [], []
+    with torch.no_grad():
+        for run in range(args.runs + 1):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = model(ids, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            for _ in range(args.gen_tokens - 1):
+                out = model(nxt, past_key_values=past, use_cache=True)
+                past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            nxt.item()
+            t2 = time.perf_counter()
+            if run > 0:
+                prefill.append(args.prompt_tokens / (t1 - t0))
+                decode.append((args.gen_tokens - 1) / (t2 - t1))
+    del model
+    torch.cuda.empty_cache()
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    return {"prefill_tok_s_median": med(prefill), "decode_tok_s_median": med(decode)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--zoo", default="dist/cuda/zoo")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/zoo-bench"))
+    ap.add_argument("--models", default="qwen2.5-0.5b,mistral-7b,qwen2.5-14b")
+    ap.add_argument("--backend", action="append", default=None)
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-transformers", action="store_true")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/zoo-bench-models"))
+    args = ap.parse_args()
+    backends = args.backend or ["cuda"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    fixtures = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+
+    bandwidth = copy_bandwidth()
+    print(f"{torch.cuda.get_device_name()}: copy bandwidth {bandwidth / 1e12:.2f} TB/s", flush=True)
+    results = {"gpu": torch.cuda.get_device_name(), "copy_bandwidth": bandwidth, "models": {}}
+    for name in args.models.split(","):
+        model_dir = args.work / name
+        shutil.rmtree(model_dir, ignore_errors=True)
+        t0 = time.time()
+        gpu_parity.build(name, model_dir, fixtures)
+        size = weight_bytes(model_dir)
+        print(f"{name}: wrote {size / 1e9:.1f} GB in {time.time() - t0:.0f} s", flush=True)
+        row = {"weight_bytes": size, "roofline_tok_s": bandwidth / size}
+        for b in backends:
+            row[b] = zoo_bench(args.zoo, model_dir, b, args, args.out)
+            print(f"  {b}: {json.dumps(row[b])[:400]}", flush=True)
+        if not args.no_transformers:
+            row["transformers"] = transformers_bench(model_dir, args)
+            print(f"  transformers eager: {row['transformers']}", flush=True)
+        results["models"][name] = row
+        shutil.rmtree(model_dir, ignore_errors=True)
+        (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+
+    peers = backends + ([] if args.no_transformers else ["transformers"])
+    print(f"\n| model (bf16) | roofline tok/s | " + " | ".join(f"{p} decode (% roofline) | {p} prefill" for p in peers) + " |")
+    print("|---|---|" + "---|---|" * len(peers))
+    for name, row in results["models"].items():
+        cells = []
+        for p in peers:
+            r = row.get(p, {})
+            d, f = r.get("decode_tok_s_median"), r.get("prefill_tok_s_median")
+            cells.append(f"{d:.1f} ({100 * d / row['roofline_tok_s']:.0f}%)" if d else "failed")
+            cells.append(f"{f:.0f}" if f else "-")
+        print(f"| {name} | {row['roofline_tok_s']:.0f} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
