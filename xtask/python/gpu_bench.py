@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
+import tempfile
 import subprocess
 import sys
 import time
@@ -72,6 +74,44 @@ def zoo_bench(zoo: str, model_dir: Path, backend: str, args, out: Path) -> dict:
     return report
 
 
+def stderr_rates(text: str) -> dict:
+    """The `[... prefill X tok/s, decode Y tok/s ...]` line `zoo run` prints."""
+    m = re.search(r"prefill ([\d.]+) tok/s, decode ([\d.]+) tok/s", text)
+    return {"prefill_tok_s": float(m.group(1)), "decode_tok_s": float(m.group(2))} if m else {}
+
+
+def extras(zoo: str, model_dir: Path, backend: str, args, short_decode: float, out: Path) -> dict:
+    """Long-context decode, an 8-prompt batch against one prompt, and a cold vs warm start."""
+    result = {}
+    long = zoo_bench(zoo, model_dir, backend, argparse.Namespace(
+        prompt_tokens=args.long_context, gen_tokens=32, runs=1), out)
+    if "decode_tok_s_median" in long:
+        result["long_context"] = {"context": args.long_context, "decode_tok_s": long["decode_tok_s_median"],
+                                  "prefill_tok_s": long["prefill_tok_s_median"],
+                                  "ratio_to_short": long["decode_tok_s_median"] / short_decode}
+    prompts = out / "prompts.txt"
+    prompts.write_text("".join(f"Story number {i}: once upon a time in a land far away\n" for i in range(8)))
+    runs = {}
+    for label, extra in (("one", ["--prompt", "Story number 0: once upon a time in a land far away"]),
+                         ("batch8", ["--prompts-file", str(prompts)])):
+        proc = subprocess.run([zoo, "run", "--weights", str(model_dir), "--backend", backend, "--max-tokens", "64",
+                               "--temperature", "0", *extra], capture_output=True, text=True)
+        runs[label] = stderr_rates(proc.stderr) or {"error": proc.stderr.strip()[-300:]}
+    one, batch = runs["one"].get("decode_tok_s"), runs["batch8"].get("decode_tok_s")
+    result["batch"] = {**runs, "ratio": batch / one if one and batch else None}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**__import__("os").environ, "ZOO_CACHE": cache}
+        walls = []
+        for _ in range(2):
+            t0 = time.time()
+            subprocess.run([zoo, "run", "--weights", str(model_dir), "--backend", backend, "--max-tokens", "8",
+                            "--prompt", "Hello"], capture_output=True, text=True, env=env)
+            walls.append(time.time() - t0)
+        result["start"] = {"cold_wall_s": walls[0], "warm_wall_s": walls[1],
+                           "kernel_cache_files": sum(1 for _ in Path(cache).rglob("*") if _.is_file())}
+    return result
+
+
 def transformers_bench(model_dir: Path, args) -> dict:
     from transformers import AutoModelForCausalLM
 
@@ -112,6 +152,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-transformers", action="store_true")
     ap.add_argument("--work", type=Path, default=Path("/tmp/zoo-bench-models"))
+    ap.add_argument("--extras", default="", help="models (comma-separated) that also get the long-context, "
+                    "batch and cold-start runs")
+    ap.add_argument("--long-context", type=int, default=8192)
     args = ap.parse_args()
     backends = args.backend or ["cuda"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -131,6 +174,9 @@ def main() -> None:
         for b in backends:
             row[b] = zoo_bench(args.zoo, model_dir, b, args, args.out)
             print(f"  {b}: {json.dumps(row[b])[:400]}", flush=True)
+            if name in args.extras.split(",") and "decode_tok_s_median" in row[b]:
+                row[b]["extras"] = extras(args.zoo, model_dir, b, args, row[b]["decode_tok_s_median"], args.out)
+                print(f"  {b} extras: {json.dumps(row[b]['extras'])}", flush=True)
         if not args.no_transformers:
             row["transformers"] = transformers_bench(model_dir, args)
             print(f"  transformers eager: {row['transformers']}", flush=True)

@@ -159,15 +159,7 @@ pub fn create_backend(options: &LoadOptions) -> Result<DynBackend> {
 /// File name of the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) in the cache's `models/`.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// zoo's cache directory: `$ZOO_CACHE`, else `~/.cache/zoo` (where
-/// `scripts/fetch-default-model.sh` puts the default model).
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ZOO_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/zoo")
-}
+pub use zoo_core::registry::cache_dir;
 
 /// The model `zoo run` uses when no `--weights` is given: `$ZOO_DEFAULT_MODEL`, else
 /// SmolLM2-135M-Instruct in the cache (see [`cache_dir`]).

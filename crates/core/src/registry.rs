@@ -181,3 +181,15 @@ pub fn default_backend() -> Result<&'static BackendEntry> {
         .max_by_key(|b| (b.priority, std::cmp::Reverse(b.name)))
         .ok_or_else(|| Error::Backend { backend: "default".into(), message: "no usable backend compiled in".into() })
 }
+
+/// zoo's cache directory: `$ZOO_CACHE`, else `~/.cache/zoo`. It holds the default model
+/// (`models/`, put there by `scripts/fetch-default-model.sh`) and GPU backends' compiled
+/// kernels (`kernels/`), so only the first run on a machine compiles them.
+pub fn cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("ZOO_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/zoo")
+}

@@ -14,6 +14,8 @@ pub struct RowTable<BB: BurnBackend> {
     pub slots: Tensor<BB, 1, Int>,
     /// The absolute position of each row.
     pub positions: Tensor<BB, 1, Int>,
+    /// The largest position plus one: the most keys a row attends to.
+    pub extent: usize,
 }
 
 /// One layer's KV cache as kernels see it: `[slots · kv_heads · room, head_dim]` each.

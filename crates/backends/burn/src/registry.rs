@@ -52,13 +52,35 @@ mod cuda {
     }
 
     fn availability() -> Availability {
+        cache_kernels();
         match probe(0) {
             Ok(()) => Availability::Usable,
             Err(why) => Availability::Unusable(why),
         }
     }
 
+    /// Points CubeCL's compiled-kernel cache at zoo's cache directory (`kernels/cubecl`), unless
+    /// a `cubecl.toml` already names one, before CubeCL first reads its configuration.
+    fn cache_kernels() {
+        use burn_cubecl::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+            if config.compilation.cache.is_none() {
+                let dir = zoo_core::registry::cache_dir().join("kernels").join("cubecl");
+                config.compilation.cache = Some(CacheConfig::File(dir));
+            }
+            // `set` refuses once CubeCL has read its configuration (another Burn user in this
+            // process): then its own settings stay.
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let _ = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
+            std::panic::set_hook(previous);
+        });
+    }
+
     fn create_with(options: &BackendOptions, name: &'static str, dtype: DType) -> Result<DynBackend> {
+        cache_kernels();
         probe(options.device).map_err(|message| Error::Backend { backend: name.into(), message })?;
         Ok(DynBackend::new(Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype)))
     }

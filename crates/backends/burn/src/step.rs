@@ -82,8 +82,6 @@ pub(crate) fn angles(spec: &RopeSpec, positions: impl Iterator<Item = usize>) ->
 pub(crate) struct BurnStep<BB: BurnBackend> {
     /// Slot and position of every row.
     pub(crate) rows: RowTable<BB>,
-    /// The largest position in the step, plus one.
-    pub(crate) extent: usize,
     rope: Mutex<Vec<StepRope<BB>>>,
     masks: Mutex<Vec<StepMask<BB>>>,
 }
@@ -103,9 +101,9 @@ impl<BB: BurnBackend> BurnStep<BB> {
         }
         let positions: Vec<i64> = step.positions.iter().map(|&p| p as i64).collect();
         let int = |v: Vec<i64>| Tensor::<BB, 1, Int>::from_data(TensorData::new(v, [n]), device);
+        let extent = step.positions.iter().max().map_or(0, |&p| p + 1);
         Self {
-            rows: RowTable { slots: int(slots), positions: int(positions) },
-            extent: step.positions.iter().max().map_or(0, |&p| p + 1),
+            rows: RowTable { slots: int(slots), positions: int(positions), extent },
             rope: Mutex::default(),
             masks: Mutex::default(),
         }
@@ -123,7 +121,7 @@ impl<BB: BurnBackend> BurnStep<BB> {
         if let Some((_, cos, sin)) = rows.iter().find(|(s, _, _)| s == spec) {
             return (cos.clone(), sin.clone());
         }
-        let (cos, sin) = tables.get(spec, self.extent, device, dtype);
+        let (cos, sin) = tables.get(spec, self.rows.extent, device, dtype);
         let index = self.rows.positions.clone();
         let (cos, sin) = (cos.select(0, index.clone()), sin.select(0, index));
         rows.push((*spec, cos.clone(), sin.clone()));

@@ -2,19 +2,21 @@
 //!
 //! The cache of one layer is `[slots · kv_heads · room, head_dim]`: slot `s`, kv head `h`,
 //! position `p` is row `(s · kv_heads + h) · room + p`. Decode attention runs one cube per
-//! (row, query head): it reads its kv head's keys in chunks, keeps a running maximum and sum
-//! (online softmax), and each thread owns one or two output channels, so value reads are
-//! coalesced. Grouped-query heads share their kv head's rows through L2.
+//! (row, query head, split of the keys): threads score keys with 16-byte loads, then each
+//! thread sums values for its output channels (coalesced reads); a second kernel merges the
+//! splits' softmax statistics when a context needs several. Grouped-query heads share their kv
+//! head's rows through L2.
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
 use super::elementwise::{cube_max, cube_sum};
 
-/// Threads of an attention cube (one output channel each; two when `head_dim` > 128).
+/// Threads of an attention cube.
 pub(crate) const ATTENTION_THREADS: u32 = 128;
-/// Keys scored per chunk (their scores sit in shared memory).
-pub(crate) const CHUNK: usize = 2048;
+/// Keys per split (flash-decoding): long contexts spread over `⌈keys / SPLIT⌉` cubes per head,
+/// whose partial results [`combine_kernel`] merges.
+pub(crate) const SPLIT: usize = 512;
 
 /// One unit per (row, kv channel): copies `k`, `v` rows into the cache at `(slot, position)`.
 #[cube(launch_unchecked)]
@@ -107,37 +109,54 @@ pub(crate) fn rope_kv_kernel<F: Float, I: Numeric>(
     }
 }
 
+/// One split of one (query head, row)'s keys: scores with 16-byte key loads, the split's
+/// softmax statistics, and its weighted sum of values. With `direct` (a single split) it writes
+/// the normalised output; otherwise `(acc[0..hd], max, sum)` to `partial` for
+/// [`combine_kernel`].
 #[cube(launch_unchecked)]
-pub(crate) fn decode_attention_kernel<F: Float, I: Numeric>(
+pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     q: &Tensor<F>,
-    k_cache: &Tensor<F>,
+    k_cache: &Tensor<Vector<F, N>>,
     v_cache: &Tensor<F>,
     slots: &Tensor<I>,
     positions: &Tensor<I>,
     out: &mut Tensor<F>,
+    partial: &mut Tensor<f32>,
     scale: f32,
     window: u32,
     room: u32,
+    split_len: u32,
     #[comptime] n_kv_heads: usize,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
+    #[comptime] head_vectors: usize,
+    #[comptime] direct: bool,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let head = CUBE_POS_X as usize;
     let row = CUBE_POS_Y as usize;
+    let split = CUBE_POS_Z as usize;
     let t = UNIT_POS_X as usize;
     let threads = CUBE_DIM_X as usize;
-    let kv_head = head / group;
+    let width = k_cache.vector_size();
     let slot = u32::cast_from(slots[row]) as usize;
     let hi = u32::cast_from(positions[row]) as usize + 1;
     let mut lo = 0usize;
     if window > 0 && hi > window as usize {
         lo = hi - window as usize;
     }
-    let base = (slot * n_kv_heads + kv_head) * room as usize;
+    let mut start = lo + split * split_len as usize;
+    if start > hi {
+        start = hi;
+    }
+    let mut end = start + split_len as usize;
+    if end > hi {
+        end = hi;
+    }
+    let base = (slot * n_kv_heads + head / group) * room as usize;
 
     let mut query = SharedMemory::<f32>::new(head_dim);
-    let mut scores = SharedMemory::<f32>::new(CHUNK);
+    let mut scores = SharedMemory::<f32>::new(SPLIT);
     let mut scratch = SharedMemory::<f32>::new(32usize);
     let q_off = row * q.stride(0) + head * head_dim;
     let mut d = t;
@@ -147,68 +166,92 @@ pub(crate) fn decode_attention_kernel<F: Float, I: Numeric>(
     }
     sync_cube();
 
-    let mut running_max = f32::new(-3.0e38);
-    let mut running_sum = f32::new(0.0);
-    let mut acc0 = 0.0f32;
-    let mut acc1 = 0.0f32;
-    let c1_channel = t + threads;
-    let mut start = lo;
-    while start < hi {
-        let mut end = start + CHUNK;
-        if end > hi {
-            end = hi;
-        }
-        let mut local_max = f32::new(-3.0e38);
-        let mut j = start + t;
-        while j < end {
-            let key = (base + j) * k_cache.stride(0);
-            let mut s = 0.0f32;
-            for c in 0..head_dim {
-                s += query[c] * f32::cast_from(k_cache[key + c]);
-            }
-            scores[j - start] = s;
-            if s > local_max {
-                local_max = s;
-            }
-            j += threads;
-        }
-        let chunk_max = cube_max(local_max, &mut scratch);
-        let mut new_max = running_max;
-        if chunk_max > new_max {
-            new_max = chunk_max;
-        }
-        let correction = f32::exp(running_max - new_max);
-        let mut local_sum = 0.0f32;
-        let mut j = start + t;
-        while j < end {
-            let p = f32::exp(scores[j - start] - new_max);
-            scores[j - start] = p;
-            local_sum += p;
-            j += threads;
-        }
-        let chunk_sum = cube_sum(local_sum, &mut scratch);
-        running_sum = running_sum * correction + chunk_sum;
-        acc0 *= correction;
-        acc1 *= correction;
-        if t < head_dim {
-            for j in start..end {
-                acc0 += scores[j - start] * f32::cast_from(v_cache[(base + j) * v_cache.stride(0) + t]);
+    let k_row_vectors = k_cache.stride(0) / width;
+    let mut local_max = f32::new(-3.0e38);
+    let mut j = start + t;
+    while j < end {
+        let key = (base + j) * k_row_vectors;
+        let mut s = 0.0f32;
+        #[unroll]
+        for c in 0..head_vectors {
+            let kv = Vector::<f32, N>::cast_from(k_cache[key + c]);
+            #[unroll]
+            for l in 0..width {
+                s += query[c * width + l] * kv[l];
             }
         }
-        if c1_channel < head_dim {
-            for j in start..end {
-                acc1 += scores[j - start] * f32::cast_from(v_cache[(base + j) * v_cache.stride(0) + c1_channel]);
-            }
+        scores[j - start] = s;
+        if s > local_max {
+            local_max = s;
         }
-        running_max = new_max;
-        sync_cube();
-        start = end;
+        j += threads;
     }
-    let o_off = row * out.stride(0) + head * head_dim;
-    if t < head_dim {
-        out[o_off + t] = F::cast_from(acc0 / running_sum);
+    let split_max = cube_max(local_max, &mut scratch);
+    let mut local_sum = 0.0f32;
+    let mut j = start + t;
+    while j < end {
+        let p = f32::exp(scores[j - start] - split_max);
+        scores[j - start] = p;
+        local_sum += p;
+        j += threads;
     }
-    if c1_channel < head_dim {
-        out[o_off + c1_channel] = F::cast_from(acc1 / running_sum);
+    let split_sum = cube_sum(local_sum, &mut scratch);
+
+    let v_stride = v_cache.stride(0);
+    let mut c = t;
+    while c < head_dim {
+        let mut acc = 0.0f32;
+        for j in start..end {
+            acc += scores[j - start] * f32::cast_from(v_cache[(base + j) * v_stride + c]);
+        }
+        if direct {
+            out[row * out.stride(0) + head * head_dim + c] = F::cast_from(acc / split_sum);
+        } else {
+            let at = ((row * CUBE_COUNT_X as usize + head) * CUBE_COUNT_Z as usize + split) * (head_dim + 2);
+            partial[at + c] = acc;
+        }
+        c += threads;
+    }
+    if !direct && t == 0 {
+        let at = ((row * CUBE_COUNT_X as usize + head) * CUBE_COUNT_Z as usize + split) * (head_dim + 2);
+        partial[at + head_dim] = split_max;
+        partial[at + head_dim + 1] = split_sum;
+    }
+}
+
+/// Merges the splits of each (query head, row): `Σ e^(mᵢ−M) accᵢ / Σ e^(mᵢ−M) lᵢ`.
+#[cube(launch_unchecked)]
+pub(crate) fn combine_kernel<F: Float>(
+    partial: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    splits: u32,
+    #[comptime] head_dim: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let head = CUBE_POS_X as usize;
+    let row = CUBE_POS_Y as usize;
+    let heads = CUBE_COUNT_X as usize;
+    let first = (row * heads + head) * splits as usize;
+    let mut best = f32::new(-3.0e38);
+    for s in 0..splits as usize {
+        let m = partial[(first + s) * (head_dim + 2) + head_dim];
+        if m > best {
+            best = m;
+        }
+    }
+    let mut total = 0.0f32;
+    for s in 0..splits as usize {
+        let at = (first + s) * (head_dim + 2);
+        total += f32::exp(partial[at + head_dim] - best) * partial[at + head_dim + 1];
+    }
+    let mut c = UNIT_POS_X as usize;
+    while c < head_dim {
+        let mut acc = 0.0f32;
+        for s in 0..splits as usize {
+            let at = (first + s) * (head_dim + 2);
+            acc += f32::exp(partial[at + head_dim] - best) * partial[at + c];
+        }
+        out[row * out.stride(0) + head * head_dim + c] = F::cast_from(acc / total);
+        c += CUBE_DIM_X as usize;
     }
 }

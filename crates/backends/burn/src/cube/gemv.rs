@@ -1,9 +1,9 @@
 //! Matrix–vector products for decode: `y[r, o] = Σₖ x[r, k] · w[o, k] (+ bias[o])`.
 //!
 //! One plane (warp) per output feature and row: its 32 lanes stride along `k` with 16-byte
-//! vector loads, accumulate in f32, and reduce with `plane_sum`. Each weight row is read once
-//! per row of `x` (a handful at most; the repeats hit L2), so the kernel runs at the speed of
-//! reading the weights.
+//! vector loads, accumulate in f32, and reduce with `plane_sum`. The rows of `x` (a handful at
+//! most) are the grid's fastest dimension, so the cubes that read one weight row run together
+//! and all but the first read it from L2: the kernel runs at the speed of reading the weights.
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
@@ -42,8 +42,8 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
     #[comptime] has_bias: bool,
     #[define(F)] _dtype: StorageType,
 ) {
-    let o = CUBE_POS_X as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
-    let r = CUBE_POS_Y as usize;
+    let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
+    let r = CUBE_POS_X as usize;
     if o >= w.shape(0) {
         terminate!();
     }
@@ -73,8 +73,8 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     #[comptime] bias_mask: u32,
     #[define(F)] _dtype: StorageType,
 ) {
-    let o = CUBE_POS_X as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
-    let r = CUBE_POS_Y as usize;
+    let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
+    let r = CUBE_POS_X as usize;
     let (n0, n1) = (w0.shape(0), w1.shape(0));
     if o >= n0 + n1 + w2.shape(0) {
         terminate!();
@@ -117,8 +117,8 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     y: &mut Tensor<F>,
     #[define(F)] _dtype: StorageType,
 ) {
-    let o = CUBE_POS_X as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
-    let r = CUBE_POS_Y as usize;
+    let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
+    let r = CUBE_POS_X as usize;
     if o >= gate.shape(0) {
         terminate!();
     }

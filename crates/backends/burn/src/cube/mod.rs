@@ -6,7 +6,7 @@ mod attention;
 mod elementwise;
 mod gemv;
 
-use burn::tensor::{Int, Tensor, TensorPrimitive};
+use burn::tensor::{DType, Int, Tensor, TensorPrimitive};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
@@ -147,7 +147,7 @@ where
         unsafe {
             gemv::gemv_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d(cubes, n as u32),
+                CubeCount::new_2d(n as u32, cubes),
                 CubeDim::new_2d(32, gemv::PLANES),
                 width,
                 x.into_tensor_arg(),
@@ -201,7 +201,7 @@ where
         unsafe {
             gemv::gemv3_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d((total as u32).div_ceil(gemv::PLANES), n as u32),
+                CubeCount::new_2d(n as u32, (total as u32).div_ceil(gemv::PLANES)),
                 CubeDim::new_2d(32, gemv::PLANES),
                 width,
                 x.into_tensor_arg(),
@@ -235,7 +235,7 @@ where
         unsafe {
             gemv::gated_gemv_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d((out as u32).div_ceil(gemv::PLANES), n as u32),
+                CubeCount::new_2d(n as u32, (out as u32).div_ceil(gemv::PLANES)),
                 CubeDim::new_2d(32, gemv::PLANES),
                 width,
                 x.into_tensor_arg(),
@@ -417,38 +417,68 @@ where
     ) -> Option<Tensor<Self, 2>> {
         let [n, cols] = q.dims();
         let hd = spec.head_dim;
-        let threads = attention::ATTENTION_THREADS as usize;
-        if n == 0 || hd == 0 || hd > 2 * threads || cols != spec.n_heads * hd || spec.n_kv_heads != kv.n_kv_heads {
+        if n == 0 || hd == 0 || cols != spec.n_heads * hd || spec.n_kv_heads != kv.n_kv_heads || kv.k.dims()[1] != hd {
             return None;
         }
         let q = float(q);
         let (k_cache, v_cache) = (float(kv.k), float(kv.v));
+        let width = vector_width(hd, k_cache.dtype.size());
+        if !rows_aligned(&k_cache, width) || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
+            return None;
+        }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
         let out = empty_like(&q, n, cols);
+        let keys = spec.window.map_or(rows.extent, |w| w.min(rows.extent)).max(1);
+        let splits = keys.div_ceil(attention::SPLIT);
+        let direct = splits == 1;
+        let partial = if direct {
+            empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), [1, 1].into(), DType::F32)
+        } else {
+            let len = n * spec.n_heads * splits * (hd + 2);
+            empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), [len, 1].into(), DType::F32)
+        };
         let dtypes = [q.dtype.into(), slots.dtype.into()];
-        let client = q.client.clone();
+        let (dtype, client) = (q.dtype, q.client.clone());
         let window = spec.window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
-        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
-        // which were checked above.
+        let threads = CubeDim::new_1d(attention::ATTENTION_THREADS);
+        // SAFETY: every row's position is below `room` (the caller reserved the cache); each
+        // cube reads only its split's keys, and threads stride over the head's channels.
         unsafe {
-            attention::decode_attention_kernel::launch_unchecked::<R>(
+            attention::decode_split_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d(spec.n_heads as u32, n as u32),
-                CubeDim::new_1d(attention::ATTENTION_THREADS),
+                CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
+                threads,
+                width,
                 q.into_tensor_arg(),
                 k_cache.into_tensor_arg(),
                 v_cache.into_tensor_arg(),
                 slots.into_tensor_arg(),
                 positions.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
+                partial.clone().into_tensor_arg(),
                 spec.scale,
                 window,
                 kv.room as u32,
+                attention::SPLIT as u32,
                 spec.n_kv_heads,
                 spec.n_heads / spec.n_kv_heads,
                 hd,
+                hd / width,
+                direct,
                 dtypes,
             );
+            if !direct {
+                attention::combine_kernel::launch_unchecked::<R>(
+                    &client,
+                    CubeCount::new_2d(spec.n_heads as u32, n as u32),
+                    threads,
+                    partial.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    splits as u32,
+                    hd,
+                    dtype.into(),
+                );
+            }
         }
         Some(wrap(out))
     }
