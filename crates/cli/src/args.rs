@@ -57,6 +57,10 @@ pub struct ModelArgs {
     /// Training step to load from a nanochat checkpoint directory (default: the newest).
     #[arg(long, value_name = "N")]
     pub step: Option<u64>,
+    /// Most tokens a sequence may hold, prompt and reply (sizes the KV cache; at most the
+    /// model's context length, which is the default).
+    #[arg(long, value_name = "N")]
+    pub max_context: Option<usize>,
     /// Convert weights to this element type on load (only `f32`: dequantises quantised GGUF
     /// weights, which otherwise stay quantised on backends that can compute on them).
     #[arg(long, value_name = "DTYPE")]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
-use zoo_core::{DType, DynBackend, Tokenizer, WeightSource, WeightView};
+use zoo_core::{DType, DynBackend, LimitedContext, Tokenizer, WeightSource, WeightView};
 
 /// What to load.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +25,9 @@ pub struct LoadOptions {
     pub device: usize,
     /// Training step, for checkpoint directories that hold several.
     pub step: Option<u64>,
+    /// Most tokens per sequence (prompt and generated), below the model's own context: bounds
+    /// the KV cache. `None`: the model's context length.
+    pub max_context: Option<usize>,
     /// Element type to convert every weight to before the backend sees it; `None` keeps the
     /// checkpoint's (quantised GGUF weights stay quantised). Only [`DType::F32`] is supported.
     pub dtype: Option<DType>,
@@ -69,8 +72,14 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         }
         Some(other) => bail!("--dtype {other} is not supported when loading a model (only f32)"),
     };
-    let model = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights })
+    let mut model = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights })
         .with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
+    if let Some(limit) = options.max_context {
+        if limit == 0 {
+            bail!("--max-context must be at least 1 token");
+        }
+        model = Box::new(LimitedContext::new(model, limit));
+    }
     let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
         (Some(p), _) => Box::new(TextTokenizer::load(p)?) as Box<dyn Tokenizer>,
         (None, Some(t)) => t,

@@ -120,6 +120,7 @@ pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
         threads: m.threads,
         device: m.device,
         step: m.step,
+        max_context: m.max_context,
         dtype: m.dtype,
     })
 }

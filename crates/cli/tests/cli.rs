@@ -176,6 +176,20 @@ fn sampled_runs_are_reproducible_with_a_seed() {
 }
 
 #[test]
+fn max_context_bounds_every_sequence() {
+    let weights = fixture("qwen2-tiny");
+    let w = weights.to_str().unwrap();
+    let prompt = "Hello there, how are you";
+    let out = zoo(&["run", "--weights", w, "--prompt", prompt, "--max-context", "12", "--max-tokens", "50"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("context length (12 tokens) reached"), "{}", out.stderr);
+    let err = zoo_fails(&["run", "--weights", w, "--prompt", prompt, "--max-context", "2"]);
+    assert!(err.contains("6 tokens needed") && err.contains("supports 2"), "{err}");
+    let err = zoo_fails(&["run", "--weights", w, "--prompt", prompt, "--max-context", "0"]);
+    assert!(err.contains("--max-context"), "{err}");
+}
+
+#[test]
 fn missing_weights_directory() {
     let err = zoo_fails(&["run", "--weights", "/nonexistent/model"]);
     assert!(err.contains("/nonexistent/model") && err.contains("no such file"), "{err}");

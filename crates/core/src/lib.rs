@@ -31,7 +31,7 @@ pub use dyn_backend::{DynBackend, DynTensor};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generation, Session, Stats, StopReason, Stream, Token};
 pub use kv_cache::{Batch, KvCache, KvLayout, LogitsRows, Step};
-pub use model::{forward, Model, ModelInfo};
+pub use model::{forward, LimitedContext, Model, ModelInfo};
 pub use registry::{BackendEntry, BackendOptions, DynModel, LoadRequest, ModelFamily};
 pub use sampler::{Sampler, SamplingParams};
 pub use text_stream::{Piece, TextStream};

@@ -38,6 +38,37 @@ pub trait Model<B: Backend>: Send + Sync {
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor>;
 }
 
+/// A model run with a shorter context than its own: `--max-context`, which bounds the KV cache
+/// every session and batch allocates.
+pub struct LimitedContext<B: Backend> {
+    inner: Box<dyn Model<B>>,
+    info: ModelInfo,
+}
+
+impl<B: Backend> LimitedContext<B> {
+    /// `inner` with at most `max_context` tokens per sequence (capped at the model's own; at
+    /// least 1).
+    pub fn new(inner: Box<dyn Model<B>>, max_context: usize) -> Self {
+        let mut info = inner.info().clone();
+        info.max_context = info.max_context.min(max_context.max(1));
+        Self { inner, info }
+    }
+}
+
+impl<B: Backend> Model<B> for LimitedContext<B> {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn backend(&self) -> &B {
+        self.inner.backend()
+    }
+
+    fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
+        self.inner.forward_step(step, cache)
+    }
+}
+
 /// Runs `model` over `batch`, appending it to `cache`; returns logits for the rows `rows` selects.
 pub fn forward<B: Backend>(
     model: &dyn Model<B>,
