@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -100,7 +101,7 @@ def extras(zoo: str, model_dir: Path, backend: str, args, short_decode: float, o
     one, batch = runs["one"].get("decode_tok_s"), runs["batch8"].get("decode_tok_s")
     result["batch"] = {**runs, "ratio": batch / one if one and batch else None}
     with tempfile.TemporaryDirectory() as cache:
-        env = {**__import__("os").environ, "ZOO_CACHE": cache}
+        env = {**os.environ, "ZOO_CACHE": cache}
         walls = []
         for _ in range(2):
             t0 = time.time()

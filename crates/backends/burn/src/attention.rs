@@ -179,7 +179,8 @@ fn attend<BB: Kernels>(
         let rows = span.start..span.start + span.len;
         let total = span.past + span.len;
         let (keys, values) = kv.slot(span.slot, total); // (nKV, T, hd)
-                                                        // Queries grouped by kv head: (len, nH·hd) → (nKV, group·len, hd).
+
+        // Queries grouped by kv head: (len, nH·hd) → (nKV, group·len, hd).
         let queries = q
             .clone()
             .slice([rows, 0..nh * hd])

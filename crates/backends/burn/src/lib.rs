@@ -192,8 +192,8 @@ impl<BB: Kernels> Backend for Burn<BB> {
         }
         let mean_sq = x.t.clone().powi_scalar(2).mean_dim(1);
         let mut y = x.t.clone() / mean_sq.add_scalar(eps).sqrt();
-        if let Some(w) = w {
-            y = y * self.row_vector(w, dim, "rms_norm weight")?;
+        if let Some(row) = row {
+            y = y * row;
         }
         self.like(x, y)
     }

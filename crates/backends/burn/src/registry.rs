@@ -36,14 +36,21 @@ mod cuda {
     type Gpu = Cuda<f32, i32>;
 
     /// Runs a one-element computation on device 0, turning CubeCL's panics into a reason.
-    fn probe(device: usize) -> std::result::Result<(), String> {
+    /// Runs `f`, turning a panic into an error without printing it (CubeCL panics where a
+    /// library would return an error).
+    fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let result = std::panic::catch_unwind(|| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        std::panic::set_hook(previous);
+        result
+    }
+
+    fn probe(device: usize) -> std::result::Result<(), String> {
+        let result = quietly(|| {
             let t = Tensor::<Gpu, 1>::zeros([1], &CudaDevice::new(device));
             t.into_data();
         });
-        std::panic::set_hook(previous);
         result.map_err(|e| {
             let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
             let detail = msg.map_or_else(String::new, |m| format!("; CubeCL: {m}"));
@@ -72,10 +79,7 @@ mod cuda {
             }
             // `set` refuses once CubeCL has read its configuration (another Burn user in this
             // process): then its own settings stay.
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(|_| {}));
-            let _ = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
-            std::panic::set_hook(previous);
+            let _ = quietly(|| CubeClRuntimeConfig::set(config));
         });
     }
 
