@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,18 +61,47 @@ def weight_bytes(model_dir: Path) -> int:
     return sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
 
 
+def run_sampled(cmd: list[str], env=None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs `cmd`, sampling every 0.2 s the GPU memory in use and the process's anonymous
+    (non-file-backed) resident memory; returns the process and those peaks in MiB."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peaks = {"peak_gpu_mib": 0, "peak_host_anon_mib": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                smi = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True).stdout.split()
+                peaks["peak_gpu_mib"] = max(peaks["peak_gpu_mib"], int(smi[0]))
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                anon = int(re.search(r"RssAnon:\s+(\d+) kB", status).group(1)) // 1024
+                peaks["peak_host_anon_mib"] = max(peaks["peak_host_anon_mib"], anon)
+            except Exception:
+                pass
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    stop.set()
+    sampler.join()
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), peaks
+
+
 def zoo_bench(zoo: str, model_dir: Path, backend: str, args, out: Path) -> dict:
     cmd = [zoo, "bench", "--weights", str(model_dir), "--backend", backend, "--json",
            "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
            "--runs", str(args.runs), "--warmup", "1"]
     started = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc, peaks = run_sampled(cmd)
     (out / f"zoo-{model_dir.name}-{backend}.log").write_text(proc.stderr)
     if proc.returncode != 0:
         print(f"zoo bench {backend} failed: {proc.stderr.strip()[-600:]}", file=sys.stderr)
         return {"error": proc.stderr.strip()[-300:]}
     report = json.loads(proc.stdout)
     report["wall_s"] = time.time() - started
+    report.update(peaks)
     return report
 
 

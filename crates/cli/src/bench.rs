@@ -12,7 +12,7 @@ use zoo_core::sampler::Greedy;
 use zoo_core::{GenerateOptions, Session, Stats};
 
 use crate::args::BenchArgs;
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::run::load_options;
 
 /// Text repeated to make the synthetic prompt (any text works; this one tokenizes normally).
@@ -33,6 +33,8 @@ struct Report {
     family: String,
     backend: String,
     load_s: f64,
+    weight_bytes: u64,
+    weights_load_s: f64,
     prompt_tokens: usize,
     generated_tokens: usize,
     warmup_runs: usize,
@@ -46,7 +48,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         bail!("--runs, --prompt-tokens and --gen-tokens must be at least 1");
     }
     let started = Instant::now();
-    let pipe = pipeline::load(&load_options(&args.model)?)?;
+    let pipe = crate::progress::load(&load_options(&args.model)?)?;
     let load_s = started.elapsed().as_secs_f64();
     let needed = args.prompt_tokens + args.gen_tokens;
     let limit = pipe.model.info().max_context;
@@ -72,6 +74,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         family: pipe.model.info().family.clone(),
         backend: zoo_core::Backend::name(&pipe.backend).to_string(),
         load_s,
+        weight_bytes: pipe.load_stats.weight_bytes,
+        weights_load_s: pipe.load_stats.seconds,
         prompt_tokens: args.prompt_tokens,
         generated_tokens: args.gen_tokens,
         warmup_runs: args.warmup,
@@ -119,7 +123,9 @@ fn print_table(r: &Report, out: &mut dyn Write) -> Result<()> {
     };
     let ((pmin, pmax), (dmin, dmax)) = (range(|x| x.prefill_tok_s), range(|x| x.decode_tok_s));
     let runs = format!("{} runs after {} warm-up", r.runs.len(), r.warmup_runs);
-    writeln!(out, "{} ({}) on {} (loaded in {:.2} s), {runs}", r.weights, r.family, r.backend, r.load_s)?;
+    let rate = if r.weights_load_s > 0.0 { r.weight_bytes as f64 / r.weights_load_s / 1e9 } else { 0.0 };
+    let weights = format!("{:.2} GB of weights at {rate:.2} GB/s", r.weight_bytes as f64 / 1e9);
+    writeln!(out, "{} ({}) on {} (loaded in {:.2} s; {weights}), {runs}", r.weights, r.family, r.backend, r.load_s)?;
     writeln!(out, "{:<28} {:>10} {:>10} {:>10}", "tok/s", "median", "min", "max")?;
     let prefill = format!("prefill ({} tokens)", r.prompt_tokens);
     writeln!(out, "{prefill:<28} {:>10.1} {pmin:>10.1} {pmax:>10.1}", r.prefill_tok_s_median)?;

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod generation_config;
 pub mod list;
 pub mod pipeline;
+pub mod progress;
 pub mod run;
 
 use std::io::Write;

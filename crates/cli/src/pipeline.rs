@@ -2,6 +2,8 @@
 //! its tokenizer. Usable from Rust programs and tests without the command line.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
@@ -49,10 +51,38 @@ pub struct Pipeline {
     pub generation_config: Option<serde_json::Value>,
     /// The model's chat template, if it ships one.
     pub chat_template: Option<ChatTemplate>,
+    /// How long making the weights resident took.
+    pub load_stats: LoadStats,
+}
+
+/// What loading the weights onto the backend cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadStats {
+    /// Bytes of the tensors the model took from the checkpoint (as stored).
+    pub weight_bytes: u64,
+    /// Seconds the model family's loader ran (reading, converting and uploading weights).
+    pub seconds: f64,
+}
+
+impl LoadStats {
+    /// Weight bytes per second.
+    pub fn bytes_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.weight_bytes as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Loads a model and its tokenizer.
 pub fn load(options: &LoadOptions) -> Result<Pipeline> {
+    load_reporting(options, &|_, _| {})
+}
+
+/// [`load`], calling `progress(done, total)` with weight bytes as the model takes tensors from
+/// the checkpoint (`total` counts every tensor the checkpoint holds).
+pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Pipeline> {
     zoo_models::link();
     let path = &options.weights;
     let checkpoint = zoo_checkpoint::open_with(path, &OpenOptions { step: options.step })?;
@@ -72,8 +102,13 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         }
         Some(other) => bail!("--dtype {other} is not supported when loading a model (only f32)"),
     };
-    let mut model = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights })
-        .with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
+    let counted = Counted::new(weights, progress);
+    let started = Instant::now();
+    let loaded =
+        (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights: &counted });
+    let load_stats =
+        LoadStats { weight_bytes: counted.done.load(Ordering::Relaxed), seconds: started.elapsed().as_secs_f64() };
+    let mut model = loaded.with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
     if let Some(limit) = options.max_context {
         if limit == 0 {
             bail!("--max-context must be at least 1 token");
@@ -93,7 +128,44 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
         weights: path.clone(),
         generation_config: checkpoint.generation_config,
         chat_template: checkpoint.chat_template,
+        load_stats,
     })
+}
+
+/// A weight source that counts the bytes handed out and reports them.
+struct Counted<'a> {
+    inner: &'a dyn WeightSource,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+    total: u64,
+    done: AtomicU64,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a dyn WeightSource, progress: &'a (dyn Fn(u64, u64) + Sync)) -> Self {
+        let total = inner.names().iter().filter_map(|n| inner.get(n).ok()).map(|v| v.data.len() as u64).sum();
+        Self { inner, progress, total, done: AtomicU64::new(0) }
+    }
+}
+
+impl WeightSource for Counted<'_> {
+    fn source_name(&self) -> String {
+        self.inner.source_name()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.inner.names()
+    }
+
+    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
+        let view = self.inner.get(name)?;
+        let done = self.done.fetch_add(view.data.len() as u64, Ordering::Relaxed) + view.data.len() as u64;
+        (self.progress)(done, self.total.max(done));
+        Ok(view)
+    }
 }
 
 /// A checkpoint's weights with every tensor converted to f32 as it is handed out (`--dtype f32`):

@@ -83,7 +83,12 @@ pub fn forward<B: Backend>(
     let step = cache.plan(batch, rows)?;
     let mut logits = None;
     model.backend().scoped(&mut || logits = Some(model.forward_step(&step, cache)));
-    let logits = logits.expect("Backend::scoped runs the step")?;
+    let logits = logits.unwrap_or_else(|| {
+        Err(crate::Error::Backend {
+            backend: model.backend().name().into(),
+            message: "the forward step did not run (the device's execution thread failed)".into(),
+        })
+    })?;
     cache.commit(&step);
     Ok(logits)
 }

@@ -17,6 +17,8 @@
 mod attention;
 #[cfg(feature = "cubecl")]
 pub mod cube;
+#[cfg(feature = "cuda")]
+mod cuda_upload;
 pub mod kernels;
 mod registry;
 mod rope;
@@ -43,12 +45,23 @@ pub struct Burn<BB: BurnBackend> {
     device: BB::Device,
     dtype: BurnDType,
     rope_tables: RopeTables<BB>,
+    uploader: Option<Uploader<BB>>,
 }
+
+/// A backend-specific weight upload: row-major bytes of a `[rows, cols]` matrix of the given
+/// element type to a resident tensor, or `None` to use Burn's `from_data`.
+pub type Uploader<BB> = fn(&[u8], [usize; 2], BurnDType, &burn::tensor::Device<BB>) -> Option<Tensor<BB, 2>>;
 
 impl<BB: Kernels> Burn<BB> {
     /// A backend named `name` computing in `dtype` on `device`.
     pub fn new(name: &'static str, device: BB::Device, dtype: BurnDType) -> Self {
-        Self { name, device, dtype, rope_tables: RopeTables::default() }
+        Self { name, device, dtype, rope_tables: RopeTables::default(), uploader: None }
+    }
+
+    /// The same backend, uploading weights with `uploader` where it can.
+    pub fn with_uploader(mut self, uploader: Uploader<BB>) -> Self {
+        self.uploader = Some(uploader);
+        self
     }
 
     fn tensor(&self, values: Vec<f32>, shape: &[usize]) -> Result<BurnTensor<BB>> {
@@ -99,8 +112,20 @@ impl<BB: Kernels> Backend for Burn<BB> {
 
     fn weight(&self, view: &WeightView) -> Result<BurnTensor<BB>> {
         let layout = BurnTensor::<BB>::layout(&view.shape);
-        // 16-bit weights travel as their bytes (one copy, no per-element conversion); Burn casts
-        // on the device when the backend computes in another type.
+        // Float weights travel as their bytes (no per-element conversion on the host); the
+        // device casts them when the backend computes in another type.
+        let stored = match view.dtype {
+            DType::BF16 => Some(BurnDType::BF16),
+            DType::F16 => Some(BurnDType::F16),
+            DType::F32 => Some(BurnDType::F32),
+            _ => None,
+        };
+        if let (Some(dtype), Some(upload)) = (stored, self.uploader) {
+            if let Some(t) = upload(view.data.as_slice(), layout, dtype, &self.device) {
+                let t = if dtype == self.dtype { t } else { t.cast(self.dtype) };
+                return BurnTensor::with_shape(t, view.shape.clone());
+            }
+        }
         let data = match view.dtype {
             DType::BF16 => TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, BurnDType::BF16),
             DType::F16 => TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, BurnDType::F16),

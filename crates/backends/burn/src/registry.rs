@@ -86,7 +86,9 @@ mod cuda {
     fn create_with(options: &BackendOptions, name: &'static str, dtype: DType) -> Result<DynBackend> {
         cache_kernels();
         probe(options.device).map_err(|message| Error::Backend { backend: name.into(), message })?;
-        Ok(DynBackend::new(Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype)))
+        let backend =
+            Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype).with_uploader(crate::cuda_upload::upload);
+        Ok(DynBackend::new(backend))
     }
 
     /// Registers Burn's CUDA backend computing in `$dtype` as `$name`.

@@ -5,7 +5,7 @@
 //! (row, query head, split of the keys): threads score keys with 16-byte loads, then each
 //! thread sums values for its output channels (coalesced reads); a second kernel merges the
 //! splits' softmax statistics when a context needs several. Grouped-query heads share their kv
-//! head's rows through L2.
+//! head's rows through L2. Row strides come as scalars (see [`super::gemv`] for why).
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
@@ -21,20 +21,24 @@ pub(crate) const SPLIT: usize = 512;
 /// One unit per (row, kv channel): copies `k`, `v` rows into the cache at `(slot, position)`.
 #[cube(launch_unchecked)]
 pub(crate) fn kv_write_kernel<F: Float, I: Numeric>(
-    k: &Tensor<F>,
-    v: &Tensor<F>,
-    slots: &Tensor<I>,
-    positions: &Tensor<I>,
-    k_cache: &mut Tensor<F>,
-    v_cache: &mut Tensor<F>,
+    k: &Array<F>,
+    v: &Array<F>,
+    slots: &Array<I>,
+    positions: &Array<I>,
+    k_cache: &mut Array<F>,
+    v_cache: &mut Array<F>,
     room: u32,
+    rows: u32,
+    k_stride: u32,
+    v_stride: u32,
+    cache_stride: u32,
     #[comptime] n_kv_heads: usize,
     #[comptime] head_dim: usize,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let cols = n_kv_heads * head_dim;
     let i = ABSOLUTE_POS;
-    if i >= k.shape(0) * cols {
+    if i >= rows as usize * cols {
         terminate!();
     }
     let row = i / cols;
@@ -44,26 +48,35 @@ pub(crate) fn kv_write_kernel<F: Float, I: Numeric>(
     let slot = u32::cast_from(slots[row]) as usize;
     let pos = u32::cast_from(positions[row]) as usize;
     let cache_row = (slot * n_kv_heads + head) * room as usize + pos;
-    k_cache[cache_row * k_cache.stride(0) + d] = k[row * k.stride(0) + col];
-    v_cache[cache_row * v_cache.stride(0) + d] = v[row * v.stride(0) + col];
+    let dst = cache_row * cache_stride as usize + d;
+    k_cache[dst] = k[row * k_stride as usize + col];
+    v_cache[dst] = v[row * v_stride as usize + col];
 }
 
 /// RoPE of `q` and `k` with the step's table rows, the rotated keys and the values written into
-/// the cache at each row's `(slot, position)`, the rotated queries to `q_out`: one unit per
-/// rotated pair (query pairs first, then key pairs, each carrying the matching value pair).
+/// the cache at each row's `(slot, position)`, the rotated queries to `q_out` (contiguous): one
+/// unit per rotated pair (query pairs first, then key pairs, each carrying the matching value
+/// pair).
 #[cube(launch_unchecked)]
 pub(crate) fn rope_kv_kernel<F: Float, I: Numeric>(
-    q: &Tensor<F>,
-    k: &Tensor<F>,
-    v: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
-    slots: &Tensor<I>,
-    positions: &Tensor<I>,
-    q_out: &mut Tensor<F>,
-    k_cache: &mut Tensor<F>,
-    v_cache: &mut Tensor<F>,
+    q: &Array<F>,
+    k: &Array<F>,
+    v: &Array<F>,
+    cos: &Array<F>,
+    sin: &Array<F>,
+    slots: &Array<I>,
+    positions: &Array<I>,
+    q_out: &mut Array<F>,
+    k_cache: &mut Array<F>,
+    v_cache: &mut Array<F>,
     room: u32,
+    rows: u32,
+    q_stride: u32,
+    k_stride: u32,
+    v_stride: u32,
+    cos_stride: u32,
+    sin_stride: u32,
+    cache_stride: u32,
     #[comptime] n_heads: usize,
     #[comptime] n_kv_heads: usize,
     #[comptime] head_dim: usize,
@@ -73,59 +86,59 @@ pub(crate) fn rope_kv_kernel<F: Float, I: Numeric>(
     let q_pairs = n_heads * half;
     let per_row = q_pairs + n_kv_heads * half;
     let i = ABSOLUTE_POS;
-    if i >= q.shape(0) * per_row {
+    if i >= rows as usize * per_row {
         terminate!();
     }
     let row = i / per_row;
     let unit = i % per_row;
-    let cs = f32::cast_from(cos[row * cos.stride(0) + unit % half]);
-    let sn = f32::cast_from(sin[row * sin.stride(0) + unit % half]);
+    let cs = f32::cast_from(cos[row * cos_stride as usize + unit % half]);
+    let sn = f32::cast_from(sin[row * sin_stride as usize + unit % half]);
     if unit < q_pairs {
         let head = unit / half;
         let c = unit % half;
-        let at = row * q.stride(0) + head * head_dim + c;
+        let at = row * q_stride as usize + head * head_dim + c;
         let x1 = f32::cast_from(q[at]);
         let x2 = f32::cast_from(q[at + half]);
-        let out = row * q_out.stride(0) + head * head_dim + c;
+        let out = row * n_heads * head_dim + head * head_dim + c;
         q_out[out] = F::cast_from(x1 * cs - x2 * sn);
         q_out[out + half] = F::cast_from(x2 * cs + x1 * sn);
     } else {
         let pair = unit - q_pairs;
         let head = pair / half;
         let c = pair % half;
-        let k_at = row * k.stride(0) + head * head_dim + c;
-        let v_at = row * v.stride(0) + head * head_dim + c;
+        let k_at = row * k_stride as usize + head * head_dim + c;
+        let v_at = row * v_stride as usize + head * head_dim + c;
         let x1 = f32::cast_from(k[k_at]);
         let x2 = f32::cast_from(k[k_at + half]);
         let slot = u32::cast_from(slots[row]) as usize;
         let pos = u32::cast_from(positions[row]) as usize;
-        let cache_row = (slot * n_kv_heads + head) * room as usize + pos;
-        let k_dst = cache_row * k_cache.stride(0) + c;
-        let v_dst = cache_row * v_cache.stride(0) + c;
-        k_cache[k_dst] = F::cast_from(x1 * cs - x2 * sn);
-        k_cache[k_dst + half] = F::cast_from(x2 * cs + x1 * sn);
-        v_cache[v_dst] = v[v_at];
-        v_cache[v_dst + half] = v[v_at + half];
+        let dst = ((slot * n_kv_heads + head) * room as usize + pos) * cache_stride as usize + c;
+        k_cache[dst] = F::cast_from(x1 * cs - x2 * sn);
+        k_cache[dst + half] = F::cast_from(x2 * cs + x1 * sn);
+        v_cache[dst] = v[v_at];
+        v_cache[dst + half] = v[v_at + half];
     }
 }
 
 /// One split of one (query head, row)'s keys: scores with 16-byte key loads, the split's
 /// softmax statistics, and its weighted sum of values. With `direct` (a single split) it writes
-/// the normalised output; otherwise `(acc[0..hd], max, sum)` to `partial` for
+/// the normalised output (contiguous rows); otherwise `(acc[0..hd], max, sum)` to `partial` for
 /// [`combine_kernel`].
 #[cube(launch_unchecked)]
 pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
-    q: &Tensor<F>,
-    k_cache: &Tensor<Vector<F, N>>,
-    v_cache: &Tensor<F>,
-    slots: &Tensor<I>,
-    positions: &Tensor<I>,
-    out: &mut Tensor<F>,
-    partial: &mut Tensor<f32>,
+    q: &Array<F>,
+    k_cache: &Array<Vector<F, N>>,
+    v_cache: &Array<F>,
+    slots: &Array<I>,
+    positions: &Array<I>,
+    out: &mut Array<F>,
+    partial: &mut Array<f32>,
     scale: f32,
     window: u32,
     room: u32,
     split_len: u32,
+    q_stride: u32,
+    cache_stride: u32,
     #[comptime] n_kv_heads: usize,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
@@ -158,7 +171,7 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     let mut query = SharedMemory::<f32>::new(head_dim);
     let mut scores = SharedMemory::<f32>::new(SPLIT);
     let mut scratch = SharedMemory::<f32>::new(32usize);
-    let q_off = row * q.stride(0) + head * head_dim;
+    let q_off = row * q_stride as usize + head * head_dim;
     let mut d = t;
     while d < head_dim {
         query[d] = f32::cast_from(q[q_off + d]) * scale;
@@ -166,7 +179,7 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     }
     sync_cube();
 
-    let k_row_vectors = k_cache.stride(0) / width;
+    let k_row_vectors = cache_stride as usize / width;
     let mut local_max = f32::new(-3.0e38);
     let mut j = start + t;
     while j < end {
@@ -197,33 +210,34 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     }
     let split_sum = cube_sum(local_sum, &mut scratch);
 
-    let v_stride = v_cache.stride(0);
+    let heads = CUBE_COUNT_X as usize;
     let mut c = t;
     while c < head_dim {
         let mut acc = 0.0f32;
         for j in start..end {
-            acc += scores[j - start] * f32::cast_from(v_cache[(base + j) * v_stride + c]);
+            acc += scores[j - start] * f32::cast_from(v_cache[(base + j) * cache_stride as usize + c]);
         }
         if direct {
-            out[row * out.stride(0) + head * head_dim + c] = F::cast_from(acc / split_sum);
+            out[(row * heads + head) * head_dim + c] = F::cast_from(acc / split_sum);
         } else {
-            let at = ((row * CUBE_COUNT_X as usize + head) * CUBE_COUNT_Z as usize + split) * (head_dim + 2);
+            let at = ((row * heads + head) * CUBE_COUNT_Z as usize + split) * (head_dim + 2);
             partial[at + c] = acc;
         }
         c += threads;
     }
     if !direct && t == 0 {
-        let at = ((row * CUBE_COUNT_X as usize + head) * CUBE_COUNT_Z as usize + split) * (head_dim + 2);
+        let at = ((row * heads + head) * CUBE_COUNT_Z as usize + split) * (head_dim + 2);
         partial[at + head_dim] = split_max;
         partial[at + head_dim + 1] = split_sum;
     }
 }
 
-/// Merges the splits of each (query head, row): `Σ e^(mᵢ−M) accᵢ / Σ e^(mᵢ−M) lᵢ`.
+/// Merges the splits of each (query head, row): `Σ e^(mᵢ−M) accᵢ / Σ e^(mᵢ−M) lᵢ`; `out`
+/// contiguous.
 #[cube(launch_unchecked)]
 pub(crate) fn combine_kernel<F: Float>(
-    partial: &Tensor<f32>,
-    out: &mut Tensor<F>,
+    partial: &Array<f32>,
+    out: &mut Array<F>,
     splits: u32,
     #[comptime] head_dim: usize,
     #[define(F)] _dtype: StorageType,
@@ -251,7 +265,7 @@ pub(crate) fn combine_kernel<F: Float>(
             let at = (first + s) * (head_dim + 2);
             acc += f32::exp(partial[at + head_dim] - best) * partial[at + c];
         }
-        out[row * out.stride(0) + head * head_dim + c] = F::cast_from(acc / total);
+        out[(row * heads + head) * head_dim + c] = F::cast_from(acc / total);
         c += CUBE_DIM_X as usize;
     }
 }

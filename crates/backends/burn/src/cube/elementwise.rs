@@ -46,33 +46,37 @@ pub(crate) fn cube_max(value: f32, scratch: &mut SharedMemory<f32>) -> f32 {
     best
 }
 
-/// RMSNorm of each row of `x` (one cube per row); with `has_residual`, of `x + residual`,
-/// whose sum (rounded to `F`, as the unfused add would) is written to `sum`.
+/// RMSNorm of each row of `x` (one cube per row, `cols` wide); with `has_residual`, of
+/// `x + residual`, whose sum (rounded to `F`, as the unfused add would) is written to `sum`.
+/// `sum` and `y` are contiguous.
 #[cube(launch_unchecked)]
 pub(crate) fn rms_norm_kernel<F: Float>(
-    x: &Tensor<F>,
-    residual: &Tensor<F>,
-    weight: &Tensor<F>,
-    sum: &mut Tensor<F>,
-    y: &mut Tensor<F>,
+    x: &Array<F>,
+    residual: &Array<F>,
+    weight: &Array<F>,
+    sum: &mut Array<F>,
+    y: &mut Array<F>,
     eps: f32,
+    cols: u32,
+    x_stride: u32,
+    residual_stride: u32,
     #[comptime] has_residual: bool,
     #[comptime] has_weight: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let row = CUBE_POS_X as usize;
-    let cols = x.shape(1);
-    let x_row = row * x.stride(0);
-    let s_row = row * sum.stride(0);
-    let y_row = row * y.stride(0);
+    let cols = cols as usize;
+    let x_row = row * x_stride as usize;
+    let r_row = row * residual_stride as usize;
+    let out_row = row * cols;
     let mut scratch = SharedMemory::<f32>::new(32usize);
     let mut squares = 0.0f32;
     let mut c = UNIT_POS_X as usize;
     while c < cols {
         let mut v = f32::cast_from(x[x_row + c]);
         if has_residual {
-            let total = F::cast_from(v + f32::cast_from(residual[row * residual.stride(0) + c]));
-            sum[s_row + c] = total;
+            let total = F::cast_from(v + f32::cast_from(residual[r_row + c]));
+            sum[out_row + c] = total;
             v = f32::cast_from(total);
         }
         squares += v * v;
@@ -84,64 +88,74 @@ pub(crate) fn rms_norm_kernel<F: Float>(
     while c < cols {
         let mut v = f32::cast_from(x[x_row + c]);
         if has_residual {
-            v = f32::cast_from(sum[s_row + c]);
+            v = f32::cast_from(sum[out_row + c]);
         }
         v *= inv;
         if has_weight {
             v *= f32::cast_from(weight[c]);
         }
-        y[y_row + c] = F::cast_from(v);
+        y[out_row + c] = F::cast_from(v);
         c += CUBE_DIM_X as usize;
     }
 }
 
+/// `y = silu(gate) · up` over `rows × cols`; `y` contiguous.
 #[cube(launch_unchecked)]
 pub(crate) fn silu_mul_kernel<F: Float>(
-    gate: &Tensor<F>,
-    up: &Tensor<F>,
-    y: &mut Tensor<F>,
+    gate: &Array<F>,
+    up: &Array<F>,
+    y: &mut Array<F>,
+    rows: u32,
+    cols: u32,
+    gate_stride: u32,
+    up_stride: u32,
     #[define(F)] _dtype: StorageType,
 ) {
-    let cols = y.shape(1);
+    let cols = cols as usize;
     let i = ABSOLUTE_POS;
-    if i >= y.shape(0) * cols {
+    if i >= rows as usize * cols {
         terminate!();
     }
     let row = i / cols;
     let c = i % cols;
-    let g = f32::cast_from(gate[row * gate.stride(0) + c]);
-    let u = f32::cast_from(up[row * up.stride(0) + c]);
+    let g = f32::cast_from(gate[row * gate_stride as usize + c]);
+    let u = f32::cast_from(up[row * up_stride as usize + c]);
     let silu = g / (1.0f32 + f32::exp(-g));
-    y[row * y.stride(0) + c] = F::cast_from(silu * u);
+    y[i] = F::cast_from(silu * u);
 }
 
-/// `x: [n, heads · head_dim]`, `cos, sin: [n, head_dim / 2]`; one unit per rotated pair.
+/// `x: [rows, cols = heads · head_dim]`, `cos, sin: [rows, head_dim / 2]`; one unit per
+/// rotated pair; `y` contiguous.
 #[cube(launch_unchecked)]
 pub(crate) fn rope_kernel<F: Float>(
-    x: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
-    y: &mut Tensor<F>,
+    x: &Array<F>,
+    cos: &Array<F>,
+    sin: &Array<F>,
+    y: &mut Array<F>,
+    rows: u32,
+    cols: u32,
+    x_stride: u32,
+    cos_stride: u32,
+    sin_stride: u32,
     #[comptime] head_dim: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let half = head_dim / 2;
-    let cols = x.shape(1);
-    let pairs_per_row = cols / 2;
+    let pairs_per_row = cols as usize / 2;
     let i = ABSOLUTE_POS;
-    if i >= x.shape(0) * pairs_per_row {
+    if i >= rows as usize * pairs_per_row {
         terminate!();
     }
     let row = i / pairs_per_row;
     let pair = i % pairs_per_row;
     let head = pair / half;
     let c = pair % half;
-    let first = row * x.stride(0) + head * head_dim + c;
+    let first = row * x_stride as usize + head * head_dim + c;
     let x1 = f32::cast_from(x[first]);
     let x2 = f32::cast_from(x[first + half]);
-    let cs = f32::cast_from(cos[row * cos.stride(0) + c]);
-    let sn = f32::cast_from(sin[row * sin.stride(0) + c]);
-    let out = row * y.stride(0) + head * head_dim + c;
+    let cs = f32::cast_from(cos[row * cos_stride as usize + c]);
+    let sn = f32::cast_from(sin[row * sin_stride as usize + c]);
+    let out = row * cols as usize + head * head_dim + c;
     y[out] = F::cast_from(x1 * cs - x2 * sn);
     y[out + half] = F::cast_from(x2 * cs + x1 * sn);
 }

@@ -4,6 +4,10 @@
 //! vector loads, accumulate in f32, and reduce with `plane_sum`. The rows of `x` (a handful at
 //! most) are the grid's fastest dimension, so the cubes that read one weight row run together
 //! and all but the first read it from L2: the kernel runs at the speed of reading the weights.
+//!
+//! Like every zoo kernel, these take flat arrays and their row strides as scalars: CubeCL
+//! passes scalars in the launch's parameters, while a tensor argument's shape and strides are
+//! uploaded to the GPU at every launch.
 
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
@@ -11,13 +15,17 @@ use burn_cubecl::cubecl::prelude::*;
 /// Planes per cube: output features handled by one cube.
 pub(crate) const PLANES: u32 = 8;
 
-/// The plane's dot product of row `x_row` of `x` with row `o` of `w` (every lane gets it).
+/// The plane's dot product of `k_vectors` vectors of `x` from `x_off` with those of `w` from
+/// `w_off` (every lane gets the sum).
 #[cube]
-fn row_dot<F: Float, N: Size>(x: &Tensor<Vector<F, N>>, w: &Tensor<Vector<F, N>>, x_row: usize, o: usize) -> f32 {
+fn row_dot<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
+    w: &Array<Vector<F, N>>,
+    x_off: usize,
+    w_off: usize,
+    k_vectors: usize,
+) -> f32 {
     let width = w.vector_size();
-    let k_vectors = w.shape(1) / width;
-    let w_off = o * (w.stride(0) / width);
-    let x_off = x_row * (x.stride(0) / width);
     let mut acc = Vector::<f32, N>::new(0.0);
     let mut i = UNIT_POS_X as usize;
     while i < k_vectors {
@@ -32,101 +40,123 @@ fn row_dot<F: Float, N: Size>(x: &Tensor<Vector<F, N>>, w: &Tensor<Vector<F, N>>
     plane_sum(sum)
 }
 
-/// `y = x · wᵀ (+ bias)`; one plane per (output feature, row).
+/// `y = x · wᵀ (+ bias)`; one plane per (output feature, row). Strides of `x` and `w` count
+/// vectors, that of `y` elements.
 #[cube(launch_unchecked)]
 pub(crate) fn gemv_kernel<F: Float, N: Size>(
-    x: &Tensor<Vector<F, N>>,
-    w: &Tensor<Vector<F, N>>,
-    bias: &Tensor<F>,
-    y: &mut Tensor<F>,
+    x: &Array<Vector<F, N>>,
+    w: &Array<Vector<F, N>>,
+    bias: &Array<F>,
+    y: &mut Array<F>,
+    k_vectors: u32,
+    out_features: u32,
+    x_stride: u32,
+    w_stride: u32,
+    y_stride: u32,
     #[comptime] has_bias: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
-    if o >= w.shape(0) {
+    if o >= out_features as usize {
         terminate!();
     }
-    let mut value = row_dot::<F, N>(x, w, r, o);
+    let mut value = row_dot::<F, N>(x, w, r * x_stride as usize, o * w_stride as usize, k_vectors as usize);
     if UNIT_POS_X == 0 {
         if has_bias {
             value += f32::cast_from(bias[o]);
         }
-        y[r * y.stride(0) + o] = F::cast_from(value);
+        y[r * y_stride as usize + o] = F::cast_from(value);
     }
 }
 
 /// Three linears of one input in one launch (attention's q, k and v): output features
-/// `0..n0` are `w0`'s, then `w1`'s, then `w2`'s; `bias_mask` bit `i` says `bᵢ` is real.
+/// `0..n0` are `w0`'s, then `n1` of `w1`'s, then `w2`'s; `bias_mask` bit `i` says `bᵢ` is real.
+/// The outputs are contiguous (`yᵢ` rows of `nᵢ`).
 #[cube(launch_unchecked)]
 pub(crate) fn gemv3_kernel<F: Float, N: Size>(
-    x: &Tensor<Vector<F, N>>,
-    w0: &Tensor<Vector<F, N>>,
-    w1: &Tensor<Vector<F, N>>,
-    w2: &Tensor<Vector<F, N>>,
-    b0: &Tensor<F>,
-    b1: &Tensor<F>,
-    b2: &Tensor<F>,
-    y0: &mut Tensor<F>,
-    y1: &mut Tensor<F>,
-    y2: &mut Tensor<F>,
+    x: &Array<Vector<F, N>>,
+    w0: &Array<Vector<F, N>>,
+    w1: &Array<Vector<F, N>>,
+    w2: &Array<Vector<F, N>>,
+    b0: &Array<F>,
+    b1: &Array<F>,
+    b2: &Array<F>,
+    y0: &mut Array<F>,
+    y1: &mut Array<F>,
+    y2: &mut Array<F>,
+    k_vectors: u32,
+    x_stride: u32,
+    n0: u32,
+    n1: u32,
+    n2: u32,
+    w0_stride: u32,
+    w1_stride: u32,
+    w2_stride: u32,
     #[comptime] bias_mask: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
-    let (n0, n1) = (w0.shape(0), w1.shape(0));
-    if o >= n0 + n1 + w2.shape(0) {
+    let (n0, n1, n2) = (n0 as usize, n1 as usize, n2 as usize);
+    if o >= n0 + n1 + n2 {
         terminate!();
     }
+    let x_off = r * x_stride as usize;
+    let k = k_vectors as usize;
     if o < n0 {
-        let mut value = row_dot::<F, N>(x, w0, r, o);
+        let mut value = row_dot::<F, N>(x, w0, x_off, o * w0_stride as usize, k);
         if UNIT_POS_X == 0 {
             if bias_mask & 1 != 0 {
                 value += f32::cast_from(b0[o]);
             }
-            y0[r * y0.stride(0) + o] = F::cast_from(value);
+            y0[r * n0 + o] = F::cast_from(value);
         }
     } else if o < n0 + n1 {
         let o1 = o - n0;
-        let mut value = row_dot::<F, N>(x, w1, r, o1);
+        let mut value = row_dot::<F, N>(x, w1, x_off, o1 * w1_stride as usize, k);
         if UNIT_POS_X == 0 {
             if bias_mask & 2 != 0 {
                 value += f32::cast_from(b1[o1]);
             }
-            y1[r * y1.stride(0) + o1] = F::cast_from(value);
+            y1[r * n1 + o1] = F::cast_from(value);
         }
     } else {
         let o2 = o - n0 - n1;
-        let mut value = row_dot::<F, N>(x, w2, r, o2);
+        let mut value = row_dot::<F, N>(x, w2, x_off, o2 * w2_stride as usize, k);
         if UNIT_POS_X == 0 {
             if bias_mask & 4 != 0 {
                 value += f32::cast_from(b2[o2]);
             }
-            y2[r * y2.stride(0) + o2] = F::cast_from(value);
+            y2[r * n2 + o2] = F::cast_from(value);
         }
     }
 }
 
-/// `y = silu(x · gateᵀ) · (x · upᵀ)`: both rows read in one pass by one plane.
+/// `y = silu(x · gateᵀ) · (x · upᵀ)`: both rows read in one pass by one plane; `y` contiguous.
 #[cube(launch_unchecked)]
 pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
-    x: &Tensor<Vector<F, N>>,
-    gate: &Tensor<Vector<F, N>>,
-    up: &Tensor<Vector<F, N>>,
-    y: &mut Tensor<F>,
+    x: &Array<Vector<F, N>>,
+    gate: &Array<Vector<F, N>>,
+    up: &Array<Vector<F, N>>,
+    y: &mut Array<F>,
+    k_vectors: u32,
+    out_features: u32,
+    x_stride: u32,
+    gate_stride: u32,
+    up_stride: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
-    if o >= gate.shape(0) {
+    if o >= out_features as usize {
         terminate!();
     }
     let width = gate.vector_size();
-    let k_vectors = gate.shape(1) / width;
-    let g_off = o * (gate.stride(0) / width);
-    let u_off = o * (up.stride(0) / width);
-    let x_off = r * (x.stride(0) / width);
+    let k_vectors = k_vectors as usize;
+    let g_off = o * gate_stride as usize;
+    let u_off = o * up_stride as usize;
+    let x_off = r * x_stride as usize;
     let mut acc_g = Vector::<f32, N>::new(0.0);
     let mut acc_u = Vector::<f32, N>::new(0.0);
     let mut i = UNIT_POS_X as usize;
@@ -150,6 +180,6 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
         let g = f32::cast_from(F::cast_from(g));
         let u = f32::cast_from(F::cast_from(u));
         let silu = g / (1.0f32 + f32::exp(-g));
-        y[r * y.stride(0) + o] = F::cast_from(silu * u);
+        y[r * out_features as usize + o] = F::cast_from(silu * u);
     }
 }

@@ -43,6 +43,25 @@ fn dense<R: CubeRuntime>(t: CubeTensor<R>) -> CubeTensor<R> {
     }
 }
 
+/// The flat buffer behind the rank-2 `t`, as a kernel argument: kernels take arrays plus row
+/// strides as scalars, which travel in the launch's parameters (a tensor argument's shape and
+/// strides are uploaded to the GPU on every launch).
+fn array<R: CubeRuntime>(t: &CubeTensor<R>) -> ArrayArg<R> {
+    let shape = t.meta.shape();
+    let span = match shape.len() {
+        0 => 1,
+        1 => shape[0],
+        _ => (shape[0].max(1) - 1) * t.meta.strides()[0] + shape[1..].iter().product::<usize>(),
+    };
+    // SAFETY: `span` elements from the handle's offset are the tensor's own.
+    unsafe { ArrayArg::from_raw_parts_binding(t.handle.clone().binding(), span) }
+}
+
+/// Elements between the starts of two rows of the rank-2 `t`.
+fn row_stride<R: CubeRuntime>(t: &CubeTensor<R>) -> u32 {
+    t.meta.strides().first().map_or(0, |&s| s as u32)
+}
+
 /// Whether every row of `t` starts on a multiple of `width` elements.
 fn rows_aligned<R: CubeRuntime>(t: &CubeTensor<R>, width: usize) -> bool {
     t.meta.strides().iter().rev().skip(1).all(|s| s % width == 0)
@@ -107,12 +126,15 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
             &client,
             CubeCount::new_1d(rows as u32),
             CubeDim::new_1d(elementwise::ROW_THREADS),
-            x.into_tensor_arg(),
-            residual.into_tensor_arg(),
-            weight.into_tensor_arg(),
-            sum.clone().into_tensor_arg(),
-            y.clone().into_tensor_arg(),
+            array(&x),
+            array(&residual),
+            array(&weight),
+            array(&sum),
+            array(&y),
             eps,
+            cols as u32,
+            row_stride(&x),
+            row_stride(&residual),
             has_residual,
             has_weight,
             dtype.into(),
@@ -150,10 +172,15 @@ where
                 CubeCount::new_2d(n as u32, cubes),
                 CubeDim::new_2d(32, gemv::PLANES),
                 width,
-                x.into_tensor_arg(),
-                w.into_tensor_arg(),
-                bias_arg.into_tensor_arg(),
-                y.clone().into_tensor_arg(),
+                array(&x),
+                array(&w),
+                array(&bias_arg),
+                array(&y),
+                (k / width) as u32,
+                out as u32,
+                row_stride(&x) / width as u32,
+                row_stride(&w) / width as u32,
+                row_stride(&y),
                 has_bias,
                 dtype.into(),
             );
@@ -195,7 +222,6 @@ where
         let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
         let total: usize = ws.iter().map(|w| w.meta.shape()[0]).sum();
         let (dtype, client) = (x.dtype, x.client.clone());
-        let arg = |t: &CubeTensor<R>| t.clone().into_tensor_arg();
         // SAFETY: each plane checks its feature against the three weights' rows; the rows of
         // `x` and the weights' columns were checked above.
         unsafe {
@@ -204,16 +230,24 @@ where
                 CubeCount::new_2d(n as u32, (total as u32).div_ceil(gemv::PLANES)),
                 CubeDim::new_2d(32, gemv::PLANES),
                 width,
-                x.into_tensor_arg(),
-                arg(&ws[0]),
-                arg(&ws[1]),
-                arg(&ws[2]),
-                arg(&bs[0]),
-                arg(&bs[1]),
-                arg(&bs[2]),
-                arg(&ys[0]),
-                arg(&ys[1]),
-                arg(&ys[2]),
+                array(&x),
+                array(&ws[0]),
+                array(&ws[1]),
+                array(&ws[2]),
+                array(&bs[0]),
+                array(&bs[1]),
+                array(&bs[2]),
+                array(&ys[0]),
+                array(&ys[1]),
+                array(&ys[2]),
+                (k / width) as u32,
+                row_stride(&x) / width as u32,
+                ws[0].meta.shape()[0] as u32,
+                ws[1].meta.shape()[0] as u32,
+                ws[2].meta.shape()[0] as u32,
+                row_stride(&ws[0]) / width as u32,
+                row_stride(&ws[1]) / width as u32,
+                row_stride(&ws[2]) / width as u32,
                 bias_mask,
                 dtype.into(),
             );
@@ -238,10 +272,15 @@ where
                 CubeCount::new_2d(n as u32, (out as u32).div_ceil(gemv::PLANES)),
                 CubeDim::new_2d(32, gemv::PLANES),
                 width,
-                x.into_tensor_arg(),
-                gate.into_tensor_arg(),
-                up.into_tensor_arg(),
-                y.clone().into_tensor_arg(),
+                array(&x),
+                array(&gate),
+                array(&up),
+                array(&y),
+                (k / width) as u32,
+                out as u32,
+                row_stride(&x) / width as u32,
+                row_stride(&gate) / width as u32,
+                row_stride(&up) / width as u32,
                 dtype.into(),
             );
         }
@@ -274,7 +313,8 @@ where
         }
         let (q, k, v, cos, sin) = (float(q), float(k), float(v), float(cos), float(sin));
         let (k_cache, v_cache) = (float(kv.k), float(kv.v));
-        if [&k, &v, &cos, &sin, &k_cache, &v_cache].iter().any(|t| t.dtype != q.dtype) {
+        let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
+        if !same_rows || [&k, &v, &cos, &sin, &k_cache, &v_cache].iter().any(|t| t.dtype != q.dtype) {
             return None;
         }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
@@ -289,17 +329,24 @@ where
                 &client,
                 count,
                 dim,
-                q.into_tensor_arg(),
-                k.into_tensor_arg(),
-                v.into_tensor_arg(),
-                cos.into_tensor_arg(),
-                sin.into_tensor_arg(),
-                slots.into_tensor_arg(),
-                positions.into_tensor_arg(),
-                q_out.clone().into_tensor_arg(),
-                k_cache.into_tensor_arg(),
-                v_cache.into_tensor_arg(),
+                array(&q),
+                array(&k),
+                array(&v),
+                array(&cos),
+                array(&sin),
+                array(&slots),
+                array(&positions),
+                array(&q_out),
+                array(&k_cache),
+                array(&v_cache),
                 kv.room as u32,
+                n as u32,
+                row_stride(&q),
+                row_stride(&k),
+                row_stride(&v),
+                row_stride(&cos),
+                row_stride(&sin),
+                row_stride(&k_cache),
                 spec.n_heads,
                 spec.n_kv_heads,
                 hd,
@@ -326,9 +373,13 @@ where
                 &client,
                 count,
                 dim,
-                gate.into_tensor_arg(),
-                up.into_tensor_arg(),
-                y.clone().into_tensor_arg(),
+                array(&gate),
+                array(&up),
+                array(&y),
+                rows as u32,
+                cols as u32,
+                row_stride(&gate),
+                row_stride(&up),
                 dtype.into(),
             );
         }
@@ -360,10 +411,15 @@ where
                 &client,
                 count,
                 dim,
-                x.into_tensor_arg(),
-                cos.into_tensor_arg(),
-                sin.into_tensor_arg(),
-                y.clone().into_tensor_arg(),
+                array(&x),
+                array(&cos),
+                array(&sin),
+                array(&y),
+                rows as u32,
+                cols as u32,
+                row_stride(&x),
+                row_stride(&cos),
+                row_stride(&sin),
                 head_dim,
                 dtype.into(),
             );
@@ -380,7 +436,8 @@ where
         let (k, v) = (float(k), float(v));
         let (k_cache, v_cache) = (kv.k.clone().into_primitive().tensor(), kv.v.clone().into_primitive().tensor());
         let unit = |t: &CubeTensor<R>| t.meta.strides().last() == Some(&1);
-        if !unit(&k_cache) || !unit(&v_cache) || k.dtype != k_cache.dtype {
+        let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
+        if !unit(&k_cache) || !unit(&v_cache) || !same_rows || k.dtype != k_cache.dtype {
             return false;
         }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
@@ -394,13 +451,17 @@ where
                 &client,
                 count,
                 dim,
-                k.into_tensor_arg(),
-                v.into_tensor_arg(),
-                slots.into_tensor_arg(),
-                positions.into_tensor_arg(),
-                k_cache.into_tensor_arg(),
-                v_cache.into_tensor_arg(),
+                array(&k),
+                array(&v),
+                array(&slots),
+                array(&positions),
+                array(&k_cache),
+                array(&v_cache),
                 kv.room as u32,
+                n as u32,
+                row_stride(&k),
+                row_stride(&v),
+                row_stride(&k_cache),
                 kv.n_kv_heads,
                 head_dim,
                 dtypes,
@@ -423,7 +484,8 @@ where
         let q = float(q);
         let (k_cache, v_cache) = (float(kv.k), float(kv.v));
         let width = vector_width(hd, k_cache.dtype.size());
-        if !rows_aligned(&k_cache, width) || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
+        let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
+        if !same_rows || !rows_aligned(&k_cache, width) || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
             return None;
         }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
@@ -449,17 +511,19 @@ where
                 CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
                 threads,
                 width,
-                q.into_tensor_arg(),
-                k_cache.into_tensor_arg(),
-                v_cache.into_tensor_arg(),
-                slots.into_tensor_arg(),
-                positions.into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                partial.clone().into_tensor_arg(),
+                array(&q),
+                array(&k_cache),
+                array(&v_cache),
+                array(&slots),
+                array(&positions),
+                array(&out),
+                array(&partial),
                 spec.scale,
                 window,
                 kv.room as u32,
                 attention::SPLIT as u32,
+                row_stride(&q),
+                row_stride(&k_cache),
                 spec.n_kv_heads,
                 spec.n_heads / spec.n_kv_heads,
                 hd,
@@ -472,8 +536,8 @@ where
                     &client,
                     CubeCount::new_2d(spec.n_heads as u32, n as u32),
                     threads,
-                    partial.into_tensor_arg(),
-                    out.clone().into_tensor_arg(),
+                    array(&partial),
+                    array(&out),
                     splits as u32,
                     hd,
                     dtype.into(),
