@@ -128,7 +128,7 @@ pub(crate) fn rope_kv_kernel<F: Float, I: Numeric>(
 pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     q: &Array<F>,
     k_cache: &Array<Vector<F, N>>,
-    v_cache: &Array<F>,
+    v_cache: &Array<Vector<F, N>>,
     slots: &Array<I>,
     positions: &Array<I>,
     out: &mut Array<F>,
@@ -143,6 +143,7 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
     #[comptime] head_vectors: usize,
+    #[comptime] key_lanes: usize,
     #[comptime] direct: bool,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
@@ -210,12 +211,34 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     }
     let split_sum = cube_sum(local_sum, &mut scratch);
 
+    // Values: thread t sums one vector of channels (`t % head_vectors`) over every
+    // `key_lanes`-th key (16-byte loads, `key_lanes` rows in flight per cube step); the key
+    // lanes' partial sums then meet in shared memory.
+    let mut sums = SharedMemory::<f32>::new(key_lanes * head_dim);
+    let channel_vector = t % head_vectors;
+    let lane = t / head_vectors;
+    if lane < key_lanes {
+        let row_vectors = cache_stride as usize / width;
+        let mut acc = Vector::<f32, N>::new(0.0);
+        let mut j = start + lane;
+        while j < end {
+            let v = Vector::<f32, N>::cast_from(v_cache[(base + j) * row_vectors + channel_vector]);
+            acc += v * Vector::<f32, N>::new(scores[j - start]);
+            j += key_lanes;
+        }
+        #[unroll]
+        for l in 0..width {
+            sums[lane * head_dim + channel_vector * width + l] = acc[l];
+        }
+    }
+    sync_cube();
+
     let heads = CUBE_COUNT_X as usize;
     let mut c = t;
     while c < head_dim {
         let mut acc = 0.0f32;
-        for j in start..end {
-            acc += scores[j - start] * f32::cast_from(v_cache[(base + j) * cache_stride as usize + c]);
+        for l in 0..key_lanes {
+            acc += sums[l * head_dim + c];
         }
         if direct {
             out[(row * heads + head) * head_dim + c] = F::cast_from(acc / split_sum);

@@ -16,7 +16,9 @@ use burn_cubecl::cubecl::prelude::*;
 pub(crate) const PLANES: u32 = 8;
 
 /// The plane's dot product of `k_vectors` vectors of `x` from `x_off` with those of `w` from
-/// `w_off` (every lane gets the sum).
+/// `w_off` (every lane gets the sum). Each lane keeps four loads of `w` in flight: with one
+/// plane per output feature, a 7B model's projections have too few planes per SM to cover
+/// memory latency with one load each.
 #[cube]
 fn row_dot<F: Float, N: Size>(
     x: &Array<Vector<F, N>>,
@@ -26,12 +28,28 @@ fn row_dot<F: Float, N: Size>(
     k_vectors: usize,
 ) -> f32 {
     let width = w.vector_size();
-    let mut acc = Vector::<f32, N>::new(0.0);
+    let lanes = CUBE_DIM_X as usize;
+    let mut acc0 = Vector::<f32, N>::new(0.0);
+    let mut acc1 = Vector::<f32, N>::new(0.0);
+    let mut acc2 = Vector::<f32, N>::new(0.0);
+    let mut acc3 = Vector::<f32, N>::new(0.0);
     let mut i = UNIT_POS_X as usize;
-    while i < k_vectors {
-        acc += Vector::<f32, N>::cast_from(w[w_off + i]) * Vector::<f32, N>::cast_from(x[x_off + i]);
-        i += CUBE_DIM_X as usize;
+    while i + 3 * lanes < k_vectors {
+        let w0 = w[w_off + i];
+        let w1 = w[w_off + i + lanes];
+        let w2 = w[w_off + i + 2 * lanes];
+        let w3 = w[w_off + i + 3 * lanes];
+        acc0 += Vector::<f32, N>::cast_from(w0) * Vector::<f32, N>::cast_from(x[x_off + i]);
+        acc1 += Vector::<f32, N>::cast_from(w1) * Vector::<f32, N>::cast_from(x[x_off + i + lanes]);
+        acc2 += Vector::<f32, N>::cast_from(w2) * Vector::<f32, N>::cast_from(x[x_off + i + 2 * lanes]);
+        acc3 += Vector::<f32, N>::cast_from(w3) * Vector::<f32, N>::cast_from(x[x_off + i + 3 * lanes]);
+        i += 4 * lanes;
     }
+    while i < k_vectors {
+        acc0 += Vector::<f32, N>::cast_from(w[w_off + i]) * Vector::<f32, N>::cast_from(x[x_off + i]);
+        i += lanes;
+    }
+    let acc = acc0 + acc1 + acc2 + acc3;
     let mut sum = 0.0f32;
     #[unroll]
     for j in 0..width {
@@ -157,15 +175,34 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     let g_off = o * gate_stride as usize;
     let u_off = o * up_stride as usize;
     let x_off = r * x_stride as usize;
+    let lanes = CUBE_DIM_X as usize;
     let mut acc_g = Vector::<f32, N>::new(0.0);
     let mut acc_u = Vector::<f32, N>::new(0.0);
+    let mut acc_g2 = Vector::<f32, N>::new(0.0);
+    let mut acc_u2 = Vector::<f32, N>::new(0.0);
     let mut i = UNIT_POS_X as usize;
+    // Two steps per iteration: four weight loads in flight per lane (see `row_dot`).
+    while i + lanes < k_vectors {
+        let g0 = gate[g_off + i];
+        let u0 = up[u_off + i];
+        let g1 = gate[g_off + i + lanes];
+        let u1 = up[u_off + i + lanes];
+        let x0 = Vector::<f32, N>::cast_from(x[x_off + i]);
+        let x1 = Vector::<f32, N>::cast_from(x[x_off + i + lanes]);
+        acc_g += Vector::<f32, N>::cast_from(g0) * x0;
+        acc_u += Vector::<f32, N>::cast_from(u0) * x0;
+        acc_g2 += Vector::<f32, N>::cast_from(g1) * x1;
+        acc_u2 += Vector::<f32, N>::cast_from(u1) * x1;
+        i += 2 * lanes;
+    }
     while i < k_vectors {
         let xv = Vector::<f32, N>::cast_from(x[x_off + i]);
         acc_g += Vector::<f32, N>::cast_from(gate[g_off + i]) * xv;
         acc_u += Vector::<f32, N>::cast_from(up[u_off + i]) * xv;
-        i += CUBE_DIM_X as usize;
+        i += lanes;
     }
+    let acc_g = acc_g + acc_g2;
+    let acc_u = acc_u + acc_u2;
     let mut g = 0.0f32;
     let mut u = 0.0f32;
     #[unroll]

@@ -485,7 +485,9 @@ where
         let (k_cache, v_cache) = (float(kv.k), float(kv.v));
         let width = vector_width(hd, k_cache.dtype.size());
         let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
-        if !same_rows || !rows_aligned(&k_cache, width) || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
+        let head_vectors = hd / width;
+        let fits = head_vectors <= attention::ATTENTION_THREADS as usize && rows_aligned(&k_cache, width);
+        if !same_rows || !fits || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
             return None;
         }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
@@ -527,7 +529,8 @@ where
                 spec.n_kv_heads,
                 spec.n_heads / spec.n_kv_heads,
                 hd,
-                hd / width,
+                head_vectors,
+                attention::ATTENTION_THREADS as usize / head_vectors,
                 direct,
                 dtypes,
             );
