@@ -1,4 +1,4 @@
-//! House rules checked as ordinary tests (see STYLE.md): every source file opens with a `//!`
+//! House rules checked as ordinary tests (ARCHITECTURE.md, "House rules"): every source file opens with a `//!`
 //! doc, library crates never print, and files stay short enough to read in one sitting.
 
 use std::path::{Path, PathBuf};

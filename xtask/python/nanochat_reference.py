@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference implementation of Karpathy's nanochat GPT, early version ("V0": karpathy/nanochat
-nanochat/gpt.py @ 3a5e0bc, Oct 2025; see shared/specs/nanochat-gpt.md §1-3), for zoo's fixtures.
+nanochat/gpt.py @ 3a5e0bc, Oct 2025; see docs/specs/nanochat-gpt.md §1-3), for zoo's fixtures.
 
 Differences from GPT-2:
 - no position embeddings: RoPE on q and k (base 10000, half-split, rotation by -θ, i.e.

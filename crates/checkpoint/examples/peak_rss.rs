@@ -1,4 +1,4 @@
-//! Peak memory of loading and running a model, for the README's figure.
+//! Peak memory of loading and running a model, for the peak-memory table in docs/formats.md.
 //!
 //! - `peak_rss gen DIR [LAYERS]`: writes a Mistral-layout f32 HF directory (hidden 2048,
 //!   intermediate 5632, vocab 32000; 5 layers ≈ 1.4 GB) with deterministic values;

@@ -1,5 +1,5 @@
 //! Burn records: files written by `NamedMpkFileRecorder` (`.mpk`) and `NamedMpkGzFileRecorder`
-//! (`.mpk.gz`), full or half precision (spec: `shared/specs/burn-mpk.md`, Burn 0.18–0.21).
+//! (`.mpk.gz`), full or half precision (spec: `docs/specs/burn-mpk.md`, Burn 0.18–0.21).
 //!
 //! A record is MessagePack `{metadata, item, _b}`; `item` mirrors the module tree. Reading needs no
 //! schema: nested maps become dotted names, `Vec` elements `.{i}`, and a map

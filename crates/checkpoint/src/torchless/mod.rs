@@ -1,5 +1,5 @@
 //! Torchless binary checkpoints (`model.bin`, the JSON-header variant; spec:
-//! `shared/specs/torchless-format.md`), read through a memory map and written by [`write`].
+//! `docs/specs/torchless-format.md`), read through a memory map and written by [`write`].
 //!
 //! Layout: a little-endian u64 header length, the JSON header (`metadata`, `tensors`,
 //! `tokenizer`) padded with NULs so that the payload starts on a 64-byte boundary, then the
