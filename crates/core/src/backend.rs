@@ -137,6 +137,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Reads a tensor back as f32 (once per decode step, for the logits).
     fn to_host(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
 
+    /// Waits until the device has finished the work queued so far (GPU backends queue ops
+    /// asynchronously); the default has nothing to wait for.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The greedy pick of each row of `logits: [rows, vocab]`: the index of the largest value,
+    /// the first on ties, with the errors of [`crate::sampler::Greedy`] (NaN, +∞ or all −∞).
+    /// GPU backends pick on the device, so only the ids cross to the host; the default reads
+    /// the logits back.
+    fn argmax_rows(&self, logits: &Self::Tensor) -> Result<Vec<u32>> {
+        crate::sampler::greedy_rows_on_host(self, logits)
+    }
+
     /// Runs `f` (one forward step) in the backend's execution context. CPU backends with a
     /// thread pool run it on a pool thread, so each op's parallel work starts without handing
     /// the step between threads; the default just calls `f`.

@@ -58,7 +58,8 @@ pub fn generate_batch<B: Backend>(
         batch.push(slot, p);
     }
     let mut stats = Stats { prompt_tokens: batch.tokens().len(), ..Stats::default() };
-    let mut logits = run(model, &batch, &mut cache)?;
+    let greedy = seqs.iter().all(|s| s.sampler.is_greedy());
+    let mut logits = run(model, &batch, &mut cache, greedy)?;
     stats.prefill = started.elapsed();
     let decode_started = Instant::now();
     let mut order: Vec<usize> = (0..seqs.len()).collect();
@@ -67,8 +68,13 @@ pub fn generate_batch<B: Backend>(
         let mut next_order = Vec::new();
         for (row, &slot) in order.iter().enumerate() {
             let seq = &mut seqs[slot];
-            let row_logits = &logits[row * info.vocab_size..(row + 1) * info.vocab_size];
-            let id = seq.sampler.sample(row_logits, &seq.history)?;
+            let id = match &logits {
+                Picked::Ids(ids) => ids[row],
+                Picked::Logits(values) => {
+                    let row_logits = &values[row * info.vocab_size..(row + 1) * info.vocab_size];
+                    seq.sampler.sample(row_logits, &seq.history)?
+                }
+            };
             seq.history.push(id);
             seq.tokens.push(id);
             seq.stop = stop_after(seq, id, options, cache.capacity())?;
@@ -80,7 +86,7 @@ pub fn generate_batch<B: Backend>(
         if next_order.is_empty() {
             break;
         }
-        logits = run(model, &next, &mut cache)?;
+        logits = run(model, &next, &mut cache, greedy)?;
         order = next_order;
     }
     stats.decode = decode_started.elapsed();
@@ -120,7 +126,17 @@ fn stop_after(
     })
 }
 
-fn run<B: Backend>(model: &dyn Model<B>, batch: &Batch, cache: &mut KvCache<B>) -> Result<Vec<f32>> {
+/// What one step hands the samplers: every row's greedy pick (made by the backend) or the logits.
+enum Picked {
+    Ids(Vec<u32>),
+    Logits(Vec<f32>),
+}
+
+fn run<B: Backend>(model: &dyn Model<B>, batch: &Batch, cache: &mut KvCache<B>, greedy: bool) -> Result<Picked> {
     let logits = forward(model, batch, cache, LogitsRows::Last)?;
-    model.backend().to_host(&logits)
+    Ok(if greedy {
+        Picked::Ids(model.backend().argmax_rows(&logits)?)
+    } else {
+        Picked::Logits(model.backend().to_host(&logits)?)
+    })
 }

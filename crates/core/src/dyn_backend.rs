@@ -53,6 +53,8 @@ trait ErasedBackend: Send + Sync {
     fn weight(&self, view: &WeightView) -> Result<DynTensor>;
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor>;
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>>;
+    fn argmax_rows(&self, logits: &DynTensor) -> Result<Vec<u32>>;
+    fn synchronize(&self) -> Result<()>;
     fn scoped(&self, f: &mut (dyn FnMut() + Send));
     fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>>;
     fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor>;
@@ -138,6 +140,12 @@ impl<B: Backend> ErasedBackend for B {
     }
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
         Backend::to_host(self, down(self, x)?)
+    }
+    fn argmax_rows(&self, logits: &DynTensor) -> Result<Vec<u32>> {
+        Backend::argmax_rows(self, down(self, logits)?)
+    }
+    fn synchronize(&self) -> Result<()> {
+        Backend::synchronize(self)
     }
     fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
         Backend::scoped(self, f)
@@ -283,6 +291,12 @@ impl Backend for DynBackend {
     }
     fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
         self.0.to_host(x)
+    }
+    fn argmax_rows(&self, logits: &DynTensor) -> Result<Vec<u32>> {
+        self.0.argmax_rows(logits)
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.0.synchronize()
     }
     fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
         self.0.scoped(f)

@@ -110,8 +110,9 @@ pub struct Session<'m, B: Backend> {
     model: &'m dyn Model<B>,
     cache: KvCache<B>,
     history: Vec<u32>,
-    /// Logits predicting the token after `history`, when the cache is up to date.
-    next_logits: Option<Vec<f32>>,
+    /// Logits predicting the token after `history` (on the backend), when the cache is up to
+    /// date.
+    next_logits: Option<B::Tensor>,
 }
 
 impl<'m, B: Backend> Session<'m, B> {
@@ -136,7 +137,10 @@ impl<'m, B: Backend> Session<'m, B> {
     /// Appends tokens to the sequence without sampling, running them through the model.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
         self.history.extend_from_slice(tokens);
-        self.sync()
+        self.sync()?;
+        // A GPU runs the step asynchronously: finish it here, so a prompt's time is the
+        // prefill's and not the first decode step's.
+        self.model.backend().synchronize()
     }
 
     /// Makes the sequence exactly `tokens`, reusing the cache for the prefix they share with the
@@ -162,7 +166,7 @@ impl<'m, B: Backend> Session<'m, B> {
         }
         let batch = Batch::single(&self.history[cached..]);
         let logits = forward(self.model, &batch, &mut self.cache, LogitsRows::Last)?;
-        self.next_logits = Some(self.model.backend().to_host(&logits)?);
+        self.next_logits = Some(logits);
         Ok(())
     }
 
@@ -268,7 +272,12 @@ impl<B: Backend> Stream<'_, '_, B> {
         }
         s.sync()?;
         let logits = s.next_logits.take().ok_or_else(|| Error::Sampling("no logits to sample from".into()))?;
-        let id = self.sampler.sample(&logits, &s.history)?;
+        let backend = s.model.backend();
+        let id = if self.sampler.is_greedy() {
+            backend.argmax_rows(&logits)?.first().copied().ok_or_else(|| Error::Sampling("no logits row".into()))?
+        } else {
+            self.sampler.sample(&backend.to_host(&logits)?, &s.history)?
+        };
         s.history.push(id);
         self.tokens.push(id);
         let piece = match &mut self.text {

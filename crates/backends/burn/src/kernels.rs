@@ -32,6 +32,12 @@ pub struct KvView<'a, BB: BurnBackend> {
 
 /// Optional fused kernels of a Burn backend; see the module docs.
 pub trait Kernels: BurnBackend {
+    /// Each row's largest value of `logits: [rows, vocab]` and its index (the first on ties),
+    /// picked on the device; `None` when the backend has no such kernel.
+    fn argmax_rows(_logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
+        None
+    }
+
     /// `x · wᵀ (+ bias)` for a few rows of `x: [n, in]` against `w: [out, in]`, reading each
     /// weight once (decode is bound by weight bytes).
     fn gemv(_x: &Tensor<Self, 2>, _w: &Tensor<Self, 2>, _bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {

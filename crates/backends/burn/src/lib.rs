@@ -134,6 +134,28 @@ impl<BB: Kernels> Backend for Burn<BB> {
         BurnTensor::with_shape(Tensor::from_data(data, (&self.device, self.dtype)), view.shape.clone())
     }
 
+    fn synchronize(&self) -> Result<()> {
+        BB::sync(&self.device).map_err(|e| Error::Backend { backend: self.name.into(), message: format!("{e:?}") })
+    }
+
+    fn argmax_rows(&self, logits: &BurnTensor<BB>) -> Result<Vec<u32>> {
+        let Some(picks) = BB::argmax_rows(&logits.t) else {
+            return zoo_core::sampler::greedy_rows_on_host(self, logits);
+        };
+        picks
+            .into_iter()
+            .map(|(id, value)| {
+                if value.is_nan() || value == f32::INFINITY {
+                    Err(Error::Sampling(format!("the largest logit is {value}")))
+                } else if value == f32::NEG_INFINITY {
+                    Err(Error::Sampling("every logit is -inf".into()))
+                } else {
+                    Ok(id)
+                }
+            })
+            .collect()
+    }
+
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<BurnTensor<BB>> {
         self.tensor(values.to_vec(), shape)
     }

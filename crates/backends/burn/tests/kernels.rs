@@ -262,3 +262,28 @@ fn decode_attention_matches_burn_ops() {
         }
     }
 }
+
+#[test]
+fn argmax_rows_picks_the_first_largest_logit() {
+    let mut state = 7u64;
+    for dtype in [DType::BF16, DType::F32] {
+        for (rows, vocab) in [(1, 151_936), (3, 32_000), (8, 1000), (2, 5)] {
+            let mut values = noise(rows * vocab, &mut state);
+            // A tie for the largest value in every row: the first of the two must win.
+            for r in 0..rows {
+                let (a, b) = (r * vocab + vocab / 3, r * vocab + vocab - 1);
+                values[a] = 8.0;
+                values[b] = 8.0;
+            }
+            let logits =
+                Tensor::<Gpu, 2>::from_data(TensorData::new(values.clone(), [rows, vocab]), &device()).cast(dtype);
+            let got = Gpu::argmax_rows(&logits).expect("argmax kernel");
+            let host = host(&logits);
+            for (r, (id, value)) in got.iter().enumerate() {
+                let want = zoo_core::sampler::argmax(&host[r * vocab..(r + 1) * vocab]).unwrap();
+                assert_eq!(*id, want, "{dtype:?} rows={rows} vocab={vocab} row {r}");
+                assert_eq!(*value, host[r * vocab + want as usize]);
+            }
+        }
+    }
+}

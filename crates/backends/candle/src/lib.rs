@@ -20,6 +20,7 @@ mod rope;
 mod tensor;
 
 use candle_core::Device;
+use error::CandleResult;
 use zoo_core::{AttentionSpec, Backend, KvSpec, Result, RopeSpec, SeqSpan, UnaryOp, WeightView};
 
 pub use kv::KvBuffer;
@@ -79,6 +80,10 @@ impl Backend for Candle {
 
     fn to_host(&self, x: &CandleTensor) -> Result<Vec<f32>> {
         tensor::to_host(x)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.device.synchronize().zoo()
     }
 
     fn embedding(&self, table: &CandleTensor, ids: &[u32]) -> Result<CandleTensor> {

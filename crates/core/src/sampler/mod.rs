@@ -21,6 +21,13 @@ pub trait Sampler: Send {
     /// Chooses a token id from `logits` (one entry per vocabulary id). `history` holds every
     /// token of the sequence so far (prompt and generated), for penalties.
     fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32>;
+
+    /// Whether [`Sampler::sample`] is exactly [`Greedy`]'s pick (largest logit, first on ties,
+    /// history ignored): then generation lets the backend pick (`Backend::argmax_rows`, on the
+    /// device for GPU backends) instead of reading the logits back.
+    fn is_greedy(&self) -> bool {
+        false
+    }
 }
 
 /// Sampling settings; the defaults change nothing and pick greedily.
@@ -131,6 +138,10 @@ impl Sampler for SamplerChain {
             Some(rng) => Ok(draw(&processors::softmax(&logits), unit_f64(rng))),
         }
     }
+
+    fn is_greedy(&self) -> bool {
+        self.rng.is_none() && self.processors.is_empty()
+    }
 }
 
 /// Always the most likely token (the first one on ties, as `torch.argmax`).
@@ -142,6 +153,21 @@ impl Sampler for Greedy {
         check_logits(logits)?;
         argmax(logits).ok_or_else(|| Error::Sampling("empty logits".into()))
     }
+
+    fn is_greedy(&self) -> bool {
+        true
+    }
+}
+
+/// [`Greedy`]'s pick of each row of `logits: [rows, vocab]`, read back from `backend` (what
+/// [`Backend::argmax_rows`](crate::Backend::argmax_rows) does unless a backend picks on the device).
+pub fn greedy_rows_on_host<B: crate::Backend>(backend: &B, logits: &B::Tensor) -> Result<Vec<u32>> {
+    use crate::TensorShape;
+    let vocab = logits.shape().last().copied().unwrap_or(0);
+    if vocab == 0 {
+        return Err(Error::Sampling("empty logits".into()));
+    }
+    backend.to_host(logits)?.chunks(vocab).map(|row| Greedy.sample(row, &[])).collect()
 }
 
 /// Index of the largest value (first on ties); `None` when empty.

@@ -226,3 +226,13 @@ proptest! {
         prop_assert!(params.build().unwrap().sample(&logits, &[]).is_err());
     }
 }
+
+#[test]
+fn only_plain_greedy_chains_let_the_backend_pick() {
+    assert!(Greedy.is_greedy());
+    assert!(chain(SamplingParams::default()).is_greedy());
+    // Penalties read the history, and temperature draws: both need the logits on the host.
+    assert!(!chain(SamplingParams { repeat_penalty: 1.3, ..Default::default() }).is_greedy());
+    assert!(!chain(SamplingParams { presence_penalty: 0.5, ..Default::default() }).is_greedy());
+    assert!(!chain(sampled(0.7)).is_greedy());
+}

@@ -2,6 +2,7 @@
 //! registers them for `cuda`). Each kernel has a test against the Burn-op composition it
 //! replaces (`tests/kernels.rs`, run on the GPU by `scripts/gpu-check.sh`).
 
+mod argmax;
 mod attention;
 mod elementwise;
 mod gemv;
@@ -143,6 +144,43 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
     Some((has_residual.then(|| wrap(sum)), wrap(y)))
 }
 
+/// `x · wᵀ (+ bias)` for the `n ≤ GEMV_MAX_ROWS` rows of `x` (shapes checked by the caller):
+/// one plane per (row, feature).
+fn gemv_launch<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>, bias: Option<CubeTensor<R>>) -> CubeTensor<R> {
+    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let out = w.meta.shape()[0];
+    let width = gemv_width(x, std::slice::from_ref(w), k);
+    let y = empty_like(w, n, out);
+    let has_bias = bias.is_some();
+    let bias = bias.unwrap_or_else(|| x.clone());
+    let (dtype, client) = (w.dtype, w.client.clone());
+    let cubes = (out as u32).div_ceil(gemv::PLANES);
+    let planes = CubeDim::new_2d(32, gemv::PLANES);
+    let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
+    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match (checked by
+    // the caller).
+    unsafe {
+        gemv::gemv_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::new_2d(n as u32, cubes),
+            planes,
+            width,
+            array(x),
+            array(w),
+            array(&bias),
+            array(&y),
+            (k / width) as u32,
+            out as u32,
+            x_stride,
+            w_stride,
+            out as u32,
+            has_bias,
+            dtype.into(),
+        );
+    }
+    y
+}
+
 impl<R, F, I, BT> Kernels for Cube<R, F, I, BT>
 where
     R: CubeRuntime,
@@ -150,42 +188,39 @@ where
     I: IntElement,
     BT: BoolElement,
 {
-    fn gemv(x: &Tensor<Self, 2>, w: &Tensor<Self, 2>, bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {
-        let [n, k] = x.dims();
-        let [out, k_w] = w.dims();
-        if n == 0 || n > GEMV_MAX_ROWS || k != k_w || x.dtype() != w.dtype() {
+    fn argmax_rows(logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
+        let [rows, cols] = logits.dims();
+        if rows == 0 || cols == 0 || cols >= 1 << 24 {
             return None;
         }
-        let (x, w) = (float(x), float(w));
-        let width = gemv_width(&x, std::slice::from_ref(&w), k);
-        let y = empty_like(&w, n, out);
-        let has_bias = bias.is_some();
-        let bias_arg = bias.map(float).unwrap_or_else(|| x.clone());
-        let dtype = w.dtype;
-        let client = w.client.clone();
-        let cubes = (out as u32).div_ceil(gemv::PLANES);
-        // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
-        // which were checked above.
+        let x = float(logits);
+        let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), [rows * 2, 1].into(), DType::F32);
+        let (dtype, client) = (x.dtype, x.client.clone());
+        // SAFETY: one cube per row; threads stride over the row's `cols` columns.
         unsafe {
-            gemv::gemv_kernel::launch_unchecked::<R>(
+            argmax::argmax_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d(n as u32, cubes),
-                CubeDim::new_2d(32, gemv::PLANES),
-                width,
+                CubeCount::new_1d(rows as u32),
+                CubeDim::new_1d(argmax::ARGMAX_THREADS),
                 array(&x),
-                array(&w),
-                array(&bias_arg),
-                array(&y),
-                (k / width) as u32,
-                out as u32,
-                row_stride(&x) / width as u32,
-                row_stride(&w) / width as u32,
-                row_stride(&y),
-                has_bias,
+                array(&out),
+                cols as u32,
+                row_stride(&x),
                 dtype.into(),
             );
         }
-        Some(wrap(y))
+        let bytes = client.read_one(out.handle.clone()).ok()?;
+        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        Some(values.chunks_exact(2).take(rows).map(|p| (p[0] as u32, p[1])).collect())
+    }
+
+    fn gemv(x: &Tensor<Self, 2>, w: &Tensor<Self, 2>, bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {
+        let [n, k] = x.dims();
+        let [_, k_w] = w.dims();
+        if n == 0 || n > GEMV_MAX_ROWS || k != k_w || x.dtype() != w.dtype() {
+            return None;
+        }
+        Some(wrap(gemv_launch(&float(x), &float(w), bias.map(float))))
     }
 
     fn rms_norm(x: &Tensor<Self, 2>, weight: Option<&Tensor<Self, 2>>, eps: f32) -> Option<Tensor<Self, 2>> {
@@ -265,12 +300,15 @@ where
         let width = gemv_width(&x, &[gate.clone(), up.clone()], k);
         let y = empty_like(&gate, n, out);
         let (dtype, client) = (x.dtype, x.client.clone());
+        let strides = (row_stride(&x) / width as u32, row_stride(&gate) / width as u32, row_stride(&up) / width as u32);
+        let planes = CubeDim::new_2d(32, gemv::PLANES);
+        let cubes = (out as u32).div_ceil(gemv::PLANES);
         // SAFETY: planes past `out` return; rows and columns were checked above.
         unsafe {
             gemv::gated_gemv_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d(n as u32, (out as u32).div_ceil(gemv::PLANES)),
-                CubeDim::new_2d(32, gemv::PLANES),
+                CubeCount::new_2d(n as u32, cubes),
+                planes,
                 width,
                 array(&x),
                 array(&gate),
@@ -278,9 +316,9 @@ where
                 array(&y),
                 (k / width) as u32,
                 out as u32,
-                row_stride(&x) / width as u32,
-                row_stride(&gate) / width as u32,
-                row_stride(&up) / width as u32,
+                strides.0,
+                strides.1,
+                strides.2,
                 dtype.into(),
             );
         }
