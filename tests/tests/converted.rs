@@ -1,8 +1,9 @@
 //! Converted checkpoints keep their behaviour: a fixture converted to a Torchless `.bin` (f32)
 //! or a Burn `.mpk` gives the reference's logits (≤ 1e-4) and greedy tokens; converted to int8
-//! it stays int8 in memory and its logit error against the reference is bounded, with identical
-//! greedy tokens wherever the reference's margin exceeds twice that error (so no rounding can
-//! flip a choice).
+//! it stays int8 in memory, its kernels give exactly the greedy tokens of f32 math on the
+//! dequantised weights, and its logit error against the reference is bounded. (Its greedy tokens
+//! are not compared with the reference's: these random fixtures' top-2 margins, ~1e-2, are far
+//! below int8's logit error, ~1, so quantisation legitimately changes them.)
 
 use zoo_checkpoint::convert::{convert, ConvertOptions};
 use zoo_core::DType;
@@ -68,9 +69,6 @@ fn int8_kernels_are_exact_and_the_quantisation_error_is_bounded() {
                 ours == prompt.tokens
             );
             assert!(err <= INT8_RELATIVE_BOUND * scale, "{name}: int8 logit error {err} above bound");
-            if prompt.min_margin_f64 > 2.0 * err as f64 {
-                assert_eq!(ours, prompt.tokens, "{name} int8 {:?}", prompt.text);
-            }
         }
     }
 }

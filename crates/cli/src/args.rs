@@ -23,7 +23,8 @@ pub enum Command {
     Chat(Box<ChatArgs>),
     /// List the model families and backends compiled into this binary.
     List(ListArgs),
-    /// Convert a checkpoint between formats (HF directory, Torchless .bin, Burn .mpk).
+    /// Convert a checkpoint (any format zoo reads, GGUF and nanochat included) to an HF
+    /// directory, a Torchless .bin or a Burn .mpk.
     Convert(ConvertArgs),
     /// Measure prefill and decode speed: a prompt of exactly N tokens, then M greedy tokens
     /// (EOS ignored), over several runs after a warm-up; prints the median, min and max.
@@ -61,10 +62,17 @@ pub struct ModelArgs {
     /// model's context length, which is the default).
     #[arg(long, value_name = "N")]
     pub max_context: Option<usize>,
-    /// Convert weights to this element type on load (only `f32`: dequantises quantised GGUF
-    /// weights, which otherwise stay quantised on backends that can compute on them).
-    #[arg(long, value_name = "DTYPE")]
-    pub dtype: Option<zoo_core::DType>,
+    /// Convert weights to this element type on load: `f32` dequantises quantised GGUF weights,
+    /// which otherwise stay quantised on backends that can compute on them.
+    #[arg(long, value_name = "DTYPE", value_enum)]
+    pub dtype: Option<LoadDType>,
+}
+
+/// Element types weights can be converted to on load (`--dtype`): `f32` (32-bit floats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadDType {
+    // A plain comment, not a doc comment: clap would turn per-value help into long help.
+    F32,
 }
 
 /// `zoo bench`.
@@ -182,7 +190,8 @@ pub struct ListArgs {
 /// `zoo convert`.
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to read: an HF directory, a Torchless .bin or a Burn .mpk/.mpk.gz.
+    /// The checkpoint to read: an HF directory, a GGUF file, a nanochat checkpoint directory, a
+    /// Torchless .bin or a Burn .mpk/.mpk.gz.
     #[arg(long, value_name = "PATH")]
     pub from: PathBuf,
     /// Where to write; the format follows the name: .bin → Torchless, .mpk/.mpk.gz → Burn (with

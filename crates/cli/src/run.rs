@@ -121,7 +121,9 @@ pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
         device: m.device,
         step: m.step,
         max_context: m.max_context,
-        dtype: m.dtype,
+        dtype: m.dtype.map(|d| match d {
+            crate::args::LoadDType::F32 => zoo_core::DType::F32,
+        }),
     })
 }
 
