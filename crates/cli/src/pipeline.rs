@@ -93,19 +93,20 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
         })?,
     };
     let backend = create_backend(options)?;
+    // Counted below any conversion: the total is summed from the stored views (converting every
+    // tensor just to size the bar would do the load's work twice), and bytes count as stored.
+    let counted = Counted::new(checkpoint.weights.as_ref(), progress);
     let as_f32;
     let weights: &dyn WeightSource = match options.dtype {
-        None => checkpoint.weights.as_ref(),
+        None => &counted,
         Some(DType::F32) => {
-            as_f32 = AsF32(checkpoint.weights.as_ref());
+            as_f32 = AsF32(&counted);
             &as_f32
         }
         Some(other) => bail!("--dtype {other} is not supported when loading a model (only f32)"),
     };
-    let counted = Counted::new(weights, progress);
     let started = Instant::now();
-    let loaded =
-        (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights: &counted });
+    let loaded = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights });
     let load_stats =
         LoadStats { weight_bytes: counted.done.load(Ordering::Relaxed), seconds: started.elapsed().as_secs_f64() };
     let mut model = loaded.with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;

@@ -126,9 +126,10 @@ impl<BB: Kernels> Backend for Burn<BB> {
                 return BurnTensor::with_shape(t, view.shape.clone());
             }
         }
-        let data = match view.dtype {
-            DType::BF16 => TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, BurnDType::BF16),
-            DType::F16 => TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, BurnDType::F16),
+        let data = match stored {
+            Some(half @ (BurnDType::BF16 | BurnDType::F16)) => {
+                TensorData::from_bytes_vec(view.data.as_slice().to_vec(), layout, half)
+            }
             _ => TensorData::new(view.to_f32_vec(), layout),
         };
         BurnTensor::with_shape(Tensor::from_data(data, (&self.device, self.dtype)), view.shape.clone())
