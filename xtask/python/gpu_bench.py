@@ -61,6 +61,15 @@ def weight_bytes(model_dir: Path) -> int:
     return sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
 
 
+def kv_bytes(model_dir: Path) -> int:
+    """Bytes of a bf16 KV cache holding the model's whole context (what `cuda` allocates)."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    heads = cfg["num_attention_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
+    kv_heads = cfg.get("num_key_value_heads") or heads
+    return 2 * cfg["num_hidden_layers"] * kv_heads * head_dim * cfg["max_position_embeddings"] * 2
+
+
 def run_sampled(cmd: list[str], env=None) -> tuple[subprocess.CompletedProcess, dict]:
     """Runs `cmd`, sampling every 0.2 s the GPU memory in use and the process's anonymous
     (non-file-backed) resident memory; returns the process and those peaks in MiB."""
@@ -201,7 +210,7 @@ def main() -> None:
         gpu_parity.build(name, model_dir, fixtures)
         size = weight_bytes(model_dir)
         print(f"{name}: wrote {size / 1e9:.1f} GB in {time.time() - t0:.0f} s", flush=True)
-        row = {"weight_bytes": size, "roofline_tok_s": bandwidth / size}
+        row = {"weight_bytes": size, "kv_bytes": kv_bytes(model_dir), "roofline_tok_s": bandwidth / size}
         for b in backends:
             row[b] = zoo_bench(args.zoo, model_dir, b, args, args.out)
             print(f"  {b}: {json.dumps(row[b])[:400]}", flush=True)
@@ -226,6 +235,13 @@ def main() -> None:
             cells.append(f"{d:.1f} ({100 * d / row['roofline_tok_s']:.0f}%)" if d else "failed")
             cells.append(f"{f:.0f}" if f else "-")
         print(f"| {name} | {row['roofline_tok_s']:.0f} | " + " | ".join(cells) + " |")
+    mib = 1 << 20
+    print("\n| model | weights MiB | KV cache (full context) MiB | limit: +10% | " + " | ".join(f"{b} peak GPU MiB" for b in backends) + " |")
+    print("|---|---|---|---|" + "---|" * len(backends))
+    for name, row in results["models"].items():
+        w, kv = row["weight_bytes"] / mib, row["kv_bytes"] / mib
+        peaks = " | ".join(str(row.get(b, {}).get("peak_gpu_mib", "-")) for b in backends)
+        print(f"| {name} | {w:.0f} | {kv:.0f} | {1.1 * (w + kv):.0f} | {peaks} |")
 
 
 if __name__ == "__main__":

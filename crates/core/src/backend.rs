@@ -78,6 +78,43 @@ pub struct KvSpec {
     pub capacity: usize,
 }
 
+impl KvSpec {
+    /// Values in one of the keys or values buffers with `room` positions per slot.
+    pub fn values(&self, room: usize) -> usize {
+        self.slots * self.n_kv_heads * room * self.head_dim
+    }
+}
+
+/// How a backend sizes its KV buffers: every backend follows [`KvGrowth::room`], so the cache
+/// behaves the same everywhere and only the choice of policy is the backend's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvGrowth {
+    /// Start at `min` positions per slot and double when full, up to the capacity: memory
+    /// follows use (host backends, or a device without room for the full cache).
+    Double {
+        /// Positions allocated at the first write.
+        min: usize,
+    },
+    /// The full capacity from the start: buffers never move, so a decode step's addresses stay
+    /// fixed (GPU backends).
+    Full,
+}
+
+impl KvGrowth {
+    /// Positions per slot to allocate so that `needed` fit when `room` are allocated now, never
+    /// more than `capacity` (unless `needed` is); `room` itself when it suffices.
+    pub fn room(self, needed: usize, room: usize, capacity: usize) -> usize {
+        if needed <= room {
+            return room;
+        }
+        let grown = match self {
+            KvGrowth::Full => capacity,
+            KvGrowth::Double { min } => needed.max(2 * room).max(min).min(capacity),
+        };
+        grown.max(needed)
+    }
+}
+
 /// Causal attention parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionSpec {
@@ -286,4 +323,33 @@ pub trait Backend: Clone + Send + Sync + 'static {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<Self::Tensor>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KvGrowth;
+
+    #[test]
+    fn doubling_starts_at_min_doubles_and_stops_at_capacity() {
+        let grow = KvGrowth::Double { min: 16 };
+        assert_eq!(grow.room(1, 0, 100), 16);
+        assert_eq!(grow.room(16, 16, 100), 16, "room that suffices is kept");
+        assert_eq!(grow.room(17, 16, 100), 32);
+        assert_eq!(grow.room(40, 16, 100), 40, "a jump past double takes what is needed");
+        assert_eq!(grow.room(65, 64, 100), 100, "never past the capacity");
+        assert_eq!(grow.room(5, 0, 3), 5, "what is needed wins over the capacity");
+    }
+
+    #[test]
+    fn full_takes_the_capacity_at_once() {
+        assert_eq!(KvGrowth::Full.room(1, 0, 4096), 4096);
+        assert_eq!(KvGrowth::Full.room(4096, 4096, 4096), 4096);
+        assert_eq!(KvGrowth::Full.room(10, 0, 8), 10);
+    }
+
+    #[test]
+    fn values_counts_every_slot_head_and_position() {
+        let spec = super::KvSpec { slots: 2, n_kv_heads: 4, head_dim: 8, capacity: 100 };
+        assert_eq!(spec.values(10), 2 * 4 * 10 * 8);
+    }
 }

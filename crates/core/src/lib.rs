@@ -24,7 +24,9 @@ pub mod text_stream;
 pub mod tokenizer;
 pub mod weights;
 
-pub use backend::{AttentionSpec, Backend, KvSpec, RopeConvention, RopeSpec, SeqSpan, StepInput, TensorShape, UnaryOp};
+pub use backend::{
+    AttentionSpec, Backend, KvGrowth, KvSpec, RopeConvention, RopeSpec, SeqSpan, StepInput, TensorShape, UnaryOp,
+};
 pub use batch::generate_batch;
 pub use dtype::DType;
 pub use dyn_backend::{DynBackend, DynTensor};

@@ -1,7 +1,9 @@
 //! Causal attention over a KV cache held as Burn tensors: one `[slots · kv_heads · room,
 //! head_dim]` buffer each for keys and values per layer, written in place (the buffers are
-//! uniquely owned, so Burn's `slice_assign` and zoo's kernels write into them without a copy)
-//! and grown by doubling up to the capacity, so addresses change a logarithmic number of times.
+//! uniquely owned, so Burn's `slice_assign` and zoo's kernels write into them without a copy).
+//! Sizing follows [`KvGrowth`]: where the device reports room for it (burn-cuda), every slot's
+//! full capacity is allocated when the cache is made, so addresses never change; elsewhere the
+//! buffers double up to the capacity, so addresses change a logarithmic number of times.
 //!
 //! Decode steps (one new token per sequence) run [`Kernels::decode_attention`] where the
 //! backend has it; prefill runs Burn's matmuls per sequence with the step's cached masks.
@@ -9,25 +11,34 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Tensor, TensorData};
-use zoo_core::{AttentionSpec, Error, KvSpec, Result, SeqSpan};
+use zoo_core::{AttentionSpec, Error, KvGrowth, KvSpec, Result, SeqSpan};
 
 use crate::kernels::{Kernels, KvView};
 use crate::step::BurnStep;
 use crate::tensor::BurnTensor;
 
-/// Positions allocated per slot at the first write (then doubled as needed).
-const MIN_ROOM: usize = 256;
+/// Where the full capacity is not allocated up front: 256 positions per slot at the first
+/// write, then doubled as needed.
+pub(crate) const DOUBLING: KvGrowth = KvGrowth::Double { min: 256 };
 
 /// One layer's keys and values for every slot.
 pub struct BurnKv<BB: BurnBackend> {
     spec: KvSpec,
+    growth: KvGrowth,
     room: usize,
     buffers: Option<(Tensor<BB, 2>, Tensor<BB, 2>)>,
 }
 
 impl<BB: BurnBackend> BurnKv<BB> {
-    pub(crate) fn new(spec: &KvSpec) -> Self {
-        Self { spec: *spec, room: 0, buffers: None }
+    /// An empty cache that sizes its buffers by `growth` at the first write.
+    pub(crate) fn new(spec: &KvSpec, growth: KvGrowth) -> Self {
+        Self { spec: *spec, growth, room: 0, buffers: None }
+    }
+
+    /// A cache holding every slot's full capacity from the start, in `keys` and `values`
+    /// (`[slots · kv_heads · capacity, head_dim]` each, zeroed).
+    pub(crate) fn full(spec: &KvSpec, keys: Tensor<BB, 2>, values: Tensor<BB, 2>) -> Self {
+        Self { spec: *spec, growth: KvGrowth::Full, room: spec.capacity, buffers: Some((keys, values)) }
     }
 
     /// Makes room for `needed` positions per slot, keeping what is cached.
@@ -36,7 +47,7 @@ impl<BB: BurnBackend> BurnKv<BB> {
             return;
         }
         let (heads, hd) = (self.spec.slots * self.spec.n_kv_heads, self.spec.head_dim);
-        let room = needed.next_power_of_two().max(MIN_ROOM).max(2 * self.room).min(self.spec.capacity).max(needed);
+        let room = self.growth.room(needed, self.room, self.spec.capacity);
         let zeros = || Tensor::<BB, 3>::zeros([heads, room, hd], (&like.device(), like.dtype()));
         let grow = |old: Tensor<BB, 2>| {
             let old = old.reshape([heads, self.room, hd]);

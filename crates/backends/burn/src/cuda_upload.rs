@@ -1,4 +1,5 @@
-//! Weight uploads for burn-cuda at the host's copy speed.
+//! burn-cuda's [`DeviceHooks`](crate::DeviceHooks): weight uploads at the host's copy speed,
+//! exact-size zeroed allocations (the KV cache at its capacity) and the device's free memory.
 //!
 //! Burn's `from_data` (CubeCL 0.10) copies a weight twice into fresh host allocations before a
 //! pageable host-to-device transfer; on the GPU machine that ran at 0.3–0.4 GB/s, most of it
@@ -42,7 +43,7 @@ static STAGING: Mutex<Option<Pinned>> = Mutex::new(None);
 
 /// `bytes` (row-major `shape`, element type `dtype`) as a resident tensor on `device`; `None`
 /// when any CUDA call fails, so the caller can fall back to Burn's own upload.
-pub(crate) fn upload(bytes: &[u8], shape: [usize; 2], dtype: DType, device: &CudaDevice) -> Option<Tensor<Gpu, 2>> {
+fn upload(bytes: &[u8], shape: [usize; 2], dtype: DType, device: &CudaDevice) -> Option<Tensor<Gpu, 2>> {
     if bytes.is_empty() || bytes.len() != shape[0] * shape[1] * dtype.size() {
         return None;
     }
@@ -58,6 +59,41 @@ pub(crate) fn upload(bytes: &[u8], shape: [usize; 2], dtype: DType, device: &Cud
     }
     let t = CubeTensor::new_contiguous(client, device.clone(), shape.into(), handle, dtype);
     Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+}
+
+/// The hooks for burn-cuda.
+pub(crate) fn hooks() -> crate::DeviceHooks<Gpu> {
+    crate::DeviceHooks { upload, zeros, free_bytes }
+}
+
+/// A zeroed `[rows, cols]` tensor of `dtype` in a device allocation of its own.
+pub(crate) fn zeros(shape: [usize; 2], dtype: DType, device: &CudaDevice) -> Option<Tensor<Gpu, 2>> {
+    let len = shape[0] * shape[1] * dtype.size();
+    if len == 0 {
+        return None;
+    }
+    let client = CudaRuntime::client(device);
+    let handle = client.memory_persistent_allocation(len, |len| client.empty(len)).ok()?;
+    let dst = client.get_resource(handle.clone()).ok()?.resource().ptr;
+    let zeroed = client
+        .exclusive(move || {
+            // Stream-ordered allocation (see `copy_through_staging`): wait, then clear it.
+            // SAFETY: `dst` is a live device allocation of `len` bytes.
+            result::ctx::synchronize().and_then(|()| unsafe { result::memset_d8_sync(dst, 0, len) }).is_ok()
+        })
+        .ok()?;
+    if !zeroed {
+        return None;
+    }
+    let t = CubeTensor::new_contiguous(client, device.clone(), shape.into(), handle, dtype);
+    Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+}
+
+/// Bytes of memory free on `device` now (memory CubeCL's pools hold counts as used).
+pub(crate) fn free_bytes(device: &CudaDevice) -> Option<u64> {
+    let client = CudaRuntime::client(device);
+    let info = client.exclusive(|| result::mem_get_info().ok()).ok()??;
+    Some(info.0 as u64)
 }
 
 /// Copies `bytes` to device address `dst` through the pinned staging buffer.

@@ -45,23 +45,68 @@ pub struct Burn<BB: BurnBackend> {
     device: BB::Device,
     dtype: BurnDType,
     rope_tables: RopeTables<BB>,
-    uploader: Option<Uploader<BB>>,
+    hooks: Option<DeviceHooks<BB>>,
 }
 
-/// A backend-specific weight upload: row-major bytes of a `[rows, cols]` matrix of the given
-/// element type to a resident tensor, or `None` to use Burn's `from_data`.
-pub type Uploader<BB> = fn(&[u8], [usize; 2], BurnDType, &burn::tensor::Device<BB>) -> Option<Tensor<BB, 2>>;
+/// What a device can do beyond Burn's ops, for backends that have it (burn-cuda: see
+/// `cuda_upload`). Each returns `None` where it cannot, and zoo falls back to Burn.
+#[derive(Debug)]
+pub struct DeviceHooks<BB: BurnBackend> {
+    /// Row-major bytes of a `[rows, cols]` matrix of the given element type to a resident
+    /// tensor (instead of Burn's `from_data`).
+    pub upload: Uploader<BB>,
+    /// A zeroed `[rows, cols]` tensor in an exact-size allocation of its own (instead of a
+    /// slice of Burn's memory pool).
+    pub zeros: fn([usize; 2], BurnDType, &Device<BB>) -> Resident<BB>,
+    /// Bytes of device memory free now.
+    pub free_bytes: fn(&Device<BB>) -> Option<u64>,
+}
+
+/// The device a hook works on.
+pub type Device<BB> = burn::tensor::Device<BB>;
+
+/// Uploads row-major bytes of a `[rows, cols]` matrix of the given element type.
+pub type Uploader<BB> = fn(&[u8], [usize; 2], BurnDType, &Device<BB>) -> Resident<BB>;
+
+/// A hook's tensor, or `None` to fall back to Burn.
+pub type Resident<BB> = Option<Tensor<BB, 2>>;
+
+impl<BB: BurnBackend> Clone for DeviceHooks<BB> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<BB: BurnBackend> Copy for DeviceHooks<BB> {}
+
+/// Device memory a full-capacity KV cache leaves free for activations, logits and Burn's pool.
+const KV_HEADROOM_BYTES: u64 = 2 << 30;
 
 impl<BB: Kernels> Burn<BB> {
     /// A backend named `name` computing in `dtype` on `device`.
     pub fn new(name: &'static str, device: BB::Device, dtype: BurnDType) -> Self {
-        Self { name, device, dtype, rope_tables: RopeTables::default(), uploader: None }
+        Self { name, device, dtype, rope_tables: RopeTables::default(), hooks: None }
     }
 
-    /// The same backend, uploading weights with `uploader` where it can.
-    pub fn with_uploader(mut self, uploader: Uploader<BB>) -> Self {
-        self.uploader = Some(uploader);
+    /// The same backend, using the device's own uploads and allocations where it can.
+    pub fn with_hooks(mut self, hooks: DeviceHooks<BB>) -> Self {
+        self.hooks = Some(hooks);
         self
+    }
+
+    /// One layer's cache at its full capacity, when the device says that leaves
+    /// [`KV_HEADROOM_BYTES`] free (tried layer by layer, so a cache too big for the device
+    /// gets as many full layers as fit); `None` means grow by doubling.
+    fn full_kv(&self, spec: &KvSpec) -> Option<BurnKv<BB>> {
+        let hooks = self.hooks?;
+        let layout = [spec.slots * spec.n_kv_heads * spec.capacity, spec.head_dim];
+        let bytes = 2 * (spec.values(spec.capacity) * self.dtype.size()) as u64;
+        if bytes == 0 || bytes + KV_HEADROOM_BYTES > (hooks.free_bytes)(&self.device)? {
+            return None;
+        }
+        let keys = (hooks.zeros)(layout, self.dtype, &self.device)?;
+        let values = (hooks.zeros)(layout, self.dtype, &self.device)?;
+        Some(BurnKv::full(spec, keys, values))
     }
 
     fn tensor(&self, values: Vec<f32>, shape: &[usize]) -> Result<BurnTensor<BB>> {
@@ -120,8 +165,8 @@ impl<BB: Kernels> Backend for Burn<BB> {
             DType::F32 => Some(BurnDType::F32),
             _ => None,
         };
-        if let (Some(dtype), Some(upload)) = (stored, self.uploader) {
-            if let Some(t) = upload(view.data.as_slice(), layout, dtype, &self.device) {
+        if let (Some(dtype), Some(hooks)) = (stored, self.hooks) {
+            if let Some(t) = (hooks.upload)(view.data.as_slice(), layout, dtype, &self.device) {
                 let t = if dtype == self.dtype { t } else { t.cast(self.dtype) };
                 return BurnTensor::with_shape(t, view.shape.clone());
             }
@@ -402,7 +447,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
     }
 
     fn new_kv(&self, spec: &KvSpec) -> Result<BurnKv<BB>> {
-        Ok(BurnKv::new(spec))
+        Ok(self.full_kv(spec).unwrap_or_else(|| BurnKv::new(spec, attention::DOUBLING)))
     }
 
     fn attention(

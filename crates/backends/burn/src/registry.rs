@@ -87,7 +87,7 @@ mod cuda {
         cache_kernels();
         probe(options.device).map_err(|message| Error::Backend { backend: name.into(), message })?;
         let backend =
-            Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype).with_uploader(crate::cuda_upload::upload);
+            Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype).with_hooks(crate::cuda_upload::hooks());
         Ok(DynBackend::new(backend))
     }
 

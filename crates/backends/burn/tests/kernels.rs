@@ -269,9 +269,11 @@ fn argmax_rows_picks_the_first_largest_logit() {
     for dtype in [DType::BF16, DType::F32] {
         for (rows, vocab) in [(1, 151_936), (3, 32_000), (8, 1000), (2, 5)] {
             let mut values = noise(rows * vocab, &mut state);
-            // A tie for the largest value in every row: the first of the two must win.
+            // A tie for the largest value in every row: the first of the two must win. Even rows
+            // tie far apart (different threads), odd rows in neighbouring columns (one vector).
             for r in 0..rows {
-                let (a, b) = (r * vocab + vocab / 3, r * vocab + vocab - 1);
+                let (a, b) = if r % 2 == 0 { (vocab / 3, vocab - 1) } else { (vocab / 2, vocab / 2 + 1) };
+                let (a, b) = (r * vocab + a, r * vocab + b);
                 values[a] = 8.0;
                 values[b] = 8.0;
             }
@@ -285,5 +287,19 @@ fn argmax_rows_picks_the_first_largest_logit() {
                 assert_eq!(*value, host[r * vocab + want as usize]);
             }
         }
+    }
+}
+
+#[test]
+fn argmax_rows_reports_nan_and_all_negative_infinity() {
+    let vocab = 32_000;
+    let mut values = noise(2 * vocab, &mut 11u64);
+    values[vocab / 2] = f32::NAN;
+    values[vocab..].fill(f32::NEG_INFINITY);
+    for dtype in [DType::BF16, DType::F32] {
+        let logits = Tensor::<Gpu, 2>::from_data(TensorData::new(values.clone(), [2, vocab]), &device()).cast(dtype);
+        let got = Gpu::argmax_rows(&logits).expect("argmax kernel");
+        assert!(got[0].1.is_nan(), "{dtype:?}: a NaN logit must surface, got {:?}", got[0]);
+        assert_eq!(got[1].1, f32::NEG_INFINITY, "{dtype:?}: a row of -inf must report -inf");
     }
 }

@@ -1,16 +1,21 @@
 //! One layer's KV cache on the device: per slot, keys and values as f32 `[kv_head, position,
 //! head_dim]` tensors, written in place with `slice_set`.
 //!
-//! A slot's tensors grow by doubling up to the slot capacity (copying what is cached), so short
-//! chats stay small and a long generation reallocates only `log₂(capacity)` times.
+//! Sizing follows zoo's one policy ([`KvGrowth`]): on a CUDA device a slot takes its full
+//! capacity at its first write, so its buffers never move; on the CPU (or where the full
+//! capacity does not fit) they double up to it, copying what is cached, so short chats stay
+//! small and a long generation reallocates only `log₂(capacity)` times.
 
 use std::ops::Range;
 
 use candle_core::{Device, Tensor};
-use zoo_core::{KvSpec, Result};
+use zoo_core::{KvGrowth, KvSpec, Result};
 
 use crate::error::CandleResult;
 use crate::tensor::ACTIVATION;
+
+/// Buffers double from 16 positions per slot (on a GPU, where the full capacity did not fit).
+const GROWTH: KvGrowth = KvGrowth::Double { min: 16 };
 
 /// One layer's keys and values for every slot.
 pub struct KvBuffer {
@@ -42,10 +47,23 @@ impl KvBuffer {
         if needed <= room {
             return Ok(());
         }
-        let grown = needed.max(2 * room).max(16).min(self.spec.capacity);
-        let shape = (self.spec.n_kv_heads, grown, self.spec.head_dim);
-        let keys = Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?;
-        let values = Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?;
+        let zeros = |room: usize| -> Result<(Tensor, Tensor)> {
+            let shape = (self.spec.n_kv_heads, room, self.spec.head_dim);
+            Ok((
+                Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?,
+                Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?,
+            ))
+        };
+        // On a GPU the whole capacity at once, so buffers never move; where that does not fit,
+        // the doubling host backends use.
+        let full = self.device.is_cuda().then(|| KvGrowth::Full.room(needed, room, self.spec.capacity));
+        let (grown, (keys, values)) = match full.map(|grown| (grown, zeros(grown))) {
+            Some((grown, Ok(buffers))) => (grown, buffers),
+            _ => {
+                let grown = GROWTH.room(needed, room, self.spec.capacity);
+                (grown, zeros(grown)?)
+            }
+        };
         if let Some(old) = &self.slots[slot] {
             keys.slice_set(&old.keys, 1, 0).zoo()?;
             values.slice_set(&old.values, 1, 0).zoo()?;

@@ -4,11 +4,14 @@
 //! contiguous; the buffer grows by doubling up to the slot capacity, so short chats stay small.
 
 use rayon::prelude::*;
-use zoo_core::{AttentionSpec, Error, KvSpec, Result, SeqSpan};
+use zoo_core::{AttentionSpec, Error, KvGrowth, KvSpec, Result, SeqSpan};
 
 use crate::elementwise::softmax_in_place;
 use crate::matmul::dot;
 use crate::tensor::NdTensor;
+
+/// Host memory follows use: buffers double from 16 positions per slot.
+const GROWTH: KvGrowth = KvGrowth::Double { min: 16 };
 
 /// One layer's keys and values for every slot.
 pub struct KvBuffer {
@@ -40,7 +43,7 @@ impl KvBuffer {
         if needed <= s.room {
             return;
         }
-        let room = needed.max(2 * s.room).max(16).min(self.spec.capacity);
+        let room = GROWTH.room(needed, s.room, self.spec.capacity);
         for data in [&mut s.keys, &mut s.values] {
             let mut grown = vec![0f32; heads * room * hd];
             for h in 0..heads {

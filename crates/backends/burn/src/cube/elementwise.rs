@@ -4,8 +4,11 @@
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
-/// Threads of a row-reduction cube.
-pub(crate) const ROW_THREADS: u32 = 256;
+/// Most threads of a row-reduction cube.
+pub(crate) const ROW_THREADS: u32 = 1024;
+
+/// Most vectors of a row one RMSNorm thread holds in registers (rows up to 64 Ki bf16).
+pub(crate) const ROW_VECTORS: usize = 8;
 
 /// Sum of `value` over the cube, through each plane's sum and shared memory.
 #[cube]
@@ -46,56 +49,71 @@ pub(crate) fn cube_max(value: f32, scratch: &mut SharedMemory<f32>) -> f32 {
     best
 }
 
-/// RMSNorm of each row of `x` (one cube per row, `cols` wide); with `has_residual`, of
-/// `x + residual`, whose sum (rounded to `F`, as the unfused add would) is written to `sum`.
-/// `sum` and `y` are contiguous.
+/// RMSNorm of each row of `x` (one cube per row, `vectors` vectors of `N` wide); with
+/// `has_residual`, of `x + residual`, whose sum (rounded to `F`, as the unfused add would) is
+/// written to `sum`. Each thread loads its `per_thread` vectors at once and keeps them in
+/// registers for the second pass, so a row costs one round of memory latency, not one per
+/// element. `sum` and `y` are contiguous; strides count vectors.
 #[cube(launch_unchecked)]
-pub(crate) fn rms_norm_kernel<F: Float>(
-    x: &Array<F>,
-    residual: &Array<F>,
-    weight: &Array<F>,
-    sum: &mut Array<F>,
-    y: &mut Array<F>,
+pub(crate) fn rms_norm_kernel<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
+    residual: &Array<Vector<F, N>>,
+    weight: &Array<Vector<F, N>>,
+    sum: &mut Array<Vector<F, N>>,
+    y: &mut Array<Vector<F, N>>,
     eps: f32,
     cols: u32,
+    vectors: u32,
     x_stride: u32,
     residual_stride: u32,
+    #[comptime] per_thread: usize,
     #[comptime] has_residual: bool,
     #[comptime] has_weight: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let row = CUBE_POS_X as usize;
-    let cols = cols as usize;
+    let vectors = vectors as usize;
     let x_row = row * x_stride as usize;
     let r_row = row * residual_stride as usize;
-    let out_row = row * cols;
-    let mut scratch = SharedMemory::<f32>::new(32usize);
-    let mut squares = 0.0f32;
-    let mut c = UNIT_POS_X as usize;
-    while c < cols {
-        let mut v = f32::cast_from(x[x_row + c]);
-        if has_residual {
-            let total = F::cast_from(v + f32::cast_from(residual[r_row + c]));
-            sum[out_row + c] = total;
-            v = f32::cast_from(total);
+    let out_row = row * vectors;
+    let width = x.vector_size();
+    let mut held = Array::<Vector<f32, N>>::new(per_thread);
+    #[unroll]
+    for j in 0..per_thread {
+        let c = UNIT_POS_X as usize + j * CUBE_DIM_X as usize;
+        let mut v = Vector::<f32, N>::new(0.0);
+        if c < vectors {
+            v = Vector::<f32, N>::cast_from(x[x_row + c]);
+            if has_residual {
+                let total = Vector::<F, N>::cast_from(v + Vector::<f32, N>::cast_from(residual[r_row + c]));
+                sum[out_row + c] = total;
+                v = Vector::<f32, N>::cast_from(total);
+            }
         }
-        squares += v * v;
-        c += CUBE_DIM_X as usize;
+        held[j] = v;
     }
+    let mut squares = 0.0f32;
+    #[unroll]
+    for j in 0..per_thread {
+        let v = held[j];
+        #[unroll]
+        for e in 0..width {
+            squares += v[e] * v[e];
+        }
+    }
+    let mut scratch = SharedMemory::<f32>::new(32usize);
     let total = cube_sum(squares, &mut scratch);
-    let inv = 1.0f32 / f32::sqrt(total / f32::cast_from(cols as u32) + eps);
-    let mut c = UNIT_POS_X as usize;
-    while c < cols {
-        let mut v = f32::cast_from(x[x_row + c]);
-        if has_residual {
-            v = f32::cast_from(sum[out_row + c]);
+    let inv = 1.0f32 / f32::sqrt(total / f32::cast_from(cols) + eps);
+    #[unroll]
+    for j in 0..per_thread {
+        let c = UNIT_POS_X as usize + j * CUBE_DIM_X as usize;
+        if c < vectors {
+            let mut v = held[j] * Vector::<f32, N>::new(inv);
+            if has_weight {
+                v *= Vector::<f32, N>::cast_from(weight[c]);
+            }
+            y[out_row + c] = Vector::<F, N>::cast_from(v);
         }
-        v *= inv;
-        if has_weight {
-            v *= f32::cast_from(weight[c]);
-        }
-        y[out_row + c] = F::cast_from(v);
-        c += CUBE_DIM_X as usize;
     }
 }
 

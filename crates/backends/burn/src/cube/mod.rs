@@ -115,18 +115,32 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
         return None;
     }
     let x = float(x);
+    let residual = residual.map(float);
+    let weight = weight.map(float);
+    let mut width = gemv_width(&x, residual.as_slice(), cols);
+    while width > 1 && weight.as_ref().is_some_and(|w| !rows_aligned(w, width)) {
+        width /= 2;
+    }
+    let vectors = cols / width;
+    let threads = vectors.next_multiple_of(32).min(elementwise::ROW_THREADS as usize);
+    let per_thread = vectors.div_ceil(threads);
+    if per_thread > elementwise::ROW_VECTORS {
+        return None;
+    }
     let y = empty_like(&x, rows, cols);
     let (has_residual, has_weight) = (residual.is_some(), weight.is_some());
-    let sum = if has_residual { empty_like(&x, rows, cols) } else { empty_like(&x, 1, 1) };
-    let residual = residual.map(float).unwrap_or_else(|| x.clone());
-    let weight = weight.map(float).unwrap_or_else(|| x.clone());
+    let sum = if has_residual { empty_like(&x, rows, cols) } else { empty_like(&x, 1, width) };
+    let residual = residual.unwrap_or_else(|| x.clone());
+    let weight = weight.unwrap_or_else(|| x.clone());
     let (dtype, client) = (x.dtype, x.client.clone());
-    // SAFETY: one cube per row; each thread strides over the row's columns.
+    // SAFETY: one cube per row; each thread reads and writes only its own vectors below
+    // `vectors` (`per_thread` of them at most, `threads` apart).
     unsafe {
         elementwise::rms_norm_kernel::launch_unchecked::<R>(
             &client,
             CubeCount::new_1d(rows as u32),
-            CubeDim::new_1d(elementwise::ROW_THREADS),
+            CubeDim::new_1d(threads as u32),
+            width,
             array(&x),
             array(&residual),
             array(&weight),
@@ -134,8 +148,10 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
             array(&y),
             eps,
             cols as u32,
-            row_stride(&x),
-            row_stride(&residual),
+            vectors as u32,
+            row_stride(&x) / width as u32,
+            row_stride(&residual) / width as u32,
+            per_thread,
             has_residual,
             has_weight,
             dtype.into(),
@@ -195,17 +211,21 @@ where
         }
         let x = float(logits);
         let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), [rows * 2, 1].into(), DType::F32);
+        let width = gemv_width(&x, &[], cols);
         let (dtype, client) = (x.dtype, x.client.clone());
-        // SAFETY: one cube per row; threads stride over the row's `cols` columns.
+        // SAFETY: one cube per row; threads stride over the row's `cols / width` vectors.
         unsafe {
             argmax::argmax_kernel::launch_unchecked::<R>(
                 &client,
                 CubeCount::new_1d(rows as u32),
                 CubeDim::new_1d(argmax::ARGMAX_THREADS),
+                width,
                 array(&x),
                 array(&out),
-                cols as u32,
-                row_stride(&x),
+                (cols / width) as u32,
+                row_stride(&x) / width as u32,
+                f32::NEG_INFINITY,
+                f32::NAN,
                 dtype.into(),
             );
         }
