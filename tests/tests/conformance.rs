@@ -4,7 +4,8 @@
 
 use zoo_cli::pipeline::{create_backend, LoadOptions};
 use zoo_core::{
-    AttentionSpec, Backend, DynBackend, KvSpec, RopeConvention, RopeSpec, SeqSpan, TensorShape, UnaryOp, WeightView,
+    AttentionSpec, Backend, DType, DynBackend, KvSpec, RopeConvention, RopeSpec, SeqSpan, Support, TensorShape,
+    UnaryOp, WeightView,
 };
 
 const OTHERS: &[&str] = &["burn-ndarray", "candle"];
@@ -57,6 +58,18 @@ fn weights_in_every_dtype() {
         ];
         views.iter().map(|v| out(b, &b.weight(v).unwrap())).collect()
     });
+}
+
+#[test]
+fn a_dtype_is_refused_exactly_where_supports_says_so() {
+    for name in std::iter::once(&"ndarray").chain(OTHERS) {
+        let b = backend(name);
+        for dtype in DType::ALL {
+            let loaded = b.weight(&WeightView::zeros("w", dtype, vec![2, 32]).unwrap());
+            let refused = b.supports(dtype) == Support::Unsupported;
+            assert_eq!(loaded.is_err(), refused, "{dtype} on {name}");
+        }
+    }
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! `zoo list`: the registered model families and compiled-in backends.
+//! `zoo list`: the registered model families and compiled-in backends, and for each usable
+//! backend what it does with each stored weight dtype.
 
 use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
-use zoo_core::registry::{self, Availability};
+use zoo_core::registry::{self, Availability, BackendEntry, BackendOptions};
+use zoo_core::{Backend, DType, Support};
 
 /// One model family, as listed.
 #[derive(Debug, Serialize)]
@@ -31,6 +33,53 @@ pub struct BackendRow {
     pub unusable_reason: Option<String>,
     /// Whether `--backend` defaults to it here.
     pub default: bool,
+    /// What it does with each stored weight dtype: asked of the backend, so only for usable
+    /// ones (and absent if creating it failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtypes: Option<DTypeSupport>,
+}
+
+/// Stored weight dtypes by what a backend does with them ([`Backend::supports`]), each list in
+/// [`DType::ALL`]'s order.
+#[derive(Debug, Default, Serialize)]
+pub struct DTypeSupport {
+    /// Kept as stored and computed on in that type.
+    pub native: Vec<&'static str>,
+    /// Converted once at load: cast to the type the backend computes in, or dequantised.
+    pub converted_at_load: Vec<&'static str>,
+    /// Refused at load.
+    pub unsupported: Vec<&'static str>,
+}
+
+impl DTypeSupport {
+    /// Asks `backend` about every dtype.
+    pub fn of(backend: &impl Backend) -> Self {
+        let mut lists = Self::default();
+        for dtype in DType::ALL {
+            let list = match backend.supports(dtype) {
+                Support::Native => &mut lists.native,
+                Support::Converted => &mut lists.converted_at_load,
+                Support::Unsupported => &mut lists.unsupported,
+            };
+            list.push(dtype.name());
+        }
+        lists
+    }
+
+    /// One line for the table: the non-empty lists, named.
+    fn line(&self) -> String {
+        let lists = [
+            ("native", &self.native),
+            ("converted at load", &self.converted_at_load),
+            ("unsupported", &self.unsupported),
+        ];
+        let parts: Vec<String> = lists
+            .iter()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(name, list)| format!("{name}: {}", list.join(", ")))
+            .collect();
+        parts.join("; ")
+    }
 }
 
 /// Everything `zoo list` shows.
@@ -50,23 +99,26 @@ pub fn listing() -> Result<Listing> {
         .map(|f| FamilyRow { name: f.name, aliases: f.aliases, description: f.description })
         .collect();
     let default = registry::default_backend().ok().map(|b| b.name);
-    let backends = registry::backends()?
-        .iter()
-        .map(|b| {
-            let availability = (b.availability)();
-            BackendRow {
-                name: b.name,
-                description: b.description,
-                usable: availability == Availability::Usable,
-                unusable_reason: match availability {
-                    Availability::Usable => None,
-                    Availability::Unusable(why) => Some(why),
-                },
-                default: Some(b.name) == default,
-            }
-        })
-        .collect();
+    let backends = registry::backends()?.iter().map(|b| backend_row(b, Some(b.name) == default)).collect();
     Ok(Listing { models, backends })
+}
+
+/// A backend's row; only a usable backend is created, to ask it about dtypes.
+fn backend_row(entry: &BackendEntry, default: bool) -> BackendRow {
+    let availability = (entry.availability)();
+    let usable = availability == Availability::Usable;
+    let created = if usable { (entry.create)(&BackendOptions::default()).ok() } else { None };
+    BackendRow {
+        name: entry.name,
+        description: entry.description,
+        usable,
+        unusable_reason: match availability {
+            Availability::Usable => None,
+            Availability::Unusable(why) => Some(why),
+        },
+        default,
+        dtypes: created.map(|backend| DTypeSupport::of(&backend)),
+    }
 }
 
 /// Runs `zoo list`.
@@ -89,6 +141,9 @@ pub fn run(json: bool, out: &mut dyn Write) -> Result<()> {
             (None, false) => "usable".to_string(),
         };
         writeln!(out, "  {:<12} {} [{status}]", b.name, b.description)?;
+        if let Some(dtypes) = &b.dtypes {
+            writeln!(out, "  {:<12} {}", "", dtypes.line())?;
+        }
     }
     Ok(())
 }

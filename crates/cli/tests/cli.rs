@@ -48,6 +48,30 @@ fn list_shows_every_registered_family_and_backend() {
 }
 
 #[test]
+fn list_json_says_what_each_usable_backend_does_with_each_dtype() {
+    let json: serde_json::Value = serde_json::from_str(&zoo(&["list", "--json"]).stdout).unwrap();
+    let backends = json["backends"].as_array().unwrap();
+    let names = |b: &serde_json::Value, list: &str| -> Vec<String> {
+        b["dtypes"][list].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect()
+    };
+    for b in backends {
+        if b["usable"] != true {
+            assert!(b["dtypes"].is_null(), "an unusable backend is not asked: {b}");
+            continue;
+        }
+        let mut every: Vec<String> =
+            ["native", "converted_at_load", "unsupported"].iter().flat_map(|list| names(b, list)).collect();
+        every.sort();
+        assert_eq!(every, ["bf16", "f16", "f32", "int8", "q4_0", "q4_1", "q8_0"], "each dtype once: {b}");
+    }
+    let backend = |name: &str| backends.iter().find(|b| b["name"] == name).unwrap();
+    assert_eq!(names(backend("ndarray"), "native"), ["f32", "int8", "q8_0", "q4_0", "q4_1"]);
+    assert_eq!(names(backend("ndarray"), "converted_at_load"), ["f16", "bf16"]);
+    assert_eq!(names(backend("candle"), "unsupported"), ["int8"]);
+    assert_eq!(names(backend("burn-ndarray"), "native"), ["f32"]);
+}
+
+#[test]
 fn help_texts() {
     insta::assert_snapshot!("help", zoo(&["--help"]).stdout);
     insta::assert_snapshot!("run-help", zoo(&["run", "--help"]).stdout);

@@ -10,7 +10,7 @@
 use std::any::Any;
 
 use crate::kv_cache::Step;
-use crate::{Result, WeightView};
+use crate::{DType, Error, Result, WeightView};
 
 /// Read access to a tensor's shape, which every backend tensor provides.
 pub trait TensorShape {
@@ -152,6 +152,18 @@ impl<'a> StepInput<'a> {
     }
 }
 
+/// How a backend holds weights stored in one [`DType`]: the answer of [`Backend::supports`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Support {
+    /// Kept as stored and computed on in that type (quantised types are dequantised block by
+    /// block or group by group inside the ops that read them, never as a whole).
+    Native,
+    /// Converted once at load, cast to the type the backend computes in or dequantised.
+    Converted,
+    /// Refused at load with [`Error::UnsupportedDType`].
+    Unsupported,
+}
+
 /// A compute backend: owns devices, holds weights in its preferred layout and runs the ops.
 ///
 /// Models are generic over `Backend` and written once. Implementations live in their own crates
@@ -174,6 +186,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Reads a tensor back as f32 (once per decode step, for the logits).
     fn to_host(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
 
+    /// How [`Backend::weight`] holds weights stored as `dtype`: as stored, converted at load,
+    /// or not at all. The default describes a backend that computes in f32 and converts every
+    /// other type at load; backends that keep other types, or refuse some, override it.
+    fn supports(&self, dtype: DType) -> Support {
+        if dtype == DType::F32 {
+            Support::Native
+        } else {
+            Support::Converted
+        }
+    }
+
     /// Waits until the device has finished the work queued so far (GPU backends queue ops
     /// asynchronously); the default has nothing to wait for.
     fn synchronize(&self) -> Result<()> {
@@ -190,7 +213,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Runs `f` (one forward step) in the backend's execution context. CPU backends with a
     /// thread pool run it on a pool thread, so each op's parallel work starts without handing
-    /// the step between threads; the default just calls `f`.
+    /// the step between threads; the default just calls `f`. Callers that want `f`'s value use
+    /// [`scoped`].
     fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
         f()
     }
@@ -323,6 +347,24 @@ pub trait Backend: Clone + Send + Sync + 'static {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<Self::Tensor>;
+}
+
+/// Runs `f` through [`Backend::scoped`] (so in `backend`'s execution context) and returns its
+/// value; [`Error::Backend`] if the backend never ran it.
+pub fn scoped<B: Backend, T: Send>(backend: &B, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let mut f = Some(f);
+    let mut value = None;
+    backend.scoped(&mut || {
+        if let Some(f) = f.take() {
+            value = Some(f());
+        }
+    });
+    value.unwrap_or_else(|| {
+        Err(Error::Backend {
+            backend: backend.name().into(),
+            message: "the scoped work did not run (the device's execution thread failed)".into(),
+        })
+    })
 }
 
 #[cfg(test)]

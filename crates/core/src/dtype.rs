@@ -28,6 +28,9 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every element type, in the order listings show them.
+    pub const ALL: [DType; 7] = [DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+
     /// Bytes per element; for block-quantised types, bytes per block ([`DType::block_bytes`]).
     pub fn size(self) -> usize {
         self.block_bytes()
@@ -108,5 +111,26 @@ impl std::str::FromStr for DType {
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DType;
+
+    #[test]
+    fn all_lists_every_dtype_once() {
+        // An exhaustive match: a new variant fails to compile here until it is given a place.
+        let place = |d: DType| match d {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::BF16 => 2,
+            DType::I8 => 3,
+            DType::Q8_0 => 4,
+            DType::Q4_0 => 5,
+            DType::Q4_1 => 6,
+        };
+        let places: Vec<usize> = DType::ALL.iter().map(|&d| place(d)).collect();
+        assert_eq!(places, (0..DType::ALL.len()).collect::<Vec<_>>());
     }
 }

@@ -6,13 +6,18 @@
 //! line, instantiates each model once with `DynBackend`; each op then costs one virtual call and
 //! one type check (nanoseconds against kernels of microseconds). This keeps both sets open:
 //! adding a model or a backend never touches a list of the other.
+//!
+//! The erased backend is generated from one list of ops (`erased_backend!`, at the end of this
+//! file): adding an op to [`Backend`] is one line there. Every op of `Backend` must be in the
+//! list, default-bodied ones included: one left out still compiles, but `DynBackend` then runs
+//! the default body over erased tensors and never reaches a backend's override of it.
 
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::backend::{AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, StepInput, TensorShape, UnaryOp};
+use crate::backend::{AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, StepInput, Support, TensorShape, UnaryOp};
 use crate::kv_cache::Step;
-use crate::{Error, Result, WeightView};
+use crate::{DType, Error, Result, WeightView};
 
 /// A tensor of some backend, with its concrete type erased.
 #[derive(Clone)]
@@ -47,215 +52,6 @@ impl std::fmt::Debug for DynTensor {
 /// A KV buffer of some backend, with its concrete type erased.
 pub struct DynKv(Box<dyn Any + Send + Sync>);
 
-/// The object-safe mirror of [`Backend`], implemented for every backend.
-trait ErasedBackend: Send + Sync {
-    fn name(&self) -> &str;
-    fn weight(&self, view: &WeightView) -> Result<DynTensor>;
-    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor>;
-    fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>>;
-    fn argmax_rows(&self, logits: &DynTensor) -> Result<Vec<u32>>;
-    fn synchronize(&self) -> Result<()>;
-    fn scoped(&self, f: &mut (dyn FnMut() + Send));
-    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>>;
-    fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor>;
-    fn attention_step(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        input: &StepInput<'_>,
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor>;
-    #[allow(clippy::too_many_arguments)]
-    fn rope_attention_step(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        input: &StepInput<'_>,
-        rope: &RopeSpec,
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor>;
-    fn linears(&self, x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>>;
-    fn gated_linear(&self, x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
-    fn add_rms_norm(
-        &self,
-        x: &DynTensor,
-        y: &DynTensor,
-        weight: Option<&DynTensor>,
-        eps: f32,
-    ) -> Result<(DynTensor, DynTensor)>;
-    fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;
-    fn linear(&self, x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor>;
-    fn add(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
-    fn mul(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
-    fn unary(&self, x: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
-    fn gated(&self, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
-    fn layer_norm(&self, x: &DynTensor, w: &DynTensor, b: &DynTensor, eps: f32) -> Result<DynTensor>;
-    fn rms_norm(&self, x: &DynTensor, w: Option<&DynTensor>, eps: f32) -> Result<DynTensor>;
-    fn rope(&self, x: &DynTensor, positions: &[usize], spec: &RopeSpec) -> Result<DynTensor>;
-    fn softmax(&self, x: &DynTensor) -> Result<DynTensor>;
-    fn narrow(&self, x: &DynTensor, dim: usize, start: usize, len: usize) -> Result<DynTensor>;
-    fn reshape(&self, x: &DynTensor, shape: &[usize]) -> Result<DynTensor>;
-    fn gather_rows(&self, x: &DynTensor, rows: &[usize]) -> Result<DynTensor>;
-    fn new_kv(&self, spec: &KvSpec) -> Result<DynKv>;
-    fn attention(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        spans: &[SeqSpan],
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor>;
-}
-
-fn wrap<B: Backend>(t: B::Tensor) -> DynTensor {
-    DynTensor(Arc::new(t))
-}
-
-fn down<'a, B: Backend>(backend: &B, t: &'a DynTensor) -> Result<&'a B::Tensor> {
-    t.0.as_any().downcast_ref::<B::Tensor>().ok_or_else(|| Error::ForeignTensor { backend: backend.name().to_string() })
-}
-
-fn down_kv<'a, B: Backend>(backend: &B, kv: &'a mut DynKv) -> Result<&'a mut B::KvBuffer> {
-    kv.0.downcast_mut::<B::KvBuffer>().ok_or_else(|| Error::ForeignTensor { backend: backend.name().to_string() })
-}
-
-fn down_opt<'a, B: Backend>(backend: &B, t: Option<&'a DynTensor>) -> Result<Option<&'a B::Tensor>> {
-    t.map(|t| down(backend, t)).transpose()
-}
-
-impl<B: Backend> ErasedBackend for B {
-    fn name(&self) -> &str {
-        Backend::name(self)
-    }
-    fn weight(&self, view: &WeightView) -> Result<DynTensor> {
-        Backend::weight(self, view).map(wrap::<B>)
-    }
-    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor> {
-        Backend::upload(self, values, shape).map(wrap::<B>)
-    }
-    fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
-        Backend::to_host(self, down(self, x)?)
-    }
-    fn argmax_rows(&self, logits: &DynTensor) -> Result<Vec<u32>> {
-        Backend::argmax_rows(self, down(self, logits)?)
-    }
-    fn synchronize(&self) -> Result<()> {
-        Backend::synchronize(self)
-    }
-    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
-        Backend::scoped(self, f)
-    }
-    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
-        Backend::prepare_step(self, step)
-    }
-    fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor> {
-        Backend::rope_step(self, down(self, x)?, input, spec).map(wrap::<B>)
-    }
-    fn attention_step(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        input: &StepInput<'_>,
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor> {
-        let kv = down_kv::<B>(self, kv)?;
-        Backend::attention_step(self, down(self, q)?, down(self, k)?, down(self, v)?, kv, input, spec).map(wrap::<B>)
-    }
-    fn rope_attention_step(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        input: &StepInput<'_>,
-        rope: &RopeSpec,
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor> {
-        let kv = down_kv::<B>(self, kv)?;
-        let (q, k, v) = (down(self, q)?, down(self, k)?, down(self, v)?);
-        Backend::rope_attention_step(self, q, k, v, kv, input, rope, spec).map(wrap::<B>)
-    }
-    fn linears(&self, x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>> {
-        let layers =
-            layers.iter().map(|(w, b)| Ok((down(self, w)?, down_opt(self, *b)?))).collect::<Result<Vec<_>>>()?;
-        Ok(Backend::linears(self, down(self, x)?, &layers)?.into_iter().map(wrap::<B>).collect())
-    }
-    fn gated_linear(&self, x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
-        Backend::gated_linear(self, down(self, x)?, down(self, gate)?, down(self, up)?, op).map(wrap::<B>)
-    }
-    fn add_rms_norm(
-        &self,
-        x: &DynTensor,
-        y: &DynTensor,
-        weight: Option<&DynTensor>,
-        eps: f32,
-    ) -> Result<(DynTensor, DynTensor)> {
-        let (sum, normed) = Backend::add_rms_norm(self, down(self, x)?, down(self, y)?, down_opt(self, weight)?, eps)?;
-        Ok((wrap::<B>(sum), wrap::<B>(normed)))
-    }
-    fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor> {
-        Backend::embedding(self, down(self, table)?, ids).map(wrap::<B>)
-    }
-    fn linear(&self, x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor> {
-        Backend::linear(self, down(self, x)?, down(self, w)?, down_opt(self, bias)?).map(wrap::<B>)
-    }
-    fn add(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor> {
-        Backend::add(self, down(self, a)?, down(self, b)?).map(wrap::<B>)
-    }
-    fn mul(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor> {
-        Backend::mul(self, down(self, a)?, down(self, b)?).map(wrap::<B>)
-    }
-    fn unary(&self, x: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
-        Backend::unary(self, down(self, x)?, op).map(wrap::<B>)
-    }
-    fn gated(&self, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
-        Backend::gated(self, down(self, gate)?, down(self, up)?, op).map(wrap::<B>)
-    }
-    fn layer_norm(&self, x: &DynTensor, w: &DynTensor, b: &DynTensor, eps: f32) -> Result<DynTensor> {
-        Backend::layer_norm(self, down(self, x)?, down(self, w)?, down(self, b)?, eps).map(wrap::<B>)
-    }
-    fn rms_norm(&self, x: &DynTensor, w: Option<&DynTensor>, eps: f32) -> Result<DynTensor> {
-        Backend::rms_norm(self, down(self, x)?, down_opt(self, w)?, eps).map(wrap::<B>)
-    }
-    fn rope(&self, x: &DynTensor, positions: &[usize], spec: &RopeSpec) -> Result<DynTensor> {
-        Backend::rope(self, down(self, x)?, positions, spec).map(wrap::<B>)
-    }
-    fn softmax(&self, x: &DynTensor) -> Result<DynTensor> {
-        Backend::softmax(self, down(self, x)?).map(wrap::<B>)
-    }
-    fn narrow(&self, x: &DynTensor, dim: usize, start: usize, len: usize) -> Result<DynTensor> {
-        Backend::narrow(self, down(self, x)?, dim, start, len).map(wrap::<B>)
-    }
-    fn reshape(&self, x: &DynTensor, shape: &[usize]) -> Result<DynTensor> {
-        Backend::reshape(self, down(self, x)?, shape).map(wrap::<B>)
-    }
-    fn gather_rows(&self, x: &DynTensor, rows: &[usize]) -> Result<DynTensor> {
-        Backend::gather_rows(self, down(self, x)?, rows).map(wrap::<B>)
-    }
-    fn new_kv(&self, spec: &KvSpec) -> Result<DynKv> {
-        Ok(DynKv(Box::new(Backend::new_kv(self, spec)?)))
-    }
-    fn attention(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        spans: &[SeqSpan],
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor> {
-        let kv = down_kv::<B>(self, kv)?;
-        Backend::attention(self, down(self, q)?, down(self, k)?, down(self, v)?, kv, spans, spec).map(wrap::<B>)
-    }
-}
-
 /// A backend chosen at run time. Cloning shares the backend.
 #[derive(Clone)]
 pub struct DynBackend(Arc<dyn ErasedBackend>);
@@ -276,126 +72,282 @@ impl std::fmt::Debug for DynBackend {
     }
 }
 
-impl Backend for DynBackend {
-    type Tensor = DynTensor;
-    type KvBuffer = DynKv;
+/// An argument of an erased op, turned into what backend `B`'s op takes: tensors and KV buffers
+/// are downcast to `B`'s own types ([`Error::ForeignTensor`] if they are another backend's),
+/// [`Host`] values pass unchanged.
+trait Down<B: Backend> {
+    /// What the call to `B`'s op borrows its argument from ([`Lend`]).
+    type Held: Lend;
+    /// Downcasts (or passes on) the erased argument.
+    fn down(self, backend: &B) -> Result<Self::Held>;
+}
 
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn weight(&self, view: &WeightView) -> Result<DynTensor> {
-        self.0.weight(view)
-    }
-    fn upload(&self, values: &[f32], shape: &[usize]) -> Result<DynTensor> {
-        self.0.upload(values, shape)
-    }
-    fn to_host(&self, x: &DynTensor) -> Result<Vec<f32>> {
-        self.0.to_host(x)
-    }
-    fn argmax_rows(&self, logits: &DynTensor) -> Result<Vec<u32>> {
-        self.0.argmax_rows(logits)
-    }
-    fn synchronize(&self) -> Result<()> {
-        self.0.synchronize()
-    }
-    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
-        self.0.scoped(f)
-    }
-    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
-        self.0.prepare_step(step)
-    }
-    fn rope_step(&self, x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor> {
-        self.0.rope_step(x, input, spec)
-    }
-    fn attention_step(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        input: &StepInput<'_>,
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor> {
-        self.0.attention_step(q, k, v, kv, input, spec)
-    }
-    fn rope_attention_step(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        input: &StepInput<'_>,
-        rope: &RopeSpec,
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor> {
-        self.0.rope_attention_step(q, k, v, kv, input, rope, spec)
-    }
-    fn linears(&self, x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>> {
-        self.0.linears(x, layers)
-    }
-    fn gated_linear(&self, x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
-        self.0.gated_linear(x, gate, up, op)
-    }
-    fn add_rms_norm(
-        &self,
-        x: &DynTensor,
-        y: &DynTensor,
-        weight: Option<&DynTensor>,
-        eps: f32,
-    ) -> Result<(DynTensor, DynTensor)> {
-        self.0.add_rms_norm(x, y, weight, eps)
-    }
-    fn embedding(&self, table: &DynTensor, ids: &[u32]) -> Result<DynTensor> {
-        self.0.embedding(table, ids)
-    }
-    fn linear(&self, x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor> {
-        self.0.linear(x, w, bias)
-    }
-    fn add(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor> {
-        self.0.add(a, b)
-    }
-    fn mul(&self, a: &DynTensor, b: &DynTensor) -> Result<DynTensor> {
-        self.0.mul(a, b)
-    }
-    fn unary(&self, x: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
-        self.0.unary(x, op)
-    }
-    fn gated(&self, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor> {
-        self.0.gated(gate, up, op)
-    }
-    fn layer_norm(&self, x: &DynTensor, w: &DynTensor, b: &DynTensor, eps: f32) -> Result<DynTensor> {
-        self.0.layer_norm(x, w, b, eps)
-    }
-    fn rms_norm(&self, x: &DynTensor, w: Option<&DynTensor>, eps: f32) -> Result<DynTensor> {
-        self.0.rms_norm(x, w, eps)
-    }
-    fn rope(&self, x: &DynTensor, positions: &[usize], spec: &RopeSpec) -> Result<DynTensor> {
-        self.0.rope(x, positions, spec)
-    }
-    fn softmax(&self, x: &DynTensor) -> Result<DynTensor> {
-        self.0.softmax(x)
-    }
-    fn narrow(&self, x: &DynTensor, dim: usize, start: usize, len: usize) -> Result<DynTensor> {
-        self.0.narrow(x, dim, start, len)
-    }
-    fn reshape(&self, x: &DynTensor, shape: &[usize]) -> Result<DynTensor> {
-        self.0.reshape(x, shape)
-    }
-    fn gather_rows(&self, x: &DynTensor, rows: &[usize]) -> Result<DynTensor> {
-        self.0.gather_rows(x, rows)
-    }
-    fn new_kv(&self, spec: &KvSpec) -> Result<DynKv> {
-        self.0.new_kv(spec)
-    }
-    fn attention(
-        &self,
-        q: &DynTensor,
-        k: &DynTensor,
-        v: &DynTensor,
-        kv: &mut DynKv,
-        spans: &[SeqSpan],
-        spec: &AttentionSpec,
-    ) -> Result<DynTensor> {
-        self.0.attention(q, k, v, kv, spans, spec)
+/// Lends a [`Down::Held`] to the call as the argument itself: a copy of a reference or value,
+/// a reborrow of a `&mut`, or a slice of a list that [`Down::down`] built (`linears`' layers).
+trait Lend {
+    /// The argument.
+    type Arg<'h>
+    where
+        Self: 'h;
+    /// The argument, borrowed from `self` where it must be.
+    fn lend(&mut self) -> Self::Arg<'_>;
+}
+
+/// Host data that ops take or return as it is (specs, ids, positions, host values): it crosses
+/// the erasure unchanged. A new op taking a type that no op took before adds it here.
+trait Host {}
+
+impl Host for f32 {}
+impl Host for usize {}
+impl Host for UnaryOp {}
+impl Host for Vec<f32> {}
+impl Host for Vec<u32> {}
+impl Host for &[f32] {}
+impl Host for &[u32] {}
+impl Host for &[usize] {}
+impl Host for &[SeqSpan] {}
+impl Host for &RopeSpec {}
+impl Host for &AttentionSpec {}
+impl Host for &KvSpec {}
+impl Host for &WeightView {}
+impl Host for &StepInput<'_> {}
+
+impl<B: Backend, T: Host + Lend> Down<B> for T {
+    type Held = T;
+    fn down(self, _: &B) -> Result<T> {
+        Ok(self)
     }
 }
+
+fn foreign<B: Backend>(backend: &B) -> Error {
+    Error::ForeignTensor { backend: backend.name().to_string() }
+}
+
+impl<'a, B: Backend> Down<B> for &'a DynTensor {
+    type Held = &'a B::Tensor;
+    fn down(self, backend: &B) -> Result<&'a B::Tensor> {
+        self.0.as_any().downcast_ref().ok_or_else(|| foreign(backend))
+    }
+}
+
+impl<'a, B: Backend> Down<B> for Option<&'a DynTensor> {
+    type Held = Option<&'a B::Tensor>;
+    fn down(self, backend: &B) -> Result<Option<&'a B::Tensor>> {
+        self.map(|t| t.down(backend)).transpose()
+    }
+}
+
+impl<'a, B: Backend> Down<B> for &'a mut DynKv {
+    type Held = &'a mut B::KvBuffer;
+    fn down(self, backend: &B) -> Result<&'a mut B::KvBuffer> {
+        self.0.downcast_mut().ok_or_else(|| foreign(backend))
+    }
+}
+
+impl<'a, 'b, B: Backend> Down<B> for &[(&'a DynTensor, Option<&'b DynTensor>)] {
+    type Held = Vec<(&'a B::Tensor, Option<&'b B::Tensor>)>;
+    fn down(self, backend: &B) -> Result<Self::Held> {
+        self.iter().map(|&(w, b)| Ok((w.down(backend)?, b.down(backend)?))).collect()
+    }
+}
+
+/// Values lent by copy.
+macro_rules! lend_copies {
+    ($($t:ty),*) => {$(
+        impl Lend for $t {
+            type Arg<'h> = $t;
+            fn lend(&mut self) -> $t {
+                *self
+            }
+        }
+    )*};
+}
+
+lend_copies!(f32, usize, UnaryOp);
+
+impl<'a, T: ?Sized> Lend for &'a T {
+    type Arg<'h>
+        = &'a T
+    where
+        Self: 'h;
+    fn lend(&mut self) -> &'a T {
+        self
+    }
+}
+
+impl<'a, T> Lend for Option<&'a T> {
+    type Arg<'h>
+        = Option<&'a T>
+    where
+        Self: 'h;
+    fn lend(&mut self) -> Option<&'a T> {
+        *self
+    }
+}
+
+impl<T: ?Sized> Lend for &mut T {
+    type Arg<'h>
+        = &'h mut T
+    where
+        Self: 'h;
+    fn lend(&mut self) -> &mut T {
+        self
+    }
+}
+
+impl<T> Lend for Vec<T> {
+    type Arg<'h>
+        = &'h [T]
+    where
+        Self: 'h;
+    fn lend(&mut self) -> &[T] {
+        self
+    }
+}
+
+/// A result of an erased op, made from what backend `B`'s op returned: tensors and KV buffers
+/// are wrapped, [`Host`] values pass unchanged.
+trait Erase<B: Backend> {
+    /// What `B`'s op returns.
+    type Concrete;
+    /// Wraps the result.
+    fn erase(concrete: Self::Concrete) -> Self;
+}
+
+impl<B: Backend, T: Host> Erase<B> for T {
+    type Concrete = T;
+    fn erase(concrete: T) -> T {
+        concrete
+    }
+}
+
+impl<B: Backend> Erase<B> for DynTensor {
+    type Concrete = B::Tensor;
+    fn erase(t: B::Tensor) -> Self {
+        DynTensor(Arc::new(t))
+    }
+}
+
+impl<B: Backend> Erase<B> for DynKv {
+    type Concrete = B::KvBuffer;
+    fn erase(kv: B::KvBuffer) -> Self {
+        DynKv(Box::new(kv))
+    }
+}
+
+impl<B: Backend> Erase<B> for Vec<DynTensor> {
+    type Concrete = Vec<B::Tensor>;
+    fn erase(ts: Vec<B::Tensor>) -> Self {
+        ts.into_iter().map(<DynTensor as Erase<B>>::erase).collect()
+    }
+}
+
+impl<B: Backend, X: Erase<B>, Y: Erase<B>> Erase<B> for (X, Y) {
+    type Concrete = (X::Concrete, Y::Concrete);
+    fn erase((x, y): Self::Concrete) -> Self {
+        (X::erase(x), Y::erase(y))
+    }
+}
+
+/// Generates the erased backend from one list of [`Backend`]'s ops, written as in `Backend`
+/// with [`DynTensor`] for `Self::Tensor` and [`DynKv`] for `Self::KvBuffer`. It emits:
+///
+/// 1. `ErasedBackend`, the object-safe mirror of `Backend` that a [`DynBackend`] holds (no
+///    associated types: every op takes and returns the erased types);
+/// 2. `impl<B: Backend> ErasedBackend for B`, which calls `B`'s own op, so a backend's override
+///    of a default-bodied op is what runs;
+/// 3. `impl Backend for DynBackend`, forwarding every op to the wrapped backend's
+///    `ErasedBackend` methods.
+///
+/// `host` ops take and return no tensors: (2) passes their arguments and results unchanged.
+/// `tensor` ops return a `Result`: (2) turns each argument into `B`'s with [`Down`] (a tensor of
+/// another backend is [`Error::ForeignTensor`]) and wraps the result with [`Erase`].
+macro_rules! erased_backend {
+    (
+        host { $( fn $h:ident $(<$hl:lifetime>)? ($($ha:ident: $hty:ty),* $(,)?) $(-> $hret:ty)?; )* }
+        tensor { $( fn $t:ident ($($ta:ident: $tty:ty),* $(,)?) -> Result<$tret:ty>; )* }
+    ) => {
+        /// The object-safe mirror of [`Backend`], implemented for every backend.
+        #[allow(clippy::too_many_arguments)]
+        trait ErasedBackend: Send + Sync {
+            $( fn $h $(<$hl>)? (&self, $($ha: $hty),*) $(-> $hret)?; )*
+            $( fn $t(&self, $($ta: $tty),*) -> Result<$tret>; )*
+        }
+
+        impl<B: Backend> ErasedBackend for B {
+            $(
+                fn $h $(<$hl>)? (&self, $($ha: $hty),*) $(-> $hret)? {
+                    Backend::$h(self, $($ha),*)
+                }
+            )*
+            $(
+                fn $t(&self, $($ta: $tty),*) -> Result<$tret> {
+                    $( let mut $ta = <$tty as Down<B>>::down($ta, self)?; )*
+                    let out = Backend::$t(self, $($ta.lend()),*)?;
+                    Ok(<$tret as Erase<B>>::erase(out))
+                }
+            )*
+        }
+
+        impl Backend for DynBackend {
+            type Tensor = DynTensor;
+            type KvBuffer = DynKv;
+
+            $(
+                fn $h $(<$hl>)? (&self, $($ha: $hty),*) $(-> $hret)? {
+                    self.0.$h($($ha),*)
+                }
+            )*
+            $(
+                fn $t(&self, $($ta: $tty),*) -> Result<$tret> {
+                    self.0.$t($($ta),*)
+                }
+            )*
+        }
+    };
+}
+
+// Every op of `Backend`, one entry each: an op left out would never reach a backend's override.
+erased_backend! {
+    host {
+        fn name() -> &str;
+        fn supports(dtype: DType) -> Support;
+        fn synchronize() -> Result<()>;
+        fn scoped(f: &mut (dyn FnMut() + Send));
+        fn prepare_step<'a>(step: &'a Step<'a>) -> Result<StepInput<'a>>;
+    }
+    tensor {
+        fn weight(view: &WeightView) -> Result<DynTensor>;
+        fn upload(values: &[f32], shape: &[usize]) -> Result<DynTensor>;
+        fn to_host(x: &DynTensor) -> Result<Vec<f32>>;
+        fn argmax_rows(logits: &DynTensor) -> Result<Vec<u32>>;
+        fn rope_step(x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor>;
+        fn attention_step(q: &DynTensor, k: &DynTensor, v: &DynTensor, kv: &mut DynKv, input: &StepInput<'_>,
+            spec: &AttentionSpec) -> Result<DynTensor>;
+        fn rope_attention_step(q: &DynTensor, k: &DynTensor, v: &DynTensor, kv: &mut DynKv, input: &StepInput<'_>,
+            rope: &RopeSpec, spec: &AttentionSpec) -> Result<DynTensor>;
+        fn linears(x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>>;
+        fn gated_linear(x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
+        fn add_rms_norm(x: &DynTensor, y: &DynTensor, weight: Option<&DynTensor>, eps: f32)
+            -> Result<(DynTensor, DynTensor)>;
+        fn embedding(table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;
+        fn linear(x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor>;
+        fn add(a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
+        fn mul(a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
+        fn unary(x: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
+        fn gated(gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
+        fn layer_norm(x: &DynTensor, w: &DynTensor, b: &DynTensor, eps: f32) -> Result<DynTensor>;
+        fn rms_norm(x: &DynTensor, w: Option<&DynTensor>, eps: f32) -> Result<DynTensor>;
+        fn rope(x: &DynTensor, positions: &[usize], spec: &RopeSpec) -> Result<DynTensor>;
+        fn softmax(x: &DynTensor) -> Result<DynTensor>;
+        fn narrow(x: &DynTensor, dim: usize, start: usize, len: usize) -> Result<DynTensor>;
+        fn reshape(x: &DynTensor, shape: &[usize]) -> Result<DynTensor>;
+        fn gather_rows(x: &DynTensor, rows: &[usize]) -> Result<DynTensor>;
+        fn new_kv(spec: &KvSpec) -> Result<DynKv>;
+        fn attention(q: &DynTensor, k: &DynTensor, v: &DynTensor, kv: &mut DynKv, spans: &[SeqSpan],
+            spec: &AttentionSpec) -> Result<DynTensor>;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -25,7 +25,8 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use backend::{
-    AttentionSpec, Backend, KvGrowth, KvSpec, RopeConvention, RopeSpec, SeqSpan, StepInput, TensorShape, UnaryOp,
+    scoped, AttentionSpec, Backend, KvGrowth, KvSpec, RopeConvention, RopeSpec, SeqSpan, StepInput, Support,
+    TensorShape, UnaryOp,
 };
 pub use batch::generate_batch;
 pub use dtype::DType;

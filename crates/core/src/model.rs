@@ -1,6 +1,6 @@
 //! The `Model` trait: a loaded network that maps new tokens plus a KV cache to logits.
 
-use crate::backend::Backend;
+use crate::backend::{scoped, Backend};
 use crate::kv_cache::{Batch, KvCache, KvLayout, LogitsRows, Step};
 use crate::Result;
 
@@ -81,14 +81,7 @@ pub fn forward<B: Backend>(
         return Err(crate::Error::TokenOutOfRange { id, vocab_size });
     }
     let step = cache.plan(batch, rows)?;
-    let mut logits = None;
-    model.backend().scoped(&mut || logits = Some(model.forward_step(&step, cache)));
-    let logits = logits.unwrap_or_else(|| {
-        Err(crate::Error::Backend {
-            backend: model.backend().name().into(),
-            message: "the forward step did not run (the device's execution thread failed)".into(),
-        })
-    })?;
+    let logits = scoped(model.backend(), || model.forward_step(&step, cache))?;
     cache.commit(&step);
     Ok(logits)
 }

@@ -130,6 +130,18 @@ impl WeightView {
         Self::new(name, DType::F32, shape, Bytes::from_vec(bytes))
     }
 
+    /// An owned tensor of zeros stored as `dtype` (int8 with one scale of 1 for the whole
+    /// tensor), for tests that load every dtype.
+    pub fn zeros(name: impl Into<String>, dtype: DType, shape: Vec<usize>) -> Result<Self> {
+        let numel: usize = shape.iter().product();
+        let len = dtype.bytes_for(numel).unwrap_or(0);
+        let data = Bytes::from_vec(vec![0; len]);
+        if dtype != DType::I8 {
+            return Self::new(name, dtype, shape, data);
+        }
+        Self::new_quantized(name, shape, data, GroupScales { group_size: numel, scales: Arc::from([1.0]) })
+    }
+
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
@@ -297,6 +309,15 @@ mod tests {
 
     fn scales(group_size: usize, values: &[f32]) -> GroupScales {
         GroupScales { group_size, scales: values.into() }
+    }
+
+    #[test]
+    fn zeros_in_every_dtype_read_back_as_zeros() {
+        for dtype in DType::ALL {
+            let view = WeightView::zeros("w", dtype, vec![2, 32]).unwrap();
+            assert_eq!((view.dtype, view.to_f32_vec()), (dtype, vec![0.0; 64]), "{dtype}");
+        }
+        assert!(WeightView::zeros("w", DType::Q8_0, vec![2, 3]).is_err(), "rows of whole blocks");
     }
 
     #[test]

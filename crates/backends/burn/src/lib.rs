@@ -29,8 +29,8 @@ use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
 use zoo_core::{
-    AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, Step, StepInput, TensorShape, UnaryOp,
-    WeightView,
+    AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, Step, StepInput, Support, TensorShape,
+    UnaryOp, WeightView,
 };
 
 pub use attention::BurnKv;
@@ -134,6 +134,17 @@ impl<BB: Kernels> Burn<BB> {
     }
 }
 
+/// The Burn type of a float weight's stored bytes; `None` for quantised types, which `weight`
+/// dequantises to f32 on the host.
+fn stored_float(dtype: DType) -> Option<BurnDType> {
+    match dtype {
+        DType::BF16 => Some(BurnDType::BF16),
+        DType::F16 => Some(BurnDType::F16),
+        DType::F32 => Some(BurnDType::F32),
+        _ => None,
+    }
+}
+
 fn apply<BB: BurnBackend>(x: Tensor<BB, 2>, op: UnaryOp) -> Tensor<BB, 2> {
     match op {
         UnaryOp::GeluTanh => {
@@ -159,12 +170,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
         let layout = BurnTensor::<BB>::layout(&view.shape);
         // Float weights travel as their bytes (no per-element conversion on the host); the
         // device casts them when the backend computes in another type.
-        let stored = match view.dtype {
-            DType::BF16 => Some(BurnDType::BF16),
-            DType::F16 => Some(BurnDType::F16),
-            DType::F32 => Some(BurnDType::F32),
-            _ => None,
-        };
+        let stored = stored_float(view.dtype);
         if let (Some(dtype), Some(hooks)) = (stored, self.hooks) {
             if let Some(t) = (hooks.upload)(view.data.as_slice(), layout, dtype, &self.device) {
                 let t = if dtype == self.dtype { t } else { t.cast(self.dtype) };
@@ -178,6 +184,16 @@ impl<BB: Kernels> Backend for Burn<BB> {
             _ => TensorData::new(view.to_f32_vec(), layout),
         };
         BurnTensor::with_shape(Tensor::from_data(data, (&self.device, self.dtype)), view.shape.clone())
+    }
+
+    /// Float weights of the type the backend computes in are kept; every other type is cast to
+    /// it at load (on the device where the weights travel as bytes), quantised ones after
+    /// dequantising on the host.
+    fn supports(&self, dtype: DType) -> Support {
+        match stored_float(dtype) {
+            Some(stored) if stored == self.dtype => Support::Native,
+            _ => Support::Converted,
+        }
     }
 
     fn synchronize(&self) -> Result<()> {

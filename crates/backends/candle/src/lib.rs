@@ -21,7 +21,7 @@ mod tensor;
 
 use candle_core::Device;
 use error::CandleResult;
-use zoo_core::{AttentionSpec, Backend, KvSpec, Result, RopeSpec, SeqSpan, UnaryOp, WeightView};
+use zoo_core::{AttentionSpec, Backend, DType, KvSpec, Result, RopeSpec, SeqSpan, Support, UnaryOp, WeightView};
 
 pub use kv::KvBuffer;
 pub use tensor::CandleTensor;
@@ -72,6 +72,10 @@ impl Backend for Candle {
 
     fn weight(&self, view: &WeightView) -> Result<CandleTensor> {
         tensor::weight(view, &self.device, self.keep_half, self.name)
+    }
+
+    fn supports(&self, dtype: DType) -> Support {
+        tensor::support(dtype, self.keep_half)
     }
 
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<CandleTensor> {

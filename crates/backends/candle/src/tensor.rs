@@ -2,7 +2,7 @@
 //! their stored dtype on a GPU, converted to f32 on the CPU), f32 uploads and f32 read-back.
 
 use candle_core::{DType as CandleDType, Device, Tensor};
-use zoo_core::{DType, Error, Result, TensorShape, WeightView};
+use zoo_core::{DType, Error, Result, Support, TensorShape, WeightView};
 
 use crate::error::{shape_error, CandleResult};
 
@@ -62,6 +62,19 @@ pub(crate) fn weight(view: &WeightView, device: &Device, keep_half: bool, backen
     Ok(CandleTensor(raw.to_dtype(target).zoo()?))
 }
 
+/// What [`weight`] does with `dtype`: f32 is kept; f16/bf16 are kept with `keep_half` (matrices,
+/// which is what the matrix products read) and converted to f32 without; ggml blocks are
+/// dequantised to f32; int8 groups are refused.
+pub(crate) fn support(dtype: DType, keep_half: bool) -> Support {
+    match dtype {
+        DType::F32 => Support::Native,
+        DType::F16 | DType::BF16 if keep_half => Support::Native,
+        DType::F16 | DType::BF16 => Support::Converted,
+        block if block.is_block_quantized() => Support::Converted,
+        _ => Support::Unsupported,
+    }
+}
+
 /// Uploads f32 host values under `shape`.
 pub(crate) fn upload(values: &[f32], shape: &[usize], device: &Device) -> Result<CandleTensor> {
     if shape.iter().product::<usize>() != values.len() {
@@ -73,4 +86,38 @@ pub(crate) fn upload(values: &[f32], shape: &[usize], device: &Device) -> Result
 /// Reads a tensor back as f32, row-major.
 pub(crate) fn to_host(x: &CandleTensor) -> Result<Vec<f32>> {
     x.f32()?.flatten_all().zoo()?.to_vec1::<f32>().zoo()
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+    use zoo_core::{DType, Support, WeightView};
+
+    use super::{support, weight};
+
+    /// The candle dtype a weight stored as `dtype` would keep, if candle has it.
+    fn stored(dtype: DType) -> Option<candle_core::DType> {
+        match dtype {
+            DType::F32 => Some(candle_core::DType::F32),
+            DType::F16 => Some(candle_core::DType::F16),
+            DType::BF16 => Some(candle_core::DType::BF16),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn support_says_what_weight_does_with_each_dtype() {
+        for keep_half in [false, true] {
+            for dtype in DType::ALL {
+                let view = WeightView::zeros("w", dtype, vec![2, 32]).unwrap();
+                let held = weight(&view, &Device::Cpu, keep_half, "candle").map(|t| t.inner().dtype());
+                let expected = match held {
+                    Err(_) => Support::Unsupported,
+                    Ok(held) if Some(held) == stored(dtype) => Support::Native,
+                    Ok(_) => Support::Converted,
+                };
+                assert_eq!(support(dtype, keep_half), expected, "{dtype}, keep_half {keep_half}");
+            }
+        }
+    }
 }

@@ -20,7 +20,9 @@ mod rope;
 mod tensor;
 
 use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
-use zoo_core::{AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, UnaryOp, WeightView};
+use zoo_core::{
+    AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, Support, UnaryOp, WeightView,
+};
 
 pub use attention::KvBuffer;
 pub use tensor::{Blocks, Int8, NdTensor};
@@ -62,6 +64,16 @@ impl Backend for NdArray {
             }
         }
         NdTensor::new(view.to_f32_vec(), view.shape.clone())
+    }
+
+    /// f32, int8 groups and ggml blocks are kept as stored (as `weight` does); f16 and bf16
+    /// become f32 at load.
+    fn supports(&self, dtype: DType) -> Support {
+        match dtype {
+            DType::F32 | DType::I8 => Support::Native,
+            block if block.is_block_quantized() => Support::Native,
+            _ => Support::Converted,
+        }
     }
 
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<NdTensor> {
@@ -164,3 +176,23 @@ zoo_core::inventory::submit! {
 
 /// Call from a binary to make sure this crate (and so its registration) is linked.
 pub fn link() {}
+
+#[cfg(test)]
+mod tests {
+    use zoo_core::{Backend, DType, Support, WeightView};
+
+    use crate::NdArray;
+
+    #[test]
+    fn supports_says_which_dtypes_weight_keeps_as_stored() {
+        for dtype in DType::ALL {
+            let t = NdArray.weight(&WeightView::zeros("w", dtype, vec![2, 32]).unwrap()).unwrap();
+            let kept = match dtype {
+                DType::F32 => true,
+                DType::I8 => t.int8().is_some(),
+                _ => t.quant_blocks().is_some(),
+            };
+            assert_eq!(NdArray.supports(dtype) == Support::Native, kept, "{dtype}");
+        }
+    }
+}
