@@ -4,6 +4,8 @@
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use zoo_core::Backend;
+
 use crate::pipeline::{self, LoadOptions, Pipeline};
 
 /// Below this many bytes no bar is drawn.
@@ -29,10 +31,15 @@ pub fn set(bar: &ProgressBar, done: u64, total: u64) {
     }
 }
 
-/// Loads a model with a bar of the weight bytes made resident.
+/// Loads a model with a bar of the weight bytes made resident, then says what one-time work
+/// the backend does before its first token (compiling GPU kernels on a machine's first run).
 pub fn load(options: &LoadOptions) -> Result<Pipeline> {
     let bar = bytes_bar("loading weights")?;
     let pipe = pipeline::load_reporting(options, &|done, total| set(&bar, done, total));
     bar.finish_and_clear();
-    pipe
+    let pipe = pipe?;
+    if let Some(note) = pipe.backend.startup_note() {
+        eprintln!("zoo: {note}");
+    }
+    Ok(pipe)
 }

@@ -197,6 +197,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
         }
     }
 
+    /// A one-line note about one-time work the backend will do before its first results (a
+    /// GPU backend compiling its kernels on the first run on a machine), for a caller to show
+    /// while it waits; `None` when there is none.
+    fn startup_note(&self) -> Option<String> {
+        None
+    }
+
     /// Waits until the device has finished the work queued so far (GPU backends queue ops
     /// asynchronously); the default has nothing to wait for.
     fn synchronize(&self) -> Result<()> {

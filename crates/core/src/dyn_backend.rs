@@ -312,6 +312,7 @@ erased_backend! {
     host {
         fn name() -> &str;
         fn supports(dtype: DType) -> Support;
+        fn startup_note() -> Option<String>;
         fn synchronize() -> Result<()>;
         fn scoped(f: &mut (dyn FnMut() + Send));
         fn prepare_step<'a>(step: &'a Step<'a>) -> Result<StepInput<'a>>;

@@ -10,12 +10,13 @@
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend as BurnBackend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 use zoo_core::{AttentionSpec, Error, KvGrowth, KvSpec, Result, SeqSpan};
 
 use crate::kernels::{Kernels, KvView};
 use crate::step::BurnStep;
 use crate::tensor::BurnTensor;
+use crate::BatchedMatmul;
 
 /// Where the full capacity is not allocated up front: 256 positions per slot at the first
 /// write, then doubled as needed.
@@ -27,18 +28,26 @@ pub struct BurnKv<BB: BurnBackend> {
     growth: KvGrowth,
     room: usize,
     buffers: Option<(Tensor<BB, 2>, Tensor<BB, 2>)>,
+    /// The device's batched product for prefill attention over these buffers, if it has one.
+    products: Option<BatchedMatmul<BB>>,
 }
 
 impl<BB: BurnBackend> BurnKv<BB> {
     /// An empty cache that sizes its buffers by `growth` at the first write.
     pub(crate) fn new(spec: &KvSpec, growth: KvGrowth) -> Self {
-        Self { spec: *spec, growth, room: 0, buffers: None }
+        Self { spec: *spec, growth, room: 0, buffers: None, products: None }
     }
 
     /// A cache holding every slot's full capacity from the start, in `keys` and `values`
     /// (`[slots · kv_heads · capacity, head_dim]` each, zeroed).
     pub(crate) fn full(spec: &KvSpec, keys: Tensor<BB, 2>, values: Tensor<BB, 2>) -> Self {
-        Self { spec: *spec, growth: KvGrowth::Full, room: spec.capacity, buffers: Some((keys, values)) }
+        Self { spec: *spec, growth: KvGrowth::Full, room: spec.capacity, buffers: Some((keys, values)), products: None }
+    }
+
+    /// The same cache, attending prefills with `products` where it gives a result.
+    pub(crate) fn with_products(mut self, products: Option<BatchedMatmul<BB>>) -> Self {
+        self.products = products;
+        self
     }
 
     /// Makes room for `needed` positions per slot, keeping what is cached.
@@ -198,13 +207,17 @@ fn attend<BB: Kernels>(
             .reshape([span.len, nkv, group, hd])
             .permute([1, 2, 0, 3])
             .reshape([nkv, group * span.len, hd]);
-        let mut scores = queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale); // (nKV, g·len, T)
+        let scores = kv.products.and_then(|product| product(&queries, &keys, true, spec.scale));
+        let mut scores = scores.unwrap_or_else(|| queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale)); // (nKV, g·len, T)
         if needs_mask(span, spec.window) {
-            let make = || causal_mask::<BB>(span, group, spec.window, q);
-            scores = scores + step.map_or_else(make, |s| s.mask(index, spec.window, make));
+            let make = || causal_mask::<BB>(span, spec.window, q);
+            let mask = step.map_or_else(make, |s| s.mask(index, spec.window, make));
+            let grouped = scores.reshape([nkv, group, span.len, span.past + span.len]) + mask;
+            scores = grouped.reshape([nkv, group * span.len, span.past + span.len]);
         }
         let probs = softmax(scores, 2);
-        let out = probs.matmul(values); // (nKV, g·len, hd)
+        let out = kv.products.and_then(|product| product(&probs, &values, false, 1.0));
+        let out = out.unwrap_or_else(|| probs.matmul(values)); // (nKV, g·len, hd)
         let out = out.reshape([nkv, group, span.len, hd]).permute([2, 0, 1, 3]).reshape([span.len, nh * hd]);
         outputs.push(out);
     }
@@ -216,23 +229,21 @@ fn needs_mask(span: &SeqSpan, window: Option<usize>) -> bool {
     span.len > 1 || window.is_some_and(|w| span.past + 1 > w)
 }
 
-/// Additive mask `(1, group·len, T)`: 0 where query row may see key, −∞ elsewhere.
-fn causal_mask<BB: BurnBackend>(
-    span: &SeqSpan,
-    group: usize,
-    window: Option<usize>,
-    like: &Tensor<BB, 2>,
-) -> Tensor<BB, 3> {
+/// Additive mask `(1, 1, len, T)`, broadcast over heads: 0 where query row may see key, −∞
+/// elsewhere. Made on the device from two index ranges (a host-built mask of a 2 048-token
+/// prompt is tens of megabytes to upload, per step).
+fn causal_mask<BB: BurnBackend>(span: &SeqSpan, window: Option<usize>, like: &Tensor<BB, 2>) -> Tensor<BB, 4> {
+    let device = like.device();
     let total = span.past + span.len;
-    let mut mask = Vec::with_capacity(group * span.len * total);
-    for _ in 0..group {
-        for r in 0..span.len {
-            let pos = span.past + r;
-            let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            mask.extend((0..total).map(|j| if (first..=pos).contains(&j) { 0.0f32 } else { f32::NEG_INFINITY }));
-        }
+    let rows = Tensor::<BB, 1, Int>::arange(span.past as i64..total as i64, &device).reshape([span.len, 1]);
+    let cols = Tensor::<BB, 1, Int>::arange(0..total as i64, &device).reshape([1, total]);
+    let mut hidden = cols.clone().greater(rows.clone());
+    if let Some(w) = window {
+        // Key j is visible to position p when p − w < j ≤ p.
+        hidden = hidden.bool_or(cols.lower_equal(rows - w as i64));
     }
-    Tensor::from_data(TensorData::new(mask, [1, group * span.len, total]), (&like.device(), like.dtype()))
+    let zeros = Tensor::<BB, 2>::zeros([span.len, total], (&device, like.dtype()));
+    zeros.mask_fill(hidden, f32::NEG_INFINITY).reshape([1, 1, span.len, total])
 }
 
 fn check<BB: BurnBackend>(spec: &AttentionSpec, kv: &BurnKv<BB>, spans: &[SeqSpan], n: usize) -> Result<()> {

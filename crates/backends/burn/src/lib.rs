@@ -18,7 +18,7 @@ mod attention;
 #[cfg(feature = "cubecl")]
 pub mod cube;
 #[cfg(feature = "cuda")]
-mod cuda_upload;
+pub mod cuda_device;
 pub mod kernels;
 mod registry;
 mod rope;
@@ -46,10 +46,11 @@ pub struct Burn<BB: BurnBackend> {
     dtype: BurnDType,
     rope_tables: RopeTables<BB>,
     hooks: Option<DeviceHooks<BB>>,
+    startup_note: Option<String>,
 }
 
 /// What a device can do beyond Burn's ops, for backends that have it (burn-cuda: see
-/// `cuda_upload`). Each returns `None` where it cannot, and zoo falls back to Burn.
+/// [`cuda_device`]). Each returns `None` where it cannot, and zoo falls back to Burn.
 #[derive(Debug)]
 pub struct DeviceHooks<BB: BurnBackend> {
     /// Row-major bytes of a `[rows, cols]` matrix of the given element type to a resident
@@ -60,7 +61,15 @@ pub struct DeviceHooks<BB: BurnBackend> {
     pub zeros: fn([usize; 2], BurnDType, &Device<BB>) -> Resident<BB>,
     /// Bytes of device memory free now.
     pub free_bytes: fn(&Device<BB>) -> Option<u64>,
+    /// `x · wᵀ` for rows past the GEMV's (prefill), through the device's own BLAS.
+    pub matmul_nt: fn(&Tensor<BB, 2>, &Tensor<BB, 2>) -> Resident<BB>,
+    /// Prefill attention's batched products, through the device's own BLAS.
+    pub batched_matmul: BatchedMatmul<BB>,
 }
+
+/// `alpha · a · bᵀ` (when the flag is set) or `alpha · a · b` over a batch of matrices, or
+/// `None` to fall back to Burn's matmul.
+pub type BatchedMatmul<BB> = fn(&Tensor<BB, 3>, &Tensor<BB, 3>, bool, f32) -> Option<Tensor<BB, 3>>;
 
 /// The device a hook works on.
 pub type Device<BB> = burn::tensor::Device<BB>;
@@ -85,7 +94,13 @@ const KV_HEADROOM_BYTES: u64 = 2 << 30;
 impl<BB: Kernels> Burn<BB> {
     /// A backend named `name` computing in `dtype` on `device`.
     pub fn new(name: &'static str, device: BB::Device, dtype: BurnDType) -> Self {
-        Self { name, device, dtype, rope_tables: RopeTables::default(), hooks: None }
+        Self { name, device, dtype, rope_tables: RopeTables::default(), hooks: None, startup_note: None }
+    }
+
+    /// The same backend, reporting `note` as its [`Backend::startup_note`].
+    pub fn with_startup_note(mut self, note: Option<String>) -> Self {
+        self.startup_note = note;
+        self
     }
 
     /// The same backend, using the device's own uploads and allocations where it can.
@@ -248,7 +263,8 @@ impl<BB: Kernels> Backend for Burn<BB> {
         if let Some(y) = BB::gemv(&x.t, &w.t, bias.as_ref()) {
             return Ok(BurnTensor::matrix(y));
         }
-        let mut y = x.t.clone().matmul(w.t.clone().transpose()); // (n, out)
+        let product = self.hooks.and_then(|hooks| (hooks.matmul_nt)(&x.t, &w.t));
+        let mut y = product.unwrap_or_else(|| x.t.clone().matmul(w.t.clone().transpose())); // (n, out)
         if let Some(b) = bias {
             y = y + b;
         }
@@ -462,8 +478,13 @@ impl<BB: Kernels> Backend for Burn<BB> {
         self.gather(x, rows.iter().map(|&r| r as i64).collect())
     }
 
+    fn startup_note(&self) -> Option<String> {
+        self.startup_note.clone()
+    }
+
     fn new_kv(&self, spec: &KvSpec) -> Result<BurnKv<BB>> {
-        Ok(self.full_kv(spec).unwrap_or_else(|| BurnKv::new(spec, attention::DOUBLING)))
+        let kv = self.full_kv(spec).unwrap_or_else(|| BurnKv::new(spec, attention::DOUBLING));
+        Ok(kv.with_products(self.hooks.map(|hooks| hooks.batched_matmul)))
     }
 
     fn attention(

@@ -72,10 +72,10 @@ mod cuda {
         use burn_cubecl::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
+            cache_was_empty();
             let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
             if config.compilation.cache.is_none() {
-                let dir = zoo_core::registry::cache_dir().join("kernels").join("cubecl");
-                config.compilation.cache = Some(CacheConfig::File(dir));
+                config.compilation.cache = Some(CacheConfig::File(kernel_cache()));
             }
             // `set` refuses once CubeCL has read its configuration (another Burn user in this
             // process): then its own settings stay.
@@ -83,11 +83,35 @@ mod cuda {
         });
     }
 
+    /// Where zoo keeps CubeCL's compiled kernels.
+    fn kernel_cache() -> std::path::PathBuf {
+        zoo_core::registry::cache_dir().join("kernels").join("cubecl")
+    }
+
+    /// Whether zoo's kernel cache held nothing when this process first looked (before the
+    /// availability probe compiled its first kernel into it).
+    static CACHE_WAS_EMPTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+    fn cache_was_empty() -> bool {
+        *CACHE_WAS_EMPTY
+            .get_or_init(|| std::fs::read_dir(kernel_cache()).map_or(true, |mut entries| entries.next().is_none()))
+    }
+
+    /// What to tell the user when zoo's kernel cache was empty: this run compiles the kernels.
+    fn first_run_note() -> Option<String> {
+        cache_was_empty().then(|| {
+            let dir = kernel_cache();
+            format!("first run on this machine: compiling GPU kernels (seconds; cached in {})", dir.display())
+        })
+    }
+
     fn create_with(options: &BackendOptions, name: &'static str, dtype: DType) -> Result<DynBackend> {
         cache_kernels();
+        let note = first_run_note();
         probe(options.device).map_err(|message| Error::Backend { backend: name.into(), message })?;
-        let backend =
-            Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype).with_hooks(crate::cuda_upload::hooks());
+        let backend = Burn::<Gpu>::new(name, CudaDevice::new(options.device), dtype)
+            .with_hooks(crate::cuda_device::hooks())
+            .with_startup_note(note);
         Ok(DynBackend::new(backend))
     }
 

@@ -89,7 +89,7 @@ pub(crate) struct BurnStep<BB: BurnBackend> {
 /// A rotary spec and the step's rows of its `cos` and `sin` tables.
 type StepRope<BB> = (RopeSpec, Tensor<BB, 2>, Tensor<BB, 2>);
 /// A span index, a sliding window and that span's additive mask.
-type StepMask<BB> = (usize, Option<usize>, Tensor<BB, 3>);
+type StepMask<BB> = (usize, Option<usize>, Tensor<BB, 4>);
 
 impl<BB: BurnBackend> BurnStep<BB> {
     /// Uploads the step's row table.
@@ -133,8 +133,8 @@ impl<BB: BurnBackend> BurnStep<BB> {
         &self,
         index: usize,
         window: Option<usize>,
-        make: impl FnOnce() -> Tensor<BB, 3>,
-    ) -> Tensor<BB, 3> {
+        make: impl FnOnce() -> Tensor<BB, 4>,
+    ) -> Tensor<BB, 4> {
         let mut masks = self.masks.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, _, m)) = masks.iter().find(|(i, w, _)| *i == index && *w == window) {
             return m.clone();

@@ -303,3 +303,56 @@ fn argmax_rows_reports_nan_and_all_negative_infinity() {
         assert_eq!(got[1].1, f32::NEG_INFINITY, "{dtype:?}: a row of -inf must report -inf");
     }
 }
+
+#[test]
+fn cublas_prefill_linear_matches_f64_and_burn_matmul() {
+    for dtype in [DType::BF16, DType::F32] {
+        let plain = Burn::<Gpu>::new("cuda-test", device(), dtype);
+        let hooked = plain.clone().with_hooks(zoo_backend_burn::cuda_device::hooks());
+        // Rows past the GEMV's; the last case reads `x` through a narrowed (pitched) view.
+        for (n, k, out, pitch) in [(9, 896, 4864, 0), (128, 4096, 1000, 0), (33, 27, 5, 0), (17, 904, 151, 40)] {
+            let mut seed = (n * 31 + k) as u64;
+            let wide = hooked.upload(&noise(n * (k + pitch), &mut seed), &[n, k + pitch]).unwrap();
+            let x = hooked.narrow(&wide, 1, 0, k).unwrap();
+            let w = hooked.upload(&noise(out * k, &mut seed), &[out, k]).unwrap();
+            let b = hooked.upload(&noise(out, &mut seed), &[out]).unwrap();
+            let got = hooked.to_host(&hooked.linear(&x, &w, Some(&b)).unwrap()).unwrap();
+            let burn = plain.to_host(&plain.linear(&x, &w, Some(&b)).unwrap()).unwrap();
+            let (xs, ws, bs) = (hooked.to_host(&x).unwrap(), hooked.to_host(&w).unwrap(), hooked.to_host(&b).unwrap());
+            let want: Vec<f32> = host_linear(&xs, &ws, Some(&bs), n, k, out).iter().map(|&v| v as f32).collect();
+            let err = relative_error(&got, &want);
+            assert!(err <= tolerance(dtype), "cuBLAS linear {dtype:?} {n}x{k}x{out}: {err} against f64");
+            let err = relative_error(&got, &burn);
+            assert!(err <= 2.0 * tolerance(dtype).max(1e-3), "cuBLAS vs Burn matmul {dtype:?} {n}x{k}x{out}: {err}");
+        }
+    }
+}
+
+#[test]
+fn cublas_batched_matmul_matches_burn_on_cache_views() {
+    let hooks = zoo_backend_burn::cuda_device::hooks();
+    let random3 = |shape: [usize; 3], dtype| {
+        Tensor::<Gpu, 3>::random(shape, Distribution::Normal(0.0, 1.0), &device()).cast(dtype)
+    };
+    let flat = |t: Tensor<Gpu, 3>| host(&t.reshape([-1, 1]));
+    for dtype in [DType::BF16, DType::F32] {
+        let limit = 2.0 * tolerance(dtype).max(1e-3);
+        for (heads, rows, total, hd) in [(4, 10, 37, 32), (8, 2048 / 8, 300, 128), (2, 1, 5, 64)] {
+            // Keys and values as the prefill reads them: the first `total` positions of a
+            // cache with room for more (a strided view).
+            let cache_k = random3([heads, total + 19, hd], dtype);
+            let cache_v = random3([heads, total + 19, hd], dtype);
+            let keys = cache_k.slice([0..heads, 0..total, 0..hd]);
+            let values = cache_v.slice([0..heads, 0..total, 0..hd]);
+            let q = random3([heads, rows, hd], dtype);
+            let scores = (hooks.batched_matmul)(&q, &keys, true, 0.125).expect("cuBLAS q·kᵀ");
+            let want = q.clone().matmul(keys.clone().swap_dims(1, 2)).mul_scalar(0.125);
+            let err = relative_error(&flat(scores.clone()), &flat(want));
+            assert!(err <= limit, "q·kᵀ {dtype:?} {heads}x{rows}x{total}x{hd}: {err}");
+            let out = (hooks.batched_matmul)(&scores, &values, false, 1.0).expect("cuBLAS p·v");
+            let want = scores.matmul(values);
+            let err = relative_error(&flat(out), &flat(want));
+            assert!(err <= limit, "p·v {dtype:?} {heads}x{rows}x{total}x{hd}: {err}");
+        }
+    }
+}
