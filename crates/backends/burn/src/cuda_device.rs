@@ -46,17 +46,30 @@ static STAGING: Mutex<Option<Pinned>> = Mutex::new(None);
 /// `bytes` (row-major `shape`, element type `dtype`) as a resident tensor on `device`; `None`
 /// when any CUDA call fails, so the caller can fall back to Burn's own upload.
 fn upload(bytes: &[u8], shape: [usize; 2], dtype: DType, device: &CudaDevice) -> Option<Tensor<Gpu, 2>> {
-    if bytes.is_empty() || bytes.len() != shape[0] * shape[1] * dtype.size() {
+    if bytes.len() != shape[0] * shape[1] * dtype.size() {
+        return None;
+    }
+    resident(shape, dtype, device, |dst, _| copy_through_staging(bytes, dst).is_ok())
+}
+
+/// A `[rows, cols]` tensor of `dtype` in a device allocation of its own, exactly its size (it
+/// lives as long as the model or the cache: no pool page rounded up for activations), whose
+/// bytes `fill(address, length)` writes on CubeCL's runner thread, where its CUDA context is
+/// current; `None` when the tensor is empty or any step fails.
+fn resident(
+    shape: [usize; 2],
+    dtype: DType,
+    device: &CudaDevice,
+    fill: impl FnOnce(sys::CUdeviceptr, usize) -> bool + Send,
+) -> Option<Tensor<Gpu, 2>> {
+    let len = shape[0] * shape[1] * dtype.size();
+    if len == 0 {
         return None;
     }
     let client = CudaRuntime::client(device);
-    // Weights live as long as the model: an exact-size allocation of their own, not a slice of
-    // a pool page rounded up for activations.
-    let handle = client.memory_persistent_allocation(bytes.len(), |len| client.empty(len)).ok()?;
+    let handle = client.memory_persistent_allocation(len, |len| client.empty(len)).ok()?;
     let dst = client.get_resource(handle.clone()).ok()?.resource().ptr;
-    // On CubeCL's runner thread, where its CUDA context is current.
-    let copied = client.exclusive(move || copy_through_staging(bytes, dst).is_ok()).ok()?;
-    if !copied {
+    if !client.exclusive(move || fill(dst, len)).ok()? {
         return None;
     }
     let t = CubeTensor::new_contiguous(client, device.clone(), shape.into(), handle, dtype);
@@ -208,30 +221,16 @@ fn blas_handle() -> Result<blas_sys::cublasHandle_t, String> {
 }
 
 /// A zeroed `[rows, cols]` tensor of `dtype` in a device allocation of its own.
-pub(crate) fn zeros(shape: [usize; 2], dtype: DType, device: &CudaDevice) -> Option<Tensor<Gpu, 2>> {
-    let len = shape[0] * shape[1] * dtype.size();
-    if len == 0 {
-        return None;
-    }
-    let client = CudaRuntime::client(device);
-    let handle = client.memory_persistent_allocation(len, |len| client.empty(len)).ok()?;
-    let dst = client.get_resource(handle.clone()).ok()?.resource().ptr;
-    let zeroed = client
-        .exclusive(move || {
-            // Stream-ordered allocation (see `copy_through_staging`): wait, then clear it.
-            // SAFETY: `dst` is a live device allocation of `len` bytes.
-            result::ctx::synchronize().and_then(|()| unsafe { result::memset_d8_sync(dst, 0, len) }).is_ok()
-        })
-        .ok()?;
-    if !zeroed {
-        return None;
-    }
-    let t = CubeTensor::new_contiguous(client, device.clone(), shape.into(), handle, dtype);
-    Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+fn zeros(shape: [usize; 2], dtype: DType, device: &CudaDevice) -> Option<Tensor<Gpu, 2>> {
+    resident(shape, dtype, device, |dst, len| {
+        // Stream-ordered allocation (see `copy_through_staging`): wait, then clear it.
+        // SAFETY: `dst` is a live device allocation of `len` bytes.
+        result::ctx::synchronize().and_then(|()| unsafe { result::memset_d8_sync(dst, 0, len) }).is_ok()
+    })
 }
 
 /// Bytes of memory free on `device` now (memory CubeCL's pools hold counts as used).
-pub(crate) fn free_bytes(device: &CudaDevice) -> Option<u64> {
+fn free_bytes(device: &CudaDevice) -> Option<u64> {
     let client = CudaRuntime::client(device);
     let info = client.exclusive(|| result::mem_get_info().ok()).ok()??;
     Some(info.0 as u64)

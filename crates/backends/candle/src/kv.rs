@@ -57,9 +57,10 @@ impl KvBuffer {
         // On a GPU the whole capacity at once, so buffers never move; where that does not fit,
         // the doubling host backends use.
         let full = self.device.is_cuda().then(|| KvGrowth::Full.room(needed, room, self.spec.capacity));
-        let (grown, (keys, values)) = match full.map(|grown| (grown, zeros(grown))) {
-            Some((grown, Ok(buffers))) => (grown, buffers),
-            _ => {
+        let full = full.and_then(|grown| Some((grown, zeros(grown).ok()?)));
+        let (grown, (keys, values)) = match full {
+            Some(allocated) => allocated,
+            None => {
                 let grown = GROWTH.room(needed, room, self.spec.capacity);
                 (grown, zeros(grown)?)
             }

@@ -93,6 +93,13 @@ fn elementwise_count(units: usize) -> (CubeCount, CubeDim) {
     (CubeCount::new_1d(cubes.max(1)), CubeDim::new_1d(threads))
 }
 
+/// The GEMV kernels' launch shape: one plane per (row, output feature), `gemv::PLANES`
+/// features per cube, rows the grid's fastest dimension.
+fn gemv_grid(rows: usize, features: usize) -> (CubeCount, CubeDim) {
+    let cubes = (features as u32).div_ceil(gemv::PLANES);
+    (CubeCount::new_2d(rows as u32, cubes), CubeDim::new_2d(32, gemv::PLANES))
+}
+
 /// The widest vector load (up to 16 bytes) that divides `k` and every row offset of `x` and `ws`.
 fn gemv_width<R: CubeRuntime>(x: &CubeTensor<R>, ws: &[CubeTensor<R>], k: usize) -> usize {
     let mut width = vector_width(k, x.dtype.size());
@@ -117,10 +124,8 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
     let x = float(x);
     let residual = residual.map(float);
     let weight = weight.map(float);
-    let mut width = gemv_width(&x, residual.as_slice(), cols);
-    while width > 1 && weight.as_ref().is_some_and(|w| !rows_aligned(w, width)) {
-        width /= 2;
-    }
+    let operands: Vec<CubeTensor<R>> = residual.iter().chain(&weight).cloned().collect();
+    let width = gemv_width(&x, &operands, cols);
     let vectors = cols / width;
     let threads = vectors.next_multiple_of(32).min(elementwise::ROW_THREADS as usize);
     let per_thread = vectors.div_ceil(threads);
@@ -170,15 +175,14 @@ fn gemv_launch<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>, bias: Optio
     let has_bias = bias.is_some();
     let bias = bias.unwrap_or_else(|| x.clone());
     let (dtype, client) = (w.dtype, w.client.clone());
-    let cubes = (out as u32).div_ceil(gemv::PLANES);
-    let planes = CubeDim::new_2d(32, gemv::PLANES);
+    let (count, planes) = gemv_grid(n, out);
     let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
     // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match (checked by
     // the caller).
     unsafe {
         gemv::gemv_kernel::launch_unchecked::<R>(
             &client,
-            CubeCount::new_2d(n as u32, cubes),
+            count,
             planes,
             width,
             array(x),
@@ -275,15 +279,15 @@ where
         let ys: Vec<CubeTensor<R>> = ws.iter().map(|w| empty_like(w, n, w.meta.shape()[0])).collect();
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
         let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
-        let total: usize = ws.iter().map(|w| w.meta.shape()[0]).sum();
+        let (count, planes) = gemv_grid(n, ws.iter().map(|w| w.meta.shape()[0]).sum());
         let (dtype, client) = (x.dtype, x.client.clone());
         // SAFETY: each plane checks its feature against the three weights' rows; the rows of
         // `x` and the weights' columns were checked above.
         unsafe {
             gemv::gemv3_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d(n as u32, (total as u32).div_ceil(gemv::PLANES)),
-                CubeDim::new_2d(32, gemv::PLANES),
+                count,
+                planes,
                 width,
                 array(&x),
                 array(&ws[0]),
@@ -321,13 +325,12 @@ where
         let y = empty_like(&gate, n, out);
         let (dtype, client) = (x.dtype, x.client.clone());
         let strides = (row_stride(&x) / width as u32, row_stride(&gate) / width as u32, row_stride(&up) / width as u32);
-        let planes = CubeDim::new_2d(32, gemv::PLANES);
-        let cubes = (out as u32).div_ceil(gemv::PLANES);
+        let (count, planes) = gemv_grid(n, out);
         // SAFETY: planes past `out` return; rows and columns were checked above.
         unsafe {
             gemv::gated_gemv_kernel::launch_unchecked::<R>(
                 &client,
-                CubeCount::new_2d(n as u32, cubes),
+                count,
                 planes,
                 width,
                 array(&x),
