@@ -242,6 +242,11 @@ def main() -> None:
         w, kv = row["weight_bytes"] / mib, row["kv_bytes"] / mib
         peaks = " | ".join(str(row.get(b, {}).get("peak_gpu_mib", "-")) for b in backends)
         print(f"| {name} | {w:.0f} | {kv:.0f} | {1.1 * (w + kv):.0f} | {peaks} |")
+    print("\n| model | " + " | ".join(f"{b} kernel launches per decode step" for b in backends) + " |")
+    print("|---|" + "---|" * len(backends))
+    for name, row in results["models"].items():
+        counts = " | ".join(str(row.get(b, {}).get("launches_per_step") or "-") for b in backends)
+        print(f"| {name} | {counts} |")
 
 
 if __name__ == "__main__":

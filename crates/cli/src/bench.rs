@@ -41,6 +41,9 @@ struct Report {
     runs: Vec<RunFigures>,
     prefill_tok_s_median: f64,
     decode_tok_s_median: f64,
+    /// Kernels launched by one decode step (where the backend counts them).
+    launches_per_step: Option<u64>,
+    layers: usize,
 }
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
@@ -66,6 +69,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             runs.push(RunFigures { prefill_tok_s: stats.prefill_tok_s(), decode_tok_s: stats.decode_tok_s() });
         }
     }
+    let launches_per_step = launches_per_step(&pipe, &prompt)?;
     let report = Report {
         weights: pipe
             .weights
@@ -82,6 +86,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         prefill_tok_s_median: median(runs.iter().map(|r| r.prefill_tok_s).collect()),
         decode_tok_s_median: median(runs.iter().map(|r| r.decode_tok_s).collect()),
         runs,
+        launches_per_step,
+        layers: pipe.model.info().kv.n_layers,
     };
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -104,6 +110,22 @@ fn synthetic_prompt(pipe: &Pipeline, n: usize) -> Result<Vec<u32>> {
 fn one_run(pipe: &Pipeline, prompt: &[u32], options: &GenerateOptions, capacity: usize) -> Result<Stats> {
     let mut session = Session::new(pipe.model.as_ref(), Some(capacity))?;
     Ok(session.generate(prompt, options, &mut Greedy, None)?.stats)
+}
+
+/// Kernel launches of one decode step (one token through the model and its greedy pick): the
+/// launches of generating two tokens less those of generating one; `None` when the backend
+/// does not count them.
+fn launches_per_step(pipe: &Pipeline, prompt: &[u32]) -> Result<Option<u64>> {
+    let count = |max_tokens| -> Result<Option<u64>> {
+        let before = zoo_core::Backend::launches(&pipe.backend);
+        let options = GenerateOptions { max_tokens, ..Default::default() };
+        one_run(pipe, prompt, &options, prompt.len() + max_tokens)?;
+        Ok(before.zip(zoo_core::Backend::launches(&pipe.backend)).map(|(a, b)| b.saturating_sub(a)))
+    };
+    Ok(match (count(1)?, count(2)?) {
+        (Some(one), Some(two)) => two.checked_sub(one),
+        _ => None,
+    })
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -131,6 +153,13 @@ fn print_table(r: &Report, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "{prefill:<28} {:>10.1} {pmin:>10.1} {pmax:>10.1}", r.prefill_tok_s_median)?;
     let decode = format!("decode ({} tokens)", r.generated_tokens);
     writeln!(out, "{decode:<28} {:>10.1} {dmin:>10.1} {dmax:>10.1}", r.decode_tok_s_median)?;
+    if let Some(launches) = r.launches_per_step {
+        let per_layer = launches as f64 / r.layers.max(1) as f64;
+        writeln!(
+            out,
+            "kernel launches per decode step: {launches} ({per_layer:.1} per layer; zoo's kernels and cuBLAS calls)"
+        )?;
+    }
     Ok(())
 }
 

@@ -204,6 +204,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         None
     }
 
+    /// Device kernels this backend has launched so far in this process, where it counts them
+    /// (`zoo bench` reports launches per decode step from it); `None` when it does not count.
+    fn launches(&self) -> Option<u64> {
+        None
+    }
+
     /// Waits until the device has finished the work queued so far (GPU backends queue ops
     /// asynchronously); the default has nothing to wait for.
     fn synchronize(&self) -> Result<()> {
@@ -289,6 +295,47 @@ pub trait Backend: Clone + Send + Sync + 'static {
         let gate = self.linear(x, gate, None)?;
         let up = self.linear(x, up, None)?;
         self.gated(&gate, &up, op)
+    }
+
+    /// `linears(rms_norm(x))`: the projections after a norm (q, k and v; the LM head). GPU
+    /// backends fold the norm into the products' kernel during decode.
+    fn rms_norm_linears(
+        &self,
+        x: &Self::Tensor,
+        weight: Option<&Self::Tensor>,
+        eps: f32,
+        layers: &[(&Self::Tensor, Option<&Self::Tensor>)],
+    ) -> Result<Vec<Self::Tensor>> {
+        let normed = self.rms_norm(x, weight, eps)?;
+        self.linears(&normed, layers)
+    }
+
+    /// `gated_linear(rms_norm(x))`: a gated MLP's first half after its norm, one kernel on GPUs.
+    #[allow(clippy::too_many_arguments)]
+    fn rms_norm_gated_linear(
+        &self,
+        x: &Self::Tensor,
+        weight: Option<&Self::Tensor>,
+        eps: f32,
+        gate: &Self::Tensor,
+        up: &Self::Tensor,
+        op: UnaryOp,
+    ) -> Result<Self::Tensor> {
+        let normed = self.rms_norm(x, weight, eps)?;
+        self.gated_linear(&normed, gate, up, op)
+    }
+
+    /// `residual + (x · wᵀ + bias)`: a projection back into the residual stream, the add folded
+    /// into the product on GPUs.
+    fn linear_add(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        residual: &Self::Tensor,
+    ) -> Result<Self::Tensor> {
+        let y = self.linear(x, w, bias)?;
+        self.add(residual, &y)
     }
 
     /// The residual sum `x + y` and its RMSNorm, `(x + y, rms_norm(x + y))`, in one pass on GPUs.

@@ -313,6 +313,7 @@ erased_backend! {
         fn name() -> &str;
         fn supports(dtype: DType) -> Support;
         fn startup_note() -> Option<String>;
+        fn launches() -> Option<u64>;
         fn synchronize() -> Result<()>;
         fn scoped(f: &mut (dyn FnMut() + Send));
         fn prepare_step<'a>(step: &'a Step<'a>) -> Result<StepInput<'a>>;
@@ -329,6 +330,12 @@ erased_backend! {
             rope: &RopeSpec, spec: &AttentionSpec) -> Result<DynTensor>;
         fn linears(x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>>;
         fn gated_linear(x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
+        fn rms_norm_linears(x: &DynTensor, weight: Option<&DynTensor>, eps: f32,
+            layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>>;
+        fn rms_norm_gated_linear(x: &DynTensor, weight: Option<&DynTensor>, eps: f32, gate: &DynTensor,
+            up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
+        fn linear_add(x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>, residual: &DynTensor)
+            -> Result<DynTensor>;
         fn add_rms_norm(x: &DynTensor, y: &DynTensor, weight: Option<&DynTensor>, eps: f32)
             -> Result<(DynTensor, DynTensor)>;
         fn embedding(table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;

@@ -112,10 +112,18 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &StepInput<'_>) -> Result<B::Tensor> {
-        let [q, k, v] = Linear::forward_many(b, x, [&self.q_proj, &self.k_proj, &self.v_proj])?; // (T, nH·hd), (T, nKV·hd) ×2
+    /// `x + attn(norm(x))`.
+    fn forward(
+        &self,
+        b: &B,
+        x: &B::Tensor,
+        norm: &RmsNorm<B>,
+        kv: &mut B::KvBuffer,
+        step: &StepInput<'_>,
+    ) -> Result<B::Tensor> {
+        let [q, k, v] = norm.linears(b, x, [&self.q_proj, &self.k_proj, &self.v_proj])?; // (T, nH·hd), (T, nKV·hd) ×2
         let y = b.rope_attention_step(&q, &k, &v, kv, step, &self.rope, &self.spec)?; // (T, nH·hd)
-        self.o_proj.forward(b, &y)
+        self.o_proj.forward_add(b, &y, x)
     }
 }
 
@@ -136,14 +144,17 @@ impl<B: Backend> Mlp<B> {
         })
     }
 
-    fn forward(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
-        let hidden = Linear::gated(b, x, &self.gate_proj, &self.up_proj, UnaryOp::Silu)?; // (T, I)
-        self.down_proj.forward(b, &hidden)
+    /// `x + mlp(norm(x))`.
+    fn forward(&self, b: &B, x: &B::Tensor, norm: &RmsNorm<B>) -> Result<B::Tensor> {
+        let hidden = norm.gated(b, x, &self.gate_proj, &self.up_proj, UnaryOp::Silu)?; // (T, I)
+        self.down_proj.forward_add(b, &hidden, x)
     }
 }
 
-/// `x + attn(norm(x))`, then `+ mlp(norm(x))`. Each residual sum is normalised in the same op
-/// as the sum (the next norm: this layer's second, the next layer's first, or the final norm).
+/// `x + attn(norm(x))`, then `+ mlp(norm(x))`. Each norm is applied by the op that consumes
+/// it and each residual add by the projection that produces it, so on GPU backends a decode
+/// layer is six kernels: norm + q/k/v, RoPE + KV write, attention, o + add, norm + gate/up,
+/// down + add.
 struct Layer<B: Backend> {
     input_layernorm: RmsNorm<B>,
     self_attn: Attention<B>,
@@ -161,20 +172,10 @@ impl<B: Backend> Layer<B> {
         })
     }
 
-    /// Takes the residual stream `x` and `h = input_layernorm(x)`; returns the stream after the
-    /// layer and its normalisation by `next`.
-    fn forward(
-        &self,
-        b: &B,
-        (x, h): (&B::Tensor, &B::Tensor),
-        kv: &mut B::KvBuffer,
-        step: &StepInput<'_>,
-        next: &RmsNorm<B>,
-    ) -> Result<(B::Tensor, B::Tensor)> {
-        let attn = self.self_attn.forward(b, h, kv, step)?;
-        let (x, h) = self.post_attention_layernorm.add_forward(b, x, &attn)?;
-        let mlp = self.mlp.forward(b, &h)?;
-        next.add_forward(b, &x, &mlp)
+    /// The residual stream `x` after the layer.
+    fn forward(&self, b: &B, x: &B::Tensor, kv: &mut B::KvBuffer, step: &StepInput<'_>) -> Result<B::Tensor> {
+        let x = self.self_attn.forward(b, x, &self.input_layernorm, kv, step)?;
+        self.mlp.forward(b, &x, &self.post_attention_layernorm)
     }
 }
 
@@ -229,15 +230,13 @@ impl<B: Backend> Model<B> for Decoder<B> {
         let b = &self.backend;
         let input = b.prepare_step(step)?;
         let mut x = b.embedding(&self.embed_tokens, step.tokens)?; // (T, H)
-        let mut h = self.layers.first().map_or(&self.norm, |l| &l.input_layernorm).forward(b, &x)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let next = self.layers.get(i + 1).map_or(&self.norm, |l| &l.input_layernorm);
-            (x, h) = layer.forward(b, (&x, &h), cache.layer_mut(i), &input, next)?;
+            x = layer.forward(b, &x, cache.layer_mut(i), &input)?;
         }
-        let mut x = h; // the final norm of the residual stream
         if let Some(rows) = &step.logit_rows {
-            x = b.gather_rows(&x, rows)?; // (rows, H)
+            x = b.gather_rows(&x, rows)?; // (rows, H): the final norm is per row
         }
-        self.lm_head.forward(b, &x) // (rows, vocab)
+        let [logits] = self.norm.linears(b, &x, [&self.lm_head])?; // (rows, vocab)
+        Ok(logits)
     }
 }

@@ -86,21 +86,16 @@ impl<B: Backend> Linear<B> {
         backend.linear(x, &self.weight, self.bias.as_ref())
     }
 
-    /// Applies each of `layers` to the same `x` (one fused op on GPU backends).
-    pub fn forward_many<const N: usize>(backend: &B, x: &B::Tensor, layers: [&Self; N]) -> Result<[B::Tensor; N]> {
-        let parts = layers.map(|l| (&l.weight, l.bias.as_ref()));
-        let outputs = backend.linears(x, &parts)?;
-        let got = outputs.len();
-        outputs.try_into().map_err(|_| Error::Shape { op: "linears", expected: format!("{N} outputs"), got: vec![got] })
+    /// `residual + self(x)`: a projection back into the residual stream (one op on GPU backends).
+    pub fn forward_add(&self, backend: &B, x: &B::Tensor, residual: &B::Tensor) -> Result<B::Tensor> {
+        backend.linear_add(x, &self.weight, self.bias.as_ref(), residual)
     }
+}
 
-    /// `op(gate(x)) · up(x)` for bias-free `gate` and `up` (one fused op on GPU backends).
-    pub fn gated(backend: &B, x: &B::Tensor, gate: &Self, up: &Self, op: UnaryOp) -> Result<B::Tensor> {
-        match (&gate.bias, &up.bias) {
-            (None, None) => backend.gated_linear(x, &gate.weight, &up.weight, op),
-            _ => backend.gated(&gate.forward(backend, x)?, &up.forward(backend, x)?, op),
-        }
-    }
+/// `N` outputs of a backend op that returns one per layer, as an array.
+fn outputs<T, const N: usize>(op: &'static str, outputs: Vec<T>) -> Result<[T; N]> {
+    let got = outputs.len();
+    outputs.try_into().map_err(|_| Error::Shape { op, expected: format!("{N} outputs"), got: vec![got] })
 }
 
 /// LayerNorm with weight and bias.
@@ -144,9 +139,36 @@ impl<B: Backend> RmsNorm<B> {
         backend.rms_norm(x, self.weight.as_ref(), self.eps)
     }
 
-    /// The residual sum `x + y` and its normalisation.
-    pub fn add_forward(&self, backend: &B, x: &B::Tensor, y: &B::Tensor) -> Result<(B::Tensor, B::Tensor)> {
-        backend.add_rms_norm(x, y, self.weight.as_ref(), self.eps)
+    /// Each of `layers` applied to the normalised `x` (attention's q, k and v; the LM head): one
+    /// op, which GPU backends run as one kernel during decode.
+    pub fn linears<const N: usize>(
+        &self,
+        backend: &B,
+        x: &B::Tensor,
+        layers: [&Linear<B>; N],
+    ) -> Result<[B::Tensor; N]> {
+        let parts = layers.map(|l| (&l.weight, l.bias.as_ref()));
+        outputs("rms_norm_linears", backend.rms_norm_linears(x, self.weight.as_ref(), self.eps, &parts)?)
+    }
+
+    /// `op(gate(h)) · up(h)` of `h`, the normalised `x` (a gated MLP's first half).
+    pub fn gated(
+        &self,
+        backend: &B,
+        x: &B::Tensor,
+        gate: &Linear<B>,
+        up: &Linear<B>,
+        op: UnaryOp,
+    ) -> Result<B::Tensor> {
+        match (&gate.bias, &up.bias) {
+            (None, None) => {
+                backend.rms_norm_gated_linear(x, self.weight.as_ref(), self.eps, &gate.weight, &up.weight, op)
+            }
+            _ => {
+                let h = self.forward(backend, x)?;
+                backend.gated(&gate.forward(backend, &h)?, &up.forward(backend, &h)?, op)
+            }
+        }
     }
 }
 

@@ -133,6 +133,7 @@ fn batched_matmul(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, transpose_b: bool, alp
         alpha,
         data_type,
     };
+    crate::cube::count_launch();
     let done = client.exclusive(move || gemm.run(pb, pa, pc).is_ok()).ok()?;
     if !done {
         return None;

@@ -30,30 +30,59 @@ pub struct KvView<'a, BB: BurnBackend> {
     pub n_kv_heads: usize,
 }
 
+/// An RMSNorm a GEMV applies to each input row on the fly, `x / sqrt(mean(x²) + eps) · weight`
+/// (no weight: ×1): the norm before a projection costs no launch of its own.
+pub struct RowNorm<'a, BB: BurnBackend> {
+    /// The learned scale, `[1, in]`.
+    pub weight: Option<&'a Tensor<BB, 2>>,
+    /// Added to the mean square.
+    pub eps: f32,
+}
+
 /// Optional fused kernels of a Burn backend; see the module docs.
 pub trait Kernels: BurnBackend {
+    /// Kernels zoo has launched so far on a backend that has kernels of its own: each fused
+    /// kernel and each cuBLAS call once (Burn's own ops, which the GPU step avoids, are not
+    /// counted); `None` on backends without kernels.
+    fn launches() -> Option<u64> {
+        None
+    }
+
     /// Each row's largest value of `logits: [rows, vocab]` and its index (the first on ties),
     /// picked on the device; `None` when the backend has no such kernel.
     fn argmax_rows(_logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
         None
     }
 
-    /// `x · wᵀ (+ bias)` for a few rows of `x: [n, in]` against `w: [out, in]`, reading each
-    /// weight once (decode is bound by weight bytes).
-    fn gemv(_x: &Tensor<Self, 2>, _w: &Tensor<Self, 2>, _bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {
+    /// `residual + norm(x) · wᵀ (+ bias)` for a few rows of `x: [n, in]` against `w: [out, in]`
+    /// (`norm` and `residual` each when given), reading each weight once (decode is bound by
+    /// weight bytes).
+    fn gemv(
+        _x: &Tensor<Self, 2>,
+        _w: &Tensor<Self, 2>,
+        _bias: Option<&Tensor<Self, 2>>,
+        _norm: Option<&RowNorm<'_, Self>>,
+        _residual: Option<&Tensor<Self, 2>>,
+    ) -> Option<Tensor<Self, 2>> {
         None
     }
 
-    /// Several `x · wᵢᵀ (+ bᵢ)` of one input in one launch (q, k and v: three layers).
+    /// Several `norm(x) · wᵢᵀ (+ bᵢ)` of one input in one launch (q, k and v: three layers).
     fn gemv_many(
         _x: &Tensor<Self, 2>,
+        _norm: Option<&RowNorm<'_, Self>>,
         _layers: &[(&Tensor<Self, 2>, Option<&Tensor<Self, 2>>)],
     ) -> Option<Vec<Tensor<Self, 2>>> {
         None
     }
 
-    /// `silu(x · gateᵀ) · (x · upᵀ)` for a few rows, both weights read in one pass.
-    fn gated_gemv(_x: &Tensor<Self, 2>, _gate: &Tensor<Self, 2>, _up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+    /// `silu(norm(x) · gateᵀ) · (norm(x) · upᵀ)` for a few rows, both weights read in one pass.
+    fn gated_gemv(
+        _x: &Tensor<Self, 2>,
+        _norm: Option<&RowNorm<'_, Self>>,
+        _gate: &Tensor<Self, 2>,
+        _up: &Tensor<Self, 2>,
+    ) -> Option<Tensor<Self, 2>> {
         None
     }
 

@@ -35,6 +35,7 @@ use zoo_core::{
 
 pub use attention::BurnKv;
 pub use kernels::Kernels;
+use kernels::RowNorm;
 use step::{BurnStep, RopeTables};
 pub use tensor::BurnTensor;
 
@@ -151,6 +152,82 @@ impl<BB: Kernels> Burn<BB> {
 
 /// The Burn type of a float weight's stored bytes; `None` for quantised types, which `weight`
 /// dequantises to f32 on the host.
+/// An RMSNorm folded into the projections after it: its weight (if any) and eps.
+type Norm<'a, BB> = Option<(Option<&'a BurnTensor<BB>>, f32)>;
+
+impl<BB: BurnBackend + Kernels> Burn<BB> {
+    /// `linears(norm(x))`: one fused kernel for decode rows where the backend has one (the norm
+    /// folded in), otherwise the norm then one product per layer.
+    fn normed_linears(
+        &self,
+        x: &BurnTensor<BB>,
+        norm: Norm<'_, BB>,
+        layers: &[(&BurnTensor<BB>, Option<&BurnTensor<BB>>)],
+    ) -> Result<Vec<BurnTensor<BB>>> {
+        let (_, k) = x.dims2("linears")?;
+        let mut parts = Vec::with_capacity(layers.len());
+        for (w, b) in layers {
+            let (out, inp) = w.dims2("linear weight")?;
+            if inp != k {
+                return Err(Error::Shape {
+                    op: "linears",
+                    expected: format!("input with {inp} columns"),
+                    got: x.shape().to_vec(),
+                });
+            }
+            parts.push((&w.t, b.map(|b| self.row_vector(b, out, "linear bias")).transpose()?));
+        }
+        let norm_weight = self.norm_weight(norm, k)?;
+        let row_norm = norm.map(|(_, eps)| RowNorm { weight: norm_weight.as_ref(), eps });
+        let fused = match parts.as_slice() {
+            [(w, b)] => BB::gemv(&x.t, w, b.as_ref(), row_norm.as_ref(), None).map(|y| vec![y]),
+            _ => {
+                let refs: Vec<_> = parts.iter().map(|(w, b)| (*w, b.as_ref())).collect();
+                BB::gemv_many(&x.t, row_norm.as_ref(), &refs)
+            }
+        };
+        if let Some(ys) = fused {
+            return Ok(ys.into_iter().map(BurnTensor::matrix).collect());
+        }
+        let normed = self.apply_norm(x, norm)?;
+        let x = normed.as_ref().unwrap_or(x);
+        layers.iter().map(|(w, b)| self.linear(x, w, *b)).collect()
+    }
+
+    /// `gated_linear(norm(x))`, fused like [`Self::normed_linears`].
+    fn normed_gated_linear(
+        &self,
+        x: &BurnTensor<BB>,
+        norm: Norm<'_, BB>,
+        gate: &BurnTensor<BB>,
+        up: &BurnTensor<BB>,
+        op: UnaryOp,
+    ) -> Result<BurnTensor<BB>> {
+        if op == UnaryOp::Silu && x.shape().len() == 2 && gate.shape() == up.shape() {
+            let norm_weight = self.norm_weight(norm, x.shape()[1])?;
+            let row_norm = norm.map(|(_, eps)| RowNorm { weight: norm_weight.as_ref(), eps });
+            if let Some(y) = BB::gated_gemv(&x.t, row_norm.as_ref(), &gate.t, &up.t) {
+                return Ok(BurnTensor::matrix(y));
+            }
+        }
+        let normed = self.apply_norm(x, norm)?;
+        let x = normed.as_ref().unwrap_or(x);
+        let gate = self.linear(x, gate, None)?;
+        let up = self.linear(x, up, None)?;
+        self.gated(&gate, &up, op)
+    }
+
+    /// The norm's weight as a `[1, dim]` row, checked against `dim`.
+    fn norm_weight(&self, norm: Norm<'_, BB>, dim: usize) -> Result<Option<Tensor<BB, 2>>> {
+        norm.and_then(|(w, _)| w).map(|w| self.row_vector(w, dim, "rms_norm weight")).transpose()
+    }
+
+    /// `norm(x)` as its own op, or `None` when there is no norm.
+    fn apply_norm(&self, x: &BurnTensor<BB>, norm: Norm<'_, BB>) -> Result<Option<BurnTensor<BB>>> {
+        norm.map(|(weight, eps)| self.rms_norm(x, weight, eps)).transpose()
+    }
+}
+
 fn stored_float(dtype: DType) -> Option<BurnDType> {
     match dtype {
         DType::BF16 => Some(BurnDType::BF16),
@@ -211,6 +288,10 @@ impl<BB: Kernels> Backend for Burn<BB> {
         }
     }
 
+    fn launches(&self) -> Option<u64> {
+        BB::launches()
+    }
+
     fn synchronize(&self) -> Result<()> {
         BB::sync(&self.device).map_err(|e| Error::Backend { backend: self.name.into(), message: format!("{e:?}") })
     }
@@ -260,7 +341,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
             return Err(Error::Shape { op: "linear", expected: format!("input with {inp} columns"), got: vec![n, k] });
         }
         let bias = bias.map(|b| self.row_vector(b, out, "linear bias")).transpose()?;
-        if let Some(y) = BB::gemv(&x.t, &w.t, bias.as_ref()) {
+        if let Some(y) = BB::gemv(&x.t, &w.t, bias.as_ref(), None, None) {
             return Ok(BurnTensor::matrix(y));
         }
         let product = self.hooks.and_then(|hooks| (hooks.matmul_nt)(&x.t, &w.t));
@@ -386,24 +467,17 @@ impl<BB: Kernels> Backend for Burn<BB> {
         x: &BurnTensor<BB>,
         layers: &[(&BurnTensor<BB>, Option<&BurnTensor<BB>>)],
     ) -> Result<Vec<BurnTensor<BB>>> {
-        let (_, k) = x.dims2("linears")?;
-        let mut parts = Vec::with_capacity(layers.len());
-        for (w, b) in layers {
-            let (out, inp) = w.dims2("linear weight")?;
-            if inp != k {
-                return Err(Error::Shape {
-                    op: "linears",
-                    expected: format!("input with {inp} columns"),
-                    got: x.shape().to_vec(),
-                });
-            }
-            parts.push((&w.t, b.map(|b| self.row_vector(b, out, "linear bias")).transpose()?));
-        }
-        let refs: Vec<_> = parts.iter().map(|(w, b)| (*w, b.as_ref())).collect();
-        if let Some(ys) = BB::gemv_many(&x.t, &refs) {
-            return Ok(ys.into_iter().map(BurnTensor::matrix).collect());
-        }
-        layers.iter().map(|(w, b)| self.linear(x, w, *b)).collect()
+        self.normed_linears(x, None, layers)
+    }
+
+    fn rms_norm_linears(
+        &self,
+        x: &BurnTensor<BB>,
+        weight: Option<&BurnTensor<BB>>,
+        eps: f32,
+        layers: &[(&BurnTensor<BB>, Option<&BurnTensor<BB>>)],
+    ) -> Result<Vec<BurnTensor<BB>>> {
+        self.normed_linears(x, Some((weight, eps)), layers)
     }
 
     fn gated_linear(
@@ -413,14 +487,38 @@ impl<BB: Kernels> Backend for Burn<BB> {
         up: &BurnTensor<BB>,
         op: UnaryOp,
     ) -> Result<BurnTensor<BB>> {
-        if op == UnaryOp::Silu && x.shape().len() == 2 && gate.shape() == up.shape() {
-            if let Some(y) = BB::gated_gemv(&x.t, &gate.t, &up.t) {
+        self.normed_gated_linear(x, None, gate, up, op)
+    }
+
+    fn rms_norm_gated_linear(
+        &self,
+        x: &BurnTensor<BB>,
+        weight: Option<&BurnTensor<BB>>,
+        eps: f32,
+        gate: &BurnTensor<BB>,
+        up: &BurnTensor<BB>,
+        op: UnaryOp,
+    ) -> Result<BurnTensor<BB>> {
+        self.normed_gated_linear(x, Some((weight, eps)), gate, up, op)
+    }
+
+    fn linear_add(
+        &self,
+        x: &BurnTensor<BB>,
+        w: &BurnTensor<BB>,
+        bias: Option<&BurnTensor<BB>>,
+        residual: &BurnTensor<BB>,
+    ) -> Result<BurnTensor<BB>> {
+        let (n, k) = x.dims2("linear_add")?;
+        let (out, inp) = w.dims2("linear weight")?;
+        if inp == k && residual.shape() == [n, out] {
+            let bias = bias.map(|b| self.row_vector(b, out, "linear bias")).transpose()?;
+            if let Some(y) = BB::gemv(&x.t, &w.t, bias.as_ref(), None, Some(&residual.t)) {
                 return Ok(BurnTensor::matrix(y));
             }
         }
-        let gate = self.linear(x, gate, None)?;
-        let up = self.linear(x, up, None)?;
-        self.gated(&gate, &up, op)
+        let y = self.linear(x, w, bias)?;
+        self.add(residual, &y)
     }
 
     fn add_rms_norm(

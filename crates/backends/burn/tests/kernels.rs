@@ -5,7 +5,7 @@
 
 use burn::backend::cuda::{Cuda, CudaDevice};
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use zoo_backend_burn::kernels::{Kernels, KvView, RowTable};
+use zoo_backend_burn::kernels::{Kernels, KvView, RowNorm, RowTable};
 use zoo_backend_burn::Burn;
 use zoo_core::{
     AttentionSpec, Backend, Batch, KvCache, KvLayout, LogitsRows, RopeConvention, RopeSpec, StepInput, TensorShape,
@@ -58,7 +58,7 @@ fn gemv_matches_matmul() {
             for with_bias in [false, true] {
                 let (x, w) = (random([n, k], dtype), random([out, k], dtype));
                 let bias = with_bias.then(|| random([1, out], dtype));
-                let got = Gpu::gemv(&x, &w, bias.as_ref()).expect("gemv takes up to 8 rows");
+                let got = Gpu::gemv(&x, &w, bias.as_ref(), None, None).expect("gemv takes up to 8 rows");
                 // Reference in f64 on the host (Burn's f32 matmul runs in TF32 on this GPU).
                 let (xh, wh, bh) = (host(&x), host(&w), bias.as_ref().map(host));
                 let want: Vec<f32> = (0..n * out)
@@ -94,7 +94,7 @@ fn gemv_many_matches_three_linears() {
             let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
             let bs: Vec<_> = outs.iter().enumerate().map(|(i, &o)| (i != 1).then(|| random([1, o], dtype))).collect();
             let layers: Vec<_> = ws.iter().zip(&bs).map(|(w, b)| (w, b.as_ref())).collect();
-            let got = Gpu::gemv_many(&x, &layers).expect("three layers of up to 8 rows");
+            let got = Gpu::gemv_many(&x, None, &layers).expect("three layers of up to 8 rows");
             for (i, y) in got.iter().enumerate() {
                 let b = bs[i].as_ref().map(host);
                 let want = host_linear(&host(&x), &host(&ws[i]), b.as_deref(), n, k, outs[i]);
@@ -111,12 +111,79 @@ fn gated_gemv_matches_silu_times_up() {
     for dtype in [DType::BF16, DType::F32] {
         for (n, k, out) in [(1, 896, 4864), (3, 4096, 1000), (8, 27, 5)] {
             let (x, g, u) = (random([n, k], dtype), random([out, k], dtype), random([out, k], dtype));
-            let got = Gpu::gated_gemv(&x, &g, &u).expect("gated gemv");
+            let got = Gpu::gated_gemv(&x, None, &g, &u).expect("gated gemv");
             let xh = host(&x);
             let (gh, uh) = (host_linear(&xh, &host(&g), None, n, k, out), host_linear(&xh, &host(&u), None, n, k, out));
             let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
             let err = relative_error(&host(&got), &want);
             assert!(err <= tolerance(dtype), "gated_gemv {dtype:?} n={n} k={k} out={out}: {err}");
+        }
+    }
+}
+
+/// RMSNorm of each row of `x: [n, k]` (times `weight` when given), in f64 on the host.
+fn host_rms_norm(x: &[f32], weight: Option<&[f32]>, n: usize, k: usize, eps: f64) -> Vec<f32> {
+    (0..n * k)
+        .map(|i| {
+            let row = &x[i / k * k..][..k];
+            let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / k as f64;
+            (x[i] as f64 / (ms + eps).sqrt() * weight.map_or(1.0, |w| w[i % k] as f64)) as f32
+        })
+        .collect()
+}
+
+#[test]
+fn gemv_with_folded_norm_and_residual_matches_composition() {
+    let eps = 1e-6;
+    for dtype in [DType::BF16, DType::F32] {
+        for (n, k, out) in [(1, 896, 896), (3, 904, 151), (8, 5120, 1024), (2, 27, 5)] {
+            for weighted in [true, false] {
+                let (x, w, r) = (random([n, k], dtype), random([out, k], dtype), random([n, out], dtype));
+                let g = weighted.then(|| random([1, k], dtype));
+                let norm = RowNorm { weight: g.as_ref(), eps };
+                let got = Gpu::gemv(&x, &w, None, Some(&norm), Some(&r)).expect("gemv with norm and residual");
+                let xn = host_rms_norm(&host(&x), g.as_ref().map(host).as_deref(), n, k, eps as f64);
+                let rh = host(&r);
+                let want: Vec<f32> = host_linear(&xn, &host(&w), None, n, k, out)
+                    .iter()
+                    .zip(&rh)
+                    .map(|(y, r)| (y + *r as f64) as f32)
+                    .collect();
+                let err = relative_error(&host(&got), &want);
+                assert!(
+                    err <= tolerance(dtype),
+                    "normed gemv {dtype:?} n={n} k={k} out={out} weighted={weighted}: {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
+    let eps = 1e-5;
+    for dtype in [DType::BF16, DType::F32] {
+        for (n, k, outs) in [(1, 896, [896, 128, 128]), (5, 4096, [4096, 1024, 1024]), (2, 904, [15, 7, 9])] {
+            let (x, g) = (random([n, k], dtype), random([1, k], dtype));
+            let norm = RowNorm { weight: Some(&g), eps };
+            let xn = host_rms_norm(&host(&x), Some(&host(&g)), n, k, eps as f64);
+            let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
+            let layers: Vec<_> = ws.iter().map(|w| (w, None)).collect();
+            let got = Gpu::gemv_many(&x, Some(&norm), &layers).expect("normed gemv_many");
+            for (i, y) in got.iter().enumerate() {
+                let want: Vec<f32> =
+                    host_linear(&xn, &host(&ws[i]), None, n, k, outs[i]).iter().map(|&v| v as f32).collect();
+                let err = relative_error(&host(y), &want);
+                assert!(err <= tolerance(dtype), "normed gemv_many {dtype:?} layer {i} n={n} k={k}: {err}");
+            }
+            let out = outs[1];
+            let (gate, up) = (random([out, k], dtype), random([out, k], dtype));
+            let got = Gpu::gated_gemv(&x, Some(&norm), &gate, &up).expect("normed gated gemv");
+            let (gh, uh) =
+                (host_linear(&xn, &host(&gate), None, n, k, out), host_linear(&xn, &host(&up), None, n, k, out));
+            let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
+            let err = relative_error(&host(&got), &want);
+            assert!(err <= tolerance(dtype), "normed gated_gemv {dtype:?} n={n} k={k} out={out}: {err}");
         }
     }
 }

@@ -7,6 +7,8 @@ mod attention;
 mod elementwise;
 mod gemv;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use burn::tensor::{DType, Int, Tensor, TensorPrimitive};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::kernel::into_contiguous;
@@ -15,7 +17,15 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use zoo_core::AttentionSpec;
 
-use crate::kernels::{Kernels, KvView, RowTable};
+use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
+
+/// Kernels zoo has launched on a GPU in this process (its own and cuBLAS calls).
+static LAUNCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one kernel launch (see [`Kernels::launches`]).
+pub(crate) fn count_launch() {
+    LAUNCHES.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Decode steps up to this many rows use the GEMV kernel; longer ones Burn's matmul.
 pub const GEMV_MAX_ROWS: usize = 8;
@@ -141,6 +151,7 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
     // SAFETY: one cube per row; each thread reads and writes only its own vectors below
     // `vectors` (`per_thread` of them at most, `threads` apart).
     unsafe {
+        count_launch();
         elementwise::rms_norm_kernel::launch_unchecked::<R>(
             &client,
             CubeCount::new_1d(rows as u32),
@@ -165,36 +176,85 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
     Some((has_residual.then(|| wrap(sum)), wrap(y)))
 }
 
-/// `x · wᵀ (+ bias)` for the `n ≤ GEMV_MAX_ROWS` rows of `x` (shapes checked by the caller):
-/// one plane per (row, feature).
-fn gemv_launch<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>, bias: Option<CubeTensor<R>>) -> CubeTensor<R> {
+/// A GEMV's folded RMSNorm as kernel arguments.
+struct Folded<R: CubeRuntime> {
+    /// The norm's weight (`[1, k]`), if any.
+    weight: Option<CubeTensor<R>>,
+    eps: f32,
+    /// Whether there is a norm at all.
+    normed: bool,
+}
+
+impl<R: CubeRuntime> Folded<R> {
+    /// `norm` for an input of `k` columns; `None` when its weight is not `[1, k]` of `x`'s type.
+    fn new<B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+        norm: Option<&RowNorm<'_, B>>,
+        k: usize,
+        dtype: DType,
+    ) -> Option<Self> {
+        let Some(norm) = norm else { return Some(Self { weight: None, eps: 0.0, normed: false }) };
+        if norm.weight.is_some_and(|w| w.dims() != [1, k] || w.dtype() != dtype) {
+            return None;
+        }
+        Some(Self { weight: norm.weight.map(float), eps: norm.eps, normed: true })
+    }
+
+    /// The weight's array, or `x` as a placeholder the kernel never reads.
+    fn weight_or(&self, x: &CubeTensor<R>) -> CubeTensor<R> {
+        self.weight.clone().unwrap_or_else(|| x.clone())
+    }
+
+    fn weighted(&self) -> bool {
+        self.weight.is_some()
+    }
+}
+
+/// `residual + norm(x) · wᵀ (+ bias)` for the `n ≤ GEMV_MAX_ROWS` rows of `x` (shapes checked
+/// by the caller): one plane per (row, feature).
+fn gemv_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    w: &CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    norm: &Folded<R>,
+    residual: Option<CubeTensor<R>>,
+) -> CubeTensor<R> {
     let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
     let out = w.meta.shape()[0];
-    let width = gemv_width(x, std::slice::from_ref(w), k);
+    let norm_w = norm.weight_or(x);
+    let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
     let y = empty_like(w, n, out);
-    let has_bias = bias.is_some();
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
     let bias = bias.unwrap_or_else(|| x.clone());
+    let residual = residual.unwrap_or_else(|| x.clone());
     let (dtype, client) = (w.dtype, w.client.clone());
     let (count, planes) = gemv_grid(n, out);
     let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
-    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match (checked by
-    // the caller).
+    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
+    // `residual` is `[n, out]` (checked by the caller).
     unsafe {
+        count_launch();
         gemv::gemv_kernel::launch_unchecked::<R>(
             &client,
             count,
             planes,
             width,
             array(x),
+            array(&norm_w),
             array(w),
             array(&bias),
+            array(&residual),
             array(&y),
             (k / width) as u32,
             out as u32,
             x_stride,
             w_stride,
             out as u32,
+            row_stride(&residual),
+            norm.eps,
             has_bias,
+            has_residual,
+            norm.normed,
+            norm.weighted(),
             dtype.into(),
         );
     }
@@ -208,6 +268,10 @@ where
     I: IntElement,
     BT: BoolElement,
 {
+    fn launches() -> Option<u64> {
+        Some(LAUNCHES.load(Ordering::Relaxed))
+    }
+
     fn argmax_rows(logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
         let [rows, cols] = logits.dims();
         if rows == 0 || cols == 0 || cols >= 1 << 24 {
@@ -219,6 +283,7 @@ where
         let (dtype, client) = (x.dtype, x.client.clone());
         // SAFETY: one cube per row; threads stride over the row's `cols / width` vectors.
         unsafe {
+            count_launch();
             argmax::argmax_kernel::launch_unchecked::<R>(
                 &client,
                 CubeCount::new_1d(rows as u32),
@@ -238,13 +303,23 @@ where
         Some(values.chunks_exact(2).take(rows).map(|p| (p[0] as u32, p[1])).collect())
     }
 
-    fn gemv(x: &Tensor<Self, 2>, w: &Tensor<Self, 2>, bias: Option<&Tensor<Self, 2>>) -> Option<Tensor<Self, 2>> {
+    fn gemv(
+        x: &Tensor<Self, 2>,
+        w: &Tensor<Self, 2>,
+        bias: Option<&Tensor<Self, 2>>,
+        norm: Option<&RowNorm<'_, Self>>,
+        residual: Option<&Tensor<Self, 2>>,
+    ) -> Option<Tensor<Self, 2>> {
         let [n, k] = x.dims();
-        let [_, k_w] = w.dims();
+        let [out, k_w] = w.dims();
         if n == 0 || n > GEMV_MAX_ROWS || k != k_w || x.dtype() != w.dtype() {
             return None;
         }
-        Some(wrap(gemv_launch(&float(x), &float(w), bias.map(float))))
+        if residual.is_some_and(|r| r.dims() != [n, out] || r.dtype() != x.dtype()) {
+            return None;
+        }
+        let norm = Folded::new(norm, k, x.dtype())?;
+        Some(wrap(gemv_launch(&float(x), &float(w), bias.map(float), &norm, residual.map(float))))
     }
 
     fn rms_norm(x: &Tensor<Self, 2>, weight: Option<&Tensor<Self, 2>>, eps: f32) -> Option<Tensor<Self, 2>> {
@@ -266,6 +341,7 @@ where
 
     fn gemv_many(
         x: &Tensor<Self, 2>,
+        norm: Option<&RowNorm<'_, Self>>,
         layers: &[(&Tensor<Self, 2>, Option<&Tensor<Self, 2>>)],
     ) -> Option<Vec<Tensor<Self, 2>>> {
         let [n, k] = x.dims();
@@ -273,9 +349,11 @@ where
         if layers.len() != 3 || n == 0 || n > GEMV_MAX_ROWS || !layers.iter().all(|(w, _)| fits(w)) {
             return None;
         }
+        let norm = Folded::new(norm, k, x.dtype())?;
         let x = float(x);
+        let norm_w = norm.weight_or(&x);
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
-        let width = gemv_width(&x, &ws, k);
+        let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
         let ys: Vec<CubeTensor<R>> = ws.iter().map(|w| empty_like(w, n, w.meta.shape()[0])).collect();
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
         let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
@@ -284,12 +362,14 @@ where
         // SAFETY: each plane checks its feature against the three weights' rows; the rows of
         // `x` and the weights' columns were checked above.
         unsafe {
+            count_launch();
             gemv::gemv3_kernel::launch_unchecked::<R>(
                 &client,
                 count,
                 planes,
                 width,
                 array(&x),
+                array(&norm_w),
                 array(&ws[0]),
                 array(&ws[1]),
                 array(&ws[2]),
@@ -307,33 +387,45 @@ where
                 row_stride(&ws[0]) / width as u32,
                 row_stride(&ws[1]) / width as u32,
                 row_stride(&ws[2]) / width as u32,
+                norm.eps,
                 bias_mask,
+                norm.normed,
+                norm.weighted(),
                 dtype.into(),
             );
         }
         Some(ys.into_iter().map(wrap).collect())
     }
 
-    fn gated_gemv(x: &Tensor<Self, 2>, gate: &Tensor<Self, 2>, up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+    fn gated_gemv(
+        x: &Tensor<Self, 2>,
+        norm: Option<&RowNorm<'_, Self>>,
+        gate: &Tensor<Self, 2>,
+        up: &Tensor<Self, 2>,
+    ) -> Option<Tensor<Self, 2>> {
         let [n, k] = x.dims();
         let [out, k_w] = gate.dims();
         if n == 0 || n > GEMV_MAX_ROWS || k != k_w || up.dims() != [out, k] || gate.dtype() != x.dtype() {
             return None;
         }
+        let norm = Folded::new(norm, k, x.dtype())?;
         let (x, gate, up) = (float(x), float(gate), float(up));
-        let width = gemv_width(&x, &[gate.clone(), up.clone()], k);
+        let norm_w = norm.weight_or(&x);
+        let width = gemv_width(&x, &[gate.clone(), up.clone(), norm_w.clone()], k);
         let y = empty_like(&gate, n, out);
         let (dtype, client) = (x.dtype, x.client.clone());
         let strides = (row_stride(&x) / width as u32, row_stride(&gate) / width as u32, row_stride(&up) / width as u32);
         let (count, planes) = gemv_grid(n, out);
         // SAFETY: planes past `out` return; rows and columns were checked above.
         unsafe {
+            count_launch();
             gemv::gated_gemv_kernel::launch_unchecked::<R>(
                 &client,
                 count,
                 planes,
                 width,
                 array(&x),
+                array(&norm_w),
                 array(&gate),
                 array(&up),
                 array(&y),
@@ -342,6 +434,9 @@ where
                 strides.0,
                 strides.1,
                 strides.2,
+                norm.eps,
+                norm.normed,
+                norm.weighted(),
                 dtype.into(),
             );
         }
@@ -386,6 +481,7 @@ where
         // SAFETY: units past the last pair return; the cache positions were reserved by the
         // caller (every row's position is below `room`).
         unsafe {
+            count_launch();
             attention::rope_kv_kernel::launch_unchecked::<R>(
                 &client,
                 count,
@@ -430,6 +526,7 @@ where
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
+            count_launch();
             elementwise::silu_mul_kernel::launch_unchecked::<R>(
                 &client,
                 count,
@@ -468,6 +565,7 @@ where
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
+            count_launch();
             elementwise::rope_kernel::launch_unchecked::<R>(
                 &client,
                 count,
@@ -508,6 +606,7 @@ where
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
+            count_launch();
             attention::kv_write_kernel::launch_unchecked::<R>(
                 &client,
                 count,
@@ -569,6 +668,7 @@ where
         // SAFETY: every row's position is below `room` (the caller reserved the cache); each
         // cube reads only its split's keys, and threads stride over the head's channels.
         unsafe {
+            count_launch();
             attention::decode_split_kernel::launch_unchecked::<R>(
                 &client,
                 CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
@@ -596,6 +696,7 @@ where
                 dtypes,
             );
             if !direct {
+                count_launch();
                 attention::combine_kernel::launch_unchecked::<R>(
                     &client,
                     CubeCount::new_2d(spec.n_heads as u32, n as u32),
