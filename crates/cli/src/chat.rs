@@ -14,7 +14,7 @@ use crate::run::{load_options, write_stats};
 /// Runs the chat loop over `input` until an empty line or end of input.
 pub fn run(args: &ChatArgs, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let pipe = crate::progress::load(&load_options(&args.model)?)?;
-    let mut sampler = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref()).build()?;
+    let mut sampler = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref())?.build()?;
     let options =
         GenerateOptions { max_tokens: args.max_tokens, eos_token_ids: pipe.eos_token_ids(), stop_strings: Vec::new() };
     let system: Vec<Message> = args.system.iter().map(|s| Message::new("system", s.as_str())).collect();

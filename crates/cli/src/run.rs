@@ -54,7 +54,7 @@ pub struct ReportStats {
 /// Runs `zoo run`, writing text or JSON to `out` and statistics to `err`.
 pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let pipe = crate::progress::load(&load_options(&args.model)?)?;
-    let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref());
+    let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref())?;
     params.build()?; // validate before loading prompts
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
