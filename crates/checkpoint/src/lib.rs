@@ -15,6 +15,7 @@ pub mod burn_mpk;
 pub mod chat_template;
 pub mod convert;
 pub mod error;
+mod file_mode;
 pub mod gguf;
 pub mod hf;
 pub mod nanochat_dir;
@@ -24,6 +25,7 @@ mod tensor_map;
 pub mod tokenizer;
 pub mod torch_pt;
 pub mod torchless;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

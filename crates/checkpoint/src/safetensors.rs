@@ -196,5 +196,6 @@ pub fn write(
     }
     let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
     safetensors::serialize_to_file(tensors, metadata, path)
-        .map_err(|e| CheckpointError::invalid(path, format!("writing safetensors: {e}")))
+        .map_err(|e| CheckpointError::invalid(path, format!("writing safetensors: {e}")))?;
+    crate::file_mode::as_new_file(path)
 }
