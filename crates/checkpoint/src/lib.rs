@@ -13,11 +13,13 @@
 
 pub mod burn_mpk;
 pub mod chat_template;
+pub mod contain;
 pub mod convert;
 pub mod error;
 mod file_mode;
 pub mod gguf;
 pub mod hf;
+pub mod limits;
 pub mod nanochat_dir;
 pub mod safetensors;
 pub mod spm_bpe;
