@@ -155,7 +155,8 @@ fn tiny_model(dir: &Path) -> PathBuf {
     let mut weights = MemoryWeights::new("tiny");
     let mut rng = Rng(7);
     let mut add = |name: &str, shape: &[usize]| {
-        let values: Vec<f32> = (0..shape.iter().product()).map(|_| (rng.below(2000) as f32 - 1000.0) / 1000.0).collect();
+        let values: Vec<f32> =
+            (0..shape.iter().product()).map(|_| (rng.below(2000) as f32 - 1000.0) / 1000.0).collect();
         weights.insert(WeightView::from_f32(name, shape.to_vec(), &values).unwrap());
     };
     add("model.embed_tokens.weight", &[16, 8]);

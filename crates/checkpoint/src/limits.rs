@@ -31,7 +31,10 @@ pub fn read_text(path: &Path) -> Result<String> {
     let mut bytes = Vec::new();
     file.take(MAX_TEXT_FILE + 1).read_to_end(&mut bytes).map_err(|e| CheckpointError::io(path, e))?;
     if bytes.len() as u64 > MAX_TEXT_FILE {
-        return Err(CheckpointError::invalid(path, format!("larger than {} MiB; not a config file", MAX_TEXT_FILE >> 20)));
+        return Err(CheckpointError::invalid(
+            path,
+            format!("larger than {} MiB; not a config file", MAX_TEXT_FILE >> 20),
+        ));
     }
     String::from_utf8(bytes).map_err(|e| CheckpointError::invalid(path, format!("not UTF-8 text: {e}")))
 }
@@ -87,7 +90,11 @@ pub fn check_disjoint(path: &Path, mut ranges: Vec<(Range<usize>, &str)>) -> Res
     for pair in ranges.windows(2) {
         let ((a, a_name), (b, b_name)) = (&pair[0], &pair[1]);
         if b.start < a.end {
-            return Err(CheckpointError::tensor(path, *b_name, format!("bytes {b:?} overlap tensor `{a_name}` at {a:?}")));
+            return Err(CheckpointError::tensor(
+                path,
+                *b_name,
+                format!("bytes {b:?} overlap tensor `{a_name}` at {a:?}"),
+            ));
         }
     }
     Ok(())

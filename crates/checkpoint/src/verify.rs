@@ -60,7 +60,8 @@ fn same_values(source: &WeightView, written: &WeightView) -> std::result::Result
     }
     let (expected, actual) = (source.to_f32_vec(), written.to_f32_vec());
     let close = closeness(written.dtype, &expected);
-    let mismatch = expected.iter().zip(&actual).position(|(&e, &a)| !(e == a || (e.is_nan() && a.is_nan()) || close(e, a)));
+    let mismatch =
+        expected.iter().zip(&actual).position(|(&e, &a)| !(e == a || (e.is_nan() && a.is_nan()) || close(e, a)));
     match mismatch {
         None => Ok(()),
         Some(i) => Err(format!("element {i} was written as {}, the source holds {}", actual[i], expected[i])),

@@ -29,7 +29,11 @@ pub fn run(args: &ChatArgs, input: &mut dyn BufRead, out: &mut dyn Write, err: &
             Line::Text(line) => line,
             Line::End => break,
             Line::TooLong => {
-                writeln!(err, "[that line is longer than {} bytes and was skipped; try again]", crate::input::MAX_LINE)?;
+                writeln!(
+                    err,
+                    "[that line is longer than {} bytes and was skipped; try again]",
+                    crate::input::MAX_LINE
+                )?;
                 continue;
             }
             Line::NotUtf8 => {

@@ -85,8 +85,7 @@ mod tests {
         assert_eq!((overridden.temperature, overridden.top_k), (0.0, 5));
         assert_eq!(sampling_params(&SamplingArgs::default(), None).unwrap(), SamplingParams::default());
         let greedy_model =
-            sampling_params(&SamplingArgs::default(), Some(&json!({"do_sample": false, "temperature": 0.6})))
-                .unwrap();
+            sampling_params(&SamplingArgs::default(), Some(&json!({"do_sample": false, "temperature": 0.6}))).unwrap();
         assert_eq!(greedy_model.temperature, 0.0);
     }
 

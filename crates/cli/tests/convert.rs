@@ -151,7 +151,10 @@ fn an_existing_target_needs_force_and_is_then_replaced_whole() {
     let (code, err) = convert(&dir, &target, &["--force"]);
     assert_eq!(code, 0, "{err}");
     assert!(!target.join("chat_template.jinja").exists(), "a stale file survived --force");
-    assert_eq!(std::fs::read(target.join("tokenizer.json")).unwrap(), std::fs::read(dir.join("tokenizer.json")).unwrap());
+    assert_eq!(
+        std::fs::read(target.join("tokenizer.json")).unwrap(),
+        std::fs::read(dir.join("tokenizer.json")).unwrap()
+    );
     // An empty directory is not in the way.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -179,7 +182,10 @@ fn burn_records_never_share_a_config_or_a_stale_tokenizer() {
     assert_eq!(convert(&qwen, &out.join("m.mpk.gz"), &["--force"]).0, 0);
     assert!(!out.join("m.mpk").exists());
     assert_eq!(convert(&mistral, &out.join("other.mpk"), &["--force"]).0, 0);
-    assert_eq!(std::fs::read(out.join("tokenizer.json")).unwrap(), std::fs::read(mistral.join("tokenizer.json")).unwrap());
+    assert_eq!(
+        std::fs::read(out.join("tokenizer.json")).unwrap(),
+        std::fs::read(mistral.join("tokenizer.json")).unwrap()
+    );
     no_staging_left(tmp.path());
 }
 
@@ -206,7 +212,9 @@ fn outputs_follow_the_umask_and_replace_a_file_atomically() {
     assert_eq!(convert(&dir, &target, &["--force"]).0, 0);
     let umask = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").map(|u| u32::from_str_radix(u.trim(), 8).unwrap())))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Umask:").map(|u| u32::from_str_radix(u.trim(), 8).unwrap()))
+        })
         .unwrap_or(0o022);
     use std::os::unix::fs::PermissionsExt;
     let hf = tmp.path().join("hf");
@@ -236,7 +244,10 @@ fn an_interrupted_conversion_leaves_no_temporaries_and_the_old_target_whole() {
         child.wait().unwrap();
         no_staging_left(tmp.path());
         let now = std::fs::read(&target).unwrap();
-        assert!(now == old || zoo_loads(&target), "{delay_ms} ms: the record is neither the old one nor a whole new one");
+        assert!(
+            now == old || zoo_loads(&target),
+            "{delay_ms} ms: the record is neither the old one nor a whole new one"
+        );
     }
 }
 

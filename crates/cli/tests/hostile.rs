@@ -133,7 +133,8 @@ fn a_tokenizer_the_library_cannot_load_is_an_error_naming_the_file() {
     let dir = with_config("vocab_size", serde_json::json!(32000));
     let tokenizer = dir.path().join("tokenizer.json");
     let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tokenizer).unwrap()).unwrap();
-    json["pre_tokenizer"] = serde_json::json!({"type": "Split", "pattern": {"Regex": "(?<"}, "behavior": "Isolated", "invert": false});
+    json["pre_tokenizer"] =
+        serde_json::json!({"type": "Split", "pattern": {"Regex": "(?<"}, "behavior": "Isolated", "invert": false});
     std::fs::write(&tokenizer, json.to_string()).unwrap();
     let err = fails_on_one_line(&["run", "--weights", dir.path().to_str().unwrap(), "--max-tokens", "1"]);
     assert!(err.contains("tokenizer.json"), "{err}");

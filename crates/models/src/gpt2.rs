@@ -99,7 +99,10 @@ impl Config {
         positive_f32(FAMILY, "layer_norm_epsilon", self.layer_norm_epsilon, 1.0)?;
         for (key, id) in [("eos_token_id", self.eos_token_id), ("bos_token_id", self.bos_token_id)] {
             if id.is_some_and(|id| id as usize >= self.vocab_size) {
-                return Err(config_error(FAMILY, format!("{key}: {} is not below vocab_size {}", id.unwrap_or(0), self.vocab_size)));
+                return Err(config_error(
+                    FAMILY,
+                    format!("{key}: {} is not below vocab_size {}", id.unwrap_or(0), self.vocab_size),
+                ));
             }
         }
         Ok(())

@@ -87,7 +87,9 @@ impl HfDecoderConfig {
             Some(head_dim) => {
                 count(family, "head_dim", head_dim, MAX_WIDTH)?;
             }
-            None => divides(family, ("hidden_size", self.hidden_size), ("num_attention_heads", self.num_attention_heads))?,
+            None => {
+                divides(family, ("hidden_size", self.hidden_size), ("num_attention_heads", self.num_attention_heads))?
+            }
         }
         if self.head_dim() % 2 != 0 {
             return Err(config_error(family, format!("head_dim: {} must be even for RoPE", self.head_dim())));

@@ -39,12 +39,14 @@ pub fn token_ids(family: &str, key: &str, value: Option<&serde_json::Value>, voc
     items
         .into_iter()
         .map(|item| {
-            item.as_u64()
-                .and_then(|id| u32::try_from(id).ok())
-                .filter(|&id| (id as usize) < vocab_size)
-                .ok_or_else(|| {
-                    config_error(family, format!("{key}: {} is not a token id below vocab_size {vocab_size}", quoted(item)))
-                })
+            item.as_u64().and_then(|id| u32::try_from(id).ok()).filter(|&id| (id as usize) < vocab_size).ok_or_else(
+                || {
+                    config_error(
+                        family,
+                        format!("{key}: {} is not a token id below vocab_size {vocab_size}", quoted(item)),
+                    )
+                },
+            )
         })
         .collect()
 }
@@ -68,10 +70,7 @@ pub fn positive_f32(family: &str, key: &str, value: f32, max: f32) -> Result<f32
 /// `whole` must split into `parts` equal parts: `whole_key` must be a multiple of `parts_key`.
 pub fn divides(family: &str, (whole_key, whole): (&str, usize), (parts_key, parts): (&str, usize)) -> Result<()> {
     if parts == 0 || whole % parts != 0 {
-        return Err(config_error(
-            family,
-            format!("{whole_key}: {whole} is not a multiple of {parts_key}: {parts}"),
-        ));
+        return Err(config_error(family, format!("{whole_key}: {whole} is not a multiple of {parts_key}: {parts}")));
     }
     Ok(())
 }
@@ -120,7 +119,10 @@ mod tests {
     fn ranges_name_the_key_and_value() {
         assert!(count("t", "num_key_value_heads", 0, 8).unwrap_err().to_string().contains("num_key_value_heads: 0"));
         assert!(count("t", "n_layer", 1 << 40, MAX_LAYERS).unwrap_err().to_string().contains("1099511627776"));
-        assert!(positive_f32("t", "rope_theta", f32::NAN, f32::MAX).unwrap_err().to_string().contains("rope_theta: NaN"));
+        assert!(positive_f32("t", "rope_theta", f32::NAN, f32::MAX)
+            .unwrap_err()
+            .to_string()
+            .contains("rope_theta: NaN"));
         assert!(positive_f32("t", "rms_norm_eps", -1.0, 1.0).is_err());
         assert!(window("t", "sliding_window", Some(0)).unwrap_err().to_string().contains("sliding_window: 0"));
         assert!(divides("t", ("a", 6), ("b", 4)).unwrap_err().to_string().contains("a: 6 is not a multiple of b: 4"));

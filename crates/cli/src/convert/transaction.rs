@@ -124,7 +124,8 @@ impl Transaction {
                 stale.push(existing);
             }
         }
-        let changed: Vec<&PathBuf> = staged.iter().filter(|p| !same_contents(p, &dir.join(p.file_name().unwrap_or_default()))).collect();
+        let changed: Vec<&PathBuf> =
+            staged.iter().filter(|p| !same_contents(p, &dir.join(p.file_name().unwrap_or_default()))).collect();
         for file in changed.iter().map(|p| dir.join(p.file_name().unwrap_or_default())).chain(stale.iter().cloned()) {
             self.may_replace(&file)?;
         }
