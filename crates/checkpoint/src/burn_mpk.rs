@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,11 +113,7 @@ impl BurnRecord {
     pub fn open(path: &Path, model_type: &str) -> Result<Self> {
         let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = if path.extension().is_some_and(|e| e == "gz") {
-            let mut bytes = Vec::new();
-            flate2::read::GzDecoder::new(file)
-                .read_to_end(&mut bytes)
-                .map_err(|e| CheckpointError::invalid(path, format!("not a valid gzip stream: {e}")))?;
-            Arc::new(bytes)
+            Arc::new(crate::limits::gunzip(path)?)
         } else {
             // SAFETY: the map is read-only; zoo never writes to checkpoint files while they are open.
             Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))?)

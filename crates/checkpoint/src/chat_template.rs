@@ -52,7 +52,7 @@ impl ChatTemplate {
         let special_tokens = config.as_ref().map(special_tokens).unwrap_or_default();
         let jinja = dir.join("chat_template.jinja");
         if jinja.is_file() {
-            let source = std::fs::read_to_string(&jinja).map_err(|e| CheckpointError::io(&jinja, e))?;
+            let source = crate::limits::read_text(&jinja)?;
             return Ok(Some(Self::new(source, special_tokens, jinja.display().to_string())));
         }
         let Some(config) = config else { return Ok(None) };
@@ -90,7 +90,9 @@ impl ChatTemplate {
             .collect();
         context.insert("messages".into(), Value::from(messages));
         context.insert("add_generation_prompt".into(), Value::from(add_generation_prompt));
-        template.render(context).map_err(|e| self.error(e))
+        let mut out = crate::limits::BoundedWriter::new(crate::limits::TEMPLATE_OUTPUT);
+        template.render_captured_to(context, &mut out).map_err(|e| self.error(e))?;
+        String::from_utf8(out.text).map_err(|e| CheckpointError::invalid(&self.origin, format!("chat template: {e}")))
     }
 
     fn error(&self, e: JinjaError) -> CheckpointError {
@@ -121,6 +123,8 @@ fn special_tokens(config: &serde_json::Value) -> BTreeMap<String, String> {
 
 fn environment() -> Result<Environment<'static>, JinjaError> {
     let mut env = Environment::new();
+    // Bounds a template's work (nested loops): rendering fails once the fuel is spent.
+    env.set_fuel(Some(crate::limits::TEMPLATE_FUEL));
     env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", |message: String| -> Result<Value, JinjaError> {

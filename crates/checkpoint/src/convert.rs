@@ -4,8 +4,10 @@
 //!
 //! What travels: every tensor (one at a time, never two copies of the model), the config, and the
 //! tokenizer (tokenizer files are copied into an HF directory, a Torchless file embeds vocabulary
-//! and merges, a Burn record gets its config JSON and, when its directory has none yet, the
-//! tokenizer files beside it).
+//! and merges, a Burn record gets its config JSON and the tokenizer files beside it).
+//!
+//! [`convert`] writes where it is told, over whatever is there: `zoo convert` gives it a fresh
+//! staging directory, checks the result ([`crate::verify`]) and only then moves it into place.
 
 use std::path::{Path, PathBuf};
 
@@ -130,12 +132,9 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
                 burn_mpk::WriteRequest { weights, config: &checkpoint.config, precision, progress: Some(&progress) };
             burn_mpk::write(to, &request)?;
             let mut files = vec![to.to_path_buf(), burn_mpk::config_path(to)];
-            // The tokenizer goes beside the record, where `open` looks for it, unless that
-            // directory already has one.
+            // The tokenizer goes beside the record, where `open` looks for it.
             let dir = to.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !crate::TextTokenizer::exists_in(dir) {
-                files.extend(copy_tokenizer(from, dir)?);
-            }
+            files.extend(copy_tokenizer(from, dir)?);
             files
         }
     };
@@ -147,14 +146,17 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     std::fs::write(path, text).map_err(|e| CheckpointError::io(path, e))
 }
 
-/// Tokenizer files an HF directory may hold, copied as they are.
-const TOKENIZER_FILES: [&str; 7] = [
+/// Tokenizer files an HF directory may hold (and a Burn record's directory), copied as they are.
+pub const TOKENIZER_FILES: [&str; 10] = [
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.json",
     "merges.txt",
+    "encoder.json",
+    "vocab.bpe",
     "tokenizer.model",
+    "chat_template.jinja",
     "generation_config.json",
 ];
 

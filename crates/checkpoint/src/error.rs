@@ -14,7 +14,7 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     /// A file is not valid in its format (truncated, corrupt, out-of-range offsets, ...).
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {}", path.display(), clean(message))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -22,7 +22,7 @@ pub enum CheckpointError {
         message: String,
     },
     /// One tensor's record in a file is wrong (outside the payload, overlapping another, ...).
-    #[error("{}: tensor `{name}`: {message}", path.display())]
+    #[error("{}: tensor `{}`: {}", path.display(), clean(name), clean(message))]
     Tensor {
         /// The file.
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum CheckpointError {
         message: String,
     },
     /// A tensor exists but uses an element type zoo cannot read.
-    #[error("{}: tensor `{name}` has unsupported dtype {dtype}", path.display())]
+    #[error("{}: tensor `{}` has unsupported dtype {}", path.display(), clean(name), clean(dtype))]
     UnsupportedDType {
         /// The file.
         path: PathBuf,
@@ -42,7 +42,7 @@ pub enum CheckpointError {
         dtype: String,
     },
     /// A file or directory does not hold what was expected.
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {}", path.display(), clean(message))]
     NotFound {
         /// Where we looked.
         path: PathBuf,
@@ -50,7 +50,7 @@ pub enum CheckpointError {
         message: String,
     },
     /// The tokenizer could not be loaded or used.
-    #[error("{}: tokenizer: {message}", path.display())]
+    #[error("{}: tokenizer: {}", path.display(), clean(message))]
     Tokenizer {
         /// The tokenizer file.
         path: PathBuf,
@@ -80,6 +80,27 @@ impl From<CheckpointError> for zoo_core::Error {
     fn from(e: CheckpointError) -> Self {
         zoo_core::Error::Weights(Box::new(e))
     }
+}
+
+/// Longest message part an error prints (file content can make one arbitrarily long).
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// `text` with control characters escaped and cut to [`MAX_MESSAGE_CHARS`]: messages quote
+/// names and values from files, which must not reach the terminal raw.
+fn clean(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `Result` with [`CheckpointError`].

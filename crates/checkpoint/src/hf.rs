@@ -43,6 +43,6 @@ pub fn open(dir: &Path) -> Result<Checkpoint> {
 
 /// Reads a JSON file, naming it in errors.
 pub fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::io(path, e))?;
+    let text = crate::limits::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| CheckpointError::invalid(path, format!("invalid JSON: {e}")))
 }

@@ -13,10 +13,13 @@
 
 pub mod burn_mpk;
 pub mod chat_template;
+pub mod contain;
 pub mod convert;
 pub mod error;
+mod file_mode;
 pub mod gguf;
 pub mod hf;
+pub mod limits;
 pub mod nanochat_dir;
 pub mod safetensors;
 pub mod spm_bpe;
@@ -24,6 +27,7 @@ mod tensor_map;
 pub mod tokenizer;
 pub mod torch_pt;
 pub mod torchless;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

@@ -40,7 +40,7 @@ impl Safetensors {
     /// Opens a sharded checkpoint from its `model.safetensors.index.json`; shards are found
     /// beside the index.
     pub fn open_index(index: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(index).map_err(|e| CheckpointError::io(index, e))?;
+        let text = crate::limits::read_text(index)?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| CheckpointError::invalid(index, format!("invalid JSON: {e}")))?;
         let map = json
@@ -196,5 +196,6 @@ pub fn write(
     }
     let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
     safetensors::serialize_to_file(tensors, metadata, path)
-        .map_err(|e| CheckpointError::invalid(path, format!("writing safetensors: {e}")))
+        .map_err(|e| CheckpointError::invalid(path, format!("writing safetensors: {e}")))?;
+    crate::file_mode::as_new_file(path)
 }

@@ -9,6 +9,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 use zoo_core::Tokenizer;
 
+use crate::contain::contained;
 use crate::error::{CheckpointError, Result};
 
 /// File pairs holding GPT-2-style byte-level BPE: (vocabulary, merges).
@@ -50,23 +51,42 @@ impl TextTokenizer {
         find_in_dir(dir).is_some()
     }
 
-    /// Loads a `tokenizer.json`.
+    /// Loads a `tokenizer.json` (at most [`crate::limits::MAX_TEXT_FILE`] bytes), then checks
+    /// it: a vocabulary, and sample text encoded and decoded without the library failing.
     pub fn from_json(path: &Path) -> Result<Self> {
-        let inner = HfTokenizer::from_file(path).map_err(|e| tokenizer_error(path, e))?;
-        Ok(Self { inner, path: path.to_path_buf() })
+        let text = crate::limits::read_text(path)?;
+        let inner = contained(|| text.parse::<HfTokenizer>())
+            .map_err(|e| tokenizer_error(path, e))?
+            .map_err(|e| tokenizer_error(path, zoo_core::quoted(&e.to_string())))?;
+        Self::checked(inner, path)
+    }
+
+    /// `inner`, once it has a vocabulary and encodes and decodes sample text.
+    fn checked(inner: HfTokenizer, path: &Path) -> Result<Self> {
+        if inner.get_vocab_size(true) == 0 {
+            return Err(tokenizer_error(path, "the vocabulary is empty"));
+        }
+        let tokenizer = Self { inner, path: path.to_path_buf() };
+        for text in crate::verify::SAMPLE_TEXTS {
+            let ids = tokenizer.encode(text, false).map_err(|e| tokenizer_error(path, e))?;
+            tokenizer.decode(&ids, false).map_err(|e| tokenizer_error(path, e))?;
+        }
+        Ok(tokenizer)
     }
 
     /// Builds GPT-2's byte-level BPE from a vocabulary and a merges file.
     pub fn from_bpe_files(vocab: &Path, merges: &Path) -> Result<Self> {
         let (vocab_s, merges_s) = (vocab.to_string_lossy(), merges.to_string_lossy());
-        let bpe = BPE::from_file(&vocab_s, &merges_s).build().map_err(|e| tokenizer_error(vocab, e))?;
+        let bpe = contained(|| BPE::from_file(&vocab_s, &merges_s).build())
+            .map_err(|e| tokenizer_error(vocab, e))?
+            .map_err(|e| tokenizer_error(vocab, e))?;
         let mut inner = HfTokenizer::new(bpe);
         inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         if inner.token_to_id(ENDOFTEXT).is_some() {
             inner.add_special_tokens(&[AddedToken::from(ENDOFTEXT, true)]);
         }
-        Ok(Self { inner, path: vocab.to_path_buf() })
+        Self::checked(inner, vocab)
     }
 
     /// Wraps a tokenizer built in code; `path` is the file its data came from.
@@ -107,17 +127,16 @@ fn tokenizer_error(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
 
 impl Tokenizer for TextTokenizer {
     fn encode(&self, text: &str, add_special_tokens: bool) -> zoo_core::Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode(text, add_special_tokens)
-            .map_err(|e| zoo_core::Error::Tokenizer(format!("{}: {e}", self.path.display())))?;
+        let error = |e: String| zoo_core::Error::Tokenizer(format!("{}: {e}", self.path.display()));
+        let encoding = contained(|| self.inner.encode(text, add_special_tokens))
+            .map_err(error)?
+            .map_err(|e| error(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> zoo_core::Result<String> {
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(|e| zoo_core::Error::Tokenizer(format!("{}: {e}", self.path.display())))
+        let error = |e: String| zoo_core::Error::Tokenizer(format!("{}: {e}", self.path.display()));
+        contained(|| self.inner.decode(ids, skip_special_tokens)).map_err(error)?.map_err(|e| error(e.to_string()))
     }
 
     fn vocab_size(&self) -> usize {

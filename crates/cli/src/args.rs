@@ -201,4 +201,9 @@ pub struct ConvertArgs {
     /// Element type of the written tensors (f32, f16, bf16 or int8); default: the source's.
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<zoo_core::DType>,
+    /// Replace an existing target (a file, a non-empty directory, a Burn record with its config
+    /// JSON and tokenizer files) as a whole, once the new one is written and checked. Without
+    /// it, an existing target is an error. The input is never replaced.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -6,7 +6,32 @@ use zoo_core::SamplingParams;
 use crate::args::SamplingArgs;
 
 /// Sampling settings: command-line values, else the model's generation config, else greedy.
-pub fn sampling_params(args: &SamplingArgs, generation_config: Option<&Value>) -> SamplingParams {
+/// A generation config whose end-of-sequence ids are not token ids is an error.
+pub fn sampling_params(args: &SamplingArgs, generation_config: Option<&Value>) -> anyhow::Result<SamplingParams> {
+    check_eos_ids(generation_config)?;
+    Ok(defaults_then_flags(args, generation_config))
+}
+
+/// `eos_token_id` must be a token id (or a list of them) that fits in `u32`: a larger value
+/// would otherwise be truncated into some other token.
+fn check_eos_ids(generation_config: Option<&Value>) -> anyhow::Result<()> {
+    let ids = match generation_config.and_then(|c| c.get("eos_token_id")) {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one) => vec![one],
+    };
+    for id in ids {
+        if id.as_u64().and_then(|v| u32::try_from(v).ok()).is_none() {
+            anyhow::bail!(
+                "generation_config.json: eos_token_id: {} is not a token id",
+                zoo_core::quoted(&id.to_string())
+            );
+        }
+    }
+    Ok(())
+}
+
+fn defaults_then_flags(args: &SamplingArgs, generation_config: Option<&Value>) -> SamplingParams {
     let cfg = generation_config.unwrap_or(&Value::Null);
     let f = |key: &str| cfg.get(key).and_then(Value::as_f64).map(|v| v as f32);
     let do_sample = cfg.get("do_sample").and_then(Value::as_bool).unwrap_or(false);
@@ -33,8 +58,10 @@ pub fn sampling_params(args: &SamplingArgs, generation_config: Option<&Value>) -
 pub fn eos_token_ids(model_eos: &[u32], generation_config: Option<&Value>) -> Vec<u32> {
     let mut ids = model_eos.to_vec();
     match generation_config.and_then(|c| c.get("eos_token_id")) {
-        Some(Value::Number(n)) => ids.extend(n.as_u64().map(|v| v as u32)),
-        Some(Value::Array(list)) => ids.extend(list.iter().filter_map(Value::as_u64).map(|v| v as u32)),
+        Some(Value::Number(n)) => ids.extend(n.as_u64().and_then(|v| u32::try_from(v).ok())),
+        Some(Value::Array(list)) => {
+            ids.extend(list.iter().filter_map(Value::as_u64).filter_map(|v| u32::try_from(v).ok()))
+        }
         _ => {}
     }
     ids.sort_unstable();
@@ -50,15 +77,15 @@ mod tests {
     #[test]
     fn flags_override_the_generation_config_which_overrides_greedy() {
         let cfg = json!({"do_sample": true, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05});
-        let from_model = sampling_params(&SamplingArgs::default(), Some(&cfg));
+        let from_model = sampling_params(&SamplingArgs::default(), Some(&cfg)).unwrap();
         assert_eq!((from_model.temperature, from_model.top_k, from_model.top_p), (0.7, 20, 0.8));
         assert_eq!(from_model.repeat_penalty, 1.05);
         let flags = SamplingArgs { temperature: Some(0.0), top_k: Some(5), ..Default::default() };
-        let overridden = sampling_params(&flags, Some(&cfg));
+        let overridden = sampling_params(&flags, Some(&cfg)).unwrap();
         assert_eq!((overridden.temperature, overridden.top_k), (0.0, 5));
-        assert_eq!(sampling_params(&SamplingArgs::default(), None), SamplingParams::default());
+        assert_eq!(sampling_params(&SamplingArgs::default(), None).unwrap(), SamplingParams::default());
         let greedy_model =
-            sampling_params(&SamplingArgs::default(), Some(&json!({"do_sample": false, "temperature": 0.6})));
+            sampling_params(&SamplingArgs::default(), Some(&json!({"do_sample": false, "temperature": 0.6}))).unwrap();
         assert_eq!(greedy_model.temperature, 0.0);
     }
 
@@ -67,5 +94,12 @@ mod tests {
         assert_eq!(eos_token_ids(&[2], Some(&json!({"eos_token_id": [151645, 2]}))), [2, 151645]);
         assert_eq!(eos_token_ids(&[], Some(&json!({"eos_token_id": 7}))), [7]);
         assert_eq!(eos_token_ids(&[5], None), [5]);
+    }
+
+    #[test]
+    fn eos_ids_beyond_u32_are_an_error_not_another_token() {
+        let cfg = json!({"eos_token_id": [2, 4294967298u64]});
+        let err = sampling_params(&SamplingArgs::default(), Some(&cfg)).unwrap_err().to_string();
+        assert!(err.contains("eos_token_id: \"4294967298\""), "{err}");
     }
 }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod chat;
 pub mod convert;
 pub mod generation_config;
+pub mod input;
 pub mod list;
 pub mod pipeline;
 pub mod progress;

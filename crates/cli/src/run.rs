@@ -13,6 +13,7 @@ use zoo_core::{
 
 use crate::args::RunArgs;
 use crate::generation_config;
+use crate::input::{next_line, Line, MAX_LINE, PROMPTS_PER_BATCH};
 use crate::pipeline::{self, LoadOptions, Pipeline};
 
 /// The question asked, as a chat, when no prompt is given and the model has a chat template.
@@ -54,7 +55,7 @@ pub struct ReportStats {
 /// Runs `zoo run`, writing text or JSON to `out` and statistics to `err`.
 pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let pipe = crate::progress::load(&load_options(&args.model)?)?;
-    let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref());
+    let params = generation_config::sampling_params(&args.sampling, pipe.generation_config.as_ref())?;
     params.build()?; // validate before loading prompts
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
@@ -63,7 +64,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     };
     let job = Job { pipe: &pipe, params: &params, options: &options, json: args.json };
     match &args.prompts_file {
-        Some(file) => job.run_batch(&read_prompts(file)?, out, err),
+        Some(file) => job.run_prompts_file(file, out, err),
         None => {
             // NOTE: with no prompt, a chat model is asked the default question through its chat
             // template; an explicit --prompt is continued as raw text unless --chat is given.
@@ -97,6 +98,9 @@ fn chat_ids(pipe: &Pipeline, system: Option<&str>, prompt: &str) -> Result<Vec<u
     pipe.chat_prompt(&messages)
 }
 
+/// Most CPU threads `--threads` may ask for.
+pub const MAX_THREADS: usize = 1024;
+
 /// One `zoo run` invocation's settings.
 struct Job<'a> {
     pipe: &'a Pipeline,
@@ -112,6 +116,9 @@ pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
         Some(w) => w.clone(),
         None => pipeline::require_default_weights()?,
     };
+    if let Some(threads) = m.threads.filter(|&t| t == 0 || t > MAX_THREADS) {
+        bail!("--threads {threads}: out of range (1..={MAX_THREADS})");
+    }
     Ok(LoadOptions {
         weights,
         model: m.model.clone(),
@@ -198,11 +205,41 @@ impl Job<'_> {
     }
 }
 
-fn read_prompts(file: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading prompts from {}", file.display()))?;
-    let prompts: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
-    if prompts.is_empty() {
-        bail!("{}: no prompts (one per line)", file.display());
+impl Job<'_> {
+    /// Generates for every line of `file`, [`PROMPTS_PER_BATCH`] prompts at a time, reading the
+    /// file as it goes (bounded memory, whatever its length).
+    fn run_prompts_file(&self, file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+        let opened = std::fs::File::open(file).with_context(|| format!("reading prompts from {}", file.display()))?;
+        let mut input = std::io::BufReader::new(opened);
+        let mut any = false;
+        loop {
+            let chunk = read_prompts(&mut input, file)?;
+            if chunk.is_empty() {
+                break;
+            }
+            any = true;
+            self.run_batch(&chunk, out, err)?;
+        }
+        if !any {
+            bail!("{}: no prompts (one per line)", file.display());
+        }
+        Ok(())
+    }
+}
+
+/// Up to [`PROMPTS_PER_BATCH`] non-blank lines of `input`; a line too long or not UTF-8 is an
+/// error naming the file.
+fn read_prompts(input: &mut dyn std::io::BufRead, file: &Path) -> Result<Vec<String>> {
+    let what = file.display().to_string();
+    let mut prompts = Vec::new();
+    while prompts.len() < PROMPTS_PER_BATCH {
+        match next_line(input, &what)? {
+            Line::End => break,
+            Line::Text(line) if line.trim().is_empty() => {}
+            Line::Text(line) => prompts.push(line),
+            Line::TooLong => bail!("{what}: a line is longer than {MAX_LINE} bytes"),
+            Line::NotUtf8 => bail!("{what}: a line is not UTF-8 text"),
+        }
     }
     Ok(prompts)
 }

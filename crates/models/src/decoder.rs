@@ -192,6 +192,7 @@ pub struct Decoder<B: Backend> {
 impl<B: Backend> Decoder<B> {
     /// Loads weights named as transformers names them (`model.layers.{i}.self_attn.q_proj`, ...).
     pub fn load(backend: B, spec: &DecoderSpec, weights: &dyn WeightSource) -> Result<Self> {
+        crate::validate::layer_count(spec.family, "num_hidden_layers", spec.n_layers, weights, "model.layers")?;
         let root = Vb::new(&backend, weights);
         let vb = root.pp("model");
         let embed_tokens = vb.get("embed_tokens.weight", &[spec.vocab_size, spec.hidden_size])?;

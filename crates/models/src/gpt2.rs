@@ -71,12 +71,7 @@ impl Config {
     /// Parses and validates a `config.json`.
     pub fn from_json(config: &serde_json::Value) -> Result<Self> {
         let cfg: Self = parse_config(FAMILY, config)?;
-        if cfg.n_head == 0 || cfg.n_embd % cfg.n_head != 0 {
-            return Err(config_error(
-                FAMILY,
-                format!("n_embd {} is not divisible by n_head {}", cfg.n_embd, cfg.n_head),
-            ));
-        }
+        cfg.validate()?;
         if !matches!(cfg.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh") {
             return Err(config_error(
                 FAMILY,
@@ -87,6 +82,30 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+
+    /// Range-checks every field that shapes the model (see [`crate::validate`]).
+    fn validate(&self) -> Result<()> {
+        use crate::validate::{count, divides, positive_f32, MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH};
+        count(FAMILY, "vocab_size", self.vocab_size, MAX_VOCAB)?;
+        count(FAMILY, "n_positions", self.n_positions, MAX_CONTEXT)?;
+        count(FAMILY, "n_embd", self.n_embd, MAX_WIDTH)?;
+        count(FAMILY, "n_layer", self.n_layer, MAX_LAYERS)?;
+        count(FAMILY, "n_head", self.n_head, MAX_HEADS)?;
+        if let Some(inner) = self.n_inner {
+            count(FAMILY, "n_inner", inner, MAX_WIDTH)?;
+        }
+        divides(FAMILY, ("n_embd", self.n_embd), ("n_head", self.n_head))?;
+        positive_f32(FAMILY, "layer_norm_epsilon", self.layer_norm_epsilon, 1.0)?;
+        for (key, id) in [("eos_token_id", self.eos_token_id), ("bos_token_id", self.bos_token_id)] {
+            if id.is_some_and(|id| id as usize >= self.vocab_size) {
+                return Err(config_error(
+                    FAMILY,
+                    format!("{key}: {} is not below vocab_size {}", id.unwrap_or(0), self.vocab_size),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn head_dim(&self) -> usize {
@@ -188,6 +207,8 @@ impl<B: Backend> Gpt2<B> {
     pub fn load(backend: B, config: &serde_json::Value, weights: &dyn WeightSource) -> Result<Self> {
         let cfg = Config::from_json(config)?;
         let root = Vb::new(&backend, weights);
+        let prefix = if weights.contains("transformer.wte.weight") { "transformer.h" } else { "h" };
+        crate::validate::layer_count(FAMILY, "n_layer", cfg.n_layer, weights, prefix)?;
         // NOTE: `save_pretrained` prefixes every tensor with `transformer.`; hub files do not.
         let vb = if weights.contains("transformer.wte.weight") { root.pp("transformer") } else { root };
         let wte = vb.get("wte.weight", &[cfg.vocab_size, cfg.n_embd])?;
@@ -277,7 +298,7 @@ mod tests {
         assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("relu"));
         let mut cfg = base();
         cfg["n_head"] = json!(3);
-        assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("divisible"));
+        assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("n_embd: 8 is not a multiple of n_head: 3"));
         let mut cfg = base();
         cfg.as_object_mut().unwrap().remove("n_embd");
         assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("n_embd"));

@@ -68,23 +68,36 @@ impl HfDecoderConfig {
         if cfg.hidden_act != "silu" {
             return Err(config_error(family, format!("hidden_act `{}` is not supported (silu)", cfg.hidden_act)));
         }
-        if cfg.num_attention_heads == 0 || cfg.num_attention_heads % cfg.kv_heads() != 0 {
-            return Err(config_error(
-                family,
-                format!(
-                    "num_attention_heads {} is not a multiple of num_key_value_heads {}",
-                    cfg.num_attention_heads,
-                    cfg.kv_heads()
-                ),
-            ));
-        }
-        if cfg.head_dim.is_none() && cfg.hidden_size % cfg.num_attention_heads != 0 {
-            return Err(config_error(family, "hidden_size is not divisible by num_attention_heads and no head_dim"));
-        }
-        if cfg.head_dim() % 2 != 0 {
-            return Err(config_error(family, format!("head_dim {} must be even for RoPE", cfg.head_dim())));
-        }
+        cfg.validate(family)?;
         Ok(cfg)
+    }
+
+    /// Range-checks every field that shapes the model (see [`crate::validate`]).
+    fn validate(&self, family: &str) -> Result<()> {
+        use crate::validate::{count, divides, positive_f32, MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH};
+        count(family, "vocab_size", self.vocab_size, MAX_VOCAB)?;
+        count(family, "hidden_size", self.hidden_size, MAX_WIDTH)?;
+        count(family, "intermediate_size", self.intermediate_size, MAX_WIDTH)?;
+        count(family, "num_hidden_layers", self.num_hidden_layers, MAX_LAYERS)?;
+        count(family, "num_attention_heads", self.num_attention_heads, MAX_HEADS)?;
+        count(family, "num_key_value_heads", self.kv_heads(), MAX_HEADS)?;
+        count(family, "max_position_embeddings", self.max_position_embeddings, MAX_CONTEXT)?;
+        divides(family, ("num_attention_heads", self.num_attention_heads), ("num_key_value_heads", self.kv_heads()))?;
+        match self.head_dim {
+            Some(head_dim) => {
+                count(family, "head_dim", head_dim, MAX_WIDTH)?;
+            }
+            None => {
+                divides(family, ("hidden_size", self.hidden_size), ("num_attention_heads", self.num_attention_heads))?
+            }
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(config_error(family, format!("head_dim: {} must be even for RoPE", self.head_dim())));
+        }
+        positive_f32(family, "rms_norm_eps", self.rms_norm_eps, 1.0)?;
+        crate::validate::token_ids(family, "eos_token_id", self.eos_token_id.as_ref(), self.vocab_size)?;
+        crate::validate::token_ids(family, "bos_token_id", self.bos_token_id.as_ref(), self.vocab_size)?;
+        Ok(())
     }
 
     /// Key/value heads.
@@ -116,20 +129,32 @@ pub fn rope_theta(family: &str, config: &Value, default: f32) -> Result<f32> {
         if kind != "default" {
             return Err(config_error(family, format!("rope_type `{kind}` is not supported (default)")));
         }
-        if let Some(theta) = params.get("rope_theta").and_then(Value::as_f64) {
-            return Ok(theta as f32);
+        if let Some(theta) = params.get("rope_theta").filter(|t| !t.is_null()) {
+            return checked_theta(family, "rope_parameters.rope_theta", theta);
         }
     }
     if let Some(scaling) = config.get("rope_scaling").filter(|s| !s.is_null()) {
         return Err(config_error(family, format!("rope_scaling {scaling} is not supported")));
     }
-    Ok(config.get("rope_theta").and_then(Value::as_f64).map_or(default, |t| t as f32))
+    match config.get("rope_theta").filter(|t| !t.is_null()) {
+        Some(theta) => checked_theta(family, "rope_theta", theta),
+        None => Ok(default),
+    }
+}
+
+/// A RoPE base: a finite number above zero (a string or NaN is an error, not the default).
+fn checked_theta(family: &str, key: &str, value: &Value) -> Result<f32> {
+    let Some(theta) = value.as_f64() else {
+        return Err(config_error(family, format!("{key}: {} is not a number", crate::validate::quoted(value))));
+    };
+    crate::validate::positive_f32(family, key, theta as f32, f32::MAX)
 }
 
 fn token_ids(value: Option<&Value>) -> Vec<u32> {
+    let id = |v: &Value| v.as_u64().and_then(|v| u32::try_from(v).ok());
     match value {
-        Some(Value::Number(n)) => n.as_u64().map(|v| v as u32).into_iter().collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(id).collect(),
+        Some(v) => id(v).into_iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -184,5 +209,33 @@ mod tests {
         let mut cfg = base();
         cfg["hidden_act"] = json!("gelu");
         assert!(HfDecoderConfig::parse("t", &cfg).unwrap_err().to_string().contains("gelu"));
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse_err(key: &str, value: Value) -> String {
+        let mut cfg = json!({"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "num_key_value_heads": 1});
+        cfg[key] = value;
+        match HfDecoderConfig::parse("t", &cfg) {
+            Ok(_) => rope_theta("t", &cfg, 1e4).map(|_| String::new()).unwrap_or_else(|e| e.to_string()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn out_of_range_fields_are_named_with_their_values() {
+        assert!(parse_err("num_key_value_heads", json!(0)).contains("num_key_value_heads: 0"));
+        assert!(parse_err("num_hidden_layers", json!(1u64 << 40)).contains("num_hidden_layers: 1099511627776"));
+        assert!(parse_err("rope_theta", json!(-1.0)).contains("rope_theta: -1"));
+        assert!(parse_err("rope_theta", json!("nan")).contains("rope_theta: \"\\\"nan\\\"\" is not a number"));
+        assert!(parse_err("rms_norm_eps", json!(0.0)).contains("rms_norm_eps: 0"));
+        assert!(parse_err("head_dim", json!(0)).contains("head_dim: 0"));
+        assert!(parse_err("eos_token_id", json!(1u64 << 33)).contains("eos_token_id: \"8589934592\""));
+        assert!(parse_err("vocab_size", json!(0)).contains("vocab_size: 0"));
     }
 }

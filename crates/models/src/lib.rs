@@ -22,6 +22,7 @@ pub mod mistral;
 pub mod nanochat;
 pub mod nn;
 pub mod qwen2;
+pub mod validate;
 
 /// Call from a binary to make sure this crate (and so its registrations) is linked.
 pub fn link() {}

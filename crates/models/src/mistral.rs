@@ -19,7 +19,7 @@ const FAMILY: &str = "mistral";
 pub fn spec(config: &Value) -> Result<DecoderSpec> {
     let cfg = HfDecoderConfig::parse(FAMILY, config)?;
     let mut spec = DecoderSpec::from_hf(FAMILY, &cfg, rope_theta(FAMILY, config, 10_000.0)?, false);
-    spec.windows = vec![cfg.sliding_window; cfg.num_hidden_layers];
+    spec.windows = vec![crate::validate::window(FAMILY, "sliding_window", cfg.sliding_window)?; cfg.num_hidden_layers];
     Ok(spec)
 }
 

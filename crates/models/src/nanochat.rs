@@ -55,6 +55,7 @@ impl Config {
     /// Parses and validates a config.
     pub fn from_json(config: &Value) -> Result<Self> {
         let cfg: Self = parse_config(FAMILY, config)?;
+        cfg.validate()?;
         if cfg.n_head == 0 || cfg.n_embd % cfg.n_head != 0 || (cfg.n_embd / cfg.n_head) % 2 != 0 {
             return Err(config_error(FAMILY, "n_embd must split into n_head heads of even size"));
         }
@@ -71,6 +72,19 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+
+    /// Range-checks every field that shapes the model (see [`crate::validate`]).
+    fn validate(&self) -> Result<()> {
+        use crate::validate::{count, divides, MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH};
+        count(FAMILY, "sequence_len", self.sequence_len, MAX_CONTEXT / ROTARY_SEQ_FACTOR)?;
+        count(FAMILY, "vocab_size", self.vocab_size, MAX_VOCAB)?;
+        count(FAMILY, "n_layer", self.n_layer, MAX_LAYERS)?;
+        count(FAMILY, "n_head", self.n_head, MAX_HEADS)?;
+        count(FAMILY, "n_kv_head", self.n_kv_head, MAX_HEADS)?;
+        count(FAMILY, "n_embd", self.n_embd, MAX_WIDTH)?;
+        divides(FAMILY, ("n_embd", self.n_embd), ("n_head", self.n_head))?;
+        divides(FAMILY, ("n_head", self.n_head), ("n_kv_head", self.n_kv_head))
     }
 
     fn head_dim(&self) -> usize {
@@ -167,6 +181,7 @@ impl<B: Backend> NanoChat<B> {
     /// Loads the model from its config and weights (nanochat's tensor names).
     pub fn load(backend: B, config: &Value, weights: &dyn WeightSource) -> Result<Self> {
         let cfg = Config::from_json(config)?;
+        crate::validate::layer_count(FAMILY, "n_layer", cfg.n_layer, weights, "transformer.h")?;
         let root = Vb::new(&backend, weights);
         let vb = root.pp("transformer");
         let wte = vb.get("wte.weight", &[cfg.vocab_size, cfg.n_embd])?;

@@ -25,7 +25,8 @@ pub fn spec(config: &Value) -> Result<DecoderSpec> {
     let use_window = config.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(false);
     if use_window {
         let first = config.get("max_window_layers").and_then(Value::as_u64).unwrap_or(0) as usize;
-        spec.windows = (0..cfg.num_hidden_layers).map(|i| if i >= first { cfg.sliding_window } else { None }).collect();
+        let window = crate::validate::window(FAMILY, "sliding_window", cfg.sliding_window)?;
+        spec.windows = (0..cfg.num_hidden_layers).map(|i| if i >= first { window } else { None }).collect();
     }
     Ok(spec)
 }

@@ -108,6 +108,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Layout> {
             .map_err(|message| r.invalid(format!("tensor `{name}`: {message}")))?;
         tensors.push(TensorInfo { name, ne, ty, range });
     }
+    crate::limits::check_disjoint(path, tensors.iter().map(|t| (t.range.clone(), t.name.as_str())).collect())?;
     Ok(Layout { version, metadata, tensors })
 }
 

@@ -54,7 +54,8 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     let has_output = gguf.tensors.contains_key("lm_head.weight");
     let n_vocab = gguf.tensors.get("model.embed_tokens.weight").and_then(|t| t.ne.get(1).copied());
     let config = config::hf_config(path, &gguf.metadata, has_output, n_vocab)?;
-    let tokenizer = tokenizer::tokenizer(path, &gguf.metadata)?;
+    let tokenizer = crate::contain::contained(|| tokenizer::tokenizer(path, &gguf.metadata))
+        .map_err(|e| CheckpointError::Tokenizer { path: path.to_path_buf(), message: e })??;
     let chat_template = tokenizer::chat_template(path, &gguf.metadata);
     Ok(Checkpoint {
         path: path.to_path_buf(),

@@ -216,26 +216,12 @@ fn locate(offset: u64, len: usize, payload: &Range<usize>) -> std::result::Resul
 
 /// Rejects tensors whose data or scales share bytes.
 fn check_overlaps(path: &Path, tensors: &BTreeMap<String, Entry>) -> Result<()> {
-    let mut ranges: Vec<(&Range<usize>, &str)> = Vec::new();
+    let mut ranges = Vec::new();
     for (name, entry) in tensors {
-        ranges.push((&entry.data, name));
-        if let Some(scales) = &entry.scales {
-            ranges.push((scales, name));
-        }
+        ranges.push((entry.data.clone(), name.as_str()));
+        ranges.extend(entry.scales.clone().map(|s| (s, name.as_str())));
     }
-    ranges.retain(|(r, _)| !r.is_empty());
-    ranges.sort_by_key(|(r, _)| (r.start, r.end));
-    for pair in ranges.windows(2) {
-        let ((a, a_name), (b, b_name)) = (pair[0], pair[1]);
-        if b.start < a.end {
-            return Err(CheckpointError::tensor(
-                path,
-                b_name,
-                format!("bytes {b:?} overlap tensor `{a_name}` at {a:?}"),
-            ));
-        }
-    }
-    Ok(())
+    crate::limits::check_disjoint(path, ranges)
 }
 
 /// Stored reciprocal scales → multipliers; 0, inf and NaN scales give multiplier 0 (see the

@@ -132,6 +132,9 @@ impl Sampler for SamplerChain {
         let mut logits = logits.to_vec();
         for p in &self.processors {
             p.process(&mut logits, history);
+            if let Some(problem) = logits_problem(&logits) {
+                return Err(Error::Sampling(format!("{} leaves no token to draw: {problem}", p.option())));
+            }
         }
         match &mut self.rng {
             None => argmax(&logits).ok_or_else(|| Error::Sampling("empty logits".into())),
@@ -183,19 +186,24 @@ pub fn argmax(values: &[f32]) -> Option<u32> {
 
 /// Rejects logits no distribution can be made of: empty, NaN, +∞, or all −∞.
 fn check_logits(logits: &[f32]) -> Result<()> {
+    logits_problem(logits).map_or(Ok(()), |problem| Err(Error::Sampling(problem)))
+}
+
+/// What makes `logits` unusable, if anything (see [`check_logits`]).
+fn logits_problem(logits: &[f32]) -> Option<String> {
     if logits.is_empty() {
-        return Err(Error::Sampling("empty logits".into()));
+        return Some("empty logits".into());
     }
     if let Some(i) = logits.iter().position(|v| v.is_nan()) {
-        return Err(Error::Sampling(format!("logit of token {i} is NaN")));
+        return Some(format!("logit of token {i} is NaN"));
     }
     if let Some(i) = logits.iter().position(|&v| v == f32::INFINITY) {
-        return Err(Error::Sampling(format!("logit of token {i} is +inf")));
+        return Some(format!("logit of token {i} is +inf"));
     }
     if logits.iter().all(|&v| v == f32::NEG_INFINITY) {
-        return Err(Error::Sampling("every logit is -inf".into()));
+        return Some("every logit is -inf".into());
     }
-    Ok(())
+    None
 }
 
 /// A uniform number in [0, 1) from the top 53 bits of one `u64`.

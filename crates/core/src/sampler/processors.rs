@@ -7,6 +7,10 @@
 pub trait LogitProcessor: Send + Sync + std::fmt::Debug {
     /// Adjusts `logits` given every token of the sequence so far.
     fn process(&self, logits: &mut [f32], history: &[u32]);
+
+    /// The option that set this processor and its value, as the command line spells it (for
+    /// errors: `--temperature 1e-40`).
+    fn option(&self) -> String;
 }
 
 /// CTRL's repetition penalty, as transformers applies it: a seen token's logit is divided by
@@ -20,6 +24,10 @@ impl LogitProcessor for RepetitionPenalty {
             let l = &mut logits[id];
             *l = if *l > 0.0 { *l / self.0 } else { *l * self.0 };
         }
+    }
+
+    fn option(&self) -> String {
+        format!("--repeat-penalty {}", self.0)
     }
 }
 
@@ -44,15 +52,31 @@ impl LogitProcessor for FrequencyPresencePenalty {
             logits[id] -= self.frequency * count as f32 + self.presence;
         }
     }
+
+    fn option(&self) -> String {
+        format!("--frequency-penalty {} --presence-penalty {}", self.frequency, self.presence)
+    }
 }
 
-/// Divides logits by the temperature (> 0).
+/// Divides logits by the temperature (> 0). A temperature so small that a quotient overflows
+/// is the limit of temperature → 0: every token but the most likely (and any tied with it) is
+/// removed, so the draw is greedy.
 #[derive(Clone, Copy, Debug)]
 pub struct Temperature(pub f32);
 
 impl LogitProcessor for Temperature {
     fn process(&self, logits: &mut [f32], _history: &[u32]) {
-        logits.iter_mut().for_each(|l| *l /= self.0);
+        let overflows = logits.iter().any(|&l| l.is_finite() && !(l / self.0).is_finite());
+        if !overflows {
+            logits.iter_mut().for_each(|l| *l /= self.0);
+            return;
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        logits.iter_mut().for_each(|l| *l = if *l == max { 0.0 } else { f32::NEG_INFINITY });
+    }
+
+    fn option(&self) -> String {
+        format!("--temperature {}", self.0)
     }
 }
 
@@ -69,6 +93,10 @@ impl LogitProcessor for TopK {
         let (_, kth, _) = sorted.select_nth_unstable_by(self.0 - 1, |a, b| b.total_cmp(a));
         let threshold = *kth;
         logits.iter_mut().filter(|l| **l < threshold).for_each(|l| *l = f32::NEG_INFINITY);
+    }
+
+    fn option(&self) -> String {
+        format!("--top-k {}", self.0)
     }
 }
 
@@ -98,6 +126,10 @@ impl LogitProcessor for TopP {
             logits[i] = f32::NEG_INFINITY;
         }
     }
+
+    fn option(&self) -> String {
+        format!("--top-p {}", self.0)
+    }
 }
 
 /// Min-p: removes tokens whose probability is below `p` times the most likely token's.
@@ -113,6 +145,10 @@ impl LogitProcessor for MinP {
                 *l = f32::NEG_INFINITY;
             }
         }
+    }
+
+    fn option(&self) -> String {
+        format!("--min-p {}", self.0)
     }
 }
 

@@ -236,3 +236,24 @@ fn only_plain_greedy_chains_let_the_backend_pick() {
     assert!(!chain(SamplingParams { presence_penalty: 0.5, ..Default::default() }).is_greedy());
     assert!(!chain(sampled(0.7)).is_greedy());
 }
+
+#[test]
+fn an_underflowing_temperature_picks_greedily() {
+    let logits = [1.0, 3.0, -2.0, 2.5];
+    for temperature in [1e-45, 1e-30, f32::MIN_POSITIVE] {
+        let mut sampler = SamplingParams { temperature, seed: 7, ..Default::default() }.build().unwrap();
+        for _ in 0..20 {
+            assert_eq!(sampler.sample(&logits, &[]).unwrap(), 1, "temperature {temperature}");
+        }
+    }
+}
+
+#[test]
+fn logits_a_penalty_makes_unusable_are_an_error_naming_the_option() {
+    let params = SamplingParams { temperature: 1.0, presence_penalty: -3e38, ..Default::default() };
+    let err = params.build().unwrap().sample(&[1.0, 3e38, 0.0], &[1]).unwrap_err().to_string();
+    assert!(err.contains("--presence-penalty -3"), "{err}");
+    let params = SamplingParams { temperature: 1.0, frequency_penalty: f32::MAX, ..Default::default() };
+    let err = params.build().unwrap().sample(&[1.0, 2.0], &[0, 0, 1, 1]).unwrap_err().to_string();
+    assert!(err.contains("--frequency-penalty") && err.contains("-inf"), "{err}");
+}
