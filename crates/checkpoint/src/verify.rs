@@ -18,7 +18,7 @@ pub const SAMPLE_TEXTS: [&str; 6] = [
     "Ünïcödé café naïve — “quotes” ½",
     "日本語のテキストと中文字符",
     "emoji 🦀🚀 and digits 1234567890",
-    "fn main() { println!(\"{x:?}\"); } // code",
+    "fn main() { let total = x.iter().sum::<u32>(); } // code",
 ];
 
 /// Checks the checkpoint at `written` against `source` (see the module doc).
