@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod checks;
 pub mod dtype;
 pub mod dyn_backend;
 pub mod error;

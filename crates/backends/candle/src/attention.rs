@@ -5,9 +5,9 @@
 //! `q: [kv_heads, group·len, head_dim]` multiplies that KV head's keys without copying them.
 
 use candle_core::Tensor;
-use zoo_core::{AttentionSpec, Error, Result, SeqSpan};
+use zoo_core::{AttentionSpec, Result, SeqSpan};
 
-use crate::error::{dims2, shape_error, CandleResult};
+use crate::error::CandleResult;
 use crate::kv::KvBuffer;
 use crate::tensor::{CandleTensor, ACTIVATION};
 
@@ -19,7 +19,7 @@ pub fn attention(
     spans: &[SeqSpan],
     spec: &AttentionSpec,
 ) -> Result<CandleTensor> {
-    let n = check_shapes(q, k, v, kv, spans, spec)?;
+    let n = zoo_core::checks::attention(q.dims(), k.dims(), v.dims(), kv.spec(), spans, spec)?;
     let (q, k, v) = (q.f32()?, k.f32()?, v.f32()?);
     for span in spans.iter().filter(|s| s.len > 0) {
         kv.reserve(span.slot, span.past + span.len)?;
@@ -88,54 +88,4 @@ fn mask(span: &SeqSpan, first: usize, seen: usize, window: Option<usize>) -> Opt
         }));
     }
     Some(mask)
-}
-
-/// Validates every input; returns the number of rows.
-fn check_shapes(
-    q: &CandleTensor,
-    k: &CandleTensor,
-    v: &CandleTensor,
-    kv: &KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<usize> {
-    let buffer = kv.spec();
-    if spec.n_kv_heads == 0 || spec.n_heads % spec.n_kv_heads != 0 {
-        return Err(shape_error("attention", "n_heads divisible by n_kv_heads", &[spec.n_heads, spec.n_kv_heads]));
-    }
-    if spec.n_kv_heads != buffer.n_kv_heads || spec.head_dim != buffer.head_dim {
-        return Err(shape_error(
-            "attention",
-            format!("a KV buffer of {} heads × {}", spec.n_kv_heads, spec.head_dim),
-            &[buffer.n_kv_heads, buffer.head_dim],
-        ));
-    }
-    let (n, q_cols) = dims2(q, "attention q")?;
-    if q_cols != spec.n_heads * spec.head_dim {
-        return Err(shape_error("attention", format!("q with {} columns", spec.n_heads * spec.head_dim), q.dims()));
-    }
-    let kv_cols = spec.n_kv_heads * spec.head_dim;
-    for t in [k, v] {
-        if t.dims() != [n, kv_cols] {
-            return Err(shape_error("attention", format!("k/v of shape [{n}, {kv_cols}]"), t.dims()));
-        }
-    }
-    let mut next_row = 0;
-    for span in spans {
-        if span.slot >= buffer.slots || span.start != next_row {
-            return Err(shape_error(
-                "attention",
-                format!("contiguous spans over slots below {}", buffer.slots),
-                &[span.slot, span.start],
-            ));
-        }
-        if span.past + span.len > buffer.capacity {
-            return Err(Error::ContextFull { needed: span.past + span.len, limit: buffer.capacity });
-        }
-        next_row += span.len;
-    }
-    if next_row != n {
-        return Err(shape_error("attention", format!("spans covering all {n} rows"), &[next_row]));
-    }
-    Ok(n)
 }
