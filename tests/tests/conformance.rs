@@ -2,7 +2,7 @@
 //! in, against the ndarray backend (the reference implementation of the op semantics in
 //! `zoo_core::backend`). One body per op; tolerance 1e-5 relative to the values' scale.
 
-use zoo_cli::pipeline::{create_backend, LoadOptions};
+use zoo::{create_backend, LoadOptions};
 use zoo_core::{
     AttentionSpec, Backend, DType, DynBackend, KvSpec, RopeConvention, RopeSpec, SeqSpan, Support, TensorShape,
     UnaryOp, WeightView,
@@ -12,7 +12,6 @@ const OTHERS: &[&str] = &["burn-ndarray", "candle"];
 const TOLERANCE: f32 = 1e-5;
 
 fn backend(name: &str) -> DynBackend {
-    zoo_cli::link_plugins();
     create_backend(&LoadOptions { backend: Some(name.into()), ..Default::default() }).unwrap()
 }
 
