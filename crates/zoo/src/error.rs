@@ -30,7 +30,7 @@ pub enum Error {
         /// What to do about it.
         hint: String,
         /// The registry's answer.
-        source: zoo_core::Error,
+        source: Box<zoo_core::Error>,
     },
     /// The backend is compiled in but cannot run on this machine.
     #[error("backend `{name}` is compiled in but cannot run here: {reason}")]
@@ -51,7 +51,7 @@ pub enum Error {
         /// The family that tried.
         family: &'static str,
         /// What failed.
-        source: zoo_core::Error,
+        source: Box<zoo_core::Error>,
     },
     /// A context limit of zero tokens.
     #[error("--max-context must be at least 1 token")]
