@@ -217,13 +217,7 @@ impl<B: Backend> Decoder<B> {
 }
 
 impl<B: Backend> Model<B> for Decoder<B> {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn backend(&self) -> &B {
-        &self.backend
-    }
+    crate::family::model_accessors!();
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
@@ -234,10 +228,6 @@ impl<B: Backend> Model<B> for Decoder<B> {
             let next = self.layers.get(i + 1).map_or(&self.norm, |l| &l.input_layernorm);
             (x, h) = layer.forward(b, (&x, &h), cache.layer_mut(i), &input, next)?;
         }
-        let mut x = h; // the final norm of the residual stream
-        if let Some(rows) = &step.logit_rows {
-            x = b.gather_rows(&x, rows)?; // (rows, H)
-        }
-        self.lm_head.forward(b, &x) // (rows, vocab)
+        crate::family::step_logits(b, h, step, &self.lm_head) // h: the final norm of the residual stream
     }
 }

@@ -107,7 +107,8 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
     let started = Instant::now();
     let loaded = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights });
     let load_stats = LoadStats { weight_bytes: counted.done(), seconds: started.elapsed().as_secs_f64() };
-    let mut model = loaded.map_err(|source| Error::Load { path: path.clone(), family: family.name, source: Box::new(source) })?;
+    let mut model =
+        loaded.map_err(|source| Error::Load { path: path.clone(), family: family.name, source: Box::new(source) })?;
     if let Some(limit) = options.max_context {
         if limit == 0 {
             return Err(Error::ZeroContext);

@@ -11,31 +11,35 @@ use crate::error::CandleResult;
 use crate::kv::KvBuffer;
 use crate::tensor::{CandleTensor, ACTIVATION};
 
-pub fn attention(
-    q: &CandleTensor,
-    k: &CandleTensor,
-    v: &CandleTensor,
-    kv: &mut KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<CandleTensor> {
-    let n = zoo_core::checks::attention(q.dims(), k.dims(), v.dims(), kv.spec(), spans, spec)?;
-    let (q, k, v) = (q.f32()?, k.f32()?, v.f32()?);
-    for span in spans.iter().filter(|s| s.len > 0) {
-        kv.reserve(span.slot, span.past + span.len)?;
-        let rows = |t: &Tensor| t.narrow(0, span.start, span.len).zoo();
-        kv.write(span.slot, span.past, &rows(&k)?, &rows(&v)?)?;
+impl KvBuffer {
+    /// Writes each span's new keys and values at its positions, then attends every new row to
+    /// its slot's cached positions up to its own (within the window): `[n, n_heads·head_dim]`.
+    pub(crate) fn attend(
+        &mut self,
+        q: &CandleTensor,
+        k: &CandleTensor,
+        v: &CandleTensor,
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+    ) -> Result<CandleTensor> {
+        let n = zoo_core::checks::attention(q.dims(), k.dims(), v.dims(), self.spec(), spans, spec)?;
+        let (q, k, v) = (q.f32()?, k.f32()?, v.f32()?);
+        for span in spans.iter().filter(|s| s.len > 0) {
+            self.reserve(span.slot, span.past + span.len)?;
+            let rows = |t: &Tensor| t.narrow(0, span.start, span.len).zoo();
+            self.write(span.slot, span.past, &rows(&k)?, &rows(&v)?)?;
+        }
+        let mut outputs = Vec::with_capacity(spans.len());
+        for span in spans.iter().filter(|s| s.len > 0) {
+            outputs.push(attend(&q.narrow(0, span.start, span.len).zoo()?, self, span, spec)?);
+        }
+        let out = match outputs.len() {
+            0 => Tensor::zeros((n, spec.n_heads * spec.head_dim), ACTIVATION, q.device()).zoo()?,
+            1 => outputs.swap_remove(0),
+            _ => Tensor::cat(&outputs, 0).zoo()?,
+        };
+        Ok(CandleTensor::new(out))
     }
-    let mut outputs = Vec::with_capacity(spans.len());
-    for span in spans.iter().filter(|s| s.len > 0) {
-        outputs.push(attend(&q.narrow(0, span.start, span.len).zoo()?, kv, span, spec)?);
-    }
-    let out = match outputs.len() {
-        0 => Tensor::zeros((n, spec.n_heads * spec.head_dim), ACTIVATION, q.device()).zoo()?,
-        1 => outputs.swap_remove(0),
-        _ => Tensor::cat(&outputs, 0).zoo()?,
-    };
-    Ok(CandleTensor::new(out))
 }
 
 /// Attention of one span's queries (`[len, n_heads·head_dim]`) to its slot's cache.

@@ -75,41 +75,45 @@ impl KvBuffer {
     }
 }
 
-pub fn attention(
-    q: &NdTensor,
-    k: &NdTensor,
-    v: &NdTensor,
-    kv: &mut KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<NdTensor> {
-    let n = zoo_core::checks::attention(q.shape(), k.shape(), v.shape(), &kv.spec, spans, spec)?;
-    let (hd, kv_cols) = (spec.head_dim, spec.n_kv_heads * spec.head_dim);
-    let mut row_span = vec![0usize; n];
-    for (i, span) in spans.iter().enumerate() {
-        kv.reserve(span.slot, span.past + span.len);
-        for r in 0..span.len {
-            let row = span.start + r;
-            row_span[row] = i;
-            let (k_row, v_row) = (&k.values()[row * kv_cols..][..kv_cols], &v.values()[row * kv_cols..][..kv_cols]);
-            kv.write(span.slot, span.past + r, k_row, v_row);
+impl KvBuffer {
+    /// Writes each span's new keys and values at its positions, then attends every new row to
+    /// its slot's cached positions up to its own (within the window): `[n, n_heads·head_dim]`.
+    pub fn attend(
+        &mut self,
+        q: &NdTensor,
+        k: &NdTensor,
+        v: &NdTensor,
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+    ) -> Result<NdTensor> {
+        let n = zoo_core::checks::attention(q.shape(), k.shape(), v.shape(), &self.spec, spans, spec)?;
+        let (hd, kv_cols) = (spec.head_dim, spec.n_kv_heads * spec.head_dim);
+        let mut row_span = vec![0usize; n];
+        for (i, span) in spans.iter().enumerate() {
+            self.reserve(span.slot, span.past + span.len);
+            for r in 0..span.len {
+                let row = span.start + r;
+                row_span[row] = i;
+                let (k_row, v_row) = (&k.values()[row * kv_cols..][..kv_cols], &v.values()[row * kv_cols..][..kv_cols]);
+                self.write(span.slot, span.past + r, k_row, v_row);
+            }
         }
+        let group = spec.n_heads / spec.n_kv_heads;
+        let kv = &*self;
+        let mut out = vec![0f32; n * spec.n_heads * hd];
+        out.par_chunks_mut(hd).enumerate().for_each(|(idx, out_head)| {
+            let (row, h) = (idx / spec.n_heads, idx % spec.n_heads);
+            let span = &spans[row_span[row]];
+            let pos = span.past + (row - span.start);
+            let first = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let (keys, values) = kv.head(span.slot, h / group, first..pos + 1);
+            let query = &q.values()[(row * spec.n_heads + h) * hd..][..hd];
+            let mut scores: Vec<f32> = keys.chunks_exact(hd).map(|key| dot(query, key) * spec.scale).collect();
+            softmax_in_place(&mut scores);
+            for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
+                out_head.iter_mut().zip(value).for_each(|(o, &vv)| *o += p * vv);
+            }
+        });
+        NdTensor::new(out, vec![n, spec.n_heads * hd])
     }
-    let group = spec.n_heads / spec.n_kv_heads;
-    let kv = &*kv;
-    let mut out = vec![0f32; n * spec.n_heads * hd];
-    out.par_chunks_mut(hd).enumerate().for_each(|(idx, out_head)| {
-        let (row, h) = (idx / spec.n_heads, idx % spec.n_heads);
-        let span = &spans[row_span[row]];
-        let pos = span.past + (row - span.start);
-        let first = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-        let (keys, values) = kv.head(span.slot, h / group, first..pos + 1);
-        let query = &q.values()[(row * spec.n_heads + h) * hd..][..hd];
-        let mut scores: Vec<f32> = keys.chunks_exact(hd).map(|key| dot(query, key) * spec.scale).collect();
-        softmax_in_place(&mut scores);
-        for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
-            out_head.iter_mut().zip(value).for_each(|(o, &vv)| *o += p * vv);
-        }
-    });
-    NdTensor::new(out, vec![n, spec.n_heads * hd])
 }
