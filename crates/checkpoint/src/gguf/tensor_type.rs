@@ -227,17 +227,13 @@ fn q6_k(b: &[u8], out: &mut Vec<f32>) {
 mod tests {
     use super::*;
 
-    fn f16_bytes(x: f32) -> [u8; 2] {
-        f16::from_f32(x).to_le_bytes()
-    }
-
     #[test]
     fn ggml_block_types_decode_through_core_quant() {
         // Their arithmetic is zoo_core::quant's (tested there); here, the ids map to it.
         for (id, dtype) in [(2, DType::Q4_0), (3, DType::Q4_1), (8, DType::Q8_0)] {
             let ty = TensorType::from_id(id).unwrap();
             assert_eq!(ty.block_dtype(), Some(dtype));
-            let mut block = [f16_bytes(0.5), f16_bytes(-1.0)].concat();
+            let mut block = [f16::from_f32(0.5).to_le_bytes(), f16::from_f32(-1.0).to_le_bytes()].concat();
             block.extend((block.len()..dtype.block_bytes()).map(|i| (i * 37 % 251) as u8));
             let (mut ours, mut core) = (Vec::new(), Vec::new());
             assert!(dequantize(ty, &block[..dtype.block_bytes()], &mut ours));
