@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
-use zoo_cli::pipeline::{self, LoadOptions, Pipeline};
+use zoo::{LoadOptions, Pipeline};
 use zoo_core::{forward, sampler::Greedy, Batch, GenerateOptions, KvCache, LogitsRows, Session};
 
 /// Largest allowed |ours − reference| for f32 logits.
@@ -146,7 +146,7 @@ impl Fixture {
         let reference: Reference = reference;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let weights = match &reference.gguf {
-            Some(gguf) => pipeline::cache_dir().join("models").join(&gguf.file),
+            Some(gguf) => zoo::cache_dir().join("models").join(&gguf.file),
             None => dir.to_path_buf(),
         };
         Ok(Self { name, dir: dir.to_path_buf(), weights, reference })
@@ -161,12 +161,12 @@ impl Fixture {
     /// Loads the fixture's model on `backend`, converting weights to `dtype` on load (`None`
     /// keeps them as stored: quantised GGUF weights stay quantised).
     pub fn pipeline_with(&self, backend: &str, dtype: Option<zoo_core::DType>) -> Result<Pipeline> {
-        pipeline::load(&LoadOptions {
+        Ok(zoo::load(&LoadOptions {
             weights: self.weights.clone(),
             backend: Some(backend.into()),
             dtype,
             ..Default::default()
-        })
+        })?)
     }
 }
 

@@ -243,8 +243,8 @@ fn config_json_through_model_loading() {
     let seed = tmp.path().join("seed-config.json");
     std::fs::copy(hf.join("config.json"), &seed).unwrap();
     let load = |p: &Path| -> Result<(), String> {
-        let options = zoo_cli::pipeline::LoadOptions { weights: p.parent().unwrap().into(), ..Default::default() };
-        match zoo_cli::pipeline::load(&options) {
+        let options = zoo::LoadOptions { weights: p.parent().unwrap().into(), ..Default::default() };
+        match zoo::load(&options) {
             Ok(_) => Ok(()),
             // No tokenizer beside this model: loading got as far as it can.
             Err(e) if e.to_string().contains("no tokenizer") => Ok(()),

@@ -52,12 +52,9 @@ fn converted_to_an_hf_directory_it_answers_the_same() {
     for file in ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"] {
         assert!(to.join(file).is_file(), "{file} written");
     }
-    let pipe = zoo_cli::pipeline::load(&zoo_cli::pipeline::LoadOptions {
-        weights: to.clone(),
-        backend: Some("ndarray".into()),
-        ..Default::default()
-    })
-    .unwrap();
+    let pipe =
+        zoo::load(&zoo::LoadOptions { weights: to.clone(), backend: Some("ndarray".into()), ..Default::default() })
+            .unwrap();
     // The chat template and its special tokens came along: the chat renders and tokenizes alike.
     let chat = fixture.reference.chat.as_ref().expect("reference.json records a chat");
     let template = pipe.chat_template.as_ref().expect("tokenizer_config.json carries the template");

@@ -27,7 +27,8 @@ fn sources(roots: &[&str]) -> Vec<(PathBuf, String)> {
     files.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
-const LIBRARIES: &[&str] = &["crates/core/src", "crates/checkpoint/src", "crates/models/src", "crates/backends"];
+const LIBRARIES: &[&str] =
+    &["crates/core/src", "crates/checkpoint/src", "crates/models/src", "crates/backends", "crates/zoo/src"];
 
 #[test]
 fn every_source_file_starts_with_a_module_doc() {
@@ -54,5 +55,16 @@ fn files_stay_readable() {
         let lines = text.lines().count();
         let cap = if path.components().any(|c| c.as_os_str() == "models") { 600 } else { 800 };
         assert!(lines <= cap, "{} has {lines} lines (cap {cap}): split it", path.display());
+    }
+}
+
+#[test]
+fn the_library_crate_has_no_command_line_dependencies() {
+    let manifest = std::fs::read_to_string(repo().join("crates/zoo/Cargo.toml")).unwrap();
+    let dependencies = manifest.split("[dependencies]").nth(1).expect("crates/zoo/Cargo.toml has [dependencies]");
+    for line in dependencies.lines().map(str::trim) {
+        for banned in ["clap", "anyhow", "indicatif"] {
+            assert!(!line.starts_with(banned), "crates/zoo depends on {banned}: {line}");
+        }
     }
 }

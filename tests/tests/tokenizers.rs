@@ -23,7 +23,8 @@ fn vectors(name: &str) -> Vec<(String, Vec<u32>)> {
     texts.iter().map(|t| t.to_string()).zip(ids).collect()
 }
 
-fn check_vectors(tokenizer: &dyn Tokenizer, name: &str) {
+fn check_vectors(fixture: &str, name: &str) {
+    let tokenizer = TextTokenizer::load(&fixtures_dir().join(fixture)).unwrap();
     let cases = vectors(name);
     assert!(cases.len() >= 40, "{name}: {} cases", cases.len());
     for (text, want) in cases {
@@ -34,20 +35,17 @@ fn check_vectors(tokenizer: &dyn Tokenizer, name: &str) {
 
 #[test]
 fn gpt2_matches_llama_cpp_vectors() {
-    let tokenizer = TextTokenizer::load(&fixtures_dir().join("gpt2-tiny")).unwrap();
-    check_vectors(&tokenizer, "ggml-vocab-gpt-2.gguf");
+    check_vectors("gpt2-tiny", "ggml-vocab-gpt-2.gguf");
 }
 
 #[test]
 fn qwen2_matches_llama_cpp_vectors() {
-    let tokenizer = TextTokenizer::load(&fixtures_dir().join("qwen2-tiny")).unwrap();
-    check_vectors(&tokenizer, "ggml-vocab-qwen2.gguf");
+    check_vectors("qwen2-tiny", "ggml-vocab-qwen2.gguf");
 }
 
 #[test]
 fn mistral_matches_sentencepiece_vectors() {
-    let tokenizer = TextTokenizer::load(&fixtures_dir().join("mistral-tiny")).unwrap();
-    check_vectors(&tokenizer, "mistral-v0.1");
+    check_vectors("mistral-tiny", "mistral-v0.1");
 }
 
 #[test]

@@ -454,27 +454,29 @@ def builder(
     return build
 
 
-GPT2 = Family(
-    build=builder(GPT2Config, GPT2LMHeadModel, init_gpt2),
-    writers={"hub": write_hub(gpt2_hub_state_dict), "save_pretrained": write_save_pretrained},
-    load_runner=runner_loader(GPT2LMHeadModel),
-    load_tokenizer=load_gpt2_tokenizer,
-    generator=transformers_generator,
-)
+def transformers_family(
+    config_class: type[PreTrainedConfig],
+    model_class: type[PreTrainedModel],
+    init: Callable[[PreTrainedModel, torch.Generator], None],
+    hub_state_dict: Callable[..., Any],
+    load_tokenizer: Callable[[Path], Any] = HubTokenizer,
+    verify: Callable[[Path], None] | None = None,
+) -> Family:
+    """A family whose reference is transformers' `model_class`: built from `config_class` with
+    `init`'s weights, written in both layouts (`hub_state_dict` names the hub's tensors)."""
+    extra = {"verify": verify} if verify else {}
+    return Family(
+        build=builder(config_class, model_class, init),
+        writers={"hub": write_hub(hub_state_dict), "save_pretrained": write_save_pretrained},
+        load_runner=runner_loader(model_class),
+        load_tokenizer=load_tokenizer,
+        generator=transformers_generator,
+        **extra,
+    )
 
-QWEN2 = Family(
-    build=builder(Qwen2Config, Qwen2ForCausalLM, init_llama),
-    writers={"hub": write_hub(llama_hub_state_dict), "save_pretrained": write_save_pretrained},
-    load_runner=runner_loader(Qwen2ForCausalLM),
-    load_tokenizer=HubTokenizer,
-    generator=transformers_generator,
-)
 
-MISTRAL = Family(
-    build=builder(MistralConfig, MistralForCausalLM, init_llama),
-    writers={"hub": write_hub(llama_hub_state_dict), "save_pretrained": write_save_pretrained},
-    load_runner=runner_loader(MistralForCausalLM),
-    load_tokenizer=HubTokenizer,
-    generator=transformers_generator,
-    verify=verify_sliding_window,
+GPT2 = transformers_family(GPT2Config, GPT2LMHeadModel, init_gpt2, gpt2_hub_state_dict, load_gpt2_tokenizer)
+QWEN2 = transformers_family(Qwen2Config, Qwen2ForCausalLM, init_llama, llama_hub_state_dict)
+MISTRAL = transformers_family(
+    MistralConfig, MistralForCausalLM, init_llama, llama_hub_state_dict, verify=verify_sliding_window
 )

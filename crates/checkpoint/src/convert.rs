@@ -73,11 +73,13 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
     let mut total = 0u64;
     let mut has_int8 = false;
     let mut all_f16 = !names.is_empty();
+    // Sized from the tensors' descriptions: reading them here would decode every dequantised
+    // GGUF tensor twice (once to size, once to write).
     for name in &names {
-        let view = weights.get(name).map_err(|e| CheckpointError::tensor(from, name, e.to_string()))?;
-        total += view.data.len() as u64;
-        has_int8 |= view.dtype == DType::I8;
-        all_f16 &= view.dtype == DType::F16;
+        let meta = weights.meta(name).map_err(|e| CheckpointError::tensor(from, name, e.to_string()))?;
+        total += meta.bytes();
+        has_int8 |= meta.dtype == DType::I8;
+        all_f16 &= meta.dtype == DType::F16;
     }
     let progress = |done: u64| {
         if let Some(p) = options.progress {

@@ -8,6 +8,14 @@ use zoo_checkpoint::convert::{convert, differing_tensors, ConvertOptions, Format
 use zoo_checkpoint::BpeVocab;
 use zoo_core::{DType, MemoryWeights, WeightSource, WeightView};
 
+/// A temporary directory holding the test model as an HF directory, `hf/`.
+fn hf_source() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    hf_dir(&hf);
+    (tmp, hf)
+}
+
 /// A tiny Mistral-layout HF directory with a SentencePiece tokenizer.json.
 fn hf_dir(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -83,9 +91,7 @@ fn safetensors_to_bin_to_safetensors_keeps_every_tensor() {
 
 #[test]
 fn burn_records_round_trip_through_every_format() {
-    let tmp = tempfile::tempdir().unwrap();
-    let hf = tmp.path().join("hf");
-    hf_dir(&hf);
+    let (tmp, hf) = hf_source();
     let mpk = tmp.path().join("model.mpk");
     let report = convert(&hf, &mpk, &ConvertOptions::default()).unwrap();
     assert!(report.files.contains(&tmp.path().join("model.json")));
@@ -104,9 +110,7 @@ fn burn_records_round_trip_through_every_format() {
 
 #[test]
 fn int8_conversions_stay_within_half_a_step() {
-    let tmp = tempfile::tempdir().unwrap();
-    let hf = tmp.path().join("hf");
-    hf_dir(&hf);
+    let (tmp, hf) = hf_source();
     let bin = tmp.path().join("q.bin");
     let seen = std::sync::Mutex::new(Vec::new());
     let progress = |done: u64, total: u64| seen.lock().unwrap().push((done, total));
@@ -127,9 +131,7 @@ fn int8_conversions_stay_within_half_a_step() {
 
 #[test]
 fn impossible_conversions_are_errors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let hf = tmp.path().join("hf");
-    hf_dir(&hf);
+    let (tmp, hf) = hf_source();
     let e = convert(&hf, &tmp.path().join("x.bin"), &ConvertOptions { dtype: Some(DType::BF16), progress: None });
     assert!(e.unwrap_err().to_string().contains("x.bin"));
     let e = convert(&hf, &tmp.path().join("out"), &ConvertOptions { dtype: Some(DType::I8), progress: None });

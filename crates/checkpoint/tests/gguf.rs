@@ -352,3 +352,22 @@ fn dequantisation_matches_gguf_py() {
         assert!(worst == 0.0, "{ty}: max |Δ| = {worst:e}");
     }
 }
+
+#[test]
+fn meta_says_what_get_hands_out_without_decoding() {
+    // Every kind of tensor: kept blocks and floats, reordered Llama Q/K, K-quants decoded to f32.
+    let dir = tempfile::tempdir().unwrap();
+    let llama_path = write(dir.path(), &llama().bytes());
+    let quant_types = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf");
+    for path in [llama_path, quant_types] {
+        let gguf = Gguf::open(&path).unwrap();
+        for name in gguf.names() {
+            let (meta, view) = (gguf.meta(&name).unwrap(), gguf.get(&name).unwrap());
+            assert_eq!((meta.dtype, &meta.shape), (view.dtype, &view.shape), "{name}");
+            assert_eq!(meta.bytes(), view.data.len() as u64, "{name}");
+        }
+    }
+    let gguf = Gguf::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf")).unwrap();
+    assert_eq!(gguf.meta("Q4_K").unwrap().dtype, DType::F32, "K-quants are handed out decoded");
+    assert_eq!(gguf.meta("Q4_1").unwrap().dtype, DType::Q4_1, "Q4_1 stays blocks");
+}

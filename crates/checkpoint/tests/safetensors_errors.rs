@@ -19,6 +19,12 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// A safetensors file `file` holding one tensor `name` of two `dtype` elements, `data`.
+fn shard(dir: &Path, file: &str, name: &str, dtype: &str, data: &[u8]) -> PathBuf {
+    let header = format!(r#"{{"{name}":{{"dtype":"{dtype}","shape":[2],"data_offsets":[0,{}]}}}}"#, data.len());
+    write(dir, file, &file_bytes(&header, data))
+}
+
 const GOOD_HEADER: &str =
     r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}}"#;
 
@@ -115,16 +121,8 @@ fn wrong_shape_names_tensor_and_both_shapes() {
 #[test]
 fn sharded_index_reads_every_shard() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "model-00001-of-00002.safetensors",
-        &file_bytes(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &good_data()[..8]),
-    );
-    write(
-        dir.path(),
-        "model-00002-of-00002.safetensors",
-        &file_bytes(r#"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, &good_data()[8..]),
-    );
+    shard(dir.path(), "model-00001-of-00002.safetensors", "a", "F32", &good_data()[..8]);
+    shard(dir.path(), "model-00002-of-00002.safetensors", "b", "BF16", &good_data()[8..]);
     let index = write(
         dir.path(),
         "model.safetensors.index.json",
@@ -146,11 +144,7 @@ fn index_naming_a_missing_shard_is_an_error() {
 #[test]
 fn index_listing_a_tensor_no_shard_has_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "s.safetensors",
-        &file_bytes(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &good_data()[..8]),
-    );
+    shard(dir.path(), "s.safetensors", "a", "F32", &good_data()[..8]);
     let index = write(
         dir.path(),
         "model.safetensors.index.json",

@@ -56,10 +56,8 @@ fn write(path: &Path, source: &dyn WeightSource, config: &Value, quant: Quant) {
 
 #[test]
 fn f32_files_round_trip_exactly_and_in_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.bin");
+    let (dir, path) = written(Quant::F32);
     let source = weights();
-    write(&path, &source, &config(), Quant::F32);
     let file = Torchless::open(&path).unwrap();
     assert_eq!(file.names(), source.names());
     for name in source.names() {
@@ -86,10 +84,8 @@ fn f32_files_round_trip_exactly_and_in_place() {
 
 #[test]
 fn int8_files_quantise_proj_matrices_and_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.bin");
+    let (dir, path) = written(Quant::Int8);
     let source = weights();
-    write(&path, &source, &config(), Quant::Int8);
     let file = Torchless::open(&path).unwrap();
     for name in source.names() {
         let (a, b) = (source.get(&name).unwrap(), file.get(&name).unwrap());
@@ -302,11 +298,18 @@ fn overlapping_tensors_are_errors() {
     assert!(e.contains("overlap"), "{e}");
 }
 
-#[test]
-fn missing_tensors_are_errors_naming_file_and_tensor() {
+/// The test model written as `model.bin` in a new temporary directory (kept while the
+/// returned guard lives).
+fn written(quant: Quant) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.bin");
-    write(&path, &weights(), &config(), Quant::F32);
+    write(&path, &weights(), &config(), quant);
+    (dir, path)
+}
+
+#[test]
+fn missing_tensors_are_errors_naming_file_and_tensor() {
+    let (_dir, path) = written(Quant::F32);
     let file = Torchless::open(&path).unwrap();
     let e = file.get("model.layers.1.mlp.up_proj.weight").unwrap_err().to_string();
     assert!(e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("model.bin"), "{e}");
@@ -339,9 +342,7 @@ fn non_mistral_configs_are_refused_by_the_writer() {
 
 #[test]
 fn checkpoint_open_recognises_bin_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.bin");
-    write(&path, &weights(), &config(), Quant::Int8);
+    let (_dir, path) = written(Quant::Int8);
     let ckpt = zoo_checkpoint::open(&path).unwrap();
     assert_eq!(ckpt.config["model_type"], "mistral");
     let tok = ckpt.tokenizer.unwrap();

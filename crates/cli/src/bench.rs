@@ -12,8 +12,8 @@ use zoo_core::sampler::Greedy;
 use zoo_core::{GenerateOptions, Session, Stats};
 
 use crate::args::BenchArgs;
-use crate::pipeline::Pipeline;
 use crate::run::load_options;
+use zoo::Pipeline;
 
 /// Text repeated to make the synthetic prompt (any text works; this one tokenizes normally).
 const PROMPT_TEXT: &str = "The history of the printing press begins in the fifteenth century, when movable \

@@ -66,7 +66,7 @@ pub fn run(args: &ChatArgs, input: &mut dyn BufRead, out: &mut dyn Write, err: &
 
 /// One reply to the conversation so far, streamed to `out`.
 fn turn(
-    pipe: &crate::pipeline::Pipeline,
+    pipe: &zoo::Pipeline,
     messages: &[Message],
     session: &mut Session<'_, zoo_core::DynBackend>,
     options: &GenerateOptions,

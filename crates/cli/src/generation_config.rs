@@ -1,4 +1,5 @@
-//! Defaults a model ships in `generation_config.json`: sampling settings and end-of-sequence ids.
+//! Sampling settings from the command line and the defaults a model ships in
+//! `generation_config.json` (its end-of-sequence ids are [`zoo::eos_token_ids`]'s).
 
 use serde_json::Value;
 use zoo_core::SamplingParams;
@@ -53,22 +54,6 @@ fn defaults_then_flags(args: &SamplingArgs, generation_config: Option<&Value>) -
     }
 }
 
-/// End-of-sequence ids: the model config's plus the generation config's (`eos_token_id` may be
-/// an integer or a list).
-pub fn eos_token_ids(model_eos: &[u32], generation_config: Option<&Value>) -> Vec<u32> {
-    let mut ids = model_eos.to_vec();
-    match generation_config.and_then(|c| c.get("eos_token_id")) {
-        Some(Value::Number(n)) => ids.extend(n.as_u64().and_then(|v| u32::try_from(v).ok())),
-        Some(Value::Array(list)) => {
-            ids.extend(list.iter().filter_map(Value::as_u64).filter_map(|v| u32::try_from(v).ok()))
-        }
-        _ => {}
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,13 +72,6 @@ mod tests {
         let greedy_model =
             sampling_params(&SamplingArgs::default(), Some(&json!({"do_sample": false, "temperature": 0.6}))).unwrap();
         assert_eq!(greedy_model.temperature, 0.0);
-    }
-
-    #[test]
-    fn eos_ids_merge_ints_and_lists() {
-        assert_eq!(eos_token_ids(&[2], Some(&json!({"eos_token_id": [151645, 2]}))), [2, 151645]);
-        assert_eq!(eos_token_ids(&[], Some(&json!({"eos_token_id": 7}))), [7]);
-        assert_eq!(eos_token_ids(&[5], None), [5]);
     }
 
     #[test]

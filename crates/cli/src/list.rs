@@ -93,7 +93,7 @@ pub struct Listing {
 
 /// Reads the registries.
 pub fn listing() -> Result<Listing> {
-    zoo_models::link();
+    zoo::link_plugins();
     let models = registry::model_families()?
         .iter()
         .map(|f| FamilyRow { name: f.name, aliases: f.aliases, description: f.description })

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use zoo_core::Backend;
 
-use crate::pipeline::{self, LoadOptions, Pipeline};
+use zoo::{LoadOptions, Pipeline};
 
 /// Below this many bytes no bar is drawn.
 pub const BAR_MIN_BYTES: u64 = 64 << 20;
@@ -35,7 +35,7 @@ pub fn set(bar: &ProgressBar, done: u64, total: u64) {
 /// the backend does before its first token (compiling GPU kernels on a machine's first run).
 pub fn load(options: &LoadOptions) -> Result<Pipeline> {
     let bar = bytes_bar("loading weights")?;
-    let pipe = pipeline::load_reporting(options, &|done, total| set(&bar, done, total));
+    let pipe = zoo::load_reporting(options, &|done, total| set(&bar, done, total));
     bar.finish_and_clear();
     let pipe = pipe?;
     if let Some(note) = pipe.backend.startup_note() {

@@ -14,7 +14,7 @@ use zoo_core::{
 use crate::args::RunArgs;
 use crate::generation_config;
 use crate::input::{next_line, Line, MAX_LINE, PROMPTS_PER_BATCH};
-use crate::pipeline::{self, LoadOptions, Pipeline};
+use zoo::{LoadOptions, Pipeline};
 
 /// The question asked, as a chat, when no prompt is given and the model has a chat template.
 pub const DEFAULT_QUESTION: &str = "What is the capital of France?";
@@ -95,7 +95,7 @@ fn dump_logits(pipe: &Pipeline, ids: &[u32], path: &Path) -> Result<()> {
 fn chat_ids(pipe: &Pipeline, system: Option<&str>, prompt: &str) -> Result<Vec<u32>> {
     let mut messages: Vec<Message> = system.map(|s| Message::new("system", s)).into_iter().collect();
     messages.push(Message::new("user", prompt));
-    pipe.chat_prompt(&messages)
+    Ok(pipe.chat_prompt(&messages)?)
 }
 
 /// Most CPU threads `--threads` may ask for.
@@ -114,7 +114,7 @@ struct Job<'a> {
 pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
     let weights = match &m.weights {
         Some(w) => w.clone(),
-        None => pipeline::require_default_weights()?,
+        None => zoo::require_default_weights()?,
     };
     if let Some(threads) = m.threads.filter(|&t| t == 0 || t > MAX_THREADS) {
         bail!("--threads {threads}: out of range (1..={MAX_THREADS})");

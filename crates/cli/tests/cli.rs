@@ -134,7 +134,7 @@ fn run_json_reproduces_the_reference_tokens() {
 /// fails the tests that need it, unless `ZOO_SKIP_DEFAULT_MODEL=1` asks to skip them (then
 /// each says so on stderr).
 fn default_model_present() -> bool {
-    let path = zoo_cli::pipeline::default_weights();
+    let path = zoo::default_weights();
     if path.exists() {
         return true;
     }

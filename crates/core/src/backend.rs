@@ -52,6 +52,31 @@ pub struct RopeSpec {
     pub convention: RopeConvention,
 }
 
+impl RopeSpec {
+    /// `cos` and signed `sin` of each row's angles, `positions.len() · head_dim/2` of each,
+    /// row-major. Computed as transformers does, in f32: `inv_freq = 1 / theta^(2i/d)` and
+    /// `angle = position · inv_freq`, so long positions round the same way as the reference;
+    /// the sine carries the convention's sign (nanochat rotates by −θ).
+    pub fn angles(&self, positions: impl IntoIterator<Item = usize>) -> (Vec<f32>, Vec<f32>) {
+        let d = self.head_dim;
+        let inv_freq: Vec<f32> =
+            (0..d / 2).map(|i| 1.0 / ((self.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
+        let sign = match self.convention {
+            RopeConvention::HalfSplit => 1.0,
+            RopeConvention::HalfSplitNegative => -1.0,
+        };
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for pos in positions {
+            for f in &inv_freq {
+                let angle = (pos as f32 * f) as f64;
+                cos.push(angle.cos() as f32);
+                sin.push(sign * angle.sin() as f32);
+            }
+        }
+        (cos, sin)
+    }
+}
+
 /// One sequence of a batch: where its rows are and where it stands in its KV-cache slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeqSpan {

@@ -27,39 +27,63 @@ pub enum DType {
     Q4_1,
 }
 
+/// One row of the element-type table: everything zoo knows of a [`DType`]'s storage, written
+/// once. Every other table (the GGUF reader's ggml types, the CLI's names) reads it from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The lowercase name used in messages and on the command line.
+    pub name: &'static str,
+    /// Elements per block: 1 for element-wise types.
+    pub block: usize,
+    /// Bytes per block.
+    pub block_bytes: usize,
+    /// The ggml type this is stored as in GGUF files, `(id, name)`; `None` for zoo's int8 groups,
+    /// whose scales travel beside the data (ggml's `I8` has none).
+    pub ggml: Option<(u32, &'static str)>,
+}
+
 impl DType {
     /// Every element type, in the order listings show them.
     pub const ALL: [DType; 7] = [DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q8_0, DType::Q4_0, DType::Q4_1];
 
+    /// This type's row of the table.
+    pub const fn layout(self) -> Layout {
+        const QK: usize = crate::quant::QK;
+        let (name, block, block_bytes, ggml) = match self {
+            DType::F32 => ("f32", 1, 4, Some((0, "F32"))),
+            DType::F16 => ("f16", 1, 2, Some((1, "F16"))),
+            DType::BF16 => ("bf16", 1, 2, Some((30, "BF16"))),
+            DType::I8 => ("int8", 1, 1, None),
+            DType::Q8_0 => ("q8_0", QK, 34, Some((8, "Q8_0"))),
+            DType::Q4_0 => ("q4_0", QK, 18, Some((2, "Q4_0"))),
+            DType::Q4_1 => ("q4_1", QK, 20, Some((3, "Q4_1"))),
+        };
+        Layout { name, block, block_bytes, ggml }
+    }
+
+    /// The type stored as ggml type `id` in GGUF files, if zoo has one.
+    pub fn from_ggml(id: u32) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.layout().ggml.is_some_and(|(ggml, _)| ggml == id))
+    }
+
     /// Bytes per element; for block-quantised types, bytes per block ([`DType::block_bytes`]).
-    pub fn size(self) -> usize {
+    pub const fn size(self) -> usize {
         self.block_bytes()
     }
 
     /// Elements per block: 1 for element-wise types, 32 for block-quantised ones.
-    pub fn block_size(self) -> usize {
-        if self.is_block_quantized() {
-            crate::quant::QK
-        } else {
-            1
-        }
+    pub const fn block_size(self) -> usize {
+        self.layout().block
     }
 
     /// Bytes per block ([`DType::block_size`] elements).
-    pub fn block_bytes(self) -> usize {
-        match self {
-            DType::F32 => 4,
-            DType::F16 | DType::BF16 => 2,
-            DType::I8 => 1,
-            DType::Q8_0 => 34,
-            DType::Q4_0 => 18,
-            DType::Q4_1 => 20,
-        }
+    pub const fn block_bytes(self) -> usize {
+        self.layout().block_bytes
     }
 
     /// Whether this is one of ggml's block-quantised types (`Q8_0`, `Q4_0`, `Q4_1`).
-    pub fn is_block_quantized(self) -> bool {
-        matches!(self, DType::Q8_0 | DType::Q4_0 | DType::Q4_1)
+    pub const fn is_block_quantized(self) -> bool {
+        self.block_size() > 1
     }
 
     /// Whether values are not stored as floats (int8 in groups, or blocks).
@@ -77,16 +101,8 @@ impl DType {
     }
 
     /// The lowercase name used in messages and on the command line (`f32`, `f16`, `bf16`, `int8`).
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::I8 => "int8",
-            DType::Q8_0 => "q8_0",
-            DType::Q4_0 => "q4_0",
-            DType::Q4_1 => "q4_1",
-        }
+    pub const fn name(self) -> &'static str {
+        self.layout().name
     }
 }
 
@@ -95,16 +111,13 @@ impl std::str::FromStr for DType {
 
     /// Parses the names [`DType::name`] gives (and `i8` for `int8`).
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" => Ok(DType::F32),
-            "f16" => Ok(DType::F16),
-            "bf16" => Ok(DType::BF16),
-            "int8" | "i8" => Ok(DType::I8),
-            "q8_0" => Ok(DType::Q8_0),
-            "q4_0" => Ok(DType::Q4_0),
-            "q4_1" => Ok(DType::Q4_1),
-            other => Err(format!("unknown dtype `{other}` (expected f32, f16, bf16, int8, q8_0, q4_0 or q4_1)")),
-        }
+        let s = s.to_ascii_lowercase();
+        let name = if s == "i8" { "int8" } else { s.as_str() };
+        DType::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = DType::ALL.iter().map(|d| d.name()).collect();
+            let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+            format!("unknown dtype `{s}` (expected {} or {last})", rest.join(", "))
+        })
     }
 }
 
@@ -132,5 +145,19 @@ mod tests {
         };
         let places: Vec<usize> = DType::ALL.iter().map(|&d| place(d)).collect();
         assert_eq!(places, (0..DType::ALL.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn names_parse_back_and_ggml_ids_map_back() {
+        for dtype in DType::ALL {
+            assert_eq!(dtype.name().parse::<DType>(), Ok(dtype));
+            if let Some((id, _)) = dtype.layout().ggml {
+                assert_eq!(DType::from_ggml(id), Some(dtype));
+            }
+        }
+        assert_eq!("I8".parse::<DType>(), Ok(DType::I8));
+        let err = "q5_0".parse::<DType>().unwrap_err();
+        assert_eq!(err, "unknown dtype `q5_0` (expected f32, f16, bf16, int8, q8_0, q4_0 or q4_1)");
+        assert_eq!(DType::from_ggml(6), None, "Q5_0 is decoded by the GGUF reader, not a DType");
     }
 }

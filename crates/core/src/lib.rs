@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod checks;
 pub mod dtype;
 pub mod dyn_backend;
 pub mod error;
@@ -41,7 +42,7 @@ pub use registry::{BackendEntry, BackendOptions, DynModel, LoadRequest, ModelFam
 pub use sampler::{Sampler, SamplingParams};
 pub use text_stream::{Piece, TextStream};
 pub use tokenizer::Tokenizer;
-pub use weights::{Bytes, GroupScales, MemoryWeights, WeightSource, WeightView};
+pub use weights::{Bytes, GroupScales, MemoryWeights, WeightMeta, WeightSource, WeightView};
 
 /// Re-exported so that registrations (`zoo_core::inventory::submit!`) need no direct dependency.
 pub use inventory;

@@ -1,5 +1,5 @@
 //! ggml's block-quantised layouts ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`]): the one
-//! implementation of their dequantisation, shared by checkpoint readers, [`crate::WeightView`]
+//! implementation of their dequantisation (and, in [`decode`], of reading any stored float type), shared by checkpoint readers, [`crate::WeightView`]
 //! and backends that compute on the blocks directly.
 //!
 //! Each block holds [`QK`] consecutive elements of a row (rows are whole blocks):
@@ -11,7 +11,7 @@
 //! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
 //! bit-identical to them.
 
-use half::f16;
+use half::{bf16, f16};
 
 use crate::DType;
 
@@ -52,6 +52,25 @@ pub fn dequantize_block(dtype: DType, block: &[u8], out: &mut [f32; QK]) {
         }
         _ => {}
     }
+}
+
+/// Decodes `data` stored as `dtype` to f32, appending to `out`: floats exactly, blocks as
+/// [`dequantize`] does. Returns `false`, leaving `out` untouched, for int8 (its scales travel
+/// apart, see [`crate::WeightView::to_f32_vec`]) or when `data` is not whole elements or blocks.
+pub fn decode(dtype: DType, data: &[u8], out: &mut Vec<f32>) -> bool {
+    if dtype.is_block_quantized() {
+        return dequantize(dtype, data, out);
+    }
+    if dtype == DType::I8 || data.len() % dtype.size() != 0 {
+        return false;
+    }
+    let elements = data.chunks_exact(dtype.size());
+    match dtype {
+        DType::F16 => out.extend(elements.map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())),
+        DType::BF16 => out.extend(elements.map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+        _ => out.extend(elements.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+    }
+    true
 }
 
 /// Decodes whole blocks of `dtype`, appending to `out`. Returns `false`, leaving `out`
@@ -103,6 +122,18 @@ mod tests {
         assert!(dequantize(DType::Q4_0, &q4_0, &mut out));
         let want: Vec<f32> = (0..16).chain((0..16).rev()).map(|q| 2.0 * (q as f32 - 8.0)).collect();
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn decode_reads_floats_exactly_and_blocks_as_dequantize() {
+        let mut out = Vec::new();
+        assert!(decode(DType::F32, &1.5f32.to_le_bytes(), &mut out));
+        assert!(decode(DType::F16, &f16_bytes(-2.0), &mut out));
+        assert!(decode(DType::BF16, &bf16::from_f32(0.25).to_le_bytes(), &mut out));
+        assert_eq!(out, [1.5, -2.0, 0.25]);
+        assert!(!decode(DType::I8, &[1], &mut out));
+        assert!(!decode(DType::F32, &[0; 3], &mut out));
+        assert_eq!(out.len(), 3);
     }
 
     #[test]

@@ -74,6 +74,22 @@ pub struct BackendEntry {
     pub priority: i32,
 }
 
+impl BackendEntry {
+    /// An entry for a backend that runs wherever it compiles (a CPU backend).
+    pub const fn usable(
+        name: &'static str,
+        description: &'static str,
+        create: fn(&BackendOptions) -> Result<DynBackend>,
+        priority: i32,
+    ) -> Self {
+        Self { name, description, availability: always_usable, create, priority }
+    }
+}
+
+fn always_usable() -> Availability {
+    Availability::Usable
+}
+
 inventory::collect!(BackendEntry);
 
 struct Index<T: 'static> {
@@ -108,6 +124,12 @@ impl<T> Index<T> {
         })
     }
 
+    /// Every entry, sorted by name, unless some name is registered twice.
+    fn all(&'static self, kind: &'static str) -> Result<&'static [&'static T]> {
+        self.check(kind)?;
+        Ok(&self.sorted)
+    }
+
     fn find(&self, kind: &'static str, name: &str, primary: impl Fn(&T) -> &'static str) -> Result<&'static T> {
         self.check(kind)?;
         self.by_name.get(name).copied().ok_or_else(|| Error::Unknown {
@@ -134,9 +156,7 @@ fn backend_index() -> &'static Index<BackendEntry> {
 
 /// Every registered model family, sorted by name.
 pub fn model_families() -> Result<&'static [&'static ModelFamily]> {
-    let index = family_index();
-    index.check("model family")?;
-    Ok(&index.sorted)
+    family_index().all("model family")
 }
 
 /// The family called `name` (or with that alias).
@@ -162,9 +182,7 @@ pub fn detect_model_family(config: &serde_json::Value) -> Result<Option<&'static
 
 /// Every compiled-in backend, sorted by name.
 pub fn backends() -> Result<&'static [&'static BackendEntry]> {
-    let index = backend_index();
-    index.check("backend")?;
-    Ok(&index.sorted)
+    backend_index().all("backend")
 }
 
 /// The backend called `name`.

@@ -10,8 +10,6 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use half::{bf16, f16};
-
 use crate::{DType, Error, Result};
 
 /// A shared, immutable byte range: a window into a memory map or into an owned buffer.
@@ -158,19 +156,14 @@ impl WeightView {
     /// The data converted to f32 (a copy; exact for f16 and bf16, dequantised for int8 and blocks).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let bytes = self.data.as_slice();
-        match self.dtype {
-            DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            DType::F16 => bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::BF16 => bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::I8 => match &self.scales {
-                Some(s) => dequantize(bytes, s.group_size, &s.scales),
-                // `new_quantized` is the only constructor of int8 views and always sets scales.
-                None => bytes.iter().map(|&q| f32::from(q as i8)).collect(),
-            },
-            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {
-                let mut out = Vec::new();
-                // The constructor checked that the bytes are whole blocks.
-                crate::quant::dequantize(self.dtype, bytes, &mut out);
+        match (&self.scales, self.dtype) {
+            (Some(s), DType::I8) => dequantize(bytes, s.group_size, &s.scales),
+            // `new_quantized` is the only constructor of int8 views and always sets scales.
+            (None, DType::I8) => bytes.iter().map(|&q| f32::from(q as i8)).collect(),
+            (_, dtype) => {
+                let mut out = Vec::with_capacity(self.numel());
+                // The constructor checked that the bytes are whole elements or blocks.
+                crate::quant::decode(dtype, bytes, &mut out);
                 out
             }
         }
@@ -242,6 +235,23 @@ fn check_bytes(name: &str, dtype: DType, shape: &[usize], len: usize) -> Result<
     Ok(())
 }
 
+/// What a tensor is handed out as, known without reading (or decoding) its data: the answer
+/// of [`WeightSource::meta`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightMeta {
+    /// The element type [`WeightSource::get`] hands it out in.
+    pub dtype: DType,
+    /// Its shape, outermost dimension first.
+    pub shape: Vec<usize>,
+}
+
+impl WeightMeta {
+    /// Bytes of the tensor as handed out (0 if the shape is impossible for the dtype).
+    pub fn bytes(&self) -> u64 {
+        self.dtype.bytes_for(self.shape.iter().product()).unwrap_or(0) as u64
+    }
+}
+
 /// Where models get their weights: a checkpoint (or several files) seen as a map from names to
 /// tensors. Implemented by the checkpoint crate for every format it reads.
 pub trait WeightSource: Send + Sync {
@@ -256,6 +266,14 @@ pub trait WeightSource: Send + Sync {
 
     /// The tensor called `name`; [`Error::MissingTensor`] if there is none.
     fn get(&self, name: &str) -> Result<WeightView>;
+
+    /// The dtype and shape [`WeightSource::get`] would hand out for `name`. The default calls
+    /// `get`; sources that decode tensors on `get` (GGUF's K-quants) override it so that sizing
+    /// a load or a conversion decodes nothing.
+    fn meta(&self, name: &str) -> Result<WeightMeta> {
+        let view = self.get(name)?;
+        Ok(WeightMeta { dtype: view.dtype, shape: view.shape })
+    }
 
     /// The tensor called `name`, checked to have shape `shape`.
     fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<WeightView> {

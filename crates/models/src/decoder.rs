@@ -219,13 +219,7 @@ impl<B: Backend> Decoder<B> {
 }
 
 impl<B: Backend> Model<B> for Decoder<B> {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn backend(&self) -> &B {
-        &self.backend
-    }
+    crate::family::model_accessors!();
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;

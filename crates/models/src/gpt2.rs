@@ -12,7 +12,6 @@
 //! - Non-parameter buffers (`h.N.attn.bias`, `h.N.attn.masked_bias`) are ignored.
 
 use serde::Deserialize;
-use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
 use zoo_core::{
     AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, Step, StepInput, UnaryOp, WeightSource,
 };
@@ -231,13 +230,7 @@ impl<B: Backend> Gpt2<B> {
 }
 
 impl<B: Backend> Model<B> for Gpt2<B> {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn backend(&self) -> &B {
-        &self.backend
-    }
+    crate::family::model_accessors!();
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
@@ -247,11 +240,7 @@ impl<B: Backend> Model<B> for Gpt2<B> {
         for (i, block) in self.h.iter().enumerate() {
             x = block.forward(b, &x, cache.layer_mut(i), &input)?;
         }
-        let mut x = self.ln_f.forward(b, &x)?;
-        if let Some(rows) = &step.logit_rows {
-            x = b.gather_rows(&x, rows)?; // (rows, C)
-        }
-        self.lm_head.forward(b, &x) // (rows, vocab)
+        crate::family::step_logits(b, self.ln_f.forward(b, &x)?, step, &self.lm_head)
     }
 }
 
@@ -259,19 +248,8 @@ fn recognizes(config: &serde_json::Value) -> bool {
     config_is(config, "gpt2", "GPT2LMHeadModel")
 }
 
-fn load(req: &LoadRequest<'_>) -> Result<DynModel> {
-    Ok(Box::new(Gpt2::load(req.backend.clone(), req.config, req.weights)?))
-}
-
-zoo_core::inventory::submit! {
-    ModelFamily {
-        name: FAMILY,
-        aliases: &["gpt-2"],
-        description: "GPT-2 (HF GPT2LMHeadModel): learned positions, LayerNorm, GELU MLP, tied head",
-        recognizes,
-        load,
-    }
-}
+crate::family::register_family! { FAMILY, aliases: &["gpt-2"], load: Gpt2::load,
+"GPT-2 (HF GPT2LMHeadModel): learned positions, LayerNorm, GELU MLP, tied head" }
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@
 //! `config.json` into a [`decoder::DecoderSpec`].
 
 pub mod decoder;
+pub mod family;
 pub mod gpt2;
 pub mod hf_config;
 pub mod llama;

@@ -6,12 +6,10 @@
 //! that is tied or not (`tie_word_embeddings`, default false).
 
 use serde_json::Value;
-use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
-use zoo_core::{Backend, Result, WeightSource};
+use zoo_core::Result;
 
-use crate::decoder::{Decoder, DecoderSpec};
+use crate::decoder::DecoderSpec;
 use crate::hf_config::{rope_theta, HfDecoderConfig};
-use crate::nn::config_is;
 
 const FAMILY: &str = "llama";
 
@@ -26,28 +24,8 @@ pub fn spec(config: &Value) -> Result<DecoderSpec> {
     Ok(spec)
 }
 
-/// Loads a Llama model.
-pub fn load<B: Backend>(backend: B, config: &Value, weights: &dyn WeightSource) -> Result<Decoder<B>> {
-    Decoder::load(backend, &spec(config)?, weights)
-}
-
-fn recognizes(config: &Value) -> bool {
-    config_is(config, "llama", "LlamaForCausalLM")
-}
-
-fn load_dyn(req: &LoadRequest<'_>) -> Result<DynModel> {
-    Ok(Box::new(load(req.backend.clone(), req.config, req.weights)?))
-}
-
-zoo_core::inventory::submit! {
-    ModelFamily {
-        name: FAMILY,
-        aliases: &["smollm2"],
-        description: "Llama (HF LlamaForCausalLM): GQA, RoPE, SwiGLU, RMSNorm, optional biases",
-        recognizes,
-        load: load_dyn,
-    }
-}
+crate::family::decoder_family! { FAMILY, "llama" / "LlamaForCausalLM", aliases: &["smollm2"],
+"Llama (HF LlamaForCausalLM): GQA, RoPE, SwiGLU, RMSNorm, optional biases" }
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,10 @@
 //! `W − 1` tokens before it (only matters past W tokens; v0.1 uses 4096, later versions null).
 
 use serde_json::Value;
-use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
-use zoo_core::{Backend, Result, WeightSource};
+use zoo_core::Result;
 
-use crate::decoder::{Decoder, DecoderSpec};
+use crate::decoder::DecoderSpec;
 use crate::hf_config::{rope_theta, HfDecoderConfig};
-use crate::nn::config_is;
 
 const FAMILY: &str = "mistral";
 
@@ -23,28 +21,8 @@ pub fn spec(config: &Value) -> Result<DecoderSpec> {
     Ok(spec)
 }
 
-/// Loads a Mistral model.
-pub fn load<B: Backend>(backend: B, config: &Value, weights: &dyn WeightSource) -> Result<Decoder<B>> {
-    Decoder::load(backend, &spec(config)?, weights)
-}
-
-fn recognizes(config: &Value) -> bool {
-    config_is(config, "mistral", "MistralForCausalLM")
-}
-
-fn load_dyn(req: &LoadRequest<'_>) -> Result<DynModel> {
-    Ok(Box::new(load(req.backend.clone(), req.config, req.weights)?))
-}
-
-zoo_core::inventory::submit! {
-    ModelFamily {
-        name: FAMILY,
-        aliases: &[],
-        description: "Mistral (HF MistralForCausalLM): GQA, RoPE, SwiGLU, RMSNorm, sliding window",
-        recognizes,
-        load: load_dyn,
-    }
-}
+crate::family::decoder_family! { FAMILY, "mistral" / "MistralForCausalLM", aliases: &[],
+"Mistral (HF MistralForCausalLM): GQA, RoPE, SwiGLU, RMSNorm, sliding window" }
 
 #[cfg(test)]
 mod tests {

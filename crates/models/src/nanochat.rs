@@ -18,7 +18,6 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
 use zoo_core::{
     AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, StepInput,
     UnaryOp, WeightSource,
@@ -207,13 +206,7 @@ impl<B: Backend> NanoChat<B> {
 }
 
 impl<B: Backend> Model<B> for NanoChat<B> {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn backend(&self) -> &B {
-        &self.backend
-    }
+    crate::family::model_accessors!();
 
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
@@ -223,11 +216,7 @@ impl<B: Backend> Model<B> for NanoChat<B> {
             x = b.add(&x, &block.attn.forward(b, &self.norm.forward(b, &x)?, cache.layer_mut(i), &input)?)?;
             x = b.add(&x, &block.mlp.forward(b, &self.norm.forward(b, &x)?)?)?;
         }
-        let mut x = self.norm.forward(b, &x)?;
-        if let Some(rows) = &step.logit_rows {
-            x = b.gather_rows(&x, rows)?; // (rows, C)
-        }
-        let logits = self.lm_head.forward(b, &x)?; // (rows, vocab)
+        let logits = crate::family::step_logits(b, self.norm.forward(b, &x)?, step, &self.lm_head)?;
         b.unary(&logits, UnaryOp::Softcap(SOFTCAP))
     }
 }
@@ -236,19 +225,8 @@ fn recognizes(config: &Value) -> bool {
     config.get("model_type").and_then(Value::as_str) == Some(FAMILY)
 }
 
-fn load_dyn(req: &LoadRequest<'_>) -> Result<DynModel> {
-    Ok(Box::new(NanoChat::load(req.backend.clone(), req.config, req.weights)?))
-}
-
-zoo_core::inventory::submit! {
-    ModelFamily {
-        name: FAMILY,
-        aliases: &["nanochat-gpt"],
-        description: "nanochat GPT (Karpathy): RoPE (-θ), QK-norm, ReLU² MLP, parameter-free RMSNorm, softcap",
-        recognizes,
-        load: load_dyn,
-    }
-}
+crate::family::register_family! { FAMILY, aliases: &["nanochat-gpt"], load: NanoChat::load,
+"nanochat GPT (Karpathy): RoPE (-θ), QK-norm, ReLU² MLP, parameter-free RMSNorm, softcap" }
 
 #[cfg(test)]
 mod tests {

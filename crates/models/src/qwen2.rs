@@ -8,12 +8,10 @@
 //! unless `use_sliding_window` is true, and then applies to layers `i ≥ max_window_layers`.
 
 use serde_json::Value;
-use zoo_core::registry::{DynModel, LoadRequest, ModelFamily};
-use zoo_core::{Backend, Result, WeightSource};
+use zoo_core::Result;
 
-use crate::decoder::{Decoder, DecoderSpec};
+use crate::decoder::DecoderSpec;
 use crate::hf_config::{rope_theta, HfDecoderConfig};
-use crate::nn::config_is;
 
 const FAMILY: &str = "qwen2";
 
@@ -31,28 +29,8 @@ pub fn spec(config: &Value) -> Result<DecoderSpec> {
     Ok(spec)
 }
 
-/// Loads a Qwen2 model.
-pub fn load<B: Backend>(backend: B, config: &Value, weights: &dyn WeightSource) -> Result<Decoder<B>> {
-    Decoder::load(backend, &spec(config)?, weights)
-}
-
-fn recognizes(config: &Value) -> bool {
-    config_is(config, "qwen2", "Qwen2ForCausalLM")
-}
-
-fn load_dyn(req: &LoadRequest<'_>) -> Result<DynModel> {
-    Ok(Box::new(load(req.backend.clone(), req.config, req.weights)?))
-}
-
-zoo_core::inventory::submit! {
-    ModelFamily {
-        name: FAMILY,
-        aliases: &["qwen2.5", "qwen"],
-        description: "Qwen2 / Qwen2.5 (HF Qwen2ForCausalLM): GQA, q/k/v biases, RoPE, SwiGLU, RMSNorm",
-        recognizes,
-        load: load_dyn,
-    }
-}
+crate::family::decoder_family! { FAMILY, "qwen2" / "Qwen2ForCausalLM", aliases: &["qwen2.5", "qwen"],
+"Qwen2 / Qwen2.5 (HF Qwen2ForCausalLM): GQA, q/k/v biases, RoPE, SwiGLU, RMSNorm" }
 
 #[cfg(test)]
 mod tests {

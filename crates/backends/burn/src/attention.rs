@@ -11,7 +11,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Int, Tensor};
-use zoo_core::{AttentionSpec, Error, KvGrowth, KvSpec, Result, SeqSpan};
+use zoo_core::{AttentionSpec, KvGrowth, KvSpec, Result, SeqSpan, TensorShape};
 
 use crate::kernels::{Kernels, KvView};
 use crate::step::BurnStep;
@@ -155,24 +155,7 @@ fn validate<BB: Kernels>(
     spans: &[SeqSpan],
     spec: &AttentionSpec,
 ) -> Result<()> {
-    let (n, q_cols) = q.dims2("attention q")?;
-    if q_cols != spec.n_heads * spec.head_dim {
-        return Err(Error::Shape {
-            op: "attention",
-            expected: format!("q with {} columns", spec.n_heads * spec.head_dim),
-            got: vec![n, q_cols],
-        });
-    }
-    for t in [k, v] {
-        if t.dims2("attention k/v")? != (n, spec.n_kv_heads * spec.head_dim) {
-            return Err(Error::Shape {
-                op: "attention",
-                expected: format!("k/v of shape [{n}, {}]", spec.n_kv_heads * spec.head_dim),
-                got: zoo_core::TensorShape::shape(t).to_vec(),
-            });
-        }
-    }
-    check(spec, kv, spans, n)?;
+    zoo_core::checks::attention(q.shape(), k.shape(), v.shape(), &kv.spec, spans, spec)?;
     let needed = spans.iter().map(|s| s.past + s.len).max().unwrap_or(0);
     kv.reserve(needed, &q.t);
     Ok(())
@@ -244,28 +227,4 @@ fn causal_mask<BB: BurnBackend>(span: &SeqSpan, window: Option<usize>, like: &Te
     }
     let zeros = Tensor::<BB, 2>::zeros([span.len, total], (&device, like.dtype()));
     zeros.mask_fill(hidden, f32::NEG_INFINITY).reshape([1, 1, span.len, total])
-}
-
-fn check<BB: BurnBackend>(spec: &AttentionSpec, kv: &BurnKv<BB>, spans: &[SeqSpan], n: usize) -> Result<()> {
-    let bad = |expected: String, got: Vec<usize>| Err(Error::Shape { op: "attention", expected, got });
-    if spec.n_kv_heads == 0 || spec.n_heads % spec.n_kv_heads != 0 {
-        return bad("n_heads divisible by n_kv_heads".into(), vec![spec.n_heads, spec.n_kv_heads]);
-    }
-    if spec.n_kv_heads != kv.spec.n_kv_heads || spec.head_dim != kv.spec.head_dim {
-        return bad("a KV buffer of matching heads".into(), vec![kv.spec.n_kv_heads, kv.spec.head_dim]);
-    }
-    let mut next = 0;
-    for s in spans {
-        if s.slot >= kv.spec.slots || s.start != next {
-            return bad(format!("contiguous spans over slots below {}", kv.spec.slots), vec![s.slot, s.start]);
-        }
-        if s.past + s.len > kv.spec.capacity {
-            return Err(Error::ContextFull { needed: s.past + s.len, limit: kv.spec.capacity });
-        }
-        next += s.len;
-    }
-    if next != n {
-        return bad(format!("spans covering all {n} rows"), vec![next]);
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@
 mod ndarray {
     use burn::backend::NdArray;
     use burn::tensor::DType;
-    use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
+    use zoo_core::registry::{BackendEntry, BackendOptions};
     use zoo_core::{DynBackend, Result};
 
     use crate::Burn;
@@ -14,13 +14,7 @@ mod ndarray {
     }
 
     zoo_core::inventory::submit! {
-        BackendEntry {
-            name: "burn-ndarray",
-            description: "Burn 0.21 with burn-ndarray: CPU, f32",
-            availability: || Availability::Usable,
-            create,
-            priority: 1,
-        }
+        BackendEntry::usable("burn-ndarray", "Burn 0.21 with burn-ndarray: CPU, f32", create, 1)
     }
 }
 

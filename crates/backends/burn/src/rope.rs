@@ -4,23 +4,13 @@
 
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Tensor, TensorData};
-use zoo_core::{Error, Result, RopeSpec};
+use zoo_core::{Result, RopeSpec};
 
-use crate::step::angles;
 use crate::tensor::BurnTensor;
 
 /// Checks `x` against `spec` and `rows` positions: `(rows, cols)`.
 pub(crate) fn check<BB: BurnBackend>(x: &BurnTensor<BB>, rows: usize, spec: &RopeSpec) -> Result<(usize, usize)> {
-    let (n, cols) = x.dims2("rope")?;
-    let d = spec.head_dim;
-    if d == 0 || d % 2 != 0 || cols % d != 0 || rows != n {
-        return Err(Error::Shape {
-            op: "rope",
-            expected: format!("{rows} rows of whole heads of even size {d}"),
-            got: vec![n, cols],
-        });
-    }
-    Ok((n, cols))
+    zoo_core::checks::rope(zoo_core::TensorShape::shape(x), rows, spec)
 }
 
 /// RoPE at host `positions`: the angles of each row computed here, then [`rotate`].
@@ -31,7 +21,7 @@ pub(crate) fn rope<BB: BurnBackend>(
 ) -> Result<BurnTensor<BB>> {
     let (rows, _) = check(x, positions.len(), spec)?;
     let half = spec.head_dim / 2;
-    let (cos, sin) = angles(spec, positions.iter().copied());
+    let (cos, sin) = spec.angles(positions.iter().copied());
     let opts = (&x.t.device(), x.t.dtype());
     let cos = Tensor::<BB, 2>::from_data(TensorData::new(cos, [rows, half]), opts);
     let sin = Tensor::<BB, 2>::from_data(TensorData::new(sin, [rows, half]), opts);

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
-use zoo_core::{RopeConvention, RopeSpec, Step};
+use zoo_core::{RopeSpec, Step};
 
 use crate::kernels::RowTable;
 
@@ -46,7 +46,7 @@ impl<BB: BurnBackend> RopeTables<BB> {
             return (t.cos.clone(), t.sin.clone());
         }
         let len = needed.next_power_of_two().max(MIN_TABLE);
-        let (cos, sin) = angles(spec, 0..len);
+        let (cos, sin) = spec.angles(0..len);
         let half = spec.head_dim / 2;
         let upload = |v: Vec<f32>| Tensor::<BB, 2>::from_data(TensorData::new(v, [len, half]), (device, dtype));
         let table = RopeTable { spec: *spec, cos: upload(cos), sin: upload(sin) };
@@ -54,27 +54,6 @@ impl<BB: BurnBackend> RopeTables<BB> {
         tables.push(table.clone());
         (table.cos, table.sin)
     }
-}
-
-/// `cos` and signed `sin` of `position · inv_freq` for each of `positions`, row-major.
-pub(crate) fn angles(spec: &RopeSpec, positions: impl Iterator<Item = usize>) -> (Vec<f32>, Vec<f32>) {
-    let d = spec.head_dim;
-    let half = d / 2;
-    let sign = match spec.convention {
-        RopeConvention::HalfSplit => 1.0,
-        RopeConvention::HalfSplitNegative => -1.0,
-    };
-    let inv_freq: Vec<f32> =
-        (0..half).map(|i| 1.0 / ((spec.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
-    let (mut cos, mut sin) = (Vec::new(), Vec::new());
-    for pos in positions {
-        for f in &inv_freq {
-            let angle = (pos as f32 * f) as f64;
-            cos.push(angle.cos() as f32);
-            sin.push(sign * angle.sin() as f32);
-        }
-    }
-    (cos, sin)
 }
 
 /// One forward step's device inputs: every row's slot and position (uploaded once), and the

@@ -31,10 +31,7 @@ impl<BB: BurnBackend> BurnTensor<BB> {
 
     /// `[rows, cols]` of a 2-D zoo tensor, or a shape error naming `op`.
     pub(crate) fn dims2(&self, op: &'static str) -> Result<(usize, usize)> {
-        match self.shape[..] {
-            [rows, cols] => Ok((rows, cols)),
-            _ => Err(Error::Shape { op, expected: "a 2-D tensor".into(), got: self.shape.clone() }),
-        }
+        zoo_core::checks::dims2(&self.shape, op)
     }
 
     /// The 2-D layout `[rows, cols]` for a zoo shape (a vector is one row).

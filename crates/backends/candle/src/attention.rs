@@ -5,37 +5,41 @@
 //! `q: [kv_heads, group·len, head_dim]` multiplies that KV head's keys without copying them.
 
 use candle_core::Tensor;
-use zoo_core::{AttentionSpec, Error, Result, SeqSpan};
+use zoo_core::{AttentionSpec, Result, SeqSpan};
 
-use crate::error::{dims2, shape_error, CandleResult};
+use crate::error::CandleResult;
 use crate::kv::KvBuffer;
 use crate::tensor::{CandleTensor, ACTIVATION};
 
-pub fn attention(
-    q: &CandleTensor,
-    k: &CandleTensor,
-    v: &CandleTensor,
-    kv: &mut KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<CandleTensor> {
-    let n = check_shapes(q, k, v, kv, spans, spec)?;
-    let (q, k, v) = (q.f32()?, k.f32()?, v.f32()?);
-    for span in spans.iter().filter(|s| s.len > 0) {
-        kv.reserve(span.slot, span.past + span.len)?;
-        let rows = |t: &Tensor| t.narrow(0, span.start, span.len).zoo();
-        kv.write(span.slot, span.past, &rows(&k)?, &rows(&v)?)?;
+impl KvBuffer {
+    /// Writes each span's new keys and values at its positions, then attends every new row to
+    /// its slot's cached positions up to its own (within the window): `[n, n_heads·head_dim]`.
+    pub(crate) fn attend(
+        &mut self,
+        q: &CandleTensor,
+        k: &CandleTensor,
+        v: &CandleTensor,
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+    ) -> Result<CandleTensor> {
+        let n = zoo_core::checks::attention(q.dims(), k.dims(), v.dims(), self.spec(), spans, spec)?;
+        let (q, k, v) = (q.f32()?, k.f32()?, v.f32()?);
+        for span in spans.iter().filter(|s| s.len > 0) {
+            self.reserve(span.slot, span.past + span.len)?;
+            let rows = |t: &Tensor| t.narrow(0, span.start, span.len).zoo();
+            self.write(span.slot, span.past, &rows(&k)?, &rows(&v)?)?;
+        }
+        let mut outputs = Vec::with_capacity(spans.len());
+        for span in spans.iter().filter(|s| s.len > 0) {
+            outputs.push(attend(&q.narrow(0, span.start, span.len).zoo()?, self, span, spec)?);
+        }
+        let out = match outputs.len() {
+            0 => Tensor::zeros((n, spec.n_heads * spec.head_dim), ACTIVATION, q.device()).zoo()?,
+            1 => outputs.swap_remove(0),
+            _ => Tensor::cat(&outputs, 0).zoo()?,
+        };
+        Ok(CandleTensor::new(out))
     }
-    let mut outputs = Vec::with_capacity(spans.len());
-    for span in spans.iter().filter(|s| s.len > 0) {
-        outputs.push(attend(&q.narrow(0, span.start, span.len).zoo()?, kv, span, spec)?);
-    }
-    let out = match outputs.len() {
-        0 => Tensor::zeros((n, spec.n_heads * spec.head_dim), ACTIVATION, q.device()).zoo()?,
-        1 => outputs.swap_remove(0),
-        _ => Tensor::cat(&outputs, 0).zoo()?,
-    };
-    Ok(CandleTensor::new(out))
 }
 
 /// Attention of one span's queries (`[len, n_heads·head_dim]`) to its slot's cache.
@@ -88,54 +92,4 @@ fn mask(span: &SeqSpan, first: usize, seen: usize, window: Option<usize>) -> Opt
         }));
     }
     Some(mask)
-}
-
-/// Validates every input; returns the number of rows.
-fn check_shapes(
-    q: &CandleTensor,
-    k: &CandleTensor,
-    v: &CandleTensor,
-    kv: &KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<usize> {
-    let buffer = kv.spec();
-    if spec.n_kv_heads == 0 || spec.n_heads % spec.n_kv_heads != 0 {
-        return Err(shape_error("attention", "n_heads divisible by n_kv_heads", &[spec.n_heads, spec.n_kv_heads]));
-    }
-    if spec.n_kv_heads != buffer.n_kv_heads || spec.head_dim != buffer.head_dim {
-        return Err(shape_error(
-            "attention",
-            format!("a KV buffer of {} heads × {}", spec.n_kv_heads, spec.head_dim),
-            &[buffer.n_kv_heads, buffer.head_dim],
-        ));
-    }
-    let (n, q_cols) = dims2(q, "attention q")?;
-    if q_cols != spec.n_heads * spec.head_dim {
-        return Err(shape_error("attention", format!("q with {} columns", spec.n_heads * spec.head_dim), q.dims()));
-    }
-    let kv_cols = spec.n_kv_heads * spec.head_dim;
-    for t in [k, v] {
-        if t.dims() != [n, kv_cols] {
-            return Err(shape_error("attention", format!("k/v of shape [{n}, {kv_cols}]"), t.dims()));
-        }
-    }
-    let mut next_row = 0;
-    for span in spans {
-        if span.slot >= buffer.slots || span.start != next_row {
-            return Err(shape_error(
-                "attention",
-                format!("contiguous spans over slots below {}", buffer.slots),
-                &[span.slot, span.start],
-            ));
-        }
-        if span.past + span.len > buffer.capacity {
-            return Err(Error::ContextFull { needed: span.past + span.len, limit: buffer.capacity });
-        }
-        next_row += span.len;
-    }
-    if next_row != n {
-        return Err(shape_error("attention", format!("spans covering all {n} rows"), &[next_row]));
-    }
-    Ok(n)
 }

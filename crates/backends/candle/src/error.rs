@@ -21,17 +21,11 @@ impl<T> CandleResult<T> for candle_core::Result<T> {
     }
 }
 
-/// A shape error for `op`.
-pub(crate) fn shape_error(op: &'static str, expected: impl Into<String>, got: &[usize]) -> Error {
-    Error::Shape { op, expected: expected.into(), got: got.to_vec() }
-}
+pub(crate) use zoo_core::checks::shape_error;
 
 /// `(rows, cols)` of a 2-D tensor, or a shape error naming `op`.
 pub(crate) fn dims2(x: &CandleTensor, op: &'static str) -> Result<(usize, usize)> {
-    match *x.dims() {
-        [rows, cols] => Ok((rows, cols)),
-        _ => Err(shape_error(op, "a 2-D tensor", x.dims())),
-    }
+    zoo_core::checks::dims2(x.dims(), op)
 }
 
 /// Fails unless `a` and `b` have one shape.

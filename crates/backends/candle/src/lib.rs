@@ -161,7 +161,7 @@ impl Backend for Candle {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<CandleTensor> {
-        attention::attention(q, k, v, kv, spans, spec)
+        kv.attend(q, k, v, spans, spec)
     }
 }
 

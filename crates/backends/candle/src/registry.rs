@@ -2,7 +2,7 @@
 //! The CPU entry ranks below zoo's own ndarray backend; the CUDA entry, when a GPU is usable,
 //! ranks above every CPU backend and below Burn's `cuda`, the GPU default.
 
-use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
+use zoo_core::registry::{BackendEntry, BackendOptions};
 use zoo_core::{DynBackend, Result};
 
 use crate::Candle;
@@ -12,17 +12,13 @@ fn create_cpu(options: &BackendOptions) -> Result<DynBackend> {
 }
 
 zoo_core::inventory::submit! {
-    BackendEntry {
-        name: "candle",
-        description: "candle on the CPU: f32, weights converted at load",
-        availability: || Availability::Usable,
-        create: create_cpu,
-        priority: 5,
-    }
+    BackendEntry::usable("candle", "candle on the CPU: f32, weights converted at load", create_cpu, 5)
 }
 
 #[cfg(feature = "cuda")]
 mod cuda {
+    use zoo_core::registry::Availability;
+
     use super::*;
 
     fn create(options: &BackendOptions) -> Result<DynBackend> {

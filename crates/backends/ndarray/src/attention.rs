@@ -4,7 +4,7 @@
 //! contiguous; the buffer grows by doubling up to the slot capacity, so short chats stay small.
 
 use rayon::prelude::*;
-use zoo_core::{AttentionSpec, Error, KvGrowth, KvSpec, Result, SeqSpan};
+use zoo_core::{AttentionSpec, KvGrowth, KvSpec, Result, SeqSpan, TensorShape};
 
 use crate::elementwise::softmax_in_place;
 use crate::matmul::dot;
@@ -75,85 +75,45 @@ impl KvBuffer {
     }
 }
 
-pub fn attention(
-    q: &NdTensor,
-    k: &NdTensor,
-    v: &NdTensor,
-    kv: &mut KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<NdTensor> {
-    let n = check_shapes(q, k, v, kv, spans, spec)?;
-    let (hd, kv_cols) = (spec.head_dim, spec.n_kv_heads * spec.head_dim);
-    let mut row_span = vec![0usize; n];
-    for (i, span) in spans.iter().enumerate() {
-        kv.reserve(span.slot, span.past + span.len);
-        for r in 0..span.len {
-            let row = span.start + r;
-            row_span[row] = i;
-            let (k_row, v_row) = (&k.values()[row * kv_cols..][..kv_cols], &v.values()[row * kv_cols..][..kv_cols]);
-            kv.write(span.slot, span.past + r, k_row, v_row);
+impl KvBuffer {
+    /// Writes each span's new keys and values at its positions, then attends every new row to
+    /// its slot's cached positions up to its own (within the window): `[n, n_heads·head_dim]`.
+    pub fn attend(
+        &mut self,
+        q: &NdTensor,
+        k: &NdTensor,
+        v: &NdTensor,
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+    ) -> Result<NdTensor> {
+        let n = zoo_core::checks::attention(q.shape(), k.shape(), v.shape(), &self.spec, spans, spec)?;
+        let (hd, kv_cols) = (spec.head_dim, spec.n_kv_heads * spec.head_dim);
+        let mut row_span = vec![0usize; n];
+        for (i, span) in spans.iter().enumerate() {
+            self.reserve(span.slot, span.past + span.len);
+            for r in 0..span.len {
+                let row = span.start + r;
+                row_span[row] = i;
+                let (k_row, v_row) = (&k.values()[row * kv_cols..][..kv_cols], &v.values()[row * kv_cols..][..kv_cols]);
+                self.write(span.slot, span.past + r, k_row, v_row);
+            }
         }
+        let group = spec.n_heads / spec.n_kv_heads;
+        let kv = &*self;
+        let mut out = vec![0f32; n * spec.n_heads * hd];
+        out.par_chunks_mut(hd).enumerate().for_each(|(idx, out_head)| {
+            let (row, h) = (idx / spec.n_heads, idx % spec.n_heads);
+            let span = &spans[row_span[row]];
+            let pos = span.past + (row - span.start);
+            let first = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let (keys, values) = kv.head(span.slot, h / group, first..pos + 1);
+            let query = &q.values()[(row * spec.n_heads + h) * hd..][..hd];
+            let mut scores: Vec<f32> = keys.chunks_exact(hd).map(|key| dot(query, key) * spec.scale).collect();
+            softmax_in_place(&mut scores);
+            for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
+                out_head.iter_mut().zip(value).for_each(|(o, &vv)| *o += p * vv);
+            }
+        });
+        NdTensor::new(out, vec![n, spec.n_heads * hd])
     }
-    let group = spec.n_heads / spec.n_kv_heads;
-    let kv = &*kv;
-    let mut out = vec![0f32; n * spec.n_heads * hd];
-    out.par_chunks_mut(hd).enumerate().for_each(|(idx, out_head)| {
-        let (row, h) = (idx / spec.n_heads, idx % spec.n_heads);
-        let span = &spans[row_span[row]];
-        let pos = span.past + (row - span.start);
-        let first = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-        let (keys, values) = kv.head(span.slot, h / group, first..pos + 1);
-        let query = &q.values()[(row * spec.n_heads + h) * hd..][..hd];
-        let mut scores: Vec<f32> = keys.chunks_exact(hd).map(|key| dot(query, key) * spec.scale).collect();
-        softmax_in_place(&mut scores);
-        for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
-            out_head.iter_mut().zip(value).for_each(|(o, &vv)| *o += p * vv);
-        }
-    });
-    NdTensor::new(out, vec![n, spec.n_heads * hd])
-}
-
-/// Validates every input; returns the number of rows.
-fn check_shapes(
-    q: &NdTensor,
-    k: &NdTensor,
-    v: &NdTensor,
-    kv: &KvBuffer,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-) -> Result<usize> {
-    let bad = |expected: String, got: Vec<usize>| Err(Error::Shape { op: "attention", expected, got });
-    if spec.n_kv_heads == 0 || spec.n_heads % spec.n_kv_heads != 0 {
-        return bad("n_heads divisible by n_kv_heads".into(), vec![spec.n_heads, spec.n_kv_heads]);
-    }
-    if spec.n_kv_heads != kv.spec.n_kv_heads || spec.head_dim != kv.spec.head_dim {
-        return bad(
-            format!("a KV buffer of {} heads × {}", spec.n_kv_heads, spec.head_dim),
-            vec![kv.spec.n_kv_heads, kv.spec.head_dim],
-        );
-    }
-    let (n, q_cols) = q.dims2("attention q")?;
-    if q_cols != spec.n_heads * spec.head_dim {
-        return bad(format!("q with {} columns", spec.n_heads * spec.head_dim), q.shape_vec());
-    }
-    for t in [k, v] {
-        if t.shape_vec() != [n, spec.n_kv_heads * spec.head_dim] {
-            return bad(format!("k/v of shape [{n}, {}]", spec.n_kv_heads * spec.head_dim), t.shape_vec());
-        }
-    }
-    let mut next_row = 0;
-    for span in spans {
-        if span.slot >= kv.spec.slots || span.start != next_row {
-            return bad(format!("contiguous spans over slots below {}", kv.spec.slots), vec![span.slot, span.start]);
-        }
-        if span.past + span.len > kv.spec.capacity {
-            return Err(Error::ContextFull { needed: span.past + span.len, limit: kv.spec.capacity });
-        }
-        next_row += span.len;
-    }
-    if next_row != n {
-        return bad(format!("spans covering all {n} rows"), vec![next_row]);
-    }
-    Ok(n)
 }

@@ -19,7 +19,7 @@ mod norm;
 mod rope;
 mod tensor;
 
-use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
+use zoo_core::registry::{BackendEntry, BackendOptions};
 use zoo_core::{
     AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, Support, UnaryOp, WeightView,
 };
@@ -156,7 +156,7 @@ impl Backend for NdArray {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<NdTensor> {
-        attention::attention(q, k, v, kv, spans, spec)
+        kv.attend(q, k, v, spans, spec)
     }
 }
 
@@ -165,13 +165,7 @@ fn create(options: &BackendOptions) -> Result<DynBackend> {
 }
 
 zoo_core::inventory::submit! {
-    BackendEntry {
-        name: "ndarray",
-        description: "zoo's CPU backend: f32 on ndarray + matrixmultiply, all cores",
-        availability: || Availability::Usable,
-        create,
-        priority: 10,
-    }
+    BackendEntry::usable("ndarray", "zoo's CPU backend: f32 on ndarray + matrixmultiply, all cores", create, 10)
 }
 
 /// Call from a binary to make sure this crate (and so its registration) is linked.

@@ -188,10 +188,7 @@ impl NdTensor {
 
     /// `(rows, cols)` of a 2-D tensor, or a shape error naming `op`.
     pub fn dims2(&self, op: &'static str) -> Result<(usize, usize)> {
-        match self.shape[..] {
-            [rows, cols] => Ok((rows, cols)),
-            _ => Err(Error::Shape { op, expected: "a 2-D tensor".into(), got: self.shape.clone() }),
-        }
+        zoo_core::checks::dims2(&self.shape, op)
     }
 
     /// The shape as an owned vector (for error messages).

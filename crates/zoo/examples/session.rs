@@ -2,22 +2,24 @@
 //! (a chat's next turn) without re-running what the KV cache already holds.
 //!
 //! ```text
-//! cargo run -p zoo-cli --example session -- [MODEL]
+//! cargo run -p zoo --example session -- [MODEL]
 //! ```
 //! (default: the default model, SmolLM2-135M-Instruct, from scripts/fetch-default-model.sh).
 
 use std::io::Write;
 
-use anyhow::Result;
-use zoo_cli::pipeline::{self, LoadOptions};
+use zoo::LoadOptions;
 use zoo_core::{GenerateOptions, SamplingParams, Session};
+
+/// Any error; `main` returning one prints it.
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Result<()> {
     let weights = match std::env::args().nth(1) {
         Some(path) => path.into(),
-        None => pipeline::require_default_weights()?,
+        None => zoo::require_default_weights()?,
     };
-    let pipe = pipeline::load(&LoadOptions { weights, ..Default::default() })?;
+    let pipe = zoo::load(&LoadOptions { weights, ..Default::default() })?;
     let tokenizer = pipe.tokenizer.as_ref();
     let options = GenerateOptions {
         max_tokens: 16,
