@@ -206,7 +206,9 @@ mod wgpu {
             description: "Burn 0.21 burn-wgpu (Vulkan/Metal/DX12: any GPU), f32 (--device N picks the adapter)",
             availability: || availability(false),
             create: |o| create_with(o, "wgpu", DType::F32),
-            priority: 50,
+            // Never the default: adapter 0 may be a CPU emulation (lavapipe), slower than the
+            // CPU backends; `--backend wgpu` asks for it.
+            priority: 0,
         }
     }
 
@@ -216,7 +218,7 @@ mod wgpu {
             description: "Burn 0.21 burn-wgpu, f16 (adapters with shader-f16)",
             availability: || availability(true),
             create: |o| create_with(o, "wgpu-f16", DType::F16),
-            priority: 49,
+            priority: 0,
         }
     }
 }
