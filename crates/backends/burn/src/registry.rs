@@ -69,6 +69,7 @@ mod gpu {
     }
 
     /// What to tell the user when zoo's kernel cache was empty: this run compiles the kernels.
+    #[cfg(feature = "cuda")]
     pub(super) fn first_run_note() -> Option<String> {
         cache_was_empty().then(|| {
             let dir = kernel_cache();
@@ -158,7 +159,7 @@ mod wgpu {
     use zoo_core::registry::{Availability, BackendEntry, BackendOptions};
     use zoo_core::{DynBackend, Error, Result};
 
-    use super::gpu::{cache_kernels, first_run_note, panic_message, quietly};
+    use super::gpu::{cache_kernels, panic_message, quietly};
     use crate::wgpu_device::{self, AdapterSummary};
     use crate::Burn;
 
@@ -192,11 +193,11 @@ mod wgpu {
 
     fn create_with(options: &BackendOptions, name: &'static str, dtype: DType) -> Result<DynBackend> {
         cache_kernels();
-        let note = first_run_note();
         let (summary, device) = probe(options.device, dtype == DType::F16)
             .map_err(|message| Error::Backend { backend: name.into(), message })?;
-        let backend =
-            Burn::<Gpu>::new(name, device, dtype).with_startup_note(note).with_device_description(Some(summary.line()));
+        // No first-run note: CubeCL's WGSL path keeps no compiled-kernel cache (shaders are
+        // translated in-process at each run), so the note would repeat on every run.
+        let backend = Burn::<Gpu>::new(name, device, dtype).with_device_description(Some(summary.line()));
         Ok(DynBackend::new(backend))
     }
 
