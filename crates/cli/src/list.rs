@@ -31,6 +31,10 @@ pub struct BackendRow {
     /// Why not, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unusable_reason: Option<String>,
+    /// The device it runs on (a GPU backend's adapter, driver and features), for usable backends
+    /// that say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Whether `--backend` defaults to it here.
     pub default: bool,
     /// What it does with each stored weight dtype: asked of the backend, so only for usable
@@ -117,6 +121,7 @@ fn backend_row(entry: &BackendEntry, default: bool) -> BackendRow {
             Availability::Unusable(why) => Some(why),
         },
         default,
+        device: created.as_ref().and_then(|backend| backend.device_description()),
         dtypes: created.map(|backend| DTypeSupport::of(&backend)),
     }
 }
@@ -141,6 +146,9 @@ pub fn run(json: bool, out: &mut dyn Write) -> Result<()> {
             (None, false) => "usable".to_string(),
         };
         writeln!(out, "  {:<12} {} [{status}]", b.name, b.description)?;
+        if let Some(device) = &b.device {
+            writeln!(out, "  {:<12} {device}", "")?;
+        }
         if let Some(dtypes) = &b.dtypes {
             writeln!(out, "  {:<12} {}", "", dtypes.line())?;
         }

@@ -229,6 +229,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         None
     }
 
+    /// One line naming the device this backend runs on (a GPU backend's adapter, its driver
+    /// and what it supports), for `zoo list`; `None` when there is nothing to say.
+    fn device_description(&self) -> Option<String> {
+        None
+    }
+
     /// Device kernels this backend has launched so far in this process, where it counts them
     /// (`zoo bench` reports launches per decode step from it); `None` when it does not count.
     fn launches(&self) -> Option<u64> {

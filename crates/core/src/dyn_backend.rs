@@ -313,6 +313,7 @@ erased_backend! {
         fn name() -> &str;
         fn supports(dtype: DType) -> Support;
         fn startup_note() -> Option<String>;
+        fn device_description() -> Option<String>;
         fn launches() -> Option<u64>;
         fn synchronize() -> Result<()>;
         fn scoped(f: &mut (dyn FnMut() + Send));

@@ -24,6 +24,8 @@ mod registry;
 mod rope;
 mod step;
 pub mod tensor;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_device;
 
 use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
@@ -48,6 +50,7 @@ pub struct Burn<BB: BurnBackend> {
     rope_tables: RopeTables<BB>,
     hooks: Option<DeviceHooks<BB>>,
     startup_note: Option<String>,
+    device_description: Option<String>,
 }
 
 /// What a device can do beyond Burn's ops, for backends that have it (burn-cuda: see
@@ -95,12 +98,26 @@ const KV_HEADROOM_BYTES: u64 = 2 << 30;
 impl<BB: Kernels> Burn<BB> {
     /// A backend named `name` computing in `dtype` on `device`.
     pub fn new(name: &'static str, device: BB::Device, dtype: BurnDType) -> Self {
-        Self { name, device, dtype, rope_tables: RopeTables::default(), hooks: None, startup_note: None }
+        Self {
+            name,
+            device,
+            dtype,
+            rope_tables: RopeTables::default(),
+            hooks: None,
+            startup_note: None,
+            device_description: None,
+        }
     }
 
     /// The same backend, reporting `note` as its [`Backend::startup_note`].
     pub fn with_startup_note(mut self, note: Option<String>) -> Self {
         self.startup_note = note;
+        self
+    }
+
+    /// The same backend, reporting `description` as its [`Backend::device_description`].
+    pub fn with_device_description(mut self, description: Option<String>) -> Self {
+        self.device_description = description;
         self
     }
 
@@ -578,6 +595,10 @@ impl<BB: Kernels> Backend for Burn<BB> {
 
     fn startup_note(&self) -> Option<String> {
         self.startup_note.clone()
+    }
+
+    fn device_description(&self) -> Option<String> {
+        self.device_description.clone()
     }
 
     fn new_kv(&self, spec: &KvSpec) -> Result<BurnKv<BB>> {

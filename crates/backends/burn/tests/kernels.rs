@@ -1,9 +1,12 @@
 //! zoo's CubeCL kernels against the Burn-op compositions they replace, on random inputs of real
-//! decode shapes (odd sizes included), in bf16 and f32. Needs an NVIDIA GPU: built with
-//! `--features cuda` and run by `scripts/gpu-check.sh` (CI has no GPU and does not build it).
-#![cfg(feature = "cuda")]
+//! decode shapes (odd sizes included), in bf16 and f32 on CUDA, f32 (and f16 where the adapter
+//! has shader-f16) on wgpu. With `--features cuda` they need an NVIDIA GPU
+//! (`scripts/gpu-check.sh`); with `--features wgpu` (and not `cuda`) any Vulkan adapter, which CI
+//! has through Mesa's lavapipe (`scripts/install-vulkan.sh`). On a device without zoo's plane
+//! kernels (lavapipe: CubeCL offers no subgroups on CPU adapters) the tests of those kernels check
+//! that they decline (`None`, so Burn's ops run) and say so; the others run everywhere.
+#![cfg(any(feature = "cuda", feature = "wgpu"))]
 
-use burn::backend::cuda::{Cuda, CudaDevice};
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use zoo_backend_burn::kernels::{Kernels, KvView, RowNorm, RowTable};
 use zoo_backend_burn::Burn;
@@ -11,10 +14,76 @@ use zoo_core::{
     AttentionSpec, Backend, Batch, KvCache, KvLayout, LogitsRows, RopeConvention, RopeSpec, StepInput, TensorShape,
 };
 
-type Gpu = Cuda<f32, i32>;
+#[cfg(feature = "cuda")]
+mod gpu {
+    pub use burn::backend::cuda::CudaDevice as Device;
+    use burn::tensor::DType;
 
-fn device() -> CudaDevice {
-    CudaDevice::new(0)
+    pub type Gpu = burn::backend::cuda::Cuda<f32, i32>;
+    pub const NAME: &str = NAME;
+
+    pub fn device() -> Device {
+        Device::new(0)
+    }
+
+    /// The float types under test.
+    pub fn dtypes() -> Vec<DType> {
+        vec![DType::BF16, DType::F32]
+    }
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+mod gpu {
+    pub use burn::backend::wgpu::WgpuDevice as Device;
+    use burn::tensor::DType;
+
+    pub type Gpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
+    pub const NAME: &str = "wgpu-test";
+
+    /// Adapter 0 (`ZOO_WGPU_TEST_DEVICE` picks another); no adapter fails the test with the
+    /// reason (CI installs lavapipe, so a missing adapter is an error, not a skip).
+    pub fn device() -> Device {
+        let index = std::env::var("ZOO_WGPU_TEST_DEVICE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        match zoo_backend_burn::wgpu_device::device(index) {
+            Ok((_, device)) => device,
+            Err(why) => panic!("no wgpu adapter: {why}"),
+        }
+    }
+
+    /// f32, and f16 where the adapter has shader-f16 (bf16 has no WGSL type).
+    pub fn dtypes() -> Vec<DType> {
+        let index = std::env::var("ZOO_WGPU_TEST_DEVICE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let f16 = zoo_backend_burn::wgpu_device::device(index).is_ok_and(|(adapter, _)| adapter.f16);
+        if f16 && std::env::var_os("ZOO_WGPU_TEST_NO_F16").is_none() {
+            vec![DType::F16, DType::F32]
+        } else {
+            vec![DType::F32]
+        }
+    }
+}
+
+use gpu::{device, dtypes, Gpu, NAME};
+
+/// Whether this device runs zoo's plane kernels (GEMVs, norms, argmax, decode attention).
+fn plane_kernels() -> bool {
+    let t = Tensor::<Gpu, 2>::zeros([1, 1], &device());
+    let primitive = t.into_primitive().tensor();
+    zoo_backend_burn::cube::runs_plane_kernels(&primitive.client)
+}
+
+/// A plane kernel's result; on a device without plane kernels, checks that it declined (Burn's
+/// ops then run) and ends the test, saying so.
+macro_rules! planed {
+    ($e:expr, $what:expr) => {
+        match $e {
+            Some(v) => v,
+            None if !plane_kernels() => {
+                eprintln!("{}: declined on this device (no 32-lane planes): Burn ops run instead", $what);
+                return;
+            }
+            None => panic!("{} declined", $what),
+        }
+    };
 }
 
 fn random(shape: [usize; 2], dtype: DType) -> Tensor<Gpu, 2> {
@@ -53,12 +122,12 @@ fn tolerance(dtype: DType) -> f32 {
 
 #[test]
 fn gemv_matches_matmul() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (n, k, out) in [(1, 896, 4864), (1, 5120, 1024), (3, 904, 151), (8, 4864, 896), (2, 27, 5)] {
             for with_bias in [false, true] {
                 let (x, w) = (random([n, k], dtype), random([out, k], dtype));
                 let bias = with_bias.then(|| random([1, out], dtype));
-                let got = Gpu::gemv(&x, &w, bias.as_ref(), None, None).expect("gemv takes up to 8 rows");
+                let got = planed!(Gpu::gemv(&x, &w, bias.as_ref(), None, None), "gemv takes up to 8 rows");
                 // Reference in f64 on the host (Burn's f32 matmul runs in TF32 on this GPU).
                 let (xh, wh, bh) = (host(&x), host(&w), bias.as_ref().map(host));
                 let want: Vec<f32> = (0..n * out)
@@ -88,13 +157,13 @@ fn host_linear(x: &[f32], w: &[f32], b: Option<&[f32]>, n: usize, k: usize, out:
 
 #[test]
 fn gemv_many_matches_three_linears() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (n, k, outs) in [(1, 896, [896, 128, 128]), (4, 5120, [5120, 1024, 1024]), (2, 904, [15, 7, 9])] {
             let x = random([n, k], dtype);
             let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
             let bs: Vec<_> = outs.iter().enumerate().map(|(i, &o)| (i != 1).then(|| random([1, o], dtype))).collect();
             let layers: Vec<_> = ws.iter().zip(&bs).map(|(w, b)| (w, b.as_ref())).collect();
-            let got = Gpu::gemv_many(&x, None, &layers).expect("three layers of up to 8 rows");
+            let got = planed!(Gpu::gemv_many(&x, None, &layers), "three layers of up to 8 rows");
             for (i, y) in got.iter().enumerate() {
                 let b = bs[i].as_ref().map(host);
                 let want = host_linear(&host(&x), &host(&ws[i]), b.as_deref(), n, k, outs[i]);
@@ -108,10 +177,10 @@ fn gemv_many_matches_three_linears() {
 
 #[test]
 fn gated_gemv_matches_silu_times_up() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (n, k, out) in [(1, 896, 4864), (3, 4096, 1000), (8, 27, 5)] {
             let (x, g, u) = (random([n, k], dtype), random([out, k], dtype), random([out, k], dtype));
-            let got = Gpu::gated_gemv(&x, None, &g, &u).expect("gated gemv");
+            let got = planed!(Gpu::gated_gemv(&x, None, &g, &u), "gated gemv");
             let xh = host(&x);
             let (gh, uh) = (host_linear(&xh, &host(&g), None, n, k, out), host_linear(&xh, &host(&u), None, n, k, out));
             let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
@@ -135,13 +204,13 @@ fn host_rms_norm(x: &[f32], weight: Option<&[f32]>, n: usize, k: usize, eps: f64
 #[test]
 fn gemv_with_folded_norm_and_residual_matches_composition() {
     let eps = 1e-6;
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (n, k, out) in [(1, 896, 896), (3, 904, 151), (8, 5120, 1024), (2, 27, 5)] {
             for weighted in [true, false] {
                 let (x, w, r) = (random([n, k], dtype), random([out, k], dtype), random([n, out], dtype));
                 let g = weighted.then(|| random([1, k], dtype));
                 let norm = RowNorm { weight: g.as_ref(), eps };
-                let got = Gpu::gemv(&x, &w, None, Some(&norm), Some(&r)).expect("gemv with norm and residual");
+                let got = planed!(Gpu::gemv(&x, &w, None, Some(&norm), Some(&r)), "gemv with norm and residual");
                 let xn = host_rms_norm(&host(&x), g.as_ref().map(host).as_deref(), n, k, eps as f64);
                 let rh = host(&r);
                 let want: Vec<f32> = host_linear(&xn, &host(&w), None, n, k, out)
@@ -162,14 +231,14 @@ fn gemv_with_folded_norm_and_residual_matches_composition() {
 #[test]
 fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
     let eps = 1e-5;
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (n, k, outs) in [(1, 896, [896, 128, 128]), (5, 4096, [4096, 1024, 1024]), (2, 904, [15, 7, 9])] {
             let (x, g) = (random([n, k], dtype), random([1, k], dtype));
             let norm = RowNorm { weight: Some(&g), eps };
             let xn = host_rms_norm(&host(&x), Some(&host(&g)), n, k, eps as f64);
             let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
             let layers: Vec<_> = ws.iter().map(|w| (w, None)).collect();
-            let got = Gpu::gemv_many(&x, Some(&norm), &layers).expect("normed gemv_many");
+            let got = planed!(Gpu::gemv_many(&x, Some(&norm), &layers), "normed gemv_many");
             for (i, y) in got.iter().enumerate() {
                 let want: Vec<f32> =
                     host_linear(&xn, &host(&ws[i]), None, n, k, outs[i]).iter().map(|&v| v as f32).collect();
@@ -178,7 +247,7 @@ fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
             }
             let out = outs[1];
             let (gate, up) = (random([out, k], dtype), random([out, k], dtype));
-            let got = Gpu::gated_gemv(&x, Some(&norm), &gate, &up).expect("normed gated gemv");
+            let got = planed!(Gpu::gated_gemv(&x, Some(&norm), &gate, &up), "normed gated gemv");
             let (gh, uh) =
                 (host_linear(&xn, &host(&gate), None, n, k, out), host_linear(&xn, &host(&up), None, n, k, out));
             let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
@@ -190,10 +259,10 @@ fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
 
 #[test]
 fn add_rms_norm_matches_composition() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (rows, cols) in [(1, 896), (5, 5120), (3, 1001)] {
             let (x, r, w) = (random([rows, cols], dtype), random([rows, cols], dtype), random([1, cols], dtype));
-            let (sum, got) = Gpu::add_rms_norm(&x, &r, Some(&w), 1e-6).expect("add_rms_norm kernel");
+            let (sum, got) = planed!(Gpu::add_rms_norm(&x, &r, Some(&w), 1e-6), "add_rms_norm kernel");
             let s = (x.clone() + r.clone()).cast(DType::F32);
             let want = s.clone() / s.clone().powi_scalar(2).mean_dim(1).add_scalar(1e-6).sqrt() * w.cast(DType::F32);
             let err = relative_error(&host(&got), &host(&want));
@@ -205,10 +274,10 @@ fn add_rms_norm_matches_composition() {
 
 #[test]
 fn rms_norm_matches_composition() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (rows, cols) in [(1, 896), (5, 5120), (3, 1001)] {
             let (x, w) = (random([rows, cols], dtype), random([1, cols], dtype));
-            let got = Gpu::rms_norm(&x, Some(&w), 1e-6).expect("rms_norm kernel");
+            let got = planed!(Gpu::rms_norm(&x, Some(&w), 1e-6), "rms_norm kernel");
             let xf = x.clone().cast(DType::F32);
             let want = xf.clone() / xf.powi_scalar(2).mean_dim(1).add_scalar(1e-6).sqrt() * w.clone().cast(DType::F32);
             let err = relative_error(&host(&got), &host(&want));
@@ -219,7 +288,7 @@ fn rms_norm_matches_composition() {
 
 #[test]
 fn silu_mul_matches_composition() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         let (g, u) = (random([3, 4864], dtype), random([3, 4864], dtype));
         let got = Gpu::silu_mul(&g, &u).expect("silu_mul kernel");
         let gf = g.cast(DType::F32);
@@ -231,7 +300,7 @@ fn silu_mul_matches_composition() {
 
 #[test]
 fn rope_matches_composition() {
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         let (rows, heads, hd) = (5, 14, 64);
         let half = hd / 2;
         let x = random([rows, heads * hd], dtype);
@@ -278,11 +347,11 @@ fn kv_write_places_rows_at_slot_and_position() {
 /// fused with the KV write against Burn's RoPE then attention.
 #[test]
 fn decode_attention_matches_burn_ops() {
-    for (dtype, rotate) in [(DType::BF16, false), (DType::F32, false), (DType::BF16, true), (DType::F32, true)] {
+    for (dtype, rotate) in dtypes().into_iter().flat_map(|d| [(d, false), (d, true)]) {
         for (heads, kv_heads, hd, past, window) in
             [(14, 2, 64, 127, None), (40, 8, 128, 300, None), (8, 8, 128, 2500, Some(1000)), (4, 1, 256, 37, Some(16))]
         {
-            let backend = Burn::<Gpu>::new("cuda-test", device(), dtype);
+            let backend = Burn::<Gpu>::new(NAME, device(), dtype);
             let spec = AttentionSpec { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, scale: 0.125, window };
             let rope = RopeSpec { head_dim: hd, theta: 10000.0, convention: RopeConvention::HalfSplit };
             let layout = KvLayout { n_layers: 1, n_kv_heads: kv_heads, head_dim: hd };
@@ -333,7 +402,7 @@ fn decode_attention_matches_burn_ops() {
 #[test]
 fn argmax_rows_picks_the_first_largest_logit() {
     let mut state = 7u64;
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         for (rows, vocab) in [(1, 151_936), (3, 32_000), (8, 1000), (2, 5)] {
             let mut values = noise(rows * vocab, &mut state);
             // A tie for the largest value in every row: the first of the two must win. Even rows
@@ -346,7 +415,7 @@ fn argmax_rows_picks_the_first_largest_logit() {
             }
             let logits =
                 Tensor::<Gpu, 2>::from_data(TensorData::new(values.clone(), [rows, vocab]), &device()).cast(dtype);
-            let got = Gpu::argmax_rows(&logits).expect("argmax kernel");
+            let got = planed!(Gpu::argmax_rows(&logits), "argmax kernel");
             let host = host(&logits);
             for (r, (id, value)) in got.iter().enumerate() {
                 let want = zoo_core::sampler::argmax(&host[r * vocab..(r + 1) * vocab]).unwrap();
@@ -363,18 +432,19 @@ fn argmax_rows_reports_nan_and_all_negative_infinity() {
     let mut values = noise(2 * vocab, &mut 11u64);
     values[vocab / 2] = f32::NAN;
     values[vocab..].fill(f32::NEG_INFINITY);
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         let logits = Tensor::<Gpu, 2>::from_data(TensorData::new(values.clone(), [2, vocab]), &device()).cast(dtype);
-        let got = Gpu::argmax_rows(&logits).expect("argmax kernel");
+        let got = planed!(Gpu::argmax_rows(&logits), "argmax kernel");
         assert!(got[0].1.is_nan(), "{dtype:?}: a NaN logit must surface, got {:?}", got[0]);
         assert_eq!(got[1].1, f32::NEG_INFINITY, "{dtype:?}: a row of -inf must report -inf");
     }
 }
 
+#[cfg(feature = "cuda")]
 #[test]
 fn cublas_prefill_linear_matches_f64_and_burn_matmul() {
-    for dtype in [DType::BF16, DType::F32] {
-        let plain = Burn::<Gpu>::new("cuda-test", device(), dtype);
+    for dtype in dtypes() {
+        let plain = Burn::<Gpu>::new(NAME, device(), dtype);
         let hooked = plain.clone().with_hooks(zoo_backend_burn::cuda_device::hooks());
         // Rows past the GEMV's; the last case reads `x` through a narrowed (pitched) view.
         for (n, k, out, pitch) in [(9, 896, 4864, 0), (128, 4096, 1000, 0), (33, 27, 5, 0), (17, 904, 151, 40)] {
@@ -395,6 +465,7 @@ fn cublas_prefill_linear_matches_f64_and_burn_matmul() {
     }
 }
 
+#[cfg(feature = "cuda")]
 #[test]
 fn cublas_batched_matmul_matches_burn_on_cache_views() {
     let hooks = zoo_backend_burn::cuda_device::hooks();
@@ -402,7 +473,7 @@ fn cublas_batched_matmul_matches_burn_on_cache_views() {
         Tensor::<Gpu, 3>::random(shape, Distribution::Normal(0.0, 1.0), &device()).cast(dtype)
     };
     let flat = |t: Tensor<Gpu, 3>| host(&t.reshape([-1, 1]));
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in dtypes() {
         let limit = 2.0 * tolerance(dtype).max(1e-3);
         for (heads, rows, total, hd) in [(4, 10, 37, 32), (8, 2048 / 8, 300, 128), (2, 1, 5, 64)] {
             // Keys and values as the prefill reads them: the first `total` positions of a

@@ -88,9 +88,26 @@ fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, rows: usize, cols: usize) ->
     empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), [rows, cols].into(), like.dtype)
 }
 
-/// Elements per 16-byte load that divide `cols`.
-fn vector_width(cols: usize, elem_bytes: usize) -> usize {
-    let mut width = (16 / elem_bytes).max(1);
+/// Whether `client`'s device runs zoo's plane kernels (GEMVs, norms, argmax, decode attention):
+/// plane operations, and planes of exactly 32 lanes (the GEMVs give a plane of 32 units to each
+/// output feature, the block reductions keep 32 per-plane partials). CUDA has both; wgpu has
+/// them on NVIDIA through Vulkan, not on CPU adapters (CubeCL turns subgroups off there:
+/// lavapipe) nor where subgroups are narrower or vary (Intel, some AMD); those fall back to Burn.
+pub fn runs_plane_kernels<R: CubeRuntime>(client: &ComputeClient<R>) -> bool {
+    let props = client.properties();
+    props.features.plane.contains(burn_cubecl::cubecl::features::Plane::Ops)
+        && props.hardware.plane_size_min == 32
+        && props.hardware.plane_size_max == 32
+}
+
+/// The widest vector (in elements) `client`'s kernels may load: 4 on wgpu (WGSL's `vec4`).
+fn max_width<R: CubeRuntime>(client: &ComputeClient<R>) -> usize {
+    client.properties().hardware.max_vector_size.max(1)
+}
+
+/// Elements per load of at most `max` elements (and 16 bytes) that divide `cols`.
+fn vector_width_up_to(cols: usize, elem_bytes: usize, max: usize) -> usize {
+    let mut width = (16 / elem_bytes).max(1).min(max.max(1));
     while width > 1 && cols % width != 0 {
         width /= 2;
     }
@@ -112,7 +129,7 @@ fn gemv_grid(rows: usize, features: usize) -> (CubeCount, CubeDim) {
 
 /// The widest vector load (up to 16 bytes) that divides `k` and every row offset of `x` and `ws`.
 fn gemv_width<R: CubeRuntime>(x: &CubeTensor<R>, ws: &[CubeTensor<R>], k: usize) -> usize {
-    let mut width = vector_width(k, x.dtype.size());
+    let mut width = vector_width_up_to(k, x.dtype.size(), max_width(&x.client));
     while width > 1 && !(rows_aligned(x, width) && ws.iter().all(|w| rows_aligned(w, width))) {
         width /= 2;
     }
@@ -132,6 +149,9 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
         return None;
     }
     let x = float(x);
+    if !runs_plane_kernels(&x.client) {
+        return None;
+    }
     let residual = residual.map(float);
     let weight = weight.map(float);
     let operands: Vec<CubeTensor<R>> = residual.iter().chain(&weight).cloned().collect();
@@ -278,6 +298,9 @@ where
             return None;
         }
         let x = float(logits);
+        if !runs_plane_kernels(&x.client) {
+            return None;
+        }
         let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), [rows * 2, 1].into(), DType::F32);
         let width = gemv_width(&x, &[], cols);
         let (dtype, client) = (x.dtype, x.client.clone());
@@ -319,7 +342,11 @@ where
             return None;
         }
         let norm = Folded::new(norm, k, x.dtype())?;
-        Some(wrap(gemv_launch(&float(x), &float(w), bias.map(float), &norm, residual.map(float))))
+        let x = float(x);
+        if !runs_plane_kernels(&x.client) {
+            return None;
+        }
+        Some(wrap(gemv_launch(&x, &float(w), bias.map(float), &norm, residual.map(float))))
     }
 
     fn rms_norm(x: &Tensor<Self, 2>, weight: Option<&Tensor<Self, 2>>, eps: f32) -> Option<Tensor<Self, 2>> {
@@ -351,6 +378,9 @@ where
         }
         let norm = Folded::new(norm, k, x.dtype())?;
         let x = float(x);
+        if !runs_plane_kernels(&x.client) {
+            return None;
+        }
         let norm_w = norm.weight_or(&x);
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
         let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
@@ -410,6 +440,9 @@ where
         }
         let norm = Folded::new(norm, k, x.dtype())?;
         let (x, gate, up) = (float(x), float(gate), float(up));
+        if !runs_plane_kernels(&x.client) {
+            return None;
+        }
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[gate.clone(), up.clone(), norm_w.clone()], k);
         let y = empty_like(&gate, n, out);
@@ -643,7 +676,10 @@ where
         }
         let q = float(q);
         let (k_cache, v_cache) = (float(kv.k), float(kv.v));
-        let width = vector_width(hd, k_cache.dtype.size());
+        if !runs_plane_kernels(&q.client) {
+            return None;
+        }
+        let width = vector_width_up_to(hd, k_cache.dtype.size(), max_width(&k_cache.client));
         let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
         let head_vectors = hd / width;
         let fits = head_vectors <= attention::ATTENTION_THREADS as usize && rows_aligned(&k_cache, width);
