@@ -10,12 +10,13 @@
 //! - [`REDUCTION`] 1e-5: matrix products, norms, RoPE, attention (f32 summation order; ndarray
 //!   keeps norm statistics in f64);
 //! - [`QUANTISED`] 1e-4: products with int8 or ggml-block weights (`I8`, `Q8_0`, `Q4_0`,
-//!   `Q4_1`) against f32 math on the dequantised weights. ndarray multiplies 4-bit blocks with
-//!   activations rounded to 16 bits: measured 1.4e-5 (Q4_0) and 2.8e-5 (Q4_1) on one row; every
-//!   other backend and dtype stays below 3e-6.
+//!   `Q4_1`, `Q4_K`, `Q5_K`, `Q6_K`) against f32 math on the dequantised weights. ndarray
+//!   multiplies 4-bit blocks and K-quants with activations rounded to 16 bits: measured on one
+//!   row 1.4e-5 (Q4_0), 2.8e-5 (Q4_1), 2.0e-5 (Q4_K), 4.3e-5 (Q5_K), ~5e-5 (Q6_K); every other
+//!   backend and dtype stays below 4e-6 (`ZOO_REPORT_ERRORS=1` prints each figure).
 //!
-//! The GGUF K-quants and Q5 types never reach a backend: the reader hands them out as f32
-//! (checked bit for bit against gguf-py in `crates/checkpoint/tests/gguf.rs`).
+//! GGUF's Q5_0 and Q5_1 never reach a backend: the reader hands them out as f32 (checked bit for
+//! bit against gguf-py in `crates/checkpoint/tests/gguf.rs`, as are the K-quants' decoders).
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -306,9 +307,11 @@ fn shape_errors_are_errors_on_every_backend() {
     }
 }
 
-/// A `[rows, cols]` weight stored as `dtype` (`cols` whole blocks of 32), with values like a
-/// trained model's: floats rounded from uniform values, int8 with a scale per 16 elements,
-/// ggml blocks of random quants with scales (and Q4_1 minimums) of a few hundredths.
+/// A `[rows, cols]` weight stored as `dtype` (`cols` whole blocks), with values like a trained
+/// model's: floats rounded from uniform values, int8 with a scale per 16 elements, ggml blocks
+/// of random quants with scales (and minimums) of a few hundredths (K-quants: super-block
+/// scales of 1–2e-4 (Q6_K, whose quants and scales span twice as far: half that) over random
+/// sub-block scales, so that |w| stays below ~0.4 and spreads like a trained model's weights).
 fn stored_weight(dtype: DType, rows: usize, cols: usize, seed: u64) -> WeightView {
     let values = random(seed, rows * cols, 0.5);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -338,6 +341,19 @@ fn stored_weight(dtype: DType, rows: usize, cols: usize, seed: u64) -> WeightVie
             }
             data
         }
+        DType::Q4_K | DType::Q5_K | DType::Q6_K => {
+            let blocks = rows * cols / 256;
+            let unit = if dtype == DType::Q6_K { 0.00005 } else { 0.0001 };
+            let d = random(seed + 1, blocks, unit);
+            let mut data = bytes(blocks * dtype.block_bytes());
+            for (block, d) in data.chunks_exact_mut(dtype.block_bytes()).zip(&d) {
+                let fields: &[usize] = if dtype == DType::Q6_K { &[208] } else { &[0, 2] };
+                for &at in fields {
+                    block[at..at + 2].copy_from_slice(&half(d.abs() + unit));
+                }
+            }
+            data
+        }
         other => panic!("no test weight for {other}"),
     };
     WeightView::new("w", dtype, shape, Bytes::from_vec(data)).unwrap()
@@ -356,8 +372,9 @@ fn matmul_t(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
 
 #[test]
 fn weights_of_every_dtype_match_f32_math_on_their_dequantised_values() {
-    let (rows, cols) = (70, 96); // more output features than one GEMV chunk (64), three blocks per row
+    // More output features than one GEMV chunk (64); three blocks per row (two super-blocks).
     for dtype in DType::ALL {
+        let (rows, cols) = (70, if dtype.block_size() > 32 { 512 } else { 96 });
         let view = stored_weight(dtype, rows, cols, 30);
         let w = view.to_f32_vec(); // zoo_core's dequantisation, the reference
         let ids = [69u32, 0, 33, 0];
@@ -371,8 +388,12 @@ fn weights_of_every_dtype_match_f32_math_on_their_dequantised_values() {
             }
             let weight = weight.unwrap_or_else(|e| panic!("{dtype} on {name}: {e}"));
             let tol = if dtype.is_quantized() { QUANTISED } else { REDUCTION };
+            let report = std::env::var_os("ZOO_REPORT_ERRORS").is_some();
             let check = |what: &str, got: Out, want: Out, tol: f32| {
                 let worst = worst_error(&got, &want).unwrap_or_else(|e| panic!("{what} {dtype} on {name}: {e}"));
+                if report {
+                    eprintln!("{what} {dtype} on {name}: max error {worst:e}");
+                }
                 assert!(worst <= tol, "{what} {dtype} on {name}: max error {worst:e} > {tol:e}");
             };
             check("weight", host(&b, &weight).unwrap(), (vec![rows, cols], w.clone()), EXACT);
@@ -402,7 +423,7 @@ fn a_dtype_is_refused_exactly_where_supports_says_so() {
     for name in backends() {
         let b = backend(name);
         for dtype in DType::ALL {
-            let loaded = b.weight(&WeightView::zeros("w", dtype, vec![2, 32]).unwrap());
+            let loaded = b.weight(&WeightView::zeros("w", dtype, vec![2, 256]).unwrap());
             let refused = b.supports(dtype) == Support::Unsupported;
             assert_eq!(loaded.is_err(), refused, "{dtype} on {name}");
         }

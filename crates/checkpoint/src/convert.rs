@@ -93,7 +93,7 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
     };
     let files = match format {
         Format::HfDir => {
-            if options.dtype == Some(DType::I8) {
+            if options.dtype.is_some_and(|d| d.is_quantized()) {
                 return unsupported("an HF safetensors directory");
             }
             std::fs::create_dir_all(to).map_err(|e| CheckpointError::io(to, e))?;

@@ -182,8 +182,9 @@ pub fn write(
     dtype: Option<DType>,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<()> {
-    if dtype == Some(DType::I8) {
-        return Err(CheckpointError::invalid(path, "safetensors files are written as f32, f16 or bf16, not int8"));
+    if let Some(quantized) = dtype.filter(|d| d.is_quantized()) {
+        let message = format!("safetensors files are written as f32, f16 or bf16, not {quantized}");
+        return Err(CheckpointError::invalid(path, message));
     }
     let source = weights.source_name();
     let mut tensors = Vec::new();

@@ -343,7 +343,7 @@ fn dequantisation_matches_gguf_py() {
     // values as gguf-py's `dequantize` computes them.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf");
     let gguf = Gguf::open(&path).unwrap();
-    for ty in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K", "F16"] {
+    for ty in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "F16"] {
         let ours = gguf.get(ty).unwrap();
         let expected = gguf.get(&format!("{ty}.expected")).unwrap();
         assert_eq!(ours.shape, [2, 256], "{ty}");
@@ -355,7 +355,7 @@ fn dequantisation_matches_gguf_py() {
 
 #[test]
 fn meta_says_what_get_hands_out_without_decoding() {
-    // Every kind of tensor: kept blocks and floats, reordered Llama Q/K, K-quants decoded to f32.
+    // Every kind of tensor: kept blocks and floats, reordered Llama Q/K, Q5_0/Q5_1 decoded to f32.
     let dir = tempfile::tempdir().unwrap();
     let llama_path = write(dir.path(), &llama().bytes());
     let quant_types = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf");
@@ -368,6 +368,7 @@ fn meta_says_what_get_hands_out_without_decoding() {
         }
     }
     let gguf = Gguf::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf")).unwrap();
-    assert_eq!(gguf.meta("Q4_K").unwrap().dtype, DType::F32, "K-quants are handed out decoded");
+    assert_eq!(gguf.meta("Q5_0").unwrap().dtype, DType::F32, "Q5_0 is handed out decoded");
+    assert_eq!(gguf.meta("Q4_K").unwrap().dtype, DType::Q4_K, "K-quants stay super-blocks");
     assert_eq!(gguf.meta("Q4_1").unwrap().dtype, DType::Q4_1, "Q4_1 stays blocks");
 }

@@ -8,6 +8,7 @@ use std::fmt;
 /// bf16/f16 resident). Quantised types are added here as the readers learn them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[allow(non_camel_case_types)] // ggml's names: Q4_K, Q6_K
 pub enum DType {
     /// IEEE 754 binary32.
     F32,
@@ -25,6 +26,13 @@ pub enum DType {
     Q4_0,
     /// ggml's `Q4_1`: blocks of 32 elements, f16 scale, f16 min and 16 bytes of nibbles (20 bytes).
     Q4_1,
+    /// ggml's `Q4_K`: super-blocks of 256 elements, 4-bit quants with 6-bit sub-block scales and
+    /// minimums (144 bytes). See [`crate::kquant`] for the K-quant layouts.
+    Q4_K,
+    /// ggml's `Q5_K`: as `Q4_K` with a fifth bit per element (176 bytes).
+    Q5_K,
+    /// ggml's `Q6_K`: super-blocks of 256 elements, 6-bit quants with i8 scales per 16 (210 bytes).
+    Q6_K,
 }
 
 /// One row of the element-type table: everything zoo knows of a [`DType`]'s storage, written
@@ -44,11 +52,23 @@ pub struct Layout {
 
 impl DType {
     /// Every element type, in the order listings show them.
-    pub const ALL: [DType; 7] = [DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+    pub const ALL: [DType; 10] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::I8,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ];
 
     /// This type's row of the table.
     pub const fn layout(self) -> Layout {
         const QK: usize = crate::quant::QK;
+        const QK_K: usize = crate::kquant::QK_K;
         let (name, block, block_bytes, ggml) = match self {
             DType::F32 => ("f32", 1, 4, Some((0, "F32"))),
             DType::F16 => ("f16", 1, 2, Some((1, "F16"))),
@@ -57,6 +77,9 @@ impl DType {
             DType::Q8_0 => ("q8_0", QK, 34, Some((8, "Q8_0"))),
             DType::Q4_0 => ("q4_0", QK, 18, Some((2, "Q4_0"))),
             DType::Q4_1 => ("q4_1", QK, 20, Some((3, "Q4_1"))),
+            DType::Q4_K => ("q4_k", QK_K, 144, Some((12, "Q4_K"))),
+            DType::Q5_K => ("q5_k", QK_K, 176, Some((13, "Q5_K"))),
+            DType::Q6_K => ("q6_k", QK_K, 210, Some((14, "Q6_K"))),
         };
         Layout { name, block, block_bytes, ggml }
     }
@@ -71,7 +94,8 @@ impl DType {
         self.block_bytes()
     }
 
-    /// Elements per block: 1 for element-wise types, 32 for block-quantised ones.
+    /// Elements per block: 1 for element-wise types, 32 for ggml's 32-element blocks, 256 for
+    /// the K-quants' super-blocks.
     pub const fn block_size(self) -> usize {
         self.layout().block
     }
@@ -81,7 +105,7 @@ impl DType {
         self.layout().block_bytes
     }
 
-    /// Whether this is one of ggml's block-quantised types (`Q8_0`, `Q4_0`, `Q4_1`).
+    /// Whether this is one of ggml's block-quantised types (`Q8_0`, `Q4_0`, `Q4_1`, the K-quants).
     pub const fn is_block_quantized(self) -> bool {
         self.block_size() > 1
     }
@@ -142,6 +166,9 @@ mod tests {
             DType::Q8_0 => 4,
             DType::Q4_0 => 5,
             DType::Q4_1 => 6,
+            DType::Q4_K => 7,
+            DType::Q5_K => 8,
+            DType::Q6_K => 9,
         };
         let places: Vec<usize> = DType::ALL.iter().map(|&d| place(d)).collect();
         assert_eq!(places, (0..DType::ALL.len()).collect::<Vec<_>>());
@@ -157,7 +184,7 @@ mod tests {
         }
         assert_eq!("I8".parse::<DType>(), Ok(DType::I8));
         let err = "q5_0".parse::<DType>().unwrap_err();
-        assert_eq!(err, "unknown dtype `q5_0` (expected f32, f16, bf16, int8, q8_0, q4_0 or q4_1)");
+        assert_eq!(err, "unknown dtype `q5_0` (expected f32, f16, bf16, int8, q8_0, q4_0, q4_1, q4_k, q5_k or q6_k)");
         assert_eq!(DType::from_ggml(6), None, "Q5_0 is decoded by the GGUF reader, not a DType");
     }
 }

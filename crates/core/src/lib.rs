@@ -16,6 +16,7 @@ pub mod dtype;
 pub mod dyn_backend;
 pub mod error;
 pub mod generate;
+pub mod kquant;
 pub mod kv_cache;
 pub mod model;
 pub mod quant;

@@ -1,6 +1,7 @@
-//! ggml's block-quantised layouts ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`]): the one
-//! implementation of their dequantisation (and, in [`decode`], of reading any stored float type), shared by checkpoint readers, [`crate::WeightView`]
-//! and backends that compute on the blocks directly.
+//! ggml's block-quantised layouts ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`]; the
+//! K-quants' super-blocks are [`crate::kquant`]'s): the one implementation of their
+//! dequantisation (and, in [`decode`], of reading any stored float type), shared by checkpoint
+//! readers, [`crate::WeightView`] and backends that compute on the blocks directly.
 //!
 //! Each block holds [`QK`] consecutive elements of a row (rows are whole blocks):
 //! - `Q8_0` (34 bytes): f16 scale `d`, 32 × i8 `q`; `x = d·q`.
@@ -15,7 +16,7 @@ use half::{bf16, f16};
 
 use crate::DType;
 
-/// Elements per block of every type here.
+/// Elements per block of the 32-element types here (`Q8_0`, `Q4_0`, `Q4_1`).
 pub const QK: usize = 32;
 
 fn half_at(b: &[u8], at: usize) -> f32 {
@@ -80,7 +81,15 @@ pub fn dequantize(dtype: DType, data: &[u8], out: &mut Vec<f32>) -> bool {
     if !dtype.is_block_quantized() || data.len() % bytes != 0 {
         return false;
     }
-    out.reserve(data.len() / bytes * QK);
+    out.reserve(data.len() / bytes * dtype.block_size());
+    if crate::kquant::is_k_quant(dtype) {
+        let mut block = [0f32; crate::kquant::QK_K];
+        for b in data.chunks_exact(bytes) {
+            crate::kquant::dequantize_super_block(dtype, b, &mut block);
+            out.extend_from_slice(&block);
+        }
+        return true;
+    }
     let mut block = [0f32; QK];
     for b in data.chunks_exact(bytes) {
         dequantize_block(dtype, b, &mut block);

@@ -109,7 +109,7 @@ mod tests {
     fn support_says_what_weight_does_with_each_dtype() {
         for keep_half in [false, true] {
             for dtype in DType::ALL {
-                let view = WeightView::zeros("w", dtype, vec![2, 32]).unwrap();
+                let view = WeightView::zeros("w", dtype, vec![2, 256]).unwrap();
                 let held = weight(&view, &Device::Cpu, keep_half, "candle").map(|t| t.inner().dtype());
                 let expected = match held {
                     Err(_) => Support::Unsupported,

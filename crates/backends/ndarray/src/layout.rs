@@ -10,17 +10,12 @@ pub fn embedding(table: &NdTensor, ids: &[u32]) -> Result<NdTensor> {
     if let Some(&bad) = rows.iter().find(|&&r| r >= vocab) {
         return Err(Error::TokenOutOfRange { id: bad as u32, vocab_size: vocab });
     }
-    if let Some(blocks) = table.quant_blocks().filter(|_| dim % zoo_core::quant::QK == 0) {
+    // Weights kept as stored (16-bit, int8, blocks: rows are whole blocks) widen only the rows
+    // asked for.
+    if let Some(stored) = table.compressed() {
         let mut out = Vec::with_capacity(rows.len() * dim);
         for &r in &rows {
-            blocks.dequantize_into(r * dim..(r + 1) * dim, &mut out);
-        }
-        return NdTensor::new(out, vec![rows.len(), dim]);
-    }
-    if let Some(int8) = table.int8() {
-        let mut out = Vec::with_capacity(rows.len() * dim);
-        for &r in &rows {
-            int8.dequantize_into(r * dim..(r + 1) * dim, &mut out);
+            stored.dequantize_range(r * dim..(r + 1) * dim, &mut out);
         }
         return NdTensor::new(out, vec![rows.len(), dim]);
     }

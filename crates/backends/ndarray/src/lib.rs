@@ -2,18 +2,22 @@
 //!
 //! zoo's own CPU backend. Computes in f32 on ndarray + matrixmultiply, with rayon spreading
 //! matrix products and attention heads over all cores. f32 weights that are aligned in the
-//! checkpoint's memory map are used in place; f16/bf16 weights are converted once at load; int8
-//! weights stay int8 and ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`) stay blocks, dequantised group by
-//! group or block by block inside `linear` and `embedding`.
+//! checkpoint's memory map are used in place; f16/bf16 matrices stay 16-bit, int8 weights stay
+//! int8 and ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`) stay blocks, widened row by row (group by
+//! group, block by block) inside `linear` and `embedding`. The kernels use AVX-512 or AVX2 where
+//! the CPU has them ([`isa`]; `ZOO_CPU_KERNELS` caps the choice).
 //!
 //! Registered as `ndarray`, the default backend on CPU.
 
 mod attention;
 mod block_dot;
 mod elementwise;
+mod half_dot;
+pub mod isa;
 mod layout;
 mod matmul;
 mod matmul_blocks;
+mod matmul_half;
 mod matmul_int8;
 mod norm;
 mod rope;
@@ -25,7 +29,7 @@ use zoo_core::{
 };
 
 pub use attention::KvBuffer;
-pub use tensor::{Blocks, Int8, NdTensor};
+pub use tensor::{Blocks, Float16, Int8, NdTensor};
 
 /// The ndarray CPU backend.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +62,11 @@ impl Backend for NdArray {
         if view.dtype.is_block_quantized() {
             return NdTensor::blocks(view.dtype, view.data.clone(), view.shape.clone());
         }
+        // 16-bit matrices stay 16-bit (half the bytes a decode step reads); vectors (norms,
+        // biases), read whole by elementwise ops, become f32.
+        if matches!(view.dtype, DType::F16 | DType::BF16) && view.shape.len() >= 2 {
+            return NdTensor::float16(view.dtype, view.data.clone(), view.shape.clone());
+        }
         if view.dtype == DType::F32 {
             if let Some(t) = NdTensor::mapped(view.data.clone(), view.shape.clone()) {
                 return Ok(t);
@@ -66,11 +75,11 @@ impl Backend for NdArray {
         NdTensor::new(view.to_f32_vec(), view.shape.clone())
     }
 
-    /// f32, int8 groups and ggml blocks are kept as stored (as `weight` does); f16 and bf16
-    /// become f32 at load.
+    /// f32, 16-bit floats, int8 groups and ggml blocks are kept as stored (as `weight` does;
+    /// 16-bit vectors become f32).
     fn supports(&self, dtype: DType) -> Support {
         match dtype {
-            DType::F32 | DType::I8 => Support::Native,
+            DType::F32 | DType::F16 | DType::BF16 | DType::I8 => Support::Native,
             block if block.is_block_quantized() => Support::Native,
             _ => Support::Converted,
         }
@@ -180,9 +189,10 @@ mod tests {
     #[test]
     fn supports_says_which_dtypes_weight_keeps_as_stored() {
         for dtype in DType::ALL {
-            let t = NdArray.weight(&WeightView::zeros("w", dtype, vec![2, 32]).unwrap()).unwrap();
+            let t = NdArray.weight(&WeightView::zeros("w", dtype, vec![2, 256]).unwrap()).unwrap();
             let kept = match dtype {
                 DType::F32 => true,
+                DType::F16 | DType::BF16 => t.float16_data().is_some(),
                 DType::I8 => t.int8().is_some(),
                 _ => t.quant_blocks().is_some(),
             };

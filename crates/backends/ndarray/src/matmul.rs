@@ -39,12 +39,18 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
         }
     }
     let mut out = vec![0f32; n * out_features];
-    let blocks = w.quant_blocks().filter(|_| k % zoo_core::quant::QK == 0);
+    let blocks = w.quant_blocks().filter(|b| k % b.dtype.block_size() == 0);
     if let Some(b) = blocks {
         if n <= BLOCK_GEMV_MAX_ROWS {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
         } else {
             gemm_dequantized(x.values(), b, n, k, out_features, &mut out);
+        }
+    } else if let Some(h) = w.float16_data() {
+        if n <= GEMV_MAX_ROWS {
+            crate::matmul_half::gemv_rows(x.values(), h, k, out_features, &mut out);
+        } else {
+            gemm_dequantized(x.values(), h, n, k, out_features, &mut out);
         }
     } else if let Some(q) = w.int8() {
         if n <= GEMV_MAX_ROWS {
@@ -81,6 +87,31 @@ fn gemv_rows(x: &[f32], w: &[f32], k: usize, out_features: usize, out: &mut [f32
     for j in 0..out_features {
         for i in 0..rows {
             out[i * out_features + j] = transposed[j * rows + i];
+        }
+    }
+}
+
+/// Fills `out` (`[rows, out_features]`) for a few input rows by chunks of [`GEMV_CHUNK`]
+/// output features in parallel: `dots(first, row, dst)` writes the products of input row `row`
+/// with weight rows `first..first + dst.len()`. Each chunk of weight rows is streamed once and
+/// meets every input row while it is in cache.
+pub(crate) fn par_feature_chunks(
+    rows: usize,
+    out_features: usize,
+    out: &mut [f32],
+    dots: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    let mut chunked = vec![0f32; out.len()]; // [chunk][row][feature in chunk]
+    chunked.par_chunks_mut(GEMV_CHUNK * rows).enumerate().for_each(|(chunk, dst)| {
+        let features = dst.len() / rows;
+        for (row, part) in dst.chunks_exact_mut(features).enumerate() {
+            dots(chunk * GEMV_CHUNK, row, part);
+        }
+    });
+    for (chunk, src) in chunked.chunks(GEMV_CHUNK * rows).enumerate() {
+        let (first, features) = (chunk * GEMV_CHUNK, src.len() / rows);
+        for (i, part) in src.chunks_exact(features).enumerate() {
+            out[i * out_features + first..i * out_features + first + features].copy_from_slice(part);
         }
     }
 }

@@ -1,43 +1,28 @@
-//! `linear` against a weight of ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`; [`zoo_core::quant`]),
-//! without ever materialising the f32 matrix.
+//! `linear` against a weight of ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`; [`zoo_core::quant`]) or
+//! K-quant super-blocks (`Q4_K`, `Q5_K`, `Q6_K`; [`zoo_core::kquant`]), without ever
+//! materialising the f32 matrix.
 //!
 //! - few rows (decode): each output feature's row is streamed once as blocks and multiplied
 //!   with `x` block by block ([`crate::block_dot`]: f32 activations for `Q8_0`, 16-bit ones in
-//!   integer arithmetic for the 4-bit types), parallel over output features;
+//!   integer arithmetic for the 4-bit types and the K-quants), parallel over output features;
 //! - many rows (prefill): `crate::matmul`'s GEMM path dequantises tiles of weight rows.
 
-use rayon::prelude::*;
-use zoo_core::quant::QK;
-
 use crate::block_dot::{rows_dot, Activations};
-
-use crate::matmul::GEMV_CHUNK;
+use crate::matmul::par_feature_chunks;
 use crate::tensor::Blocks;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`. `k` is whole blocks.
 /// Each row of `x` is prepared once ([`Activations`]); every chunk of weight rows is then
 /// streamed once, multiplied with each row of `x` while it is in cache.
 pub fn gemv_rows(x: &[f32], w: &Blocks, k: usize, out_features: usize, out: &mut [f32]) {
-    let rows = x.len() / k;
     let activations: Vec<Activations> = x.chunks_exact(k).map(|row| Activations::new(w.dtype, row)).collect();
-    let row_bytes = k / QK * w.dtype.block_bytes();
-    let weights = w.block_bytes(0..out_features * k / QK);
-    let mut transposed = vec![0f32; out.len()]; // [rows, out_features] chunked by features
-    transposed.par_chunks_mut(GEMV_CHUNK * rows).enumerate().for_each(|(chunk, dst)| {
-        let features = dst.len() / rows;
-        let first = chunk * GEMV_CHUNK;
-        let w_chunk = &weights[first * row_bytes..(first + features) * row_bytes];
-        for (x, dst) in activations.iter().zip(dst.chunks_exact_mut(features)) {
-            rows_dot(w.dtype, w_chunk, row_bytes, x, dst);
-        }
+    let block = w.dtype.block_size();
+    let row_bytes = k / block * w.dtype.block_bytes();
+    let weights = w.block_bytes(0..out_features * k / block);
+    par_feature_chunks(activations.len(), out_features, out, |first, row, dst| {
+        let w_chunk = &weights[first * row_bytes..(first + dst.len()) * row_bytes];
+        rows_dot(w.dtype, w_chunk, row_bytes, &activations[row], dst);
     });
-    for (chunk, src) in transposed.chunks(GEMV_CHUNK * rows).enumerate() {
-        let features = src.len() / rows;
-        let first = chunk * GEMV_CHUNK;
-        for (i, part) in src.chunks_exact(features).enumerate() {
-            out[i * out_features + first..i * out_features + first + features].copy_from_slice(part);
-        }
-    }
 }
 
 #[cfg(test)]

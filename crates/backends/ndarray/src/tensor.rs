@@ -1,14 +1,16 @@
 //! The ndarray backend's tensor: f32 values, row-major, either owned or borrowed in place from
-//! a checkpoint's memory map; or a quantised weight kept quantised: int8 in groups, or ggml
-//! blocks (`Q8_0`, `Q4_0`, `Q4_1`, usually borrowed from a GGUF file's map).
+//! a checkpoint's memory map; or a weight kept as stored: 16-bit floats (f16, bf16), int8 in
+//! groups, or ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`), usually borrowed from the file's map.
 //!
-//! Quantised weights stay quantised for `linear` and `embedding`, which dequantise group by group
-//! (or block by block) as they go. Any other op reading one gets its values through
+//! Such weights stay as stored for `linear` and `embedding`, which widen or dequantise row by
+//! row (group by group, block by block) as they go. Any other op reading one gets its values through
 //! [`NdTensor::values`], which dequantises the whole tensor once and keeps the result.
 
 use std::sync::{Arc, OnceLock};
 
-use zoo_core::quant::{self, QK};
+use zoo_core::quant;
+
+use crate::half_dot::Half;
 use zoo_core::{Bytes, DType, Error, GroupScales, Result, TensorShape};
 
 /// A row-major f32 tensor.
@@ -28,10 +30,34 @@ enum Storage {
     Int8(Arc<Int8>),
     /// ggml block-quantised weights.
     Blocks(Arc<Blocks>),
+    /// 16-bit float weights.
+    Float16(Arc<Float16>),
 }
 
-/// A tensor of ggml blocks ([`DType::Q8_0`], [`DType::Q4_0`] or [`DType::Q4_1`]): each row (last
-/// dimension) is whole blocks of [`QK`] elements.
+/// A tensor of 16-bit floats (f16 or bf16), little-endian, kept as stored.
+pub struct Float16 {
+    /// Which 16-bit float.
+    pub kind: Half,
+    /// The values' bytes (usually borrowed from the memory map).
+    pub data: Bytes,
+    /// The widened values, made on first use by an op without a 16-bit path.
+    dense: OnceLock<Box<[f32]>>,
+}
+
+impl Float16 {
+    /// Whether the whole tensor has not been widened (no op without a 16-bit path read it).
+    pub fn dense_is_empty(&self) -> bool {
+        self.dense.get().is_none()
+    }
+
+    /// The bytes of elements `range` (flat, row-major).
+    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.data.as_slice()[2 * range.start..2 * range.end]
+    }
+}
+
+/// A tensor of ggml blocks ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`] of
+/// [`quant::QK`] elements, or the K-quants' super-blocks of 256): each row (last dimension) is whole blocks.
 pub struct Blocks {
     /// Which block layout.
     pub dtype: DType,
@@ -55,7 +81,8 @@ impl Blocks {
 
     /// Dequantises elements `range` (flat, row-major, on block boundaries) into `out`.
     pub fn dequantize_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
-        quant::dequantize(self.dtype, self.block_bytes(range.start / QK..range.end / QK), out);
+        let block = self.dtype.block_size();
+        quant::dequantize(self.dtype, self.block_bytes(range.start / block..range.end / block), out);
     }
 }
 
@@ -125,7 +152,7 @@ impl NdTensor {
     pub fn blocks(dtype: DType, data: Bytes, shape: Vec<usize>) -> Result<Self> {
         let numel: usize = shape.iter().product();
         let row = shape.last().copied().unwrap_or(1);
-        if !dtype.is_block_quantized() || row % QK != 0 || dtype.bytes_for(numel) != Some(data.len()) {
+        if !dtype.is_block_quantized() || row % dtype.block_size() != 0 || dtype.bytes_for(numel) != Some(data.len()) {
             return Err(Error::Shape {
                 op: "block-quantised weight",
                 expected: format!("{numel} {dtype} elements in rows of whole blocks ({} bytes)", data.len()),
@@ -134,6 +161,39 @@ impl NdTensor {
         }
         let blocks = Blocks { dtype, data, dense: OnceLock::new() };
         Ok(Self { storage: Storage::Blocks(Arc::new(blocks)), shape })
+    }
+
+    /// Keeps 16-bit floats (`dtype` F16 or BF16) as stored.
+    pub fn float16(dtype: DType, data: Bytes, shape: Vec<usize>) -> Result<Self> {
+        let numel: usize = shape.iter().product();
+        let Some(kind) = Half::of(dtype).filter(|_| data.len() == 2 * numel) else {
+            return Err(Error::Shape {
+                op: "16-bit weight",
+                expected: format!("{numel} {dtype} elements ({} bytes)", data.len()),
+                got: shape,
+            });
+        };
+        let float16 = Float16 { kind, data, dense: OnceLock::new() };
+        Ok(Self { storage: Storage::Float16(Arc::new(float16)), shape })
+    }
+
+    /// The 16-bit data, when this tensor holds 16-bit floats.
+    pub fn float16_data(&self) -> Option<&Float16> {
+        match &self.storage {
+            Storage::Float16(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The weight as stored, when it is not f32 (16-bit floats, int8 groups, ggml blocks): ops
+    /// with a row path read it a range at a time instead of widening all of it.
+    pub fn compressed(&self) -> Option<&dyn DequantizeRange> {
+        match &self.storage {
+            Storage::Float16(h) => Some(h.as_ref()),
+            Storage::Int8(q) => Some(q.as_ref()),
+            Storage::Blocks(b) => Some(b.as_ref()),
+            Storage::Owned(_) | Storage::Mapped(_) => None,
+        }
     }
 
     /// The blocks, when this tensor is block-quantised.
@@ -170,6 +230,11 @@ impl NdTensor {
                 let mut out = Vec::new();
                 // `blocks` checked that the data is whole blocks.
                 quant::dequantize(blocks.dtype, blocks.data.as_slice(), &mut out);
+                out.into()
+            }),
+            Storage::Float16(h) => h.dense.get_or_init(|| {
+                let mut out = Vec::with_capacity(h.data.len() / 2);
+                h.kind.widen_into(h.data.as_slice(), &mut out);
                 out.into()
             }),
             Storage::Mapped(bytes) => {
@@ -225,6 +290,12 @@ pub trait DequantizeRange: Sync {
 impl DequantizeRange for Blocks {
     fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
         self.dequantize_into(range, out)
+    }
+}
+
+impl DequantizeRange for Float16 {
+    fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        self.kind.widen_into(self.bytes(range), out)
     }
 }
 

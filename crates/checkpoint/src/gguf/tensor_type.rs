@@ -9,14 +9,11 @@
 //! - `Q4_1` (32): f16 `d`, f16 min `m`, nibbles as `Q4_0`; `x = d·q + m`.
 //! - `Q5_0` / `Q5_1` (32): as `Q4_0` / `Q4_1` with a fifth bit per element from a 32-bit mask;
 //!   `Q5_0` subtracts 16.
-//! - `Q4_K` (256): f16 `d`, f16 `dmin`, 12 bytes of eight 6-bit (scale, min) pairs, 128 bytes of
-//!   nibbles; each 32-element sub-block is `d·sc·q − dmin·m`.
-//! - `Q6_K` (256): 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 × i8 scales, f16
-//!   `d`; each 16-element group is `d·sc·(q − 32)`.
 //!
-//! The types zoo keeps (F32, F16, BF16, `Q8_0`, `Q4_0`, `Q4_1`) take their id, name and block
-//! layout from [`DType::layout`] and are decoded by [`zoo_core::quant`], which backends share;
-//! this file's table holds only the others.
+//! The types zoo keeps (F32, F16, BF16, `Q8_0`, `Q4_0`, `Q4_1` and the K-quants `Q4_K`, `Q5_K`,
+//! `Q6_K`) take their id, name and block layout from [`DType::layout`] and are decoded by
+//! [`zoo_core::quant`] and [`zoo_core::kquant`], which backends share; this file's table holds
+//! only the others.
 //!
 //! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
 //! bit-identical to them.
@@ -59,9 +56,6 @@ const OTHER_TYPES: &[TensorType] = &[
     t(9, "Q8_1", 32, 36, Decode::Unsupported),
     t(10, "Q2_K", 256, 84, Decode::Unsupported),
     t(11, "Q3_K", 256, 110, Decode::Unsupported),
-    t(12, "Q4_K", 256, 144, Decode::Dequantized(q4_k)),
-    t(13, "Q5_K", 256, 176, Decode::Unsupported),
-    t(14, "Q6_K", 256, 210, Decode::Dequantized(q6_k)),
     t(15, "Q8_K", 256, 292, Decode::Unsupported),
     t(16, "IQ2_XXS", 256, 66, Decode::Unsupported),
     t(17, "IQ2_XS", 256, 74, Decode::Unsupported),
@@ -103,7 +97,8 @@ impl TensorType {
         !matches!(self.decode, Decode::Unsupported)
     }
 
-    /// The block-quantised [`DType`] zoo keeps this type as (`Q8_0`, `Q4_0`, `Q4_1`), if any.
+    /// The block-quantised [`DType`] zoo keeps this type as (`Q8_0`, `Q4_0`, `Q4_1`, `Q4_K`,
+    /// `Q5_K`, `Q6_K`), if any.
     pub fn block_dtype(self) -> Option<DType> {
         self.kept_dtype().filter(|d| d.is_block_quantized())
     }
@@ -178,51 +173,6 @@ fn q5(b: &[u8], with_min: bool, out: &mut Vec<f32>) {
     out.extend(qs.iter().enumerate().map(|(j, &q)| value((q >> 4) | (((qh >> (j + 12)) & 0x10) as u8))));
 }
 
-/// The `j`-th (scale, min) pair of a K-quant's 12 packed 6-bit bytes.
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
-    }
-}
-
-fn q4_k(b: &[u8], out: &mut Vec<f32>) {
-    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
-    let scales = &b[4..16];
-    for (chunk, qs) in b[16..144].chunks_exact(32).enumerate() {
-        let (sc1, m1) = scale_min_k4(2 * chunk, scales);
-        let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
-        let (d1, min1) = (d * f32::from(sc1), dmin * f32::from(m1));
-        let (d2, min2) = (d * f32::from(sc2), dmin * f32::from(m2));
-        out.extend(qs.iter().map(|&q| d1 * f32::from(q & 0x0F) - min1));
-        out.extend(qs.iter().map(|&q| d2 * f32::from(q >> 4) - min2));
-    }
-}
-
-fn q6_k(b: &[u8], out: &mut Vec<f32>) {
-    let d = half_at(b, 208);
-    let mut y = [0f32; 256];
-    for half in 0..2 {
-        let ql = &b[half * 64..half * 64 + 64];
-        let qh = &b[128 + half * 32..128 + half * 32 + 32];
-        let sc = &b[192 + half * 8..192 + half * 8 + 8];
-        let y = &mut y[half * 128..half * 128 + 128];
-        for l in 0..32 {
-            let is = l / 16;
-            let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i8 - 32;
-            let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
-            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
-            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
-            y[l] = d * f32::from(sc[is] as i8) * f32::from(q1);
-            y[l + 32] = d * f32::from(sc[is + 2] as i8) * f32::from(q2);
-            y[l + 64] = d * f32::from(sc[is + 4] as i8) * f32::from(q3);
-            y[l + 96] = d * f32::from(sc[is + 6] as i8) * f32::from(q4);
-        }
-    }
-    out.extend_from_slice(&y);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +180,8 @@ mod tests {
     #[test]
     fn ggml_block_types_decode_through_core_quant() {
         // Their arithmetic is zoo_core::quant's (tested there); here, the ids map to it.
-        for (id, dtype) in [(2, DType::Q4_0), (3, DType::Q4_1), (8, DType::Q8_0)] {
+        for (id, dtype) in [(2, DType::Q4_0), (3, DType::Q4_1), (8, DType::Q8_0), (12, DType::Q4_K), (14, DType::Q6_K)]
+        {
             let ty = TensorType::from_id(id).unwrap();
             assert_eq!(ty.block_dtype(), Some(dtype));
             let mut block = [f16::from_f32(0.5).to_le_bytes(), f16::from_f32(-1.0).to_le_bytes()].concat();
@@ -246,7 +197,10 @@ mod tests {
     fn kept_types_have_ggml_ids_and_layouts_from_the_dtype_table() {
         // GGUF's numbers (ggml.h): what DType::layout must say for the files to read right.
         let spec = [(0, "F32", 1, 4), (1, "F16", 1, 2), (30, "BF16", 1, 2), (2, "Q4_0", 32, 18)];
-        for (id, name, block, bytes) in spec.into_iter().chain([(3, "Q4_1", 32, 20), (8, "Q8_0", 32, 34)]) {
+        let k_quants = [(12, "Q4_K", 256, 144), (13, "Q5_K", 256, 176), (14, "Q6_K", 256, 210)];
+        for (id, name, block, bytes) in
+            spec.into_iter().chain([(3, "Q4_1", 32, 20), (8, "Q8_0", 32, 34)]).chain(k_quants)
+        {
             let ty = TensorType::from_id(id).unwrap();
             assert_eq!((ty.name, ty.block, ty.block_bytes), (name, block, bytes));
             assert!(matches!(ty.decode, Decode::Kept(_)), "{name}");

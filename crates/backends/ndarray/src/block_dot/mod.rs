@@ -1,11 +1,11 @@
-//! Dot products of ggml weight blocks ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`])
-//! with an activation row, the decode hot loop.
+//! Dot products of ggml weight blocks ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`], and
+//! the K-quants in [`k_quants`]) with an activation row, the decode hot loop.
 //!
 //! A decode step reads every weight once, so it should run at the speed weights stream from
 //! memory. Two cases:
 //! - `Q8_0` weights: 34 bytes per 32 weights keep the loop memory-bound even with f32
 //!   activations, so activations stay f32 and the result is exact up to summation order;
-//! - 4-bit weights: widening nibbles to f32 costs more than reading them, so the activation row
+//! - 4-bit weights and the K-quants: widening nibbles to f32 costs more than reading them, so the activation row
 //!   is quantised to 16 bits once per `linear` ([`Q16Row`]: blocks of 32 with an f32 scale)
 //!   and each block is multiplied in integers, its scales applied once per block. The rounding
 //!   (half of 1/32767 of a block's largest activation) is ~1e-5 relative, far below the 4-bit
@@ -13,8 +13,8 @@
 //!   activations to 8 bits, which is faster still but moves logits by ~2%, enough to change
 //!   greedy tokens at near-ties.)
 //!
-//! On x86-64 with AVX2 and FMA (checked once at run time) the intrinsics in `avx2` run;
-//! elsewhere the plain loops here, which compute the same sums in another order.
+//! On x86-64 with AVX2 and FMA ([`crate::isa`], checked once at run time) the intrinsics in
+//! `avx2` run; elsewhere the plain loops here, which compute the same sums in another order.
 
 use std::sync::OnceLock;
 
@@ -23,6 +23,7 @@ use zoo_core::DType;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod k_quants;
 
 /// One activation row, prepared for weights of one block type.
 pub struct Activations<'a> {
@@ -35,7 +36,7 @@ pub struct Activations<'a> {
 impl<'a> Activations<'a> {
     /// Prepares `x` (a whole number of blocks) for a weight of `dtype`.
     pub fn new(dtype: DType, x: &'a [f32]) -> Self {
-        let q16 = matches!(dtype, DType::Q4_0 | DType::Q4_1).then(|| Q16Row::quantize(x));
+        let q16 = (dtype != DType::Q8_0).then(|| Q16Row::quantize(x));
         Self { x, q16 }
     }
 }
@@ -81,10 +82,13 @@ impl Q16Row {
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which
 /// hold `dtype` blocks; `x` was prepared for `dtype`. Other types leave `out` untouched.
 pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+    if let (true, Some(q)) = (zoo_core::kquant::is_k_quant(dtype), &x.q16) {
+        return k_quants::rows(dtype, weights, row_bytes, q, out);
+    }
     let lut = f16_table();
     let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
+    if crate::isa::isa() >= crate::isa::Isa::Avx2 {
         // SAFETY (both arms): AVX2 and FMA are present.
         match (dtype, &x.q16) {
             (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
@@ -108,13 +112,6 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
         (DType::Q4_0 | DType::Q4_1, Some(q)) => rows.for_each(|(w, o)| *o = q4_row(w, q, lut, dtype == DType::Q4_1)),
         _ => {}
     }
-}
-
-/// Whether the AVX2 kernels can run here (checked once).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
 }
 
 /// `Σ d·q·x` over a row of `Q8_0` blocks, in plain Rust.
@@ -174,6 +171,9 @@ mod tests {
     use super::*;
 
     fn blocks(dtype: DType, rows: usize, k: usize) -> Vec<u8> {
+        if zoo_core::kquant::is_k_quant(dtype) {
+            return k_blocks(dtype, rows * k / 256);
+        }
         let mut data = Vec::new();
         for blk in 0..rows * k / QK {
             data.extend(f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());
@@ -186,12 +186,26 @@ mod tests {
         data
     }
 
+    /// `n` K-quant super-blocks of varied bytes, their f16 scales small and finite.
+    fn k_blocks(dtype: DType, n: usize) -> Vec<u8> {
+        let size = dtype.block_bytes();
+        let mut data: Vec<u8> = (0..n * size).map(|i| ((i * 37 + i / 7) % 256) as u8).collect();
+        for (blk, block) in data.chunks_exact_mut(size).enumerate() {
+            let scale = |v: f32| f16::from_f32(v).to_le_bytes();
+            let at = if dtype == DType::Q6_K { vec![208] } else { vec![0, 2] };
+            for (i, at) in at.into_iter().enumerate() {
+                block[at..at + 2].copy_from_slice(&scale(0.001 + 0.0007 * ((blk + i) % 5) as f32));
+            }
+        }
+        data
+    }
+
     #[test]
     fn dots_are_exact_on_the_activations_each_type_sees() {
-        let (rows, k) = (5, 128);
+        let (rows, k) = (5, 512);
         let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
         let lut = f16_table();
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K] {
             let data = blocks(dtype, rows, k);
             let row_bytes = data.len() / rows;
             let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
@@ -204,6 +218,7 @@ mod tests {
                 .chunks_exact(row_bytes)
                 .map(|w| match &act.q16 {
                     None => q8_0_row(w, &x, lut),
+                    Some(q) if zoo_core::kquant::is_k_quant(dtype) => k_quants::row(dtype, w, q),
                     Some(q) => q4_row(w, q, lut, dtype == DType::Q4_1),
                 })
                 .collect();

@@ -1,0 +1,109 @@
+//! K-quant rows (`Q4_K`, `Q5_K`, `Q6_K`; [`zoo_core::kquant`]) times 16-bit activations.
+//!
+//! Each super-block is unpacked to one quant per element, then every sub-block (32 elements
+//! for `Q4_K`/`Q5_K`, 16 for `Q6_K`) is multiplied with the activations in integers and its
+//! scales applied once: with `x ≈ d_x·q_x` per 32-element activation block ([`Q16Row`]),
+//! - `Q4_K`/`Q5_K`: `Σ (d·sc·q − dmin·m)·x = d·sc·d_x·Σ q·q_x − dmin·m·Σx`;
+//! - `Q6_K`: `Σ d·sc·(q − 32)·x = d·sc·d_x·Σ (q − 32)·q_x`.
+//!
+//! The loops are plain Rust written for the vectoriser (fixed-size arrays, i16 × i16 → i32
+//! sums); [`rows`] compiles them once per instruction set ([`crate::isa`]) and picks at run
+//! time, so the AVX-512 build multiplies 32 pairs per instruction.
+
+use zoo_core::kquant::{self, QK_K};
+use zoo_core::DType;
+
+use super::Q16Row;
+use crate::isa::{isa, Isa};
+
+/// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which hold
+/// K-quant super-blocks of `dtype`.
+pub fn rows(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
+    match isa() {
+        // SAFETY: `isa` returns Avx512 only where AVX-512F/BW, AVX2 and FMA are present.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { rows_avx512(dtype, weights, row_bytes, x, out) },
+        // SAFETY: `isa` returns Avx2 only where AVX2 and FMA are present.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { rows_avx2(dtype, weights, row_bytes, x, out) },
+        _ => rows_portable(dtype, weights, row_bytes, x, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn rows_avx512(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
+    rows_portable(dtype, weights, row_bytes, x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_avx2(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
+    rows_portable(dtype, weights, row_bytes, x, out)
+}
+
+/// The kernel itself, inlined into each instruction-set variant above.
+#[inline(always)]
+fn rows_portable(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
+    for (w, o) in weights.chunks_exact(row_bytes).zip(out.iter_mut()) {
+        *o = row(dtype, w, x);
+    }
+}
+
+/// One row of super-blocks times `x`.
+#[inline(always)]
+pub(super) fn row(dtype: DType, w: &[u8], x: &Q16Row) -> f32 {
+    let per_block = QK_K / zoo_core::quant::QK; // activation blocks per super-block
+    let mut acc = 0f32;
+    for (sb, block) in w.chunks_exact(dtype.block_bytes()).enumerate() {
+        let xq: &[i16; QK_K] = x.q[sb * QK_K..(sb + 1) * QK_K].try_into().expect("whole super-blocks");
+        let xd = &x.d[sb * per_block..(sb + 1) * per_block];
+        acc += match dtype {
+            DType::Q6_K => q6_k(block, xq, xd),
+            _ => q45_k(dtype, block, xq, xd, &x.s[sb * per_block..(sb + 1) * per_block]),
+        };
+    }
+    acc
+}
+
+/// One `Q4_K`/`Q5_K` super-block times its 256 activations.
+#[inline(always)]
+fn q45_k(dtype: DType, block: &[u8], xq: &[i16; QK_K], xd: &[f32], xs: &[f32]) -> f32 {
+    let (d, dmin) = kquant::scales(block);
+    let mut q = [0u8; QK_K];
+    kquant::unpack_q45_k(dtype, block, &mut q);
+    let mut acc = 0f32;
+    for j in 0..8 {
+        let (sc, m) = kquant::scale_min(j, &block[4..16]);
+        let isum = dot_u8(&q[32 * j..32 * j + 32], &xq[32 * j..32 * j + 32]);
+        acc += d * f32::from(sc) * xd[j] * isum as f32 - dmin * f32::from(m) * xs[j];
+    }
+    acc
+}
+
+/// One `Q6_K` super-block times its 256 activations.
+#[inline(always)]
+fn q6_k(block: &[u8], xq: &[i16; QK_K], xd: &[f32]) -> f32 {
+    let d = kquant::q6_k_scale(block);
+    let scales = kquant::q6_k_group_scales(block);
+    let mut q = [0i8; QK_K];
+    kquant::unpack_q6_k(block, &mut q);
+    let mut acc = 0f32;
+    for (g, &sc) in scales.iter().enumerate() {
+        let isum = dot_i8(&q[16 * g..16 * g + 16], &xq[16 * g..16 * g + 16]);
+        acc += d * f32::from(sc) * xd[g / 2] * isum as f32;
+    }
+    acc
+}
+
+/// `Σ q·x` in i32 (|q| < 32, |x| ≤ 32767: 32 products cannot overflow).
+#[inline(always)]
+fn dot_u8(q: &[u8], x: &[i16]) -> i32 {
+    q.iter().zip(x).map(|(&q, &x)| i32::from(q) * i32::from(x)).sum()
+}
+
+/// `Σ q·x` in i32 (|q| ≤ 32).
+#[inline(always)]
+fn dot_i8(q: &[i8], x: &[i16]) -> i32 {
+    q.iter().zip(x).map(|(&q, &x)| i32::from(q) * i32::from(x)).sum()
+}

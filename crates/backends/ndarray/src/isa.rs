@@ -1,0 +1,70 @@
+//! Which instruction set the CPU kernels use: detected once at run time, capped by the
+//! `ZOO_CPU_KERNELS` environment variable (`portable`, `avx2` or `avx512`) so that tests on an
+//! AVX-512 machine can run the AVX2 and portable paths too. A cap above what the CPU has is
+//! ignored (the detected set is used), never an illegal instruction.
+
+use std::sync::OnceLock;
+
+/// The kernel families, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust loops (any CPU).
+    Portable,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512F and AVX-512BW (on top of AVX2).
+    Avx512,
+}
+
+/// The environment variable that caps [`isa`].
+pub const ENV: &str = "ZOO_CPU_KERNELS";
+
+/// The instruction set the kernels use in this process (detected and capped once).
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let cap = std::env::var(ENV).ok().and_then(|v| parse(&v)).unwrap_or(Isa::Avx512);
+        detected().min(cap)
+    })
+}
+
+/// `portable`, `avx2` or `avx512` (any case); `None` for anything else.
+pub fn parse(value: &str) -> Option<Isa> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "portable" => Some(Isa::Portable),
+        "avx2" => Some(Isa::Avx2),
+        "avx512" => Some(Isa::Avx512),
+        _ => None,
+    }
+}
+
+/// The best set this CPU has.
+fn detected() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+        if avx2 && has!("avx512f") && has!("avx512bw") {
+            return Isa::Avx512;
+        }
+        if avx2 {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Portable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_order() {
+        assert_eq!(parse("AVX2"), Some(Isa::Avx2));
+        assert_eq!(parse(" portable "), Some(Isa::Portable));
+        assert_eq!(parse("avx512"), Some(Isa::Avx512));
+        assert_eq!(parse("sse"), None);
+        assert!(Isa::Portable < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+        assert!(isa() <= detected());
+    }
+}
