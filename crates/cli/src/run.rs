@@ -131,6 +131,7 @@ pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
         dtype: m.dtype.map(|d| match d {
             crate::args::LoadDType::F32 => zoo_core::DType::F32,
         }),
+        allow_unused: m.allow_unused,
     })
 }
 

@@ -259,8 +259,13 @@ fn negative_temperature_is_rejected() {
 
 /// A copy of the gpt2-tiny fixture that a test may break.
 fn broken_copy(break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
+    broken_copy_of("gpt2-tiny", break_it)
+}
+
+/// A copy of fixture `name` that a test may break.
+fn broken_copy_of(name: &str, break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture("gpt2-tiny")).unwrap() {
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
     }
@@ -319,6 +324,48 @@ fn weights_of_the_wrong_shape() {
     });
     let err = run_dir(tmp.path());
     assert!(err.contains("wte.weight") && err.contains("expected [50257, 32]"), "{err}");
+}
+
+/// Appends tensor `name` (two f32 zeros) to `dir/model.safetensors`, keeping the data aligned.
+fn add_tensor(dir: &Path, name: &str) {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header[name] = serde_json::json!({"dtype": "F32", "shape": [2], "data_offsets": [data.len(), data.len() + 8]});
+    let mut text = header.to_string();
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text.as_bytes());
+    out.extend(data);
+    out.extend([0u8; 8]);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn tensors_the_model_does_not_use_are_refused_unless_allowed() {
+    let tmp = broken_copy(|d| add_tensor(d, "h.0.mlp.c_gate.weight"));
+    let err = run_dir(tmp.path());
+    assert!(err.contains("1 tensor(s)") && err.contains("`h.0.mlp.c_gate.weight`"), "{err}");
+    assert!(err.contains("--allow-unused"), "{err}");
+    let out = zoo(&["run", "--weights", tmp.path().to_str().unwrap(), "--max-tokens", "2", "--allow-unused"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("1 tensor(s) left unused") && out.stderr.contains("h.0.mlp.c_gate.weight"));
+}
+
+#[test]
+fn unsupported_rope_scaling_is_named() {
+    let tmp = broken_copy_of("llama-linear", |d| {
+        let path = d.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg["rope_parameters"]["rope_type"] = serde_json::json!("longrope");
+        std::fs::write(path, cfg.to_string()).unwrap();
+    });
+    let err = run_dir(tmp.path());
+    assert!(err.contains("rope_type `longrope` is not supported"), "{err}");
 }
 
 #[test]

@@ -116,7 +116,8 @@ fn out_of_range_config_values_are_named() {
         ("num_key_value_heads", serde_json::json!(0), "num_key_value_heads: 0"),
         ("num_key_value_heads", serde_json::json!(3), "is not a multiple of num_key_value_heads: 3"),
         ("num_hidden_layers", layers, "num_hidden_layers: 1099511627776"),
-        ("num_hidden_layers", serde_json::json!(1), "num_hidden_layers: 1 does not match the weights"),
+        // The fixture's `layer_types` (transformers 5) lists 2 layers: that is checked first.
+        ("num_hidden_layers", serde_json::json!(1), "layer_types: 2 entries for num_hidden_layers: 1"),
         ("rope_parameters", serde_json::json!({"rope_theta": -5.0}), "rope_theta: -5"),
         ("rope_parameters", serde_json::json!({"rope_theta": "NaN"}), "rope_theta: \"\\\"NaN\\\"\" is not a number"),
         ("rms_norm_eps", serde_json::json!(0.0), "rms_norm_eps: 0"),

@@ -10,6 +10,7 @@
 use std::any::Any;
 
 use crate::kv_cache::Step;
+use crate::rope::RopeScaling;
 use crate::{DType, Error, Result, WeightView};
 
 /// Read access to a tensor's shape, which every backend tensor provides.
@@ -42,7 +43,7 @@ pub enum RopeConvention {
 }
 
 /// Rotary embedding parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RopeSpec {
     /// Channels per head (the rotation acts on all of them).
     pub head_dim: usize,
@@ -50,27 +51,40 @@ pub struct RopeSpec {
     pub theta: f32,
     /// Rotation convention.
     pub convention: RopeConvention,
+    /// Scaled frequencies (RoPE scaling, [`crate::rope`]); `None`: `1 / theta^(2i/d)`.
+    pub scaling: Option<RopeScaling>,
 }
 
 impl RopeSpec {
+    /// Unscaled rotary embeddings of `head_dim` channels with base `theta`.
+    pub fn new(head_dim: usize, theta: f32, convention: RopeConvention) -> Self {
+        Self { head_dim, theta, convention, scaling: None }
+    }
+
     /// `cos` and signed `sin` of each row's angles, `positions.len() · head_dim/2` of each,
-    /// row-major. Computed as transformers does, in f32: `inv_freq = 1 / theta^(2i/d)` and
-    /// `angle = position · inv_freq`, so long positions round the same way as the reference;
+    /// row-major. Computed as transformers does, in f32: `inv_freq = 1 / theta^(2i/d)` (or the
+    /// scaled frequencies) and `angle = position · inv_freq`, so long positions round the same
+    /// way as the reference; both are multiplied by the scaling's attention factor (YaRN), and
     /// the sine carries the convention's sign (nanochat rotates by −θ).
     pub fn angles(&self, positions: impl IntoIterator<Item = usize>) -> (Vec<f32>, Vec<f32>) {
-        let d = self.head_dim;
-        let inv_freq: Vec<f32> =
-            (0..d / 2).map(|i| 1.0 / ((self.theta as f64).powf((2 * i) as f64 / d as f64) as f32)).collect();
+        let unscaled;
+        let (inv_freq, factor) = match &self.scaling {
+            Some(s) if s.inv_freq.len() == self.head_dim / 2 => (&s.inv_freq[..], s.attention_factor),
+            _ => {
+                unscaled = crate::rope::default_inv_freq(self.head_dim, self.theta);
+                (&unscaled[..], 1.0)
+            }
+        };
         let sign = match self.convention {
             RopeConvention::HalfSplit => 1.0,
             RopeConvention::HalfSplitNegative => -1.0,
         };
         let (mut cos, mut sin) = (Vec::new(), Vec::new());
         for pos in positions {
-            for f in &inv_freq {
+            for f in inv_freq {
                 let angle = (pos as f32 * f) as f64;
-                cos.push(angle.cos() as f32);
-                sin.push(sign * angle.sin() as f32);
+                cos.push(angle.cos() as f32 * factor);
+                sin.push(sign * (angle.sin() as f32 * factor));
             }
         }
         (cos, sin)

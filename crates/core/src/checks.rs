@@ -20,6 +20,12 @@ pub fn rope(x: &[usize], positions: usize, spec: &RopeSpec) -> Result<(usize, us
     if d == 0 || d % 2 != 0 || cols % d != 0 || positions != rows {
         return Err(shape_error("rope", format!("{positions} rows of whole heads of even size {d}"), x));
     }
+    if let Some(scaling) = &spec.scaling {
+        if scaling.inv_freq.len() != d / 2 {
+            let got = [scaling.inv_freq.len()];
+            return Err(shape_error("rope", format!("{} scaled frequencies for head size {d}", d / 2), &got));
+        }
+    }
     Ok((rows, cols))
 }
 
@@ -125,11 +131,13 @@ mod tests {
 
     #[test]
     fn rope_wants_whole_even_heads_and_one_position_per_row() {
-        let spec = RopeSpec { head_dim: 4, theta: 1e4, convention: RopeConvention::HalfSplit };
+        let spec = RopeSpec::new(4, 1e4, RopeConvention::HalfSplit);
         assert_eq!(rope(&[3, 8], 3, &spec).unwrap(), (3, 8));
         assert!(rope(&[3, 6], 3, &spec).is_err());
         assert!(rope(&[3, 8], 2, &spec).is_err());
-        assert!(rope(&[3, 8], 3, &RopeSpec { head_dim: 3, ..spec }).is_err());
+        assert!(rope(&[3, 8], 3, &RopeSpec { head_dim: 3, ..spec.clone() }).is_err());
         assert!(rope(&[24], 3, &spec).is_err());
+        let wrong = crate::rope::RopeScaling { inv_freq: vec![1.0; 3].into(), attention_factor: 1.0 };
+        assert!(rope(&[3, 8], 3, &RopeSpec { scaling: Some(wrong), ..spec }).is_err());
     }
 }

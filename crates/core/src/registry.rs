@@ -38,6 +38,11 @@ pub struct ModelFamily {
     pub recognizes: fn(&serde_json::Value) -> bool,
     /// Builds the model.
     pub load: fn(&LoadRequest<'_>) -> Result<DynModel>,
+    /// Checkpoint tensors the family ignores on purpose (non-parameter buffers, the copy of a
+    /// tied head), as patterns where `*` stands for any characters
+    /// ([`crate::load_report::name_matches`]). Any other tensor the model does not take makes
+    /// the load fail.
+    pub unused: &'static [&'static str],
 }
 
 inventory::collect!(ModelFamily);

@@ -4,13 +4,13 @@
 //! residual → RMSNorm → SwiGLU MLP → residual, a final RMSNorm and an `lm_head` that may be
 //! tied to the embedding.
 //!
-//! The families differ only in data: which projections have biases, the sliding window, and
-//! defaults. Each family file turns its `config.json` into a [`DecoderSpec`]; this file holds the
+//! The families differ only in data: which projections have biases, the sliding window, RoPE
+//! scaling, a per-head RMSNorm of queries and keys before RoPE (Qwen3), and defaults. Each family file turns its `config.json` into a [`DecoderSpec`]; this file holds the
 //! one implementation.
 
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, StepInput,
-    UnaryOp, WeightSource,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, RopeType, Step,
+    StepInput, UnaryOp, WeightSource,
 };
 
 use crate::hf_config::HfDecoderConfig;
@@ -39,6 +39,8 @@ pub struct DecoderSpec {
     pub rms_norm_eps: f32,
     /// RoPE base.
     pub rope_theta: f32,
+    /// RoPE scaling.
+    pub rope: RopeType,
     /// Longest supported sequence.
     pub max_context: usize,
     /// Bias on the q, k and v projections.
@@ -47,6 +49,8 @@ pub struct DecoderSpec {
     pub o_bias: bool,
     /// Bias on the MLP projections.
     pub mlp_bias: bool,
+    /// RMSNorm of each query and key head before RoPE (`self_attn.q_norm`, `k_norm`).
+    pub qk_norm: bool,
     /// `lm_head` is `embed_tokens`.
     pub tie_word_embeddings: bool,
     /// Sliding window of each layer (`None`: full attention).
@@ -58,8 +62,14 @@ pub struct DecoderSpec {
 }
 
 impl DecoderSpec {
-    /// The spec of a config with no biases, full attention, and `tie` unless the config says.
-    pub fn from_hf(family: &'static str, cfg: &HfDecoderConfig, rope_theta: f32, tie: bool) -> Self {
+    /// The spec of a config with no biases, full attention, the RoPE `(theta, type)` of
+    /// [`crate::hf_config::rope`], and `tie` unless the config says.
+    pub fn from_hf(
+        family: &'static str,
+        cfg: &HfDecoderConfig,
+        (rope_theta, rope): (f32, RopeType),
+        tie: bool,
+    ) -> Self {
         Self {
             family,
             vocab_size: cfg.vocab_size,
@@ -71,10 +81,12 @@ impl DecoderSpec {
             head_dim: cfg.head_dim(),
             rms_norm_eps: cfg.rms_norm_eps,
             rope_theta,
+            rope,
             max_context: cfg.max_position_embeddings,
             qkv_bias: false,
             o_bias: false,
             mlp_bias: false,
+            qk_norm: false,
             tie_word_embeddings: cfg.tie_word_embeddings.unwrap_or(tie),
             windows: vec![None; cfg.num_hidden_layers],
             bos_token_id: cfg.bos_token_id(),
@@ -83,25 +95,37 @@ impl DecoderSpec {
     }
 }
 
+/// Tensors a Llama-style checkpoint may hold that the decoder does not take: the copy of a tied
+/// head (transformers uses the embedding when `tie_word_embeddings` is true) and the RoPE
+/// frequency buffers older transformers saved.
+pub const KNOWN_UNUSED: &[&str] = &["lm_head.weight", "*.rotary_emb.inv_freq"];
+
 /// Grouped-query self-attention with rotary embeddings.
 struct Attention<B: Backend> {
     q_proj: Linear<B>,
     k_proj: Linear<B>,
     v_proj: Linear<B>,
     o_proj: Linear<B>,
+    q_norm: Option<RmsNorm<B>>,
+    k_norm: Option<RmsNorm<B>>,
     rope: RopeSpec,
     spec: AttentionSpec,
 }
 
 impl<B: Backend> Attention<B> {
-    fn load(vb: &Vb<'_, B>, s: &DecoderSpec, layer: usize) -> Result<Self> {
+    fn load(vb: &Vb<'_, B>, s: &DecoderSpec, rope: &RopeSpec, layer: usize) -> Result<Self> {
         let (h, q, kv) = (s.hidden_size, s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim);
+        let head_norm = |name: &str| -> Result<Option<RmsNorm<B>>> {
+            Ok(if s.qk_norm { Some(RmsNorm::load(&vb.pp(name), s.head_dim, s.rms_norm_eps)?) } else { None })
+        };
         Ok(Self {
             q_proj: Linear::load(&vb.pp("q_proj"), h, q, s.qkv_bias, Stored::OutIn)?,
             k_proj: Linear::load(&vb.pp("k_proj"), h, kv, s.qkv_bias, Stored::OutIn)?,
             v_proj: Linear::load(&vb.pp("v_proj"), h, kv, s.qkv_bias, Stored::OutIn)?,
             o_proj: Linear::load(&vb.pp("o_proj"), q, h, s.o_bias, Stored::OutIn)?,
-            rope: RopeSpec { head_dim: s.head_dim, theta: s.rope_theta, convention: RopeConvention::HalfSplit },
+            q_norm: head_norm("q_norm")?,
+            k_norm: head_norm("k_norm")?,
+            rope: rope.clone(),
             spec: AttentionSpec {
                 n_heads: s.n_heads,
                 n_kv_heads: s.n_kv_heads,
@@ -122,9 +146,19 @@ impl<B: Backend> Attention<B> {
         step: &StepInput<'_>,
     ) -> Result<B::Tensor> {
         let [q, k, v] = norm.linears(b, x, [&self.q_proj, &self.k_proj, &self.v_proj])?; // (T, nH·hd), (T, nKV·hd) ×2
+        let q = per_head(b, self.q_norm.as_ref(), q, self.spec.head_dim)?;
+        let k = per_head(b, self.k_norm.as_ref(), k, self.spec.head_dim)?;
         let y = b.rope_attention_step(&q, &k, &v, kv, step, &self.rope, &self.spec)?; // (T, nH·hd)
         self.o_proj.forward_add(b, &y, x)
     }
+}
+
+/// `norm` applied to each head of `x: [T, heads·head_dim]` (none: `x` unchanged).
+fn per_head<B: Backend>(b: &B, norm: Option<&RmsNorm<B>>, x: B::Tensor, head_dim: usize) -> Result<B::Tensor> {
+    let Some(norm) = norm else { return Ok(x) };
+    let (rows, cols) = zoo_core::checks::dims2(zoo_core::TensorShape::shape(&x), "q/k norm")?;
+    let heads = b.reshape(&x, &[rows * cols / head_dim, head_dim])?; // (T·heads, hd)
+    b.reshape(&norm.forward(b, &heads)?, &[rows, cols])
 }
 
 /// `down_proj(silu(gate_proj(x)) · up_proj(x))`.
@@ -163,10 +197,10 @@ struct Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
-    fn load(vb: &Vb<'_, B>, s: &DecoderSpec, layer: usize) -> Result<Self> {
+    fn load(vb: &Vb<'_, B>, s: &DecoderSpec, rope: &RopeSpec, layer: usize) -> Result<Self> {
         Ok(Self {
             input_layernorm: RmsNorm::load(&vb.pp("input_layernorm"), s.hidden_size, s.rms_norm_eps)?,
-            self_attn: Attention::load(&vb.pp("self_attn"), s, layer)?,
+            self_attn: Attention::load(&vb.pp("self_attn"), s, rope, layer)?,
             post_attention_layernorm: RmsNorm::load(&vb.pp("post_attention_layernorm"), s.hidden_size, s.rms_norm_eps)?,
             mlp: Mlp::load(&vb.pp("mlp"), s)?,
         })
@@ -178,6 +212,9 @@ impl<B: Backend> Layer<B> {
         self.mlp.forward(b, &x, &self.post_attention_layernorm)
     }
 }
+
+/// The GGUF tensor of per-frequency RoPE divisors (it keeps its GGUF name).
+const ROPE_FREQS: &str = "rope_freqs.weight";
 
 /// A Llama-style causal language model.
 pub struct Decoder<B: Backend> {
@@ -196,7 +233,24 @@ impl<B: Backend> Decoder<B> {
         let root = Vb::new(&backend, weights);
         let vb = root.pp("model");
         let embed_tokens = vb.get("embed_tokens.weight", &[spec.vocab_size, spec.hidden_size])?;
-        let layers = (0..spec.n_layers).map(|i| Layer::load(&vb.pp("layers").pp(i), spec, i)).collect::<Result<_>>()?;
+        // NOTE: llama.cpp's converter stores Llama 3's RoPE scaling as `rope_freqs.weight`, one
+        // divisor per frequency, instead of the config's parameters.
+        let freq_factors = if root.contains(ROPE_FREQS) {
+            let factors = root.get_f32(ROPE_FREQS, &[spec.head_dim / 2])?;
+            if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                let message = format!("`{ROPE_FREQS}` holds {bad}; RoPE frequency divisors must be above zero");
+                return Err(crate::nn::config_error(spec.family, message));
+            }
+            Some(factors)
+        } else {
+            None
+        };
+        let rope = RopeSpec {
+            scaling: spec.rope.scaling(spec.head_dim, spec.rope_theta, freq_factors.as_deref()),
+            ..RopeSpec::new(spec.head_dim, spec.rope_theta, RopeConvention::HalfSplit)
+        };
+        let layers =
+            (0..spec.n_layers).map(|i| Layer::load(&vb.pp("layers").pp(i), spec, &rope, i)).collect::<Result<_>>()?;
         let norm = RmsNorm::load(&vb.pp("norm"), spec.hidden_size, spec.rms_norm_eps)?;
         // NOTE: tied checkpoints usually omit `lm_head.weight`; when tied, transformers uses the
         // embedding even if the file has a head.

@@ -8,11 +8,13 @@ use zoo_core::{Backend, Result, Step};
 use crate::nn::Linear;
 
 /// Registers a model family: `name` and `aliases` for the registry, the file's
-/// `fn recognizes(&serde_json::Value) -> bool` to pick it from a `config.json`, and `load`, a
+/// `fn recognizes(&serde_json::Value) -> bool` to pick it from a `config.json`, `load`, a
 /// function `(backend, &config, &dyn WeightSource) -> Result<M>` whose model `M` implements
-/// `Model<DynBackend>`. Written on two lines at each use: what a family is, not how it plugs in.
+/// `Model<DynBackend>`, and `unused`, the checkpoint tensors it ignores on purpose (see
+/// [`zoo_core::ModelFamily`]). Written on two lines at each use: what a family is, not how it
+/// plugs in.
 macro_rules! register_family {
-    { $name:expr, aliases: $aliases:expr, load: $load:path, $description:literal } => {
+    { $name:expr, aliases: $aliases:expr, load: $load:path, unused: $unused:expr, $description:literal } => {
         zoo_core::inventory::submit! {
             zoo_core::ModelFamily {
                 name: $name,
@@ -20,6 +22,7 @@ macro_rules! register_family {
                 description: $description,
                 recognizes,
                 load: |req| Ok(Box::new($load(req.backend.clone(), req.config, req.weights)?)),
+                unused: $unused,
             }
         }
     };
@@ -44,7 +47,9 @@ macro_rules! decoder_family {
             crate::nn::config_is(config, $model_type, $architecture)
         }
 
-        crate::family::register_family! { $name, aliases: $aliases, load: load, $description }
+        crate::family::register_family! {
+            $name, aliases: $aliases, load: load, unused: crate::decoder::KNOWN_UNUSED, $description
+        }
     };
 }
 pub(crate) use decoder_family;

@@ -9,7 +9,8 @@
 //! - NOTE: `Conv1D` weights are stored `[in, out]`; they are transposed once at load.
 //! - NOTE: hub files name tensors without the `transformer.` prefix that `save_pretrained`
 //!   writes; both are accepted. `lm_head.weight` is tied (absent or equal to `wte`).
-//! - Non-parameter buffers (`h.N.attn.bias`, `h.N.attn.masked_bias`) are ignored.
+//! - Non-parameter buffers (`h.N.attn.bias`, `h.N.attn.masked_bias`) are on the family's list of
+//!   known-unused tensors; any other tensor the model does not take fails the load.
 
 use serde::Deserialize;
 use zoo_core::{
@@ -248,7 +249,11 @@ fn recognizes(config: &serde_json::Value) -> bool {
     config_is(config, "gpt2", "GPT2LMHeadModel")
 }
 
-crate::family::register_family! { FAMILY, aliases: &["gpt-2"], load: Gpt2::load,
+/// Tensors a GPT-2 checkpoint may hold that the model does not take: the causal-mask buffers
+/// older transformers saved, and the tied head's copy of `wte`.
+const KNOWN_UNUSED: &[&str] = &["*.attn.bias", "*.attn.masked_bias", "lm_head.weight"];
+
+crate::family::register_family! { FAMILY, aliases: &["gpt-2"], load: Gpt2::load, unused: KNOWN_UNUSED,
 "GPT-2 (HF GPT2LMHeadModel): learned positions, LayerNorm, GELU MLP, tied head" }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use zoo_core::Result;
+use zoo_core::{Result, RopeType, Yarn};
 
 use crate::nn::{config_error, parse_config};
 
@@ -121,21 +121,115 @@ impl HfDecoderConfig {
     }
 }
 
-/// `rope_theta` from `rope_parameters` (5.x) or the top level (4.x), else `default`. RoPE
-/// scaling variants are rejected: zoo implements the default RoPE only.
-pub fn rope_theta(family: &str, config: &Value, default: f32) -> Result<f32> {
-    if let Some(params) = config.get("rope_parameters").filter(|p| !p.is_null()) {
-        let kind = params.get("rope_type").and_then(Value::as_str).unwrap_or("default");
-        if kind != "default" {
-            return Err(config_error(family, format!("rope_type `{kind}` is not supported (default)")));
-        }
-        if let Some(theta) = params.get("rope_theta").filter(|t| !t.is_null()) {
-            return checked_theta(family, "rope_parameters.rope_theta", theta);
-        }
+/// The RoPE of a config: `rope_theta` (else `default_theta`) and the RoPE type with its
+/// parameters, from `rope_parameters` (5.x) or `rope_scaling` and the top level (4.x), resolved
+/// as transformers' `standardize_rope_params` does. Types zoo does not implement, per-layer
+/// parameters and a partial rotation are errors.
+///
+/// NOTE: `dynamic` (NTK) changes the frequencies only for sequences longer than
+/// `max_position_embeddings`, which is the model's context limit in zoo; below it transformers
+/// computes the default RoPE, and so does zoo.
+pub fn rope(family: &str, config: &Value, default_theta: f32) -> Result<(f32, RopeType)> {
+    let params = ["rope_parameters", "rope_scaling"]
+        .iter()
+        .find_map(|key| config.get(*key).filter(|p| !p.is_null()).map(|p| (*key, p)));
+    let Some((key, params)) = params else {
+        return Ok((top_level_theta(family, config, default_theta)?, RopeType::Default));
+    };
+    let Some(params) = params.as_object() else {
+        return Err(config_error(family, format!("{key}: {} is not an object", crate::validate::quoted(params))));
+    };
+    if params.values().any(Value::is_object) {
+        return Err(config_error(family, format!("{key}: RoPE parameters per layer type are not supported")));
     }
-    if let Some(scaling) = config.get("rope_scaling").filter(|s| !s.is_null()) {
-        return Err(config_error(family, format!("rope_scaling {scaling} is not supported")));
+    let theta = match params.get("rope_theta").filter(|t| !t.is_null()) {
+        Some(theta) => checked_theta(family, &format!("{key}.rope_theta"), theta)?,
+        None => top_level_theta(family, config, default_theta)?,
+    };
+    let number = |name: &str| -> Result<Option<f64>> {
+        match params.get(name).filter(|v| !v.is_null()) {
+            None => Ok(None),
+            Some(v) => match v.as_f64().filter(|x| x.is_finite()) {
+                Some(x) => Ok(Some(x)),
+                None => {
+                    Err(config_error(family, format!("{key}.{name}: {} is not a number", crate::validate::quoted(v))))
+                }
+            },
+        }
+    };
+    let required = |name: &str| -> Result<f64> {
+        let value = number(name)?.ok_or_else(|| config_error(family, format!("{key}.{name} is missing")))?;
+        if value <= 0.0 {
+            return Err(config_error(family, format!("{key}.{name}: {value} must be above zero")));
+        }
+        Ok(value)
+    };
+    let partial = number("partial_rotary_factor")?.or(config.get("partial_rotary_factor").and_then(Value::as_f64));
+    if partial.is_some_and(|p| p != 1.0) {
+        return Err(config_error(family, "partial_rotary_factor: RoPE on part of each head is not supported"));
     }
+    let max_positions = config.get("max_position_embeddings").and_then(Value::as_f64).unwrap_or(4096.0);
+    // NOTE: a top-level `original_max_position_embeddings` (Phi-3 style) wins over the dict's.
+    let original = match config.get("original_max_position_embeddings").and_then(Value::as_f64) {
+        Some(top) => top,
+        None => number("original_max_position_embeddings")?.unwrap_or(max_positions),
+    };
+    let kind = ["rope_type", "type"].iter().find_map(|k| params.get(*k).and_then(Value::as_str)).unwrap_or("default");
+    let rope = match kind {
+        "default" => RopeType::Default,
+        "dynamic" => {
+            required("factor")?;
+            RopeType::Default
+        }
+        "linear" => RopeType::Linear { factor: required("factor")? },
+        "llama3" => {
+            let (low, high) = (required("low_freq_factor")?, required("high_freq_factor")?);
+            if low == high {
+                return Err(config_error(family, format!("{key}: low_freq_factor equals high_freq_factor ({low})")));
+            }
+            RopeType::Llama3 {
+                factor: required("factor")?,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: original,
+            }
+        }
+        "yarn" => {
+            let factor = match number("factor")? {
+                Some(f) if f > 0.0 => f,
+                Some(f) => return Err(config_error(family, format!("{key}.factor: {f} must be above zero"))),
+                None => max_positions / original,
+            };
+            let truncate = match params.get("truncate") {
+                None | Some(Value::Null) => true,
+                Some(v) => {
+                    v.as_bool().ok_or_else(|| config_error(family, format!("{key}.truncate: {v} is not a bool")))?
+                }
+            };
+            RopeType::Yarn(Yarn {
+                factor,
+                original_max_position_embeddings: original,
+                attention_factor: number("attention_factor")?,
+                // NOTE: the reference reads these with `or`, so 0 means the default too.
+                beta_fast: number("beta_fast")?.filter(|b| *b != 0.0).unwrap_or(32.0),
+                beta_slow: number("beta_slow")?.filter(|b| *b != 0.0).unwrap_or(1.0),
+                mscale: number("mscale")?,
+                mscale_all_dim: number("mscale_all_dim")?,
+                truncate,
+            })
+        }
+        other => {
+            return Err(config_error(
+                family,
+                format!("{key}: rope_type `{other}` is not supported (default, linear, dynamic, llama3, yarn)"),
+            ))
+        }
+    };
+    Ok((theta, rope))
+}
+
+/// The top-level `rope_theta`, else `default`.
+fn top_level_theta(family: &str, config: &Value, default: f32) -> Result<f32> {
     match config.get("rope_theta").filter(|t| !t.is_null()) {
         Some(theta) => checked_theta(family, "rope_theta", theta),
         None => Ok(default),
@@ -175,19 +269,49 @@ mod tests {
         v4["rope_theta"] = json!(1e6);
         let mut v5 = base();
         v5["rope_parameters"] = json!({"rope_theta": 5e5, "rope_type": "default"});
-        assert_eq!(rope_theta("t", &v4, 1e4).unwrap(), 1e6);
-        assert_eq!(rope_theta("t", &v5, 1e4).unwrap(), 5e5);
-        assert_eq!(rope_theta("t", &base(), 1e4).unwrap(), 1e4);
+        assert_eq!(rope("t", &v4, 1e4).unwrap(), (1e6, RopeType::Default));
+        assert_eq!(rope("t", &v5, 1e4).unwrap(), (5e5, RopeType::Default));
+        assert_eq!(rope("t", &base(), 1e4).unwrap(), (1e4, RopeType::Default));
     }
 
     #[test]
-    fn rope_scaling_is_rejected() {
-        let mut cfg = base();
-        cfg["rope_scaling"] = json!({"type": "linear", "factor": 2.0});
-        assert!(rope_theta("t", &cfg, 1e4).unwrap_err().to_string().contains("rope_scaling"));
-        let mut cfg = base();
-        cfg["rope_parameters"] = json!({"rope_theta": 1e4, "rope_type": "yarn"});
-        assert!(rope_theta("t", &cfg, 1e4).unwrap_err().to_string().contains("yarn"));
+    fn rope_scaling_of_either_generation() {
+        let mut v4 = base();
+        v4["rope_theta"] = json!(5e5);
+        v4["max_position_embeddings"] = json!(131072);
+        v4["rope_scaling"] = json!({"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 8192, "rope_type": "llama3"});
+        let llama3 = RopeType::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192.0,
+        };
+        assert_eq!(rope("t", &v4, 1e4).unwrap(), (5e5, llama3));
+        let mut v5 = base();
+        v5["rope_parameters"] = json!({"rope_theta": 1e4, "rope_type": "linear", "factor": 2.0});
+        assert_eq!(rope("t", &v5, 1e4).unwrap(), (1e4, RopeType::Linear { factor: 2.0 }));
+        let mut yarn = base();
+        yarn["max_position_embeddings"] = json!(32768);
+        yarn["rope_scaling"] = json!({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8192});
+        let RopeType::Yarn(y) = rope("t", &yarn, 1e4).unwrap().1 else { panic!("not yarn") };
+        assert_eq!((y.factor, y.original_max_position_embeddings, y.beta_fast, y.beta_slow), (4.0, 8192.0, 32.0, 1.0));
+        assert!(y.truncate && y.attention_factor.is_none());
+    }
+
+    #[test]
+    fn unsupported_rope_is_rejected() {
+        let err = |params: Value| {
+            let mut cfg = base();
+            cfg["rope_parameters"] = params;
+            rope("t", &cfg, 1e4).unwrap_err().to_string()
+        };
+        assert!(err(json!({"rope_type": "longrope", "factor": 2.0})).contains("rope_type `longrope` is not supported"));
+        assert!(err(json!({"rope_type": "linear"})).contains("rope_parameters.factor is missing"));
+        assert!(err(json!({"rope_type": "linear", "factor": "x"})).contains("rope_parameters.factor"));
+        assert!(err(json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0})).contains("high_freq_factor"));
+        assert!(err(json!({"rope_type": "default", "partial_rotary_factor": 0.5})).contains("partial_rotary_factor"));
+        assert!(err(json!({"full_attention": {"rope_type": "default"}})).contains("per layer type"));
     }
 
     #[test]
@@ -222,7 +346,7 @@ mod validation_tests {
                              "num_attention_heads": 2, "num_key_value_heads": 1});
         cfg[key] = value;
         match HfDecoderConfig::parse("t", &cfg) {
-            Ok(_) => rope_theta("t", &cfg, 1e4).map(|_| String::new()).unwrap_or_else(|e| e.to_string()),
+            Ok(_) => rope("t", &cfg, 1e4).map(|_| String::new()).unwrap_or_else(|e| e.to_string()),
             Err(e) => e.to_string(),
         }
     }

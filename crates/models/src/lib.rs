@@ -10,8 +10,9 @@
 //! | `mistral` | [`mistral`] | transformers `MistralForCausalLM` |
 //! | `nanochat` | [`nanochat`] | nanochat `gpt.py` (3a5e0bc), via `xtask/python/nanochat_reference.py` |
 //! | `qwen2` | [`qwen2`] | transformers `Qwen2ForCausalLM` |
+//! | `qwen3` | [`qwen3`] | transformers `Qwen3ForCausalLM` |
 //!
-//! Llama, Mistral and Qwen2 share one implementation, [`decoder`]; their files only turn a
+//! Llama, Mistral, Qwen2 and Qwen3 share one implementation, [`decoder`]; their files only turn a
 //! `config.json` into a [`decoder::DecoderSpec`].
 
 pub mod decoder;
@@ -23,6 +24,7 @@ pub mod mistral;
 pub mod nanochat;
 pub mod nn;
 pub mod qwen2;
+pub mod qwen3;
 pub mod validate;
 
 /// Call from a binary to make sure this crate (and so its registrations) is linked.

@@ -9,14 +9,14 @@ use serde_json::Value;
 use zoo_core::Result;
 
 use crate::decoder::DecoderSpec;
-use crate::hf_config::{rope_theta, HfDecoderConfig};
+use crate::hf_config::{rope, HfDecoderConfig};
 
 const FAMILY: &str = "llama";
 
 /// The decoder spec of a Llama `config.json`.
 pub fn spec(config: &Value) -> Result<DecoderSpec> {
     let cfg = HfDecoderConfig::parse(FAMILY, config)?;
-    let mut spec = DecoderSpec::from_hf(FAMILY, &cfg, rope_theta(FAMILY, config, 10_000.0)?, false);
+    let mut spec = DecoderSpec::from_hf(FAMILY, &cfg, rope(FAMILY, config, 10_000.0)?, false);
     let flag = |key| config.get(key).and_then(Value::as_bool).unwrap_or(false);
     spec.qkv_bias = flag("attention_bias");
     spec.o_bias = flag("attention_bias");

@@ -9,14 +9,14 @@ use serde_json::Value;
 use zoo_core::Result;
 
 use crate::decoder::DecoderSpec;
-use crate::hf_config::{rope_theta, HfDecoderConfig};
+use crate::hf_config::{rope, HfDecoderConfig};
 
 const FAMILY: &str = "mistral";
 
 /// The decoder spec of a Mistral `config.json`.
 pub fn spec(config: &Value) -> Result<DecoderSpec> {
     let cfg = HfDecoderConfig::parse(FAMILY, config)?;
-    let mut spec = DecoderSpec::from_hf(FAMILY, &cfg, rope_theta(FAMILY, config, 10_000.0)?, false);
+    let mut spec = DecoderSpec::from_hf(FAMILY, &cfg, rope(FAMILY, config, 10_000.0)?, false);
     spec.windows = vec![crate::validate::window(FAMILY, "sliding_window", cfg.sliding_window)?; cfg.num_hidden_layers];
     Ok(spec)
 }

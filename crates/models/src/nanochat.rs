@@ -110,7 +110,7 @@ impl<B: Backend> Attention<B> {
             c_k: Linear::load(&vb.pp("c_k"), c, kv, false, Stored::OutIn)?,
             c_v: Linear::load(&vb.pp("c_v"), c, kv, false, Stored::OutIn)?,
             c_proj: Linear::load(&vb.pp("c_proj"), c, c, false, Stored::OutIn)?,
-            rope: RopeSpec { head_dim: hd, theta: ROPE_THETA, convention: RopeConvention::HalfSplitNegative },
+            rope: RopeSpec::new(hd, ROPE_THETA, RopeConvention::HalfSplitNegative),
             spec: AttentionSpec {
                 n_heads: cfg.n_head,
                 n_kv_heads: cfg.n_kv_head,
@@ -225,7 +225,7 @@ fn recognizes(config: &Value) -> bool {
     config.get("model_type").and_then(Value::as_str) == Some(FAMILY)
 }
 
-crate::family::register_family! { FAMILY, aliases: &["nanochat-gpt"], load: NanoChat::load,
+crate::family::register_family! { FAMILY, aliases: &["nanochat-gpt"], load: NanoChat::load, unused: &[],
 "nanochat GPT (Karpathy): RoPE (-θ), QK-norm, ReLU² MLP, parameter-free RMSNorm, softcap" }
 
 #[cfg(test)]

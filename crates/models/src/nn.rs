@@ -43,6 +43,12 @@ impl<'a, B: Backend> Vb<'a, B> {
         self.backend.weight(&self.source.get_shaped(&self.path(name), shape)?)
     }
 
+    /// Reads `name` to the host as f32 values (small tables the model computes with at load,
+    /// such as RoPE frequency factors), checking its shape.
+    pub fn get_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.source.get_shaped(&self.path(name), shape)?.to_f32_vec())
+    }
+
     /// Loads a matrix stored `[in, out]` (GPT-2's Conv1D) as `[out, in]`.
     pub fn get_transposed(&self, name: &str, stored_shape: [usize; 2]) -> Result<B::Tensor> {
         let view = self.source.get_shaped(&self.path(name), &stored_shape)?;

@@ -53,6 +53,23 @@ pub enum Error {
         /// What failed.
         source: Box<zoo_core::Error>,
     },
+    /// The checkpoint holds tensors the model does not take: usually a sign that the file is
+    /// another model (a later version of the family, an unsupported feature).
+    #[error(
+        "{}: {count} tensor(s) that `{family}` does not use: {names} (the file may hold a model zoo does \
+         not implement; --allow-unused loads it anyway)",
+        path.display()
+    )]
+    UnusedTensors {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The family that loaded it.
+        family: &'static str,
+        /// How many tensors were left.
+        count: usize,
+        /// The first few, then "and N more".
+        names: String,
+    },
     /// A context limit of zero tokens.
     #[error("--max-context must be at least 1 token")]
     ZeroContext,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
-use zoo_core::{DType, DynBackend, LimitedContext, Tokenizer, WeightSource};
+use zoo_core::{DType, DynBackend, LimitedContext, LoadReport, Tokenizer, Tracked, WeightSource};
 
 use crate::sources::{AsF32, Counted};
 use crate::{Error, Result};
@@ -34,6 +34,10 @@ pub struct LoadOptions {
     /// Element type to convert every weight to before the backend sees it; `None` keeps the
     /// checkpoint's (quantised GGUF weights stay quantised). Only [`DType::F32`] is supported.
     pub dtype: Option<DType>,
+    /// Load even if the checkpoint holds tensors the model does not take (they are listed in
+    /// [`Pipeline::load_report`]); without it, such a checkpoint is refused
+    /// ([`Error::UnusedTensors`]).
+    pub allow_unused: bool,
 }
 
 /// A model ready to generate.
@@ -54,6 +58,8 @@ pub struct Pipeline {
     pub chat_template: Option<ChatTemplate>,
     /// How long making the weights resident took.
     pub load_stats: LoadStats,
+    /// Which checkpoint tensors the model took, which it ignores on purpose, which it left.
+    pub load_report: LoadReport,
 }
 
 /// What loading the weights onto the backend cost.
@@ -93,8 +99,10 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
             .ok_or_else(|| Error::UnknownFamily { path: path.clone() })?,
     };
     let backend = create_backend(options)?;
-    // Counted below any conversion, so bytes count as stored.
-    let counted = Counted::new(checkpoint.weights.as_ref(), progress);
+    // Every name handed out is recorded, so no tensor of the file goes unnoticed; counted below
+    // any conversion, so bytes count as stored.
+    let tracked = Tracked::new(checkpoint.weights.as_ref());
+    let counted = Counted::new(&tracked, progress);
     let as_f32;
     let weights: &dyn WeightSource = match options.dtype {
         None => &counted,
@@ -109,6 +117,15 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
     let load_stats = LoadStats { weight_bytes: counted.done(), seconds: started.elapsed().as_secs_f64() };
     let mut model =
         loaded.map_err(|source| Error::Load { path: path.clone(), family: family.name, source: Box::new(source) })?;
+    let load_report = tracked.report(family.unused);
+    if !load_report.unused.is_empty() && !options.allow_unused {
+        return Err(Error::UnusedTensors {
+            path: path.clone(),
+            family: family.name,
+            count: load_report.unused.len(),
+            names: load_report.unused_summary(),
+        });
+    }
     if let Some(limit) = options.max_context {
         if limit == 0 {
             return Err(Error::ZeroContext);
@@ -129,6 +146,7 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
         generation_config: checkpoint.generation_config,
         chat_template: checkpoint.chat_template,
         load_stats,
+        load_report,
     })
 }
 

@@ -49,7 +49,7 @@ impl<BB: BurnBackend> RopeTables<BB> {
         let (cos, sin) = spec.angles(0..len);
         let half = spec.head_dim / 2;
         let upload = |v: Vec<f32>| Tensor::<BB, 2>::from_data(TensorData::new(v, [len, half]), (device, dtype));
-        let table = RopeTable { spec: *spec, cos: upload(cos), sin: upload(sin) };
+        let table = RopeTable { spec: spec.clone(), cos: upload(cos), sin: upload(sin) };
         tables.retain(|t| t.spec != *spec);
         tables.push(table.clone());
         (table.cos, table.sin)
@@ -103,7 +103,7 @@ impl<BB: BurnBackend> BurnStep<BB> {
         let (cos, sin) = tables.get(spec, self.rows.extent, device, dtype);
         let index = self.rows.positions.clone();
         let (cos, sin) = (cos.select(0, index.clone()), sin.select(0, index));
-        rows.push((*spec, cos.clone(), sin.clone()));
+        rows.push((spec.clone(), cos.clone(), sin.clone()));
         (cos, sin)
     }
 

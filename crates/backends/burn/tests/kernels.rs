@@ -353,7 +353,7 @@ fn decode_attention_matches_burn_ops() {
         {
             let backend = Burn::<Gpu>::new(NAME, device(), dtype);
             let spec = AttentionSpec { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, scale: 0.125, window };
-            let rope = RopeSpec { head_dim: hd, theta: 10000.0, convention: RopeConvention::HalfSplit };
+            let rope = RopeSpec::new(hd, 10000.0, RopeConvention::HalfSplit);
             let layout = KvLayout { n_layers: 1, n_kv_heads: kv_heads, head_dim: hd };
             let mut outputs = Vec::new();
             for prepared in [true, false] {

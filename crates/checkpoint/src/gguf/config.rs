@@ -3,8 +3,9 @@
 //! as an HF directory.
 //!
 //! Supported architectures: `llama` (→ `LlamaForCausalLM`; Mistral-architecture files use it
-//! too) and `qwen2` (→ `Qwen2ForCausalLM`). `tie_word_embeddings` is true exactly when the file
-//! has no `output.weight` (llama.cpp then reuses `token_embd`).
+//! too), `qwen2` (→ `Qwen2ForCausalLM`) and `qwen3` (→ `Qwen3ForCausalLM`).
+//! `tie_word_embeddings` is true exactly when the file has no `output.weight` (llama.cpp then
+//! reuses `token_embd`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,8 +16,11 @@ use super::value::Value;
 use crate::error::{CheckpointError, Result};
 
 /// HF `model_type` and `architectures` of each GGUF architecture zoo reads.
-const ARCHITECTURES: &[(&str, &str, &str)] =
-    &[("llama", "llama", "LlamaForCausalLM"), ("qwen2", "qwen2", "Qwen2ForCausalLM")];
+const ARCHITECTURES: &[(&str, &str, &str)] = &[
+    ("llama", "llama", "LlamaForCausalLM"),
+    ("qwen2", "qwen2", "Qwen2ForCausalLM"),
+    ("qwen3", "qwen3", "Qwen3ForCausalLM"),
+];
 
 /// The `config.json` equivalent of `metadata`; `has_output` says whether `output.weight` exists,
 /// `n_vocab` is the vocabulary size read from `token_embd.weight` when the metadata omits it.
@@ -65,11 +69,8 @@ pub fn hf_config(
     if let Some(theta) = float("rope.freq_base") {
         config.insert("rope_theta".into(), json!(theta));
     }
-    if let Some(scaling) = metadata.get(&key("rope.scaling.type")).and_then(Value::as_str) {
-        if scaling != "none" {
-            // Passed on so the family rejects what it does not implement rather than ignoring it.
-            config.insert("rope_scaling".into(), json!({"type": scaling}));
-        }
+    if let Some(scaling) = rope_scaling(path, metadata, &key)? {
+        config.insert("rope_scaling".into(), scaling);
     }
     if let Some(n) = uint("context_length")? {
         config.insert("max_position_embeddings".into(), json!(n));
@@ -87,6 +88,39 @@ pub fn hf_config(
         }
     }
     Ok(Json::Object(config))
+}
+
+/// `rope.scaling.*` (and the older `rope.scale_linear`) as a transformers `rope_scaling` dict:
+/// `type`, `factor`, `original_max_position_embeddings` and YaRN's betas. The type is passed on
+/// as it is, so the family rejects what it does not implement; llama.cpp's own YaRN knobs that
+/// transformers has no equivalent for are errors unless they are neutral.
+fn rope_scaling(path: &Path, metadata: &BTreeMap<String, Value>, key: &dyn Fn(&str) -> String) -> Result<Option<Json>> {
+    let float = |k: &str| metadata.get(&key(k)).and_then(Value::as_f64);
+    let legacy = float("rope.scale_linear").filter(|f| *f != 1.0);
+    let kind = match metadata.get(&key("rope.scaling.type")).and_then(Value::as_str) {
+        Some("none") | None if legacy.is_none() => return Ok(None),
+        Some("none") | None => "linear",
+        Some(kind) => kind,
+    };
+    for (k, neutral) in [("rope.scaling.attn_factor", 1.0), ("rope.scaling.yarn_log_multiplier", 0.0)] {
+        if let Some(v) = float(k).filter(|v| *v != neutral) {
+            return Err(CheckpointError::invalid(path, format!("`{}` = {v} is not supported", key(k))));
+        }
+    }
+    let mut scaling = Map::new();
+    scaling.insert("type".into(), json!(kind));
+    if let Some(factor) = float("rope.scaling.factor").or(legacy) {
+        scaling.insert("factor".into(), json!(factor));
+    }
+    if let Some(n) = metadata.get(&key("rope.scaling.original_context_length")).and_then(Value::as_u64) {
+        scaling.insert("original_max_position_embeddings".into(), json!(n));
+    }
+    for (gguf, hf) in [("rope.scaling.yarn_beta_fast", "beta_fast"), ("rope.scaling.yarn_beta_slow", "beta_slow")] {
+        if let Some(v) = float(gguf) {
+            scaling.insert(hf.into(), json!(v));
+        }
+    }
+    Ok(Some(Json::Object(scaling)))
 }
 
 #[cfg(test)]
@@ -134,5 +168,29 @@ mod tests {
         m.insert("general.architecture".into(), Value::String("mamba".into()));
         let err = hf_config(Path::new("m.gguf"), &m, true, None).unwrap_err().to_string();
         assert!(err.contains("`mamba` is not supported"), "{err}");
+    }
+
+    #[test]
+    fn rope_scaling_metadata_becomes_rope_scaling() {
+        let mut m = smollm2();
+        m.insert("llama.rope.scaling.type".into(), Value::String("yarn".into()));
+        m.insert("llama.rope.scaling.factor".into(), Value::F32(4.0));
+        m.insert("llama.rope.scaling.original_context_length".into(), Value::U32(2048));
+        let config = hf_config(Path::new("m.gguf"), &m, true, None).unwrap();
+        assert_eq!(
+            config["rope_scaling"],
+            json!({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048})
+        );
+        m.insert("llama.rope.scaling.type".into(), Value::String("none".into()));
+        assert!(hf_config(Path::new("m.gguf"), &m, true, None).unwrap().get("rope_scaling").is_none());
+        m.insert("llama.rope.scale_linear".into(), Value::F32(2.0));
+        let config = hf_config(Path::new("m.gguf"), &m, true, None).unwrap();
+        assert_eq!(
+            config["rope_scaling"],
+            json!({"type": "linear", "factor": 4.0, "original_max_position_embeddings": 2048})
+        );
+        m.insert("llama.rope.scaling.attn_factor".into(), Value::F32(0.5));
+        let err = hf_config(Path::new("m.gguf"), &m, true, None).unwrap_err().to_string();
+        assert!(err.contains("llama.rope.scaling.attn_factor"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! Llama weights: the rows of `attn_q` / `attn_k` are permuted for its RoPE.
 //!
 //! Names follow llama.cpp's `gguf-py/gguf/constants.py` for the Llama-style decoders
-//! (`llama`, `mistral`, `qwen2`); other tensors keep their GGUF name, so a model asking for a
+//! (`llama`, `mistral`, `qwen2`, `qwen3`); other tensors keep their GGUF name, so a model asking for a
 //! name that has no mapping gets a clear "missing tensor" error.
 
 /// The HF name of GGUF tensor `name`, or `None` when it has no Llama-style equivalent.
@@ -25,6 +25,8 @@ pub fn hf_name(name: &str) -> Option<String> {
         "attn_k" => "self_attn.k_proj",
         "attn_v" => "self_attn.v_proj",
         "attn_output" => "self_attn.o_proj",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
         "ffn_gate" => "mlp.gate_proj",
         "ffn_up" => "mlp.up_proj",
         "ffn_down" => "mlp.down_proj",
@@ -85,6 +87,7 @@ mod tests {
         assert_eq!(hf_name("output.weight").unwrap(), "lm_head.weight");
         assert_eq!(hf_name("blk.x.attn_q.weight"), None);
         assert_eq!(hf_name("rope_freqs.weight"), None);
+        assert_eq!(hf_name("blk.2.attn_k_norm.weight").unwrap(), "model.layers.2.self_attn.k_norm.weight");
     }
 
     #[test]

@@ -1,0 +1,74 @@
+//! A checkpoint split over several files listed by an index (`pytorch_model.bin.index.json`:
+//! `{"weight_map": {tensor: file}}`) seen as one [`WeightSource`]: each tensor is read from the
+//! shard that holds it. Shards are opened by the format's own reader.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use zoo_core::{WeightMeta, WeightSource, WeightView};
+
+use crate::error::{CheckpointError, Result};
+use crate::tensor_map::{entry, map_lookups};
+
+/// Several weight sources, one per shard, seen as one.
+pub struct Shards {
+    name: String,
+    shards: Vec<Box<dyn WeightSource>>,
+    /// The shard of each tensor.
+    tensors: BTreeMap<String, usize>,
+}
+
+impl Shards {
+    /// Opens the shards that `index` lists (found beside it) with `open_shard`; every tensor the
+    /// index names must be in a shard, and no tensor in two.
+    pub fn open_index(index: &Path, open_shard: impl Fn(&Path) -> Result<Box<dyn WeightSource>>) -> Result<Self> {
+        let json = crate::hf::read_json(index)?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| CheckpointError::invalid(index, "no `weight_map` object"))?;
+        let mut files: Vec<&str> = Vec::new();
+        for (tensor, file) in map {
+            let file = file
+                .as_str()
+                .filter(|f| !f.contains('/') && !f.contains('\\') && *f != ".." && !f.is_empty())
+                .ok_or_else(|| {
+                CheckpointError::invalid(index, format!("`weight_map.{tensor}` is not a file name"))
+            })?;
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
+        files.sort_unstable();
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut set = Self { name: index.display().to_string(), shards: Vec::new(), tensors: BTreeMap::new() };
+        for file in files {
+            let path = dir.join(file);
+            let shard = open_shard(&path)?;
+            for name in shard.names() {
+                if set.tensors.insert(name.clone(), set.shards.len()).is_some() {
+                    return Err(CheckpointError::invalid(&path, format!("tensor `{name}` is in more than one shard")));
+                }
+            }
+            set.shards.push(shard);
+        }
+        for tensor in map.keys() {
+            if !set.tensors.contains_key(tensor) {
+                return Err(CheckpointError::invalid(index, format!("tensor `{tensor}` is listed but in no shard")));
+            }
+        }
+        Ok(set)
+    }
+}
+
+impl WeightSource for Shards {
+    map_lookups!(name);
+
+    fn get(&self, name: &str) -> zoo_core::Result<WeightView> {
+        self.shards[*entry(&self.tensors, name, self)?].get(name)
+    }
+
+    fn meta(&self, name: &str) -> zoo_core::Result<WeightMeta> {
+        self.shards[*entry(&self.tensors, name, self)?].meta(name)
+    }
+}
