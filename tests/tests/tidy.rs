@@ -27,8 +27,14 @@ fn sources(roots: &[&str]) -> Vec<(PathBuf, String)> {
     files.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
-const LIBRARIES: &[&str] =
-    &["crates/core/src", "crates/checkpoint/src", "crates/models/src", "crates/backends", "crates/zoo/src"];
+const LIBRARIES: &[&str] = &[
+    "crates/core/src",
+    "crates/checkpoint/src",
+    "crates/models/src",
+    "crates/backends",
+    "crates/zoo/src",
+    "crates/serve/src",
+];
 
 #[test]
 fn every_source_file_starts_with_a_module_doc() {

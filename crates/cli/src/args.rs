@@ -29,6 +29,9 @@ pub enum Command {
     /// Measure prefill and decode speed: a prompt of exactly N tokens, then M greedy tokens
     /// (EOS ignored), over several runs after a warm-up; prints the median, min and max.
     Bench(Box<BenchArgs>),
+    /// Serve the model over HTTP: OpenAI's /v1/completions and /v1/chat/completions (streamed
+    /// too), /v1/models, /health, /metrics and a chat page at /, batching requests together.
+    Serve(Box<ServeArgs>),
 }
 
 /// Where the model comes from and what runs it.
@@ -181,6 +184,31 @@ pub struct ChatArgs {
     pub max_tokens: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+}
+
+/// `zoo serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on: 127.0.0.1 serves this machine only, 0.0.0.0 every interface.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, value_name = "N", default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer KEY` on /v1/* requests.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Most requests generated together (KV-cache slots, each up to --max-context tokens).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_batch: usize,
+    /// Most requests waiting for a slot; more are refused with 429.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_queue: usize,
+    /// Seconds running requests may take to finish after Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub shutdown_grace: u64,
 }
 
 /// `zoo list`.

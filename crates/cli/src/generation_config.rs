@@ -33,23 +33,15 @@ fn check_eos_ids(generation_config: Option<&Value>) -> anyhow::Result<()> {
 }
 
 fn defaults_then_flags(args: &SamplingArgs, generation_config: Option<&Value>) -> SamplingParams {
-    let cfg = generation_config.unwrap_or(&Value::Null);
-    let f = |key: &str| cfg.get(key).and_then(Value::as_f64).map(|v| v as f32);
-    let do_sample = cfg.get("do_sample").and_then(Value::as_bool).unwrap_or(false);
-    let defaults = SamplingParams::default();
-    let model_temperature = if do_sample { f("temperature").unwrap_or(1.0) } else { 0.0 };
+    let model = zoo::sampling_defaults(generation_config);
     SamplingParams {
-        temperature: args.temperature.unwrap_or(model_temperature),
-        top_k: args.top_k.or_else(|| cfg.get("top_k").and_then(Value::as_u64).map(|k| k as usize)).unwrap_or(
-            // NOTE: transformers' library default top_k is 50, but only when sampling is on and the
-            // model asks for it; zoo applies no top-k unless told.
-            defaults.top_k,
-        ),
-        top_p: args.top_p.or_else(|| f("top_p")).unwrap_or(defaults.top_p),
-        min_p: args.min_p.or_else(|| f("min_p")).unwrap_or(defaults.min_p),
-        repeat_penalty: args.repeat_penalty.or_else(|| f("repetition_penalty")).unwrap_or(defaults.repeat_penalty),
-        frequency_penalty: args.frequency_penalty.unwrap_or(defaults.frequency_penalty),
-        presence_penalty: args.presence_penalty.unwrap_or(defaults.presence_penalty),
+        temperature: args.temperature.unwrap_or(model.temperature),
+        top_k: args.top_k.unwrap_or(model.top_k),
+        top_p: args.top_p.unwrap_or(model.top_p),
+        min_p: args.min_p.unwrap_or(model.min_p),
+        repeat_penalty: args.repeat_penalty.unwrap_or(model.repeat_penalty),
+        frequency_penalty: args.frequency_penalty.unwrap_or(model.frequency_penalty),
+        presence_penalty: args.presence_penalty.unwrap_or(model.presence_penalty),
         seed: args.seed,
     }
 }
