@@ -31,7 +31,9 @@ const LIBRARIES: &[&str] = &[
     "crates/core/src",
     "crates/checkpoint/src",
     "crates/models/src",
-    "crates/backends",
+    "crates/backends/ndarray/src",
+    "crates/backends/burn/src",
+    "crates/backends/candle/src",
     "crates/zoo/src",
     "crates/serve/src",
 ];
