@@ -29,6 +29,9 @@ pub enum Command {
     /// Measure prefill and decode speed: a prompt of exactly N tokens, then M greedy tokens
     /// (EOS ignored), over several runs after a warm-up; prints the median, min and max.
     Bench(Box<BenchArgs>),
+    /// Train a nanochat GPT or GPT-2 from scratch on text files (tokenizer, AdamW, checkpoints
+    /// with --resume); the run directory is a checkpoint `zoo run --weights DIR` loads.
+    Train(Box<crate::train::args::TrainArgs>),
 }
 
 /// Where the model comes from and what runs it.

@@ -14,6 +14,7 @@ pub mod input;
 pub mod list;
 pub mod progress;
 pub mod run;
+pub mod train;
 
 use std::io::Write;
 
@@ -26,5 +27,6 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
         args::Command::List(a) => list::run(a.json, out),
         args::Command::Convert(a) => convert::run(a, out, err),
         args::Command::Bench(a) => bench::run(a, out, err),
+        args::Command::Train(a) => train::run(a, out, err),
     }
 }

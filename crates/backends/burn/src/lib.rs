@@ -20,6 +20,7 @@ pub mod cube;
 #[cfg(feature = "cuda")]
 pub mod cuda_device;
 pub mod kernels;
+pub mod params;
 mod registry;
 mod rope;
 mod step;
@@ -36,6 +37,7 @@ use zoo_core::{
 pub use attention::BurnKv;
 pub use kernels::Kernels;
 use kernels::RowNorm;
+pub use params::Params;
 use step::{BurnStep, RopeTables};
 pub use tensor::BurnTensor;
 
@@ -48,6 +50,7 @@ pub struct Burn<BB: BurnBackend> {
     rope_tables: RopeTables<BB>,
     hooks: Option<DeviceHooks<BB>>,
     startup_note: Option<String>,
+    params: Option<Params<BB>>,
 }
 
 /// What a device can do beyond Burn's ops, for backends that have it (burn-cuda: see
@@ -95,7 +98,42 @@ const KV_HEADROOM_BYTES: u64 = 2 << 30;
 impl<BB: Kernels> Burn<BB> {
     /// A backend named `name` computing in `dtype` on `device`.
     pub fn new(name: &'static str, device: BB::Device, dtype: BurnDType) -> Self {
-        Self { name, device, dtype, rope_tables: RopeTables::default(), hooks: None, startup_note: None }
+        Self { name, device, dtype, rope_tables: RopeTables::default(), hooks: None, startup_note: None, params: None }
+    }
+
+    /// The same backend, holding weights in `params` (see [`params`]): a model loaded through
+    /// it is made of the store's tensors, which a trainer updates between loads.
+    pub fn with_params(mut self, params: Params<BB>) -> Self {
+        self.params = Some(params);
+        self
+    }
+
+    /// The device tensors live on.
+    pub fn device(&self) -> &BB::Device {
+        &self.device
+    }
+
+    /// A weight from the parameter store: the stored tensor for a known name, otherwise the
+    /// view made resident, marked as requiring gradients and stored.
+    fn param(&self, params: &Params<BB>, view: &WeightView) -> Result<BurnTensor<BB>> {
+        if let Some(t) = params.get(&view.name) {
+            let [rows, cols] = t.dims();
+            if rows * cols != view.numel() {
+                return Err(Error::Shape {
+                    op: "parameter",
+                    expected: format!("`{}` with {} elements", view.name, rows * cols),
+                    got: view.shape.clone(),
+                });
+            }
+            let layout = BurnTensor::<BB>::layout(&view.shape);
+            let t = if t.dims() == layout { t } else { t.reshape(layout) };
+            return BurnTensor::with_shape(t, view.shape.clone());
+        }
+        let layout = BurnTensor::<BB>::layout(&view.shape);
+        let t = Tensor::from_data(TensorData::new(view.to_f32_vec(), layout), (&self.device, self.dtype));
+        let t = t.require_grad();
+        params.insert(view.name.clone(), t.clone());
+        BurnTensor::with_shape(t, view.shape.clone())
     }
 
     /// The same backend, reporting `note` as its [`Backend::startup_note`].
@@ -259,6 +297,9 @@ impl<BB: Kernels> Backend for Burn<BB> {
     }
 
     fn weight(&self, view: &WeightView) -> Result<BurnTensor<BB>> {
+        if let Some(params) = &self.params {
+            return self.param(params, view);
+        }
         let layout = BurnTensor::<BB>::layout(&view.shape);
         // Float weights travel as their bytes (no per-element conversion on the host); the
         // device casts them when the backend computes in another type.
