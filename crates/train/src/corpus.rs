@@ -27,7 +27,8 @@ impl Corpus {
         let mut documents = Vec::new();
         for file in &files {
             let bytes = std::fs::read(file).map_err(|e| TrainError::io(file, e))?;
-            documents.extend(split_documents(&String::from_utf8_lossy(&bytes)));
+            // Gutenberg texts come with either line ending; paragraphs are found by blank lines.
+            documents.extend(split_documents(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")));
         }
         let message = match documents.as_slice() {
             [] => "no text to train on".to_string(),
@@ -114,6 +115,17 @@ mod tests {
         let docs = split_documents(&text);
         assert_eq!(docs.len(), 3, "3 + 3 paragraphs pass 4 KB, one is left over");
         assert!(docs[0].len() >= DOCUMENT_BYTES && docs[2].len() == 1500);
+    }
+
+    #[test]
+    fn windows_line_endings_split_like_unix_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let paragraph = "y".repeat(3000);
+        let path = dir.path().join("crlf.txt");
+        std::fs::write(&path, [paragraph.as_str(); 4].join("\r\n\r\n")).unwrap();
+        let corpus = Corpus::read(&path).unwrap();
+        assert_eq!((corpus.train.len(), corpus.validation.len()), (1, 1));
+        assert!(!corpus.train[0].contains('\r'));
     }
 
     #[test]

@@ -61,14 +61,15 @@ fn loaded_validation_loss(dir: &Path, backend: &str, window: usize) -> f64 {
     total / count as f64
 }
 
-fn trains_and_loads(family: Family, steps: u64) {
+fn trains_and_loads(family: Family, steps: u64, lr: f64) {
     let dir = tempfile::tempdir().unwrap();
-    let o = options(family, dir.path(), steps);
+    let o = TrainOptions { lr, ..options(family, dir.path(), steps) };
     let (summary, losses) = train(&o);
     assert_eq!(summary.steps, steps);
     let uniform = summary.uniform_loss;
     assert!((losses[0] - uniform).abs() < 0.5, "the first loss {} is near ln(vocab) {uniform}", losses[0]);
     assert!(summary.train_loss < uniform - 1.0, "training loss {} vs ln(vocab) {uniform}", summary.train_loss);
+    assert!(summary.train_loss < losses[0] - 1.0, "training loss {} vs the first {}", summary.train_loss, losses[0]);
     assert!(summary.validation_loss < uniform - 1.0, "validation loss {} vs {uniform}", summary.validation_loss);
     for backend in ["ndarray", "burn-ndarray", "candle"] {
         let loaded = loaded_validation_loss(dir.path(), backend, 65);
@@ -81,12 +82,13 @@ fn trains_and_loads(family: Family, steps: u64) {
 
 #[test]
 fn nanochat_learns_and_its_checkpoint_loads_everywhere() {
-    trains_and_loads(Family::NanoChat, 40);
+    trains_and_loads(Family::NanoChat, 60, 1e-2);
 }
 
 #[test]
 fn gpt2_learns_and_its_checkpoint_loads_everywhere() {
-    trains_and_loads(Family::Gpt2, 40);
+    // GPT-2's N(0, 0.02) start leaves the unigram plateau later than nanochat's.
+    trains_and_loads(Family::Gpt2, 120, 3e-3);
 }
 
 #[test]
