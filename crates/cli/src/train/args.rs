@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// state, token files, loss.csv).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Backend: burn-ndarray (CPU), or cuda in builds with the cuda feature.
+    /// Backend: burn-ndarray (CPU), or cuda in builds with the train-cuda feature.
     #[arg(long, value_name = "NAME", default_value = "burn-ndarray")]
     pub backend: String,
     /// The run's total optimizer steps; a resumed run continues until step N.

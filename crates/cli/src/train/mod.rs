@@ -25,7 +25,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     let mut report = |event: Event<'_>| report(&bar, &mut lines, event);
     let summary = match args.backend.as_str() {
         "burn-ndarray" => zoo_train::train_cpu(&options, &mut report),
-        #[cfg(feature = "cuda")]
+        #[cfg(feature = "train-cuda")]
         "cuda" => zoo_train::train_cuda(&options, &mut report),
         other => anyhow::bail!("--backend: `{other}` cannot train (burn-ndarray{})", cuda_hint()),
     };
@@ -38,10 +38,10 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
 }
 
 fn cuda_hint() -> &'static str {
-    if cfg!(feature = "cuda") {
+    if cfg!(feature = "train-cuda") {
         ", cuda"
     } else {
-        "; cuda needs a build with --features cuda"
+        "; cuda needs a build with --features train-cuda"
     }
 }
 
