@@ -32,6 +32,9 @@ pub enum Command {
     /// Serve the model over HTTP: OpenAI's /v1/completions and /v1/chat/completions (streamed
     /// too), /v1/models, /health, /metrics and a chat page at /, batching requests together.
     Serve(Box<ServeArgs>),
+    /// Train a nanochat GPT or GPT-2 from scratch on text files (tokenizer, AdamW, checkpoints
+    /// with --resume); the run directory is a checkpoint `zoo run --weights DIR` loads.
+    Train(Box<crate::train::args::TrainArgs>),
 }
 
 /// Where the model comes from and what runs it.

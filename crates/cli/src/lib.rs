@@ -15,6 +15,7 @@ pub mod list;
 pub mod progress;
 pub mod run;
 pub mod serve;
+pub mod train;
 
 use std::io::Write;
 
@@ -28,5 +29,6 @@ pub fn execute(cli: &args::Cli, out: &mut dyn Write, err: &mut dyn Write) -> any
         args::Command::Convert(a) => convert::run(a, out, err),
         args::Command::Bench(a) => bench::run(a, out, err),
         args::Command::Serve(a) => serve::run(a, err),
+        args::Command::Train(a) => train::run(a, out, err),
     }
 }

@@ -154,3 +154,10 @@ pub trait Kernels: BurnBackend {
 
 #[cfg(feature = "ndarray")]
 impl Kernels for burn::backend::NdArray<f32> {}
+
+/// Training differentiates Burn's own ops: no fused kernels, whatever the inner backend has.
+#[cfg(feature = "autodiff")]
+impl<BB: BurnBackend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> Kernels
+    for burn::backend::Autodiff<BB, C>
+{
+}

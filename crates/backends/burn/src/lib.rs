@@ -20,6 +20,7 @@ pub mod cube;
 #[cfg(feature = "cuda")]
 pub mod cuda_device;
 pub mod kernels;
+pub mod params;
 mod registry;
 mod rope;
 mod step;
@@ -38,6 +39,7 @@ use zoo_core::{
 pub use attention::BurnKv;
 pub use kernels::Kernels;
 use kernels::RowNorm;
+pub use params::Params;
 use step::{BurnStep, RopeTables};
 pub use tensor::BurnTensor;
 
@@ -51,6 +53,7 @@ pub struct Burn<BB: BurnBackend> {
     hooks: Option<DeviceHooks<BB>>,
     startup_note: Option<String>,
     device_description: Option<String>,
+    params: Option<Params<BB>>,
 }
 
 /// What a device can do beyond Burn's ops, for backends that have it (burn-cuda: see
@@ -106,7 +109,43 @@ impl<BB: Kernels> Burn<BB> {
             hooks: None,
             startup_note: None,
             device_description: None,
+            params: None,
         }
+    }
+
+    /// The same backend, holding weights in `params` (see [`params`]): a model loaded through
+    /// it is made of the store's tensors, which a trainer updates between loads.
+    pub fn with_params(mut self, params: Params<BB>) -> Self {
+        self.params = Some(params);
+        self
+    }
+
+    /// The device tensors live on.
+    pub fn device(&self) -> &BB::Device {
+        &self.device
+    }
+
+    /// A weight from the parameter store: the stored tensor for a known name, otherwise the
+    /// view made resident, marked as requiring gradients and stored.
+    fn param(&self, params: &Params<BB>, view: &WeightView) -> Result<BurnTensor<BB>> {
+        if let Some(t) = params.get(&view.name) {
+            let [rows, cols] = t.dims();
+            if rows * cols != view.numel() {
+                return Err(Error::Shape {
+                    op: "parameter",
+                    expected: format!("`{}` with {} elements", view.name, rows * cols),
+                    got: view.shape.clone(),
+                });
+            }
+            let layout = BurnTensor::<BB>::layout(&view.shape);
+            let t = if t.dims() == layout { t } else { t.reshape(layout) };
+            return BurnTensor::with_shape(t, view.shape.clone());
+        }
+        let layout = BurnTensor::<BB>::layout(&view.shape);
+        let t = Tensor::from_data(TensorData::new(view.to_f32_vec(), layout), (&self.device, self.dtype));
+        let t = t.require_grad();
+        params.insert(view.name.clone(), t.clone());
+        BurnTensor::with_shape(t, view.shape.clone())
     }
 
     /// The same backend, reporting `note` as its [`Backend::startup_note`].
@@ -276,6 +315,9 @@ impl<BB: Kernels> Backend for Burn<BB> {
     }
 
     fn weight(&self, view: &WeightView) -> Result<BurnTensor<BB>> {
+        if let Some(params) = &self.params {
+            return self.param(params, view);
+        }
         let layout = BurnTensor::<BB>::layout(&view.shape);
         // Float weights travel as their bytes (no per-element conversion on the host); the
         // device casts them when the backend computes in another type.

@@ -29,6 +29,12 @@ impl<BB: BurnBackend> BurnTensor<BB> {
         Ok(Self { t, shape })
     }
 
+    /// The Burn tensor, `[product of leading dims, last dim]` (a trainer's loss reads the
+    /// logits through it).
+    pub fn burn(&self) -> &Tensor<BB, 2> {
+        &self.t
+    }
+
     /// `[rows, cols]` of a 2-D zoo tensor, or a shape error naming `op`.
     pub(crate) fn dims2(&self, op: &'static str) -> Result<(usize, usize)> {
         zoo_core::checks::dims2(&self.shape, op)

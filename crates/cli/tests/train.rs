@@ -1,0 +1,97 @@
+//! `zoo train` end to end through the binary: a few steps on the committed public-domain text,
+//! the run directory answering `zoo run`, a resume extending the run, and bad input ending in
+//! one `error:` line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn zoo(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo")).args(args).output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn books() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/train/books.txt")
+}
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let (books, out) = (books(), out.to_str().unwrap().to_string());
+    let mut args = vec!["train", "--model", "gpt2", "--data", books.to_str().unwrap(), "--out", &out];
+    args.extend(["--vocab-size", "300", "--batch-tokens", "256", "--eval-every", "2"]);
+    args.extend(extra);
+    zoo(&args)
+}
+
+#[test]
+fn trains_runs_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = train(&run, &["--steps", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("trained 2 steps: training loss "), "{}", out.stdout);
+    assert!(out.stderr.contains("step 2: validation loss"), "{}", out.stderr);
+
+    let text = zoo(&["run", "--weights", run.to_str().unwrap(), "--prompt", "Alice was", "--max-tokens", "4"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stderr.contains("generated"), "{}", text.stderr);
+
+    let again = train(&run, &["--steps", "3"]);
+    assert_ne!(again.code, 0, "training into a run without --resume is refused");
+    assert!(again.stderr.contains("--resume"), "{}", again.stderr);
+    let resumed = train(&run, &["--steps", "3", "--resume"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.stdout.starts_with("trained 3 steps"), "{}", resumed.stdout);
+    let csv = std::fs::read_to_string(run.join("train/loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "a header and steps 1 to 3: {csv}");
+}
+
+#[test]
+fn bad_input_is_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.txt");
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["train", "--model", "gpt2", "--data", missing.to_str().unwrap(), "--out", out, "--steps", "1"],
+            "missing.txt",
+        ),
+        (
+            vec!["train", "--model", "llama", "--data", missing.to_str().unwrap(), "--out", out, "--steps", "1"],
+            "--model",
+        ),
+        (vec!["train", "--model", "gpt2", "--out", out, "--resume"], "no checkpoint"),
+        (
+            vec![
+                "train",
+                "--model",
+                "gpt2",
+                "--data",
+                missing.to_str().unwrap(),
+                "--out",
+                out,
+                "--backend",
+                "candle",
+                "--steps",
+                "1",
+            ],
+            "--backend",
+        ),
+    ] {
+        let result = zoo(&args);
+        assert_ne!(result.code, 0, "{args:?}");
+        let lines: Vec<&str> = result.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", result.stderr);
+        assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: {}", lines[0]);
+    }
+}
