@@ -60,9 +60,10 @@ impl ShardIndex {
             .ok_or_else(|| CheckpointError::invalid(index, "no `weight_map` object"))?;
         let mut files: Vec<&str> = Vec::new();
         for (tensor, file) in map {
-            let file = file.as_str().filter(|f| is_file_name(f)).ok_or_else(|| {
-                CheckpointError::invalid(index, format!("`weight_map.{tensor}` is not a file name"))
-            })?;
+            let file = file
+                .as_str()
+                .filter(|f| is_file_name(f))
+                .ok_or_else(|| CheckpointError::invalid(index, format!("`weight_map.{tensor}` is not a file name")))?;
             if !files.contains(&file) {
                 files.push(file);
             }

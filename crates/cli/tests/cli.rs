@@ -1,19 +1,19 @@
 //! The `zoo` binary end to end: listings and help (snapshotted), a run against a fixture's
 //! reference, and bad input (a one-line error and a non-zero exit, never a panic).
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/default_model.rs"]
 mod default_model;
 #[path = "support/fixtures.rs"]
 mod fixtures;
-#[path = "support/zoo.rs"]
-mod binary;
 
 use std::path::Path;
 use std::process::Command;
 
+use binary::zoo;
 use default_model::default_model_present;
 use fixtures::{fixture, reference};
-use binary::zoo;
 
 /// Runs `args`, expecting a failure reported on one `error:` line; returns that line.
 fn zoo_fails(args: &[&str]) -> String {

@@ -10,8 +10,8 @@ mod server;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use default_model::default_model_present;
+use serde_json::{json, Value};
 use server::{client, read_one_then_leave, sse_data, Server};
 
 /// `zoo run ARGS --json` on the default model.

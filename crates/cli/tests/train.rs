@@ -2,15 +2,15 @@
 //! the run directory answering `zoo run`, a resume extending the run, and bad input ending in
 //! one `error:` line.
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/fixtures.rs"]
 mod fixtures;
-#[path = "support/zoo.rs"]
-mod binary;
 
 use std::path::{Path, PathBuf};
 
-use fixtures::fixture;
 use binary::{zoo, Output};
+use fixtures::fixture;
 
 fn books() -> PathBuf {
     fixture("train").join("books.txt")
