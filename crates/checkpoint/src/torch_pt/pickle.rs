@@ -503,12 +503,19 @@ impl<'a> Machine<'a> {
         Ok(self.stack.len() - 1)
     }
 
+    /// The container on top of the stack that receives `items`: its index, and its depth once
+    /// it holds them.
+    fn receiver(&self, items: &[Item]) -> Result<(usize, u32), PickleError> {
+        let top = self.top_index()?;
+        let depth = self.nest(items.iter().map(|i| i.depth).max().unwrap_or(0))?.max(self.stack[top].depth);
+        Ok((top, depth))
+    }
+
     fn set_items(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
         if items.len() % 2 != 0 {
             return Err(self.err("SETITEMS with an odd number of items"));
         }
-        let top = self.top_index()?;
-        let depth = self.nest(items.iter().map(|i| i.depth).max().unwrap_or(0))?.max(self.stack[top].depth);
+        let (top, depth) = self.receiver(&items)?;
         let Value::Dict(dict) = &self.stack[top].value else {
             return Err(self.err(format!("SETITEM on a {}, not a dict", self.stack[top].value.kind())));
         };
@@ -526,8 +533,7 @@ impl<'a> Machine<'a> {
     }
 
     fn append(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
-        let top = self.top_index()?;
-        let depth = self.nest(items.iter().map(|i| i.depth).max().unwrap_or(0))?.max(self.stack[top].depth);
+        let (top, depth) = self.receiver(&items)?;
         let Value::List(list) = &self.stack[top].value else {
             return Err(self.err(format!("APPEND on a {}, not a list", self.stack[top].value.kind())));
         };
