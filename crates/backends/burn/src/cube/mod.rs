@@ -148,12 +148,23 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
     if rows == 0 || cols == 0 || weight.is_some_and(|w| w.dims() != [1, cols]) {
         return None;
     }
-    let x = float(x);
+    let (sum, y) = norm_launch(float(x), residual.map(float), weight.map(float), eps)?;
+    Some((sum.map(wrap), wrap(y)))
+}
+
+/// [`norm`] on Burn's buffers (shapes checked by the caller); `None` where the plane kernels
+/// don't run or a row is too wide for one cube.
+#[allow(clippy::type_complexity)]
+fn norm_launch<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    residual: Option<CubeTensor<R>>,
+    weight: Option<CubeTensor<R>>,
+    eps: f32,
+) -> Option<(Option<CubeTensor<R>>, CubeTensor<R>)> {
+    let (rows, cols) = (x.meta.shape()[0], x.meta.shape()[1]);
     if !runs_plane_kernels(&x.client) {
         return None;
     }
-    let residual = residual.map(float);
-    let weight = weight.map(float);
     let operands: Vec<CubeTensor<R>> = residual.iter().chain(&weight).cloned().collect();
     let width = gemv_width(&x, &operands, cols);
     let vectors = cols / width;
@@ -193,7 +204,7 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
             dtype.into(),
         );
     }
-    Some((has_residual.then(|| wrap(sum)), wrap(y)))
+    Some((has_residual.then_some(sum), y))
 }
 
 /// A GEMV's folded RMSNorm as kernel arguments.
@@ -229,7 +240,7 @@ impl<R: CubeRuntime> Folded<R> {
     }
 }
 
-/// `residual + norm(x) · wᵀ (+ bias)` for the `n ≤ GEMV_MAX_ROWS` rows of `x` (shapes checked
+/// `residual + norm(x) · wᵀ (+ bias)` for the rows of `x` (one, in decode; shapes checked
 /// by the caller): one plane per (row, feature).
 fn gemv_launch<R: CubeRuntime>(
     x: &CubeTensor<R>,
@@ -275,6 +286,107 @@ fn gemv_launch<R: CubeRuntime>(
             has_residual,
             norm.normed,
             norm.weighted(),
+            dtype.into(),
+        );
+    }
+    y
+}
+
+/// Rows per compiled multi-row GEMV variant for a batch of `n` (2 to [`GEMV_MAX_ROWS`]): the
+/// next power of two, so three variants serve every batch.
+fn rows_variant(n: usize) -> usize {
+    n.next_power_of_two()
+}
+
+/// `x` with `norm` applied by its own kernel, for the multi-row GEMVs, which don't fold it
+/// (every plane would recompute every row's sum of squares: more arithmetic than the products).
+fn normed_rows<R: CubeRuntime>(x: &CubeTensor<R>, norm: &Folded<R>) -> Option<CubeTensor<R>> {
+    if !norm.normed {
+        return Some(x.clone());
+    }
+    norm_launch(x.clone(), None, norm.weight.clone(), norm.eps).map(|(_, y)| y)
+}
+
+/// `residual + x · wᵀ (+ bias)` for 2 to [`GEMV_MAX_ROWS`] rows of `x` (normalised already;
+/// shapes checked by the caller): one plane per two output features and all rows, so each
+/// weight row is read once per step whatever the batch.
+fn gemv_rows_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    w: &CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    residual: Option<CubeTensor<R>>,
+) -> CubeTensor<R> {
+    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let out = w.meta.shape()[0];
+    let width = gemv_width(x, std::slice::from_ref(w), k);
+    let y = empty_like(w, n, out);
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
+    let bias = bias.unwrap_or_else(|| x.clone());
+    let residual = residual.unwrap_or_else(|| x.clone());
+    let (dtype, client) = (w.dtype, w.client.clone());
+    let cubes = (out.div_ceil(2) as u32).div_ceil(gemv::PLANES);
+    // SAFETY: planes past `out` return, a plane's second feature is dropped past `out`; rows
+    // past `n` read row `n - 1` and are not written; `residual` is `[n, out]` (checked by the
+    // caller).
+    unsafe {
+        count_launch();
+        gemv::gemv_rows_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::new_1d(cubes),
+            CubeDim::new_2d(32, gemv::PLANES),
+            width,
+            array(x),
+            array(w),
+            array(&bias),
+            array(&residual),
+            array(&y),
+            (k / width) as u32,
+            out as u32,
+            n as u32,
+            row_stride(x) / width as u32,
+            row_stride(w) / width as u32,
+            out as u32,
+            row_stride(&residual),
+            rows_variant(n),
+            has_bias,
+            has_residual,
+            dtype.into(),
+        );
+    }
+    y
+}
+
+/// `silu(x · gateᵀ) · (x · upᵀ)` for 2 to [`GEMV_MAX_ROWS`] rows of `x` (normalised already):
+/// one plane per output feature and all rows.
+fn gated_gemv_rows_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    gate: &CubeTensor<R>,
+    up: &CubeTensor<R>,
+) -> CubeTensor<R> {
+    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let out = gate.meta.shape()[0];
+    let width = gemv_width(x, &[gate.clone(), up.clone()], k);
+    let y = empty_like(gate, n, out);
+    let (dtype, client) = (x.dtype, x.client.clone());
+    // SAFETY: planes past `out` return; rows past `n` read row `n - 1` and are not written.
+    unsafe {
+        count_launch();
+        gemv::gated_gemv_rows_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)),
+            CubeDim::new_2d(32, gemv::PLANES),
+            width,
+            array(x),
+            array(gate),
+            array(up),
+            array(&y),
+            (k / width) as u32,
+            out as u32,
+            n as u32,
+            row_stride(x) / width as u32,
+            row_stride(gate) / width as u32,
+            row_stride(up) / width as u32,
+            rows_variant(n),
             dtype.into(),
         );
     }
@@ -346,7 +458,12 @@ where
         if !runs_plane_kernels(&x.client) {
             return None;
         }
-        Some(wrap(gemv_launch(&x, &float(w), bias.map(float), &norm, residual.map(float))))
+        let w = float(w);
+        if n > 1 {
+            let x = normed_rows(&x, &norm)?;
+            return Some(wrap(gemv_rows_launch(&x, &w, bias.map(float), residual.map(float))));
+        }
+        Some(wrap(gemv_launch(&x, &w, bias.map(float), &norm, residual.map(float))))
     }
 
     fn rms_norm(x: &Tensor<Self, 2>, weight: Option<&Tensor<Self, 2>>, eps: f32) -> Option<Tensor<Self, 2>> {
@@ -381,8 +498,15 @@ where
         if !runs_plane_kernels(&x.client) {
             return None;
         }
-        let norm_w = norm.weight_or(&x);
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
+        if n > 1 {
+            let x = normed_rows(&x, &norm)?;
+            let launch = |(w, (_, b)): (&CubeTensor<R>, &(&Tensor<Self, 2>, Option<&Tensor<Self, 2>>))| {
+                wrap(gemv_rows_launch(&x, w, b.map(float), None))
+            };
+            return Some(ws.iter().zip(layers).map(launch).collect());
+        }
+        let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
         let ys: Vec<CubeTensor<R>> = ws.iter().map(|w| empty_like(w, n, w.meta.shape()[0])).collect();
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
@@ -442,6 +566,10 @@ where
         let (x, gate, up) = (float(x), float(gate), float(up));
         if !runs_plane_kernels(&x.client) {
             return None;
+        }
+        if n > 1 {
+            let x = normed_rows(&x, &norm)?;
+            return Some(wrap(gated_gemv_rows_launch(&x, &gate, &up)));
         }
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[gate.clone(), up.clone(), norm_w.clone()], k);
