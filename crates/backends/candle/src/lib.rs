@@ -13,9 +13,9 @@
 //!
 //! Ops map onto candle's fused kernels (candle-nn's `rms_norm`, `rope`, `softmax_last_dim`, and
 //! `layer_norm` for 16-bit activations; see `norm.rs` for f32). RoPE tables are built once per
-//! rotary spec and a forward step uploads its positions, RoPE rows and masks once
-//! ([`Backend::prepare_step`]), so layers upload nothing; on CUDA each slot's KV cache takes its
-//! full capacity at the first write and is written in place.
+//! rotary spec; a forward step uploads its positions once ([`Backend::prepare_step`]) and selects
+//! its RoPE rows and makes its masks once for all layers, so layers upload nothing. On CUDA each
+//! slot's KV cache takes its full capacity at the first write and is written in place.
 
 mod activations;
 mod attention;
