@@ -442,7 +442,7 @@ pub(crate) fn gemv_rows_kernel<F: Float, N: Size>(
     y: &mut Array<F>,
     k_vectors: u32,
     out_features: u32,
-    n: u32,
+    live_rows: u32,
     x_stride: u32,
     w_stride: u32,
     y_stride: u32,
@@ -462,7 +462,7 @@ pub(crate) fn gemv_rows_kernel<F: Float, N: Size>(
     let mut dots_a = Array::<f32>::new(rows);
     let mut dots_b = Array::<f32>::new(rows);
     let w_stride = w_stride as usize;
-    let n = n as usize;
+    let n = live_rows as usize;
     let (k, xs) = (k_vectors as usize, x_stride as usize);
     rows_dot2::<F, N>(x, w, w, oa * w_stride, ob * w_stride, xs, n, k, &mut dots_a, &mut dots_b, rows);
     if UNIT_POS_X == 0 {
@@ -491,7 +491,7 @@ pub(crate) fn gated_gemv_rows_kernel<F: Float, N: Size>(
     y: &mut Array<F>,
     k_vectors: u32,
     out_features: u32,
-    n: u32,
+    live_rows: u32,
     x_stride: u32,
     gate_stride: u32,
     up_stride: u32,
@@ -504,7 +504,7 @@ pub(crate) fn gated_gemv_rows_kernel<F: Float, N: Size>(
     }
     let mut g = Array::<f32>::new(rows);
     let mut u = Array::<f32>::new(rows);
-    let n = n as usize;
+    let n = live_rows as usize;
     rows_dot2::<F, N>(
         x,
         gate,

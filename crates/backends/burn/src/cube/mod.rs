@@ -501,10 +501,8 @@ where
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
-            let launch = |(w, (_, b)): (&CubeTensor<R>, &(&Tensor<Self, 2>, Option<&Tensor<Self, 2>>))| {
-                wrap(gemv_rows_launch(&x, w, b.map(float), None))
-            };
-            return Some(ws.iter().zip(layers).map(launch).collect());
+            let biases = layers.iter().map(|(_, b)| b.map(float));
+            return Some(ws.iter().zip(biases).map(|(w, b)| wrap(gemv_rows_launch(&x, w, b, None))).collect());
         }
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
