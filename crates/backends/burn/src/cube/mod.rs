@@ -6,6 +6,7 @@ mod argmax;
 mod attention;
 mod elementwise;
 mod gemv;
+mod gemv_launch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +19,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use zoo_core::AttentionSpec;
 
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
+use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
 
 /// Kernels zoo has launched on a GPU in this process (its own and cuBLAS calls).
 static LAUNCHES: AtomicU64 = AtomicU64::new(0);
@@ -205,192 +207,6 @@ fn norm_launch<R: CubeRuntime>(
         );
     }
     Some((has_residual.then_some(sum), y))
-}
-
-/// A GEMV's folded RMSNorm as kernel arguments.
-struct Folded<R: CubeRuntime> {
-    /// The norm's weight (`[1, k]`), if any.
-    weight: Option<CubeTensor<R>>,
-    eps: f32,
-    /// Whether there is a norm at all.
-    normed: bool,
-}
-
-impl<R: CubeRuntime> Folded<R> {
-    /// `norm` for an input of `k` columns; `None` when its weight is not `[1, k]` of `x`'s type.
-    fn new<B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
-        norm: Option<&RowNorm<'_, B>>,
-        k: usize,
-        dtype: DType,
-    ) -> Option<Self> {
-        let Some(norm) = norm else { return Some(Self { weight: None, eps: 0.0, normed: false }) };
-        if norm.weight.is_some_and(|w| w.dims() != [1, k] || w.dtype() != dtype) {
-            return None;
-        }
-        Some(Self { weight: norm.weight.map(float), eps: norm.eps, normed: true })
-    }
-
-    /// The weight's array, or `x` as a placeholder the kernel never reads.
-    fn weight_or(&self, x: &CubeTensor<R>) -> CubeTensor<R> {
-        self.weight.clone().unwrap_or_else(|| x.clone())
-    }
-
-    fn weighted(&self) -> bool {
-        self.weight.is_some()
-    }
-}
-
-/// `residual + norm(x) · wᵀ (+ bias)` for the rows of `x` (one, in decode; shapes checked
-/// by the caller): one plane per (row, feature).
-fn gemv_launch<R: CubeRuntime>(
-    x: &CubeTensor<R>,
-    w: &CubeTensor<R>,
-    bias: Option<CubeTensor<R>>,
-    norm: &Folded<R>,
-    residual: Option<CubeTensor<R>>,
-) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = w.meta.shape()[0];
-    let norm_w = norm.weight_or(x);
-    let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
-    let y = empty_like(w, n, out);
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    let bias = bias.unwrap_or_else(|| x.clone());
-    let residual = residual.unwrap_or_else(|| x.clone());
-    let (dtype, client) = (w.dtype, w.client.clone());
-    let (count, planes) = gemv_grid(n, out);
-    let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
-    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
-    // `residual` is `[n, out]` (checked by the caller).
-    unsafe {
-        count_launch();
-        gemv::gemv_kernel::launch_unchecked::<R>(
-            &client,
-            count,
-            planes,
-            width,
-            array(x),
-            array(&norm_w),
-            array(w),
-            array(&bias),
-            array(&residual),
-            array(&y),
-            (k / width) as u32,
-            out as u32,
-            x_stride,
-            w_stride,
-            out as u32,
-            row_stride(&residual),
-            norm.eps,
-            has_bias,
-            has_residual,
-            norm.normed,
-            norm.weighted(),
-            dtype.into(),
-        );
-    }
-    y
-}
-
-/// Rows per compiled multi-row GEMV variant for a batch of `n` (2 to [`GEMV_MAX_ROWS`]): the
-/// next power of two, so three variants serve every batch.
-fn rows_variant(n: usize) -> usize {
-    n.next_power_of_two()
-}
-
-/// `x` with `norm` applied by its own kernel, for the multi-row GEMVs, which don't fold it
-/// (every plane would recompute every row's sum of squares: more arithmetic than the products).
-fn normed_rows<R: CubeRuntime>(x: &CubeTensor<R>, norm: &Folded<R>) -> Option<CubeTensor<R>> {
-    if !norm.normed {
-        return Some(x.clone());
-    }
-    norm_launch(x.clone(), None, norm.weight.clone(), norm.eps).map(|(_, y)| y)
-}
-
-/// `residual + x · wᵀ (+ bias)` for 2 to [`GEMV_MAX_ROWS`] rows of `x` (normalised already;
-/// shapes checked by the caller): one plane per two output features and all rows, so each
-/// weight row is read once per step whatever the batch.
-fn gemv_rows_launch<R: CubeRuntime>(
-    x: &CubeTensor<R>,
-    w: &CubeTensor<R>,
-    bias: Option<CubeTensor<R>>,
-    residual: Option<CubeTensor<R>>,
-) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = w.meta.shape()[0];
-    let width = gemv_width(x, std::slice::from_ref(w), k);
-    let y = empty_like(w, n, out);
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    let bias = bias.unwrap_or_else(|| x.clone());
-    let residual = residual.unwrap_or_else(|| x.clone());
-    let (dtype, client) = (w.dtype, w.client.clone());
-    let cubes = (out.div_ceil(2) as u32).div_ceil(gemv::PLANES);
-    // SAFETY: planes past `out` return, a plane's second feature is dropped past `out`; rows
-    // past `n` read row `n - 1` and are not written; `residual` is `[n, out]` (checked by the
-    // caller).
-    unsafe {
-        count_launch();
-        gemv::gemv_rows_kernel::launch_unchecked::<R>(
-            &client,
-            CubeCount::new_1d(cubes),
-            CubeDim::new_2d(32, gemv::PLANES),
-            width,
-            array(x),
-            array(w),
-            array(&bias),
-            array(&residual),
-            array(&y),
-            (k / width) as u32,
-            out as u32,
-            n as u32,
-            row_stride(x) / width as u32,
-            row_stride(w) / width as u32,
-            out as u32,
-            row_stride(&residual),
-            rows_variant(n),
-            has_bias,
-            has_residual,
-            dtype.into(),
-        );
-    }
-    y
-}
-
-/// `silu(x · gateᵀ) · (x · upᵀ)` for 2 to [`GEMV_MAX_ROWS`] rows of `x` (normalised already):
-/// one plane per output feature and all rows.
-fn gated_gemv_rows_launch<R: CubeRuntime>(
-    x: &CubeTensor<R>,
-    gate: &CubeTensor<R>,
-    up: &CubeTensor<R>,
-) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = gate.meta.shape()[0];
-    let width = gemv_width(x, &[gate.clone(), up.clone()], k);
-    let y = empty_like(gate, n, out);
-    let (dtype, client) = (x.dtype, x.client.clone());
-    // SAFETY: planes past `out` return; rows past `n` read row `n - 1` and are not written.
-    unsafe {
-        count_launch();
-        gemv::gated_gemv_rows_kernel::launch_unchecked::<R>(
-            &client,
-            CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)),
-            CubeDim::new_2d(32, gemv::PLANES),
-            width,
-            array(x),
-            array(gate),
-            array(up),
-            array(&y),
-            (k / width) as u32,
-            out as u32,
-            n as u32,
-            row_stride(x) / width as u32,
-            row_stride(gate) / width as u32,
-            row_stride(up) / width as u32,
-            rows_variant(n),
-            dtype.into(),
-        );
-    }
-    y
 }
 
 impl<R, F, I, BT> Kernels for Cube<R, F, I, BT>
