@@ -129,7 +129,9 @@ fn every_llama_cpp_vocabulary_passes_its_vectors_or_is_refused() {
     let Some(dir) = vocab_dir() else { return };
     let mut found: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("ggml-vocab-")?.strip_suffix(".gguf").map(String::from))
+        .filter_map(|e| {
+            e.ok()?.file_name().to_str()?.strip_prefix("ggml-vocab-")?.strip_suffix(".gguf").map(String::from)
+        })
         .collect();
     found.sort();
     let listed: Vec<&str> = EXPECTED.iter().map(|(n, _)| *n).collect();
@@ -146,5 +148,10 @@ fn every_llama_cpp_vocabulary_passes_its_vectors_or_is_refused() {
     for (_, summary) in &results {
         eprintln!("{summary}");
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n")
+    );
 }

@@ -74,11 +74,9 @@ fn llama_cpp_conversions_match_their_source_reference() {
     {
         let fixture = Fixture::load(source).unwrap();
         for backend in CPU_BACKENDS {
-            let pipe = zoo::load(&zoo::LoadOptions {
-                weights: zoo_tests::fixtures_dir().join(gguf),
-                ..Default::default()
-            })
-            .unwrap();
+            let pipe =
+                zoo::load(&zoo::LoadOptions { weights: zoo_tests::fixtures_dir().join(gguf), ..Default::default() })
+                    .unwrap();
             for prompt in &fixture.reference.prompts {
                 let err = max_logit_error(&pipe, &fixture.reference, prompt).unwrap();
                 assert!(err <= F32_LOGIT_TOLERANCE, "{gguf} on {backend}: max |Δlogit| = {err:e}");

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use zoo_core::{DType, WeightSource};
 
-use crate::gguf::tokenizer::GgufTokenizer;
 use crate::burn_mpk::{self, Precision};
 use crate::error::{CheckpointError, Result};
+use crate::gguf::tokenizer::GgufTokenizer;
 use crate::spm_bpe::BpeVocab;
 use crate::torchless::{self, Quant, Torchless};
 

@@ -58,7 +58,7 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     let tokenizer = crate::contain::contained(|| tokenizer::tokenizer(path, &gguf.metadata))
         .map_err(|e| CheckpointError::Tokenizer { path: path.to_path_buf(), message: e })??;
     let (tokenizer, tokenizer_refused) = match tokenizer {
-        GgufTokenizer::Built(t) => (Some(Box::new(t) as _), None),
+        GgufTokenizer::Built(t) => (Some(t as _), None),
         GgufTokenizer::Unsupported(why) => (None, Some(why)),
         GgufTokenizer::Absent => (None, None),
     };

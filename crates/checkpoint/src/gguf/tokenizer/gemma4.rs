@@ -20,10 +20,8 @@ use crate::spm_bpe::METASPACE;
 pub fn build(mut vocab: GgufVocab, merges: &[&str]) -> Result<HfTokenizer, String> {
     vocab.add_bos = Some(true);
     let ids: Vocab = GgufVocab::index(vocab.tokens.iter().map(String::as_str))?.into_iter().collect();
-    let mut builder = BPE::builder()
-        .vocab_and_merges(ids, super::bpe::pairs(merges)?)
-        .byte_fallback(true)
-        .ignore_merges(true);
+    let mut builder =
+        BPE::builder().vocab_and_merges(ids, super::bpe::pairs(merges)?).byte_fallback(true).ignore_merges(true);
     if let Some(unk) = vocab.unk {
         builder = builder.unk_token(vocab.token(unk).to_string());
     }

@@ -36,7 +36,7 @@ use vocab::{GgufVocab, TokenType};
 /// What a GGUF file's tokenizer metadata gives.
 pub enum GgufTokenizer {
     /// The tokenizer, built.
-    Built(TextTokenizer),
+    Built(Box<TextTokenizer>),
     /// A tokenizer zoo does not build, and why (one line).
     Unsupported(String),
     /// No tokenizer metadata (`tokenizer.ggml.model` absent or `none`).
@@ -48,7 +48,9 @@ pub fn tokenizer(path: &Path, metadata: &BTreeMap<String, Value>) -> Result<Gguf
     let err = |message: String| CheckpointError::Tokenizer { path: path.to_path_buf(), message };
     let model = match metadata.get("tokenizer.ggml.model") {
         None => return Ok(GgufTokenizer::Absent),
-        Some(v) => v.as_str().ok_or_else(|| err(format!("`tokenizer.ggml.model` is a {}, not a string", v.type_name())))?,
+        Some(v) => {
+            v.as_str().ok_or_else(|| err(format!("`tokenizer.ggml.model` is a {}, not a string", v.type_name())))?
+        }
     };
     let inner = match model {
         "none" | "no_vocab" => return Ok(GgufTokenizer::Absent),
@@ -74,7 +76,7 @@ pub fn tokenizer(path: &Path, metadata: &BTreeMap<String, Value>) -> Result<Gguf
         }
         other => return Ok(GgufTokenizer::Unsupported(unsupported_model(other))),
     };
-    Ok(GgufTokenizer::Built(TextTokenizer::checked(inner.map_err(err)?, path)?))
+    Ok(GgufTokenizer::Built(Box::new(TextTokenizer::checked(inner.map_err(err)?, path)?)))
 }
 
 /// The tokenizer of the GGUF file at `path`, which may hold a vocabulary only; a file without
@@ -84,7 +86,7 @@ pub fn from_file(path: &Path) -> Result<TextTokenizer> {
     let built = crate::contain::contained(|| tokenizer(path, gguf.metadata()))
         .map_err(|message| CheckpointError::Tokenizer { path: path.to_path_buf(), message })??;
     match built {
-        GgufTokenizer::Built(tokenizer) => Ok(tokenizer),
+        GgufTokenizer::Built(tokenizer) => Ok(*tokenizer),
         GgufTokenizer::Unsupported(message) => Err(CheckpointError::Tokenizer { path: path.to_path_buf(), message }),
         GgufTokenizer::Absent => Err(CheckpointError::NotFound {
             path: path.to_path_buf(),

@@ -128,9 +128,7 @@ fn array<'a>(metadata: &'a BTreeMap<String, Value>, k: &str) -> Result<Option<&'
 fn per_token<'a>(metadata: &'a BTreeMap<String, Value>, k: &str, n: usize) -> Result<Option<&'a [Value]>, String> {
     let items = array(metadata, k)?;
     match items {
-        Some(items) if items.len() != n => {
-            Err(format!("`{}` has {} entries for {n} tokens", key(k), items.len()))
-        }
+        Some(items) if items.len() != n => Err(format!("`{}` has {} entries for {n} tokens", key(k), items.len())),
         _ => Ok(items),
     }
 }
@@ -138,7 +136,10 @@ fn per_token<'a>(metadata: &'a BTreeMap<String, Value>, k: &str, n: usize) -> Re
 /// The strings of the array `tokenizer.ggml.<k>`, which must be present.
 pub fn strings<'a>(metadata: &'a BTreeMap<String, Value>, k: &str) -> Result<Vec<&'a str>, String> {
     let items = array(metadata, k)?.ok_or_else(|| format!("no `{}` array", key(k)))?;
-    items.iter().map(|v| v.as_str().ok_or_else(|| format!("`{}` holds a {}, not strings", key(k), v.type_name()))).collect()
+    items
+        .iter()
+        .map(|v| v.as_str().ok_or_else(|| format!("`{}` holds a {}, not strings", key(k), v.type_name())))
+        .collect()
 }
 
 fn tokens(metadata: &BTreeMap<String, Value>) -> Result<Vec<String>, String> {
@@ -152,7 +153,11 @@ fn tokens(metadata: &BTreeMap<String, Value>) -> Result<Vec<String>, String> {
 
 fn scores(metadata: &BTreeMap<String, Value>, n: usize) -> Result<Vec<f32>, String> {
     let Some(items) = per_token(metadata, "scores", n)? else { return Ok(vec![0.0; n]) };
-    let number = |v: &Value| v.as_f64().map(|s| s as f32).ok_or_else(|| format!("`tokenizer.ggml.scores` holds a {}, not numbers", v.type_name()));
+    let number = |v: &Value| {
+        v.as_f64()
+            .map(|s| s as f32)
+            .ok_or_else(|| format!("`tokenizer.ggml.scores` holds a {}, not numbers", v.type_name()))
+    };
     items.iter().map(number).collect()
 }
 
