@@ -151,7 +151,7 @@ fn load_onto(
     let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
         (Some(p), _) => Box::new(TextTokenizer::load(p)?) as Box<dyn Tokenizer>,
         (None, Some(t)) => t,
-        (None, None) => return Err(Error::NoTokenizer { path: path.clone() }),
+        (None, None) => return Err(Error::NoTokenizer { path: path.clone(), refused: checkpoint.tokenizer_refused }),
     };
     Ok(Pipeline {
         family,
