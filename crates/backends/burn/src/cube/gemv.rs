@@ -150,15 +150,10 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
     }
     let x_off = r * x_stride as usize;
     let w_off = o * w_stride as usize;
-    let mut value = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors as usize, eps, normed, weighted);
+    let value = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors as usize, eps, normed, weighted);
     if UNIT_POS_X == 0 {
-        if has_bias {
-            value += f32::cast_from(bias[o]);
-        }
-        if has_residual {
-            value = f32::cast_from(F::cast_from(value)) + f32::cast_from(residual[r * residual_stride as usize + o]);
-        }
-        y[r * y_stride as usize + o] = F::cast_from(value);
+        let (ys, rs) = (y_stride as usize, residual_stride as usize);
+        store_product::<F>(value, r, o, bias, residual, y, ys, rs, has_bias, has_residual);
     }
 }
 
