@@ -64,23 +64,19 @@ fn references_have_safe_margins() {
 
 #[test]
 fn llama_cpp_conversions_match_their_source_reference() {
-    // GGUFs made by llama.cpp's own converter from a fixture (bf16, as stored). llama3-rope's
-    // RoPE scaling becomes `rope_freqs.weight` (one divisor per frequency) without scaling
-    // metadata; its SentencePiece vocabulary is not read, so the source's tokenizer is passed.
-    // qwen3-tiny's q/k norms become `attn_q_norm` / `attn_k_norm`; its BPE vocabulary is used.
-    for (source, gguf, own_tokenizer) in [
-        ("llama3-rope", "llama3-rope-gguf/model.bf16.gguf", false),
-        ("qwen3-tiny", "qwen3-tiny-gguf/model.bf16.gguf", true),
-    ] {
+    // GGUFs made by llama.cpp's own converter from a fixture (bf16, as stored), each with the
+    // tokenizer built from its own vocabulary (max_logit_error checks the prompts' ids).
+    // llama3-rope's RoPE scaling becomes `rope_freqs.weight` (one divisor per frequency) without
+    // scaling metadata; its vocabulary is SentencePiece (Mistral's, every score -1000).
+    // qwen3-tiny's q/k norms become `attn_q_norm` / `attn_k_norm`; its vocabulary is BPE.
+    for (source, gguf) in
+        [("llama3-rope", "llama3-rope-gguf/model.bf16.gguf"), ("qwen3-tiny", "qwen3-tiny-gguf/model.bf16.gguf")]
+    {
         let fixture = Fixture::load(source).unwrap();
         for backend in CPU_BACKENDS {
-            let pipe = zoo::load(&zoo::LoadOptions {
-                weights: zoo_tests::fixtures_dir().join(gguf),
-                tokenizer: (!own_tokenizer).then(|| fixture.dir.clone()),
-                backend: Some(backend.to_string()),
-                ..Default::default()
-            })
-            .unwrap();
+            let pipe =
+                zoo::load(&zoo::LoadOptions { weights: zoo_tests::fixtures_dir().join(gguf), ..Default::default() })
+                    .unwrap();
             for prompt in &fixture.reference.prompts {
                 let err = max_logit_error(&pipe, &fixture.reference, prompt).unwrap();
                 assert!(err <= F32_LOGIT_TOLERANCE, "{gguf} on {backend}: max |Δlogit| = {err:e}");

@@ -45,7 +45,7 @@ Which tokenizer each one expects:
 |---|---|---|
 | `ggml-vocab-qwen2.gguf.out` | Qwen2 byte-level BPE | `qwen2-tiny/tokenizer.json` (all 46 equal) |
 | `ggml-vocab-gpt-2.gguf.out` | GPT-2 byte-level BPE | `gpt2-tiny/vocab.json` + `merges.txt` (all 46 equal) |
-| `ggml-vocab-llama-spm.gguf.out` | LLaMA 1/2 SentencePiece (ids differ from Mistral's) | not checked (no LLaMA tokenizer in the fixtures) |
+| `ggml-vocab-llama-spm.gguf.out` | LLaMA 1/2 SentencePiece (ids differ from Mistral's) | not checked here (no LLaMA tokenizer in the fixtures); `tests/tests/gguf_vocabs.rs` checks it against the `.gguf` itself (all 46 equal) |
 | `mistral-v0.1.out` | Mistral-7B-v0.1 SentencePiece, ids from `sentencepiece` on mistral-common's `tokenizer.model.v1` | `mistral-tiny/tokenizer.json` with the `tokenizers` library (all 46 equal) |
 
 Note: transformers 5's `LlamaTokenizer` (what `LlamaTokenizer.from_pretrained` on

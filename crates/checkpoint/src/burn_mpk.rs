@@ -104,6 +104,7 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
         generation_config: None,
         weights: Box::new(record),
         tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        tokenizer_refused: None,
         chat_template: None,
     })
 }

@@ -15,6 +15,7 @@ use zoo_core::{DType, WeightSource};
 
 use crate::burn_mpk::{self, Precision};
 use crate::error::{CheckpointError, Result};
+use crate::gguf::tokenizer::GgufTokenizer;
 use crate::spm_bpe::BpeVocab;
 use crate::torchless::{self, Quant, Torchless};
 
@@ -206,12 +207,12 @@ fn copy_tokenizer(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A GGUF's tokenizer as `tokenizer.json`, and its chat template with the special tokens it
+/// A GGUF's tokenizer (if zoo builds it) as `tokenizer.json`, and its chat template with the special tokens it
 /// uses as `tokenizer_config.json`, where an HF directory keeps them.
 fn gguf_tokenizer_files(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
     let gguf = crate::gguf::Gguf::open(from)?;
     let mut files = Vec::new();
-    if let Some(tokenizer) = crate::gguf::tokenizer::tokenizer(from, gguf.metadata())? {
+    if let GgufTokenizer::Built(tokenizer) = crate::gguf::tokenizer::tokenizer(from, gguf.metadata())? {
         let path = to.join("tokenizer.json");
         tokenizer.save(&path)?;
         files.push(path);

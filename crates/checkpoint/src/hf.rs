@@ -32,6 +32,7 @@ pub fn open(dir: &Path) -> Result<Checkpoint> {
         generation_config,
         weights,
         tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        tokenizer_refused: None,
         chat_template: ChatTemplate::from_dir(dir)?,
     })
 }

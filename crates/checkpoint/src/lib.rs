@@ -55,6 +55,9 @@ pub struct Checkpoint {
     pub weights: Box<dyn WeightSource>,
     /// The tokenizer shipped with the checkpoint, if any.
     pub tokenizer: Option<Box<dyn Tokenizer>>,
+    /// Why the checkpoint has no tokenizer although it describes one: a kind zoo does not build
+    /// (a GGUF's WordPiece vocabulary, an unknown `tokenizer.ggml.pre`).
+    pub tokenizer_refused: Option<String>,
     /// The chat template shipped with the checkpoint, if any.
     pub chat_template: Option<ChatTemplate>,
 }

@@ -100,6 +100,7 @@ pub fn open(path: &Path, step: Option<u64>) -> Result<Checkpoint> {
         generation_config: None,
         weights: Box::new(weights),
         tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        tokenizer_refused: None,
         chat_template: crate::ChatTemplate::from_dir(dir)?,
     })
 }

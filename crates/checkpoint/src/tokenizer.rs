@@ -1,5 +1,6 @@
-//! Tokenizers, through the HF `tokenizers` crate: a `tokenizer.json`, or GPT-2's byte-level BPE
-//! files (`vocab.json` + `merges.txt`, or the same data as `encoder.json` + `vocab.bpe`).
+//! Tokenizers, through the HF `tokenizers` crate: a `tokenizer.json`, GPT-2's byte-level BPE
+//! files (`vocab.json` + `merges.txt`, or the same data as `encoder.json` + `vocab.bpe`), or a
+//! GGUF file's vocabulary ([`crate::gguf::tokenizer`]).
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +26,14 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    /// Loads a tokenizer from a `tokenizer.json` file, or from a directory holding one of the
-    /// supported file sets (`tokenizer.json` is preferred).
+    /// Loads a tokenizer from a `tokenizer.json` file, a GGUF file's vocabulary (a model or a
+    /// vocabulary-only file), or a directory holding one of the supported file sets
+    /// (`tokenizer.json` is preferred).
     pub fn load(path: &Path) -> Result<Self> {
         if path.is_file() {
+            if crate::sniff::sniff(path)? == Some(crate::sniff::FileKind::Gguf) {
+                return crate::gguf::tokenizer::from_file(path);
+            }
             return Self::from_json(path);
         }
         if let Some(found) = find_in_dir(path) {
@@ -62,7 +67,7 @@ impl TextTokenizer {
     }
 
     /// `inner`, once it has a vocabulary and encodes and decodes sample text.
-    fn checked(inner: HfTokenizer, path: &Path) -> Result<Self> {
+    pub(crate) fn checked(inner: HfTokenizer, path: &Path) -> Result<Self> {
         if inner.get_vocab_size(true) == 0 {
             return Err(tokenizer_error(path, "the vocabulary is empty"));
         }

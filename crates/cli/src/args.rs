@@ -51,8 +51,8 @@ pub struct ModelArgs {
     /// Backend (see `zoo list`); default: the best usable one (ndarray on CPU).
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
-    /// Tokenizer: a tokenizer.json file or a directory with tokenizer files. Default: the
-    /// model directory.
+    /// Tokenizer: a tokenizer.json file, a GGUF file (its vocabulary) or a directory with
+    /// tokenizer files. Default: the model's own.
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
     /// CPU threads (default: all cores).

@@ -96,30 +96,34 @@ fn bench_measures_the_fixed_workload() {
 
 #[test]
 fn run_json_reproduces_the_reference_tokens() {
-    let dir = fixture("gpt2-tiny");
-    let reference = reference("gpt2-tiny");
-    let prompt = &reference["prompts"][1];
-    let out = zoo(&[
-        "run",
-        "--weights",
-        dir.to_str().unwrap(),
-        "--prompt",
-        prompt["text"].as_str().unwrap(),
-        "--max-tokens",
-        "32",
-        "--temperature",
-        "0",
-        "--json",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(report["model"], "gpt2");
-    assert_eq!(report["backend"], "ndarray");
-    assert_eq!(report["prompt_tokens"], prompt["prompt_tokens"]);
-    assert_eq!(report["tokens"], prompt["tokens"]);
-    assert_eq!(report["text"], prompt["generated_text"]);
-    assert_eq!(report["stop_reason"], "max_tokens");
-    assert!(report["stats"]["decode_tok_s"].as_f64().unwrap() > 0.0);
+    // An HF directory, and a GGUF whose tokenizer is its own SentencePiece vocabulary.
+    for (source, weights, family) in
+        [("gpt2-tiny", "gpt2-tiny", "gpt2"), ("llama3-rope", "llama3-rope-gguf/model.bf16.gguf", "llama")]
+    {
+        let reference = reference(source);
+        let prompt = &reference["prompts"][1];
+        let out = zoo(&[
+            "run",
+            "--weights",
+            fixture(weights).to_str().unwrap(),
+            "--prompt",
+            prompt["text"].as_str().unwrap(),
+            "--max-tokens",
+            &prompt["tokens"].as_array().unwrap().len().to_string(),
+            "--temperature",
+            "0",
+            "--json",
+        ]);
+        assert_eq!(out.code, 0, "{weights}: {}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(report["model"], family);
+        assert_eq!(report["backend"], "ndarray");
+        assert_eq!(report["prompt_tokens"], prompt["prompt_tokens"], "{weights}");
+        assert_eq!(report["tokens"], prompt["tokens"], "{weights}");
+        assert_eq!(report["text"], prompt["generated_text"], "{weights}");
+        assert_eq!(report["stop_reason"], "max_tokens");
+        assert!(report["stats"]["decode_tok_s"].as_f64().unwrap() > 0.0);
+    }
 }
 
 #[test]
@@ -353,6 +357,32 @@ fn missing_tokenizer() {
         tmp.path().to_str().unwrap(),
         "--tokenizer",
         fixture("gpt2-tiny").to_str().unwrap(),
+        "--max-tokens",
+        "2",
+    ]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+}
+
+#[test]
+fn a_gguf_vocabulary_zoo_does_not_build_says_why_and_takes_a_tokenizer() {
+    // llama3-rope's GGUF with `tokenizer.ggml.model` patched from `llama` to `hyena`.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(fixture("llama3-rope-gguf/model.bf16.gguf")).unwrap();
+    let key = b"tokenizer.ggml.model\x08\0\0\0\x05\0\0\0\0\0\0\0llama";
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("the key is in the file") + key.len() - 5;
+    bytes[at..at + 5].copy_from_slice(b"hyena");
+    let path = tmp.path().join("model.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    let err = zoo_fails(&["run", "--weights", path.to_str().unwrap(), "--prompt", "Hi", "--max-tokens", "1"]);
+    assert!(err.contains("model.gguf") && err.contains("`hyena`") && err.contains("--tokenizer"), "{err}");
+    let fixed = zoo(&[
+        "run",
+        "--weights",
+        path.to_str().unwrap(),
+        "--tokenizer",
+        fixture("llama3-rope").to_str().unwrap(),
+        "--prompt",
+        "Hi",
         "--max-tokens",
         "2",
     ]);

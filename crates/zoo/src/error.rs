@@ -73,11 +73,13 @@ pub enum Error {
     /// A context limit of zero tokens.
     #[error("--max-context must be at least 1 token")]
     ZeroContext,
-    /// Neither the checkpoint nor the options name a tokenizer.
-    #[error("{}: no tokenizer found beside the weights; pass --tokenizer PATH", path.display())]
+    /// Neither the checkpoint nor the options name a tokenizer zoo can build.
+    #[error("{}: {}; pass --tokenizer PATH", path.display(), refused.as_deref().unwrap_or("no tokenizer found beside the weights"))]
     NoTokenizer {
         /// The checkpoint.
         path: PathBuf,
+        /// Why the checkpoint's own tokenizer was not built, when it has one.
+        refused: Option<String>,
     },
     /// A chat was asked of a model without a chat template.
     #[error(

@@ -18,7 +18,7 @@ mod sources;
 pub use default_model::{default_weights, require_default_weights, DEFAULT_MODEL_FILE};
 pub use error::{Error, Result};
 pub use generation_config::{eos_token_ids, sampling_defaults};
-pub use pipeline::{create_backend, load, load_reporting, LoadOptions, LoadStats, Pipeline};
+pub use pipeline::{create_backend, load, load_on, load_reporting, LoadOptions, LoadStats, Pipeline};
 pub use zoo_core::registry::cache_dir;
 
 /// References every plugin crate (model families, backends) so that the linker keeps their

@@ -90,6 +90,22 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline> {
 /// [`load`], calling `progress(done, total)` with weight bytes as the model takes tensors from
 /// the checkpoint (`total` counts every tensor the checkpoint holds).
 pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Pipeline> {
+    load_onto(options, || create_backend(options), progress)
+}
+
+/// [`load`] onto a backend the caller has made (a backend configured beyond what the registry's
+/// entries offer, such as candle on the CPU with 16-bit activations); `options.backend`,
+/// `threads` and `device` are not read.
+pub fn load_on(options: &LoadOptions, backend: DynBackend) -> Result<Pipeline> {
+    load_onto(options, || Ok(backend), &|_, _| {})
+}
+
+/// Opens the checkpoint, picks the family, then makes the backend with `backend` and loads.
+fn load_onto(
+    options: &LoadOptions,
+    backend: impl FnOnce() -> Result<DynBackend>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Pipeline> {
     crate::link_plugins();
     let path = &options.weights;
     let checkpoint = zoo_checkpoint::open_with(path, &OpenOptions { step: options.step })?;
@@ -98,7 +114,7 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
         None => registry::detect_model_family(&checkpoint.config)?
             .ok_or_else(|| Error::UnknownFamily { path: path.clone() })?,
     };
-    let backend = create_backend(options)?;
+    let backend = backend()?;
     // Every name handed out is recorded, so no tensor of the file goes unnoticed; counted below
     // any conversion, so bytes count as stored.
     let tracked = Tracked::new(checkpoint.weights.as_ref(), TakenNames::default());
@@ -135,7 +151,7 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
     let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
         (Some(p), _) => Box::new(TextTokenizer::load(p)?) as Box<dyn Tokenizer>,
         (None, Some(t)) => t,
-        (None, None) => return Err(Error::NoTokenizer { path: path.clone() }),
+        (None, None) => return Err(Error::NoTokenizer { path: path.clone(), refused: checkpoint.tokenizer_refused }),
     };
     Ok(Pipeline {
         family,

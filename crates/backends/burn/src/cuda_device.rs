@@ -81,6 +81,20 @@ pub fn hooks() -> crate::DeviceHooks<Gpu> {
     crate::DeviceHooks { upload, zeros, free_bytes, matmul_nt, batched_matmul }
 }
 
+/// Whether cuBLAS can be called: cudarc loads it at run time (and says whether it loads),
+/// unless a build that also has candle's CUDA backend links it at start-up.
+#[cfg(not(feature = "cudarc-linked"))]
+fn cublas_present() -> bool {
+    // SAFETY: only reads whether the library loads.
+    unsafe { blas_sys::is_culib_present() }
+}
+
+/// Linked at start-up: present, or the process would not have started.
+#[cfg(feature = "cudarc-linked")]
+fn cublas_present() -> bool {
+    true
+}
+
 /// The cuBLAS handle, created on CubeCL's runner thread at the first matmul (its context).
 static BLAS: Mutex<Option<usize>> = Mutex::new(None);
 
@@ -162,8 +176,7 @@ impl Gemm {
     /// Runs on CubeCL's runner thread (its CUDA context current): waits for CubeCL's queued
     /// work, multiplies on cuBLAS's stream, and waits for that.
     fn run(self, first: u64, second: u64, c: u64) -> Result<(), String> {
-        // SAFETY: only reads whether the library loads.
-        if !unsafe { blas_sys::is_culib_present() } {
+        if !cublas_present() {
             return Err("cuBLAS is not installed".into());
         }
         let handle = blas_handle()?;

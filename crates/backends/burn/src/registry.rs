@@ -72,6 +72,7 @@ mod gpu {
     }
 
     /// The message a panic carried, if it was a string.
+    #[cfg(feature = "wgpu")]
     pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         let msg =
             payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));

@@ -1,18 +1,19 @@
-//! One layer's KV cache on the device: per slot, keys and values as f32 `[kv_head, position,
-//! head_dim]` tensors, written in place with `slice_set`.
+//! One layer's KV cache on the device: per slot, keys and values as `[kv_head, position,
+//! head_dim]` tensors in the activations' dtype (f32, or the 16-bit dtype of a 16-bit model's
+//! activations, fixed by the first write), written in place with `slice_set`.
 //!
 //! Sizing follows zoo's one policy ([`KvGrowth`]): on a CUDA device a slot takes its full
-//! capacity at its first write, so its buffers never move; on the CPU (or where the full
-//! capacity does not fit) they double up to it, copying what is cached, so short chats stay
-//! small and a long generation reallocates only `log₂(capacity)` times.
+//! capacity at its first write, so its buffers never move and a decode step only writes its new
+//! row and reads strided views of what is cached (cuBLAS reads them in place); on the CPU (or
+//! where the full capacity does not fit) they double up to it, copying what is cached, so short
+//! chats stay small and a long generation reallocates only `log₂(capacity)` times.
 
 use std::ops::Range;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use zoo_core::{KvGrowth, KvSpec, Result};
 
 use crate::error::CandleResult;
-use crate::tensor::ACTIVATION;
 
 /// Buffers double from 16 positions per slot (on a GPU, where the full capacity did not fit).
 const GROWTH: KvGrowth = KvGrowth::Double { min: 16 };
@@ -21,6 +22,8 @@ const GROWTH: KvGrowth = KvGrowth::Double { min: 16 };
 pub struct KvBuffer {
     spec: KvSpec,
     device: Device,
+    /// The element type of every slot, set by the first write.
+    dtype: Option<DType>,
     slots: Vec<Option<Slot>>,
 }
 
@@ -33,7 +36,12 @@ struct Slot {
 
 impl KvBuffer {
     pub(crate) fn new(spec: &KvSpec, device: &Device) -> Self {
-        Self { spec: *spec, device: device.clone(), slots: (0..spec.slots).map(|_| None).collect() }
+        Self { spec: *spec, device: device.clone(), dtype: None, slots: (0..spec.slots).map(|_| None).collect() }
+    }
+
+    /// The dtype keys and values are cached in: the one fixed by the first write, else `wanted`.
+    pub(crate) fn dtype_or(&self, wanted: DType) -> DType {
+        self.dtype.unwrap_or(wanted)
     }
 
     /// The shape this buffer was made for.
@@ -41,18 +49,17 @@ impl KvBuffer {
         &self.spec
     }
 
-    /// Makes room for `needed` positions in `slot`, keeping what is cached.
-    pub(crate) fn reserve(&mut self, slot: usize, needed: usize) -> Result<()> {
+    /// Makes room for `needed` positions in `slot`, keeping what is cached; the first call fixes
+    /// the buffer's dtype to `dtype`.
+    pub(crate) fn reserve(&mut self, slot: usize, needed: usize, dtype: DType) -> Result<()> {
         let room = self.slots[slot].as_ref().map_or(0, |s| s.room);
         if needed <= room {
             return Ok(());
         }
+        let dtype = *self.dtype.get_or_insert(dtype);
         let zeros = |room: usize| -> Result<(Tensor, Tensor)> {
             let shape = (self.spec.n_kv_heads, room, self.spec.head_dim);
-            Ok((
-                Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?,
-                Tensor::zeros(shape, ACTIVATION, &self.device).zoo()?,
-            ))
+            Ok((Tensor::zeros(shape, dtype, &self.device).zoo()?, Tensor::zeros(shape, dtype, &self.device).zoo()?))
         };
         // On a GPU the whole capacity at once, so buffers never move; where that does not fit,
         // the doubling host backends use.
@@ -74,12 +81,14 @@ impl KvBuffer {
     }
 
     /// Stores rows of keys and values (`[len, n_kv_heads·head_dim]` each) at positions
-    /// `past..past+len` of `slot`, which [`Self::reserve`] has made room for.
+    /// `past..past+len` of `slot`, which [`Self::reserve`] has made room for: one copy kernel
+    /// each (a single row, a decode step's, is already laid out by head).
     pub(crate) fn write(&mut self, slot: usize, past: usize, k: &Tensor, v: &Tensor) -> Result<()> {
         let s = self.slot(slot)?;
         let (heads, hd) = (self.spec.n_kv_heads, self.spec.head_dim);
         for (cache, rows) in [(&s.keys, k), (&s.values, v)] {
             let len = rows.dim(0).zoo()?;
+            let rows = rows.to_dtype(cache.dtype()).zoo()?;
             let by_head = rows.reshape((len, heads, hd)).zoo()?.transpose(0, 1).zoo()?.contiguous().zoo()?;
             cache.slice_set(&by_head, 1, past).zoo()?;
         }

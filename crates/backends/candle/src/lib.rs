@@ -1,13 +1,23 @@
 //! # zoo-backend-candle
 //!
-//! zoo on Hugging Face's [candle](https://github.com/huggingface/candle). Activations, norms,
-//! softmax and the KV cache are f32 everywhere. On the CPU (`candle`) weights are converted to
-//! f32 at load; on a GPU (`candle-cuda`, cargo feature `cuda`) weight matrices stay resident in
-//! their stored bf16/f16 and matrix products run in that dtype through cuBLAS.
+//! zoo on Hugging Face's [candle](https://github.com/huggingface/candle). The element type of
+//! activations is a property of the backend ([`Activations`], chosen at construction):
 //!
-//! Ops map onto candle's fused kernels where their numerics match zoo's reference backend
-//! (candle-nn's `rms_norm`, `rope`, `softmax_last_dim`); LayerNorm is composed (see `norm.rs`).
+//! - on the CPU (`candle`), f32: weights are converted to f32 at load, and activations, norms,
+//!   softmax and the KV cache are f32;
+//! - on a GPU (`candle-cuda`, cargo feature `cuda`), the weights' dtype: a bf16/f16 checkpoint
+//!   stays as stored and runs with bf16/f16 activations, KV cache and logits; matrix products go
+//!   through cuBLAS with f32 accumulation and the fused norm and softmax kernels accumulate in
+//!   f32. An f32 checkpoint runs in f32. [`Candle::cpu_with`] runs the 16-bit path on the CPU,
+//!   so tests exercise it without a GPU.
+//!
+//! Ops map onto candle's fused kernels (candle-nn's `rms_norm`, `rope`, `softmax_last_dim`, and
+//! `layer_norm` for 16-bit activations; see `norm.rs` for f32). RoPE tables are built once per
+//! rotary spec; a forward step uploads its positions once ([`Backend::prepare_step`]) and selects
+//! its RoPE rows and makes its masks once for all layers, so layers upload nothing. On CUDA each
+//! slot's KV cache takes its full capacity at the first write and is written in place.
 
+mod activations;
 mod attention;
 mod elementwise;
 mod error;
@@ -17,12 +27,20 @@ mod linear;
 mod norm;
 mod registry;
 mod rope;
+mod step;
 mod tensor;
 
+use attention::Context;
 use candle_core::Device;
 use error::CandleResult;
-use zoo_core::{AttentionSpec, Backend, DType, KvSpec, Result, RopeSpec, SeqSpan, Support, UnaryOp, WeightView};
+use rope::RopeTables;
+use step::CandleStep;
+use tensor::Keep;
+use zoo_core::{
+    AttentionSpec, Backend, DType, KvSpec, Result, RopeSpec, SeqSpan, Step, StepInput, Support, UnaryOp, WeightView,
+};
 
+pub use activations::Activations;
 pub use kv::KvBuffer;
 pub use tensor::CandleTensor;
 
@@ -30,35 +48,72 @@ pub use tensor::CandleTensor;
 #[derive(Clone, Debug)]
 pub struct Candle {
     device: Device,
-    /// Keep f16/bf16 weight matrices in their stored dtype (GPU) instead of converting to f32.
-    keep_half: bool,
+    activations: Activations,
+    /// Which 16-bit weights stay as stored.
+    keep: Keep,
+    /// RoPE `cos`/`sin` tables, built once per rotary spec and dtype.
+    rope_tables: RopeTables,
     name: &'static str,
 }
 
 impl Candle {
-    /// The CPU backend. `threads` sizes rayon's global pool, which candle's kernels use, the first
-    /// time a backend is created (later values are ignored, since the pool already exists).
+    /// The CPU backend with f32 activations. `threads` sizes rayon's global pool, which candle's
+    /// kernels use, the first time a backend is created (later values are ignored, since the
+    /// pool already exists).
     pub fn cpu(threads: Option<usize>) -> Self {
+        Self::cpu_with(threads, Activations::F32)
+    }
+
+    /// The CPU backend with the given activations: [`Activations::Weights`] runs a 16-bit
+    /// checkpoint as `candle-cuda` does, with its weights as stored and 16-bit activations.
+    pub fn cpu_with(threads: Option<usize>, activations: Activations) -> Self {
         if let Some(n) = threads {
             // Err only means the pool was already built, which is fine.
             let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
         }
-        Self { device: Device::Cpu, keep_half: false, name: "candle" }
+        Self::on(Device::Cpu, activations, "candle")
     }
 
-    /// The backend on CUDA device `ordinal`, keeping f16/bf16 weights as stored.
+    /// The backend on CUDA device `ordinal`: 16-bit weights kept as stored, activations in the
+    /// weights' dtype ([`Activations::Weights`]).
     #[cfg(feature = "cuda")]
     pub fn cuda(ordinal: usize) -> Result<Self> {
+        Self::cuda_with(ordinal, Activations::Weights)
+    }
+
+    /// The backend on CUDA device `ordinal` with the given activations (16-bit weight matrices
+    /// stay as stored either way).
+    #[cfg(feature = "cuda")]
+    pub fn cuda_with(ordinal: usize, activations: Activations) -> Result<Self> {
         let device = Device::new_cuda(ordinal).map_err(|e| zoo_core::Error::Backend {
             backend: "candle-cuda".into(),
             message: format!("cannot open CUDA device {ordinal}: {}", first_line(&e)),
         })?;
-        Ok(Self { device, keep_half: true, name: "candle-cuda" })
+        Ok(Self::on(device, activations, "candle-cuda"))
+    }
+
+    /// The backend on `device`: 16-bit matrices stay as stored on a GPU or with 16-bit
+    /// activations, 16-bit vectors with 16-bit activations.
+    fn on(device: Device, activations: Activations, name: &'static str) -> Self {
+        let vectors = activations.keeps_half_vectors();
+        let keep = Keep { matrices: !device.is_cpu() || vectors, vectors };
+        Self { device, activations, keep, rope_tables: RopeTables::default(), name }
     }
 
     /// The candle device this backend computes on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The element type this backend's activations take.
+    pub fn activations(&self) -> Activations {
+        self.activations
+    }
+
+    /// What attention needs beyond its tensors, inside `input`'s step when it is one of ours.
+    fn attention_context<'a>(&self, input: Option<&'a StepInput<'_>>) -> Context<'a> {
+        let step = input.and_then(|i| i.prepared::<CandleStep>());
+        Context { activations: self.activations, step, prescaled: false }
     }
 }
 
@@ -71,11 +126,11 @@ impl Backend for Candle {
     }
 
     fn weight(&self, view: &WeightView) -> Result<CandleTensor> {
-        tensor::weight(view, &self.device, self.keep_half, self.name)
+        tensor::weight(view, &self.device, self.keep, self.name)
     }
 
     fn supports(&self, dtype: DType) -> Support {
-        tensor::support(dtype, self.keep_half)
+        tensor::support(dtype, self.keep)
     }
 
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<CandleTensor> {
@@ -91,27 +146,27 @@ impl Backend for Candle {
     }
 
     fn embedding(&self, table: &CandleTensor, ids: &[u32]) -> Result<CandleTensor> {
-        layout::embedding(table, ids)
+        layout::embedding(table, ids, self.activations)
     }
 
     fn linear(&self, x: &CandleTensor, w: &CandleTensor, bias: Option<&CandleTensor>) -> Result<CandleTensor> {
-        linear::linear(x, w, bias)
+        linear::linear(x, w, bias, self.activations)
     }
 
     fn add(&self, a: &CandleTensor, b: &CandleTensor) -> Result<CandleTensor> {
-        elementwise::add(a, b)
+        elementwise::add(a, b, self.activations)
     }
 
     fn mul(&self, a: &CandleTensor, b: &CandleTensor) -> Result<CandleTensor> {
-        elementwise::mul(a, b)
+        elementwise::mul(a, b, self.activations)
     }
 
     fn unary(&self, x: &CandleTensor, op: UnaryOp) -> Result<CandleTensor> {
-        elementwise::unary(x, op)
+        elementwise::unary(x, op, self.activations)
     }
 
     fn gated(&self, gate: &CandleTensor, up: &CandleTensor, op: UnaryOp) -> Result<CandleTensor> {
-        elementwise::gated(gate, up, op)
+        elementwise::gated(gate, up, op, self.activations)
     }
 
     fn layer_norm(
@@ -121,19 +176,65 @@ impl Backend for Candle {
         bias: &CandleTensor,
         eps: f32,
     ) -> Result<CandleTensor> {
-        norm::layer_norm(x, weight, bias, eps)
+        norm::layer_norm(x, weight, bias, eps, self.activations)
     }
 
     fn rms_norm(&self, x: &CandleTensor, weight: Option<&CandleTensor>, eps: f32) -> Result<CandleTensor> {
-        norm::rms_norm(x, weight, eps)
+        norm::rms_norm(x, weight, eps, self.activations)
     }
 
     fn rope(&self, x: &CandleTensor, positions: &[usize], spec: &RopeSpec) -> Result<CandleTensor> {
-        rope::rope(x, positions, spec)
+        rope::rope(x, positions, spec, &self.rope_tables, self.activations)
+    }
+
+    fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
+        Ok(StepInput { step, prepared: Some(Box::new(CandleStep::new(step, &self.device)?)) })
+    }
+
+    fn rope_step(&self, x: &CandleTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<CandleTensor> {
+        match input.prepared::<CandleStep>() {
+            Some(step) => rope::rope_step(x, (input.step, step), spec, &self.rope_tables, self.activations, None),
+            None => self.rope(x, &input.step.positions, spec),
+        }
+    }
+
+    fn attention_step(
+        &self,
+        q: &CandleTensor,
+        k: &CandleTensor,
+        v: &CandleTensor,
+        kv: &mut KvBuffer,
+        input: &StepInput<'_>,
+        spec: &AttentionSpec,
+    ) -> Result<CandleTensor> {
+        kv.attend((q, k, v), &input.step.spans, spec, self.attention_context(Some(input)))
+    }
+
+    /// Inside a prepared step, attention's scale is folded into the queries' RoPE rows (made
+    /// once per step), which saves a kernel per layer.
+    fn rope_attention_step(
+        &self,
+        q: &CandleTensor,
+        k: &CandleTensor,
+        v: &CandleTensor,
+        kv: &mut KvBuffer,
+        input: &StepInput<'_>,
+        rope: &RopeSpec,
+        spec: &AttentionSpec,
+    ) -> Result<CandleTensor> {
+        let Some(step) = input.prepared::<CandleStep>() else {
+            let (q, k) = (self.rope_step(q, input, rope)?, self.rope_step(k, input, rope)?);
+            return self.attention_step(&q, &k, v, kv, input, spec);
+        };
+        let (tables, act) = (&self.rope_tables, self.activations);
+        let q = rope::rope_step(q, (input.step, step), rope, tables, act, Some(spec.scale))?;
+        let k = rope::rope_step(k, (input.step, step), rope, tables, act, None)?;
+        let cx = Context { prescaled: true, ..self.attention_context(Some(input)) };
+        kv.attend((&q, &k, v), &input.step.spans, spec, cx)
     }
 
     fn softmax(&self, x: &CandleTensor) -> Result<CandleTensor> {
-        elementwise::softmax(x)
+        elementwise::softmax(x, self.activations)
     }
 
     fn narrow(&self, x: &CandleTensor, dim: usize, start: usize, len: usize) -> Result<CandleTensor> {
@@ -145,7 +246,7 @@ impl Backend for Candle {
     }
 
     fn gather_rows(&self, x: &CandleTensor, rows: &[usize]) -> Result<CandleTensor> {
-        layout::gather_rows(x, rows)
+        layout::gather_rows(x, rows, self.activations)
     }
 
     fn new_kv(&self, spec: &KvSpec) -> Result<KvBuffer> {
@@ -161,7 +262,7 @@ impl Backend for Candle {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<CandleTensor> {
-        kv.attend(q, k, v, spans, spec)
+        kv.attend((q, k, v), spans, spec, self.attention_context(None))
     }
 }
 

@@ -36,7 +36,7 @@ mod cuda {
     zoo_core::inventory::submit! {
         BackendEntry {
             name: "candle-cuda",
-            description: "candle on an NVIDIA GPU: bf16/f16 weights as stored, f32 activations (--device N picks the GPU)",
+            description: "candle on an NVIDIA GPU: bf16/f16 weights as stored, activations in their dtype (--device N picks the GPU)",
             availability,
             create,
             priority: 50,

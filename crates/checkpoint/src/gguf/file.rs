@@ -96,7 +96,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Layout> {
     for i in 0..tensor_count {
         infos.push(r.tensor_info(i)?);
     }
-    let data_start = r.pos.div_ceil(alignment).checked_mul(alignment).filter(|&s| s <= bytes.len());
+    // A file without tensors (a vocabulary-only GGUF) may end right after its metadata.
+    let data_start = r.pos.div_ceil(alignment).checked_mul(alignment).filter(|&s| s <= bytes.len() || infos.is_empty());
     let data_start = data_start.ok_or_else(|| r.invalid("the file ends before its tensor data begins"))?;
     let mut tensors = Vec::with_capacity(infos.len());
     let mut seen = std::collections::BTreeSet::new();

@@ -34,6 +34,7 @@ use zoo_core::{Bytes, DType, WeightMeta, WeightSource, WeightView};
 use crate::error::{CheckpointError, Result};
 use crate::Checkpoint;
 use file::TensorInfo;
+use tokenizer::GgufTokenizer;
 pub use value::Value;
 
 /// Whether `path` is a GGUF file (by extension, or by its magic number).
@@ -56,13 +57,19 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     let config = config::hf_config(path, &gguf.metadata, has_output, n_vocab)?;
     let tokenizer = crate::contain::contained(|| tokenizer::tokenizer(path, &gguf.metadata))
         .map_err(|e| CheckpointError::Tokenizer { path: path.to_path_buf(), message: e })??;
+    let (tokenizer, tokenizer_refused) = match tokenizer {
+        GgufTokenizer::Built(t) => (Some(t as _), None),
+        GgufTokenizer::Unsupported(why) => (None, Some(why)),
+        GgufTokenizer::Absent => (None, None),
+    };
     let chat_template = tokenizer::chat_template(path, &gguf.metadata);
     Ok(Checkpoint {
         path: path.to_path_buf(),
         config,
         generation_config: None,
         weights: Box::new(gguf),
-        tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        tokenizer,
+        tokenizer_refused,
         chat_template,
     })
 }

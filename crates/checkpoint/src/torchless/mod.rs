@@ -66,6 +66,7 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
         generation_config: None,
         weights: Box::new(file),
         tokenizer: tokenizer.map(|t| Box::new(t) as _),
+        tokenizer_refused: None,
         chat_template: None,
     })
 }

@@ -6,6 +6,7 @@ mod argmax;
 mod attention;
 mod elementwise;
 mod gemv;
+mod gemv_launch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +19,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use zoo_core::AttentionSpec;
 
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
+use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
 
 /// Kernels zoo has launched on a GPU in this process (its own and cuBLAS calls).
 static LAUNCHES: AtomicU64 = AtomicU64::new(0);
@@ -148,12 +150,23 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
     if rows == 0 || cols == 0 || weight.is_some_and(|w| w.dims() != [1, cols]) {
         return None;
     }
-    let x = float(x);
+    let (sum, y) = norm_launch(float(x), residual.map(float), weight.map(float), eps)?;
+    Some((sum.map(wrap), wrap(y)))
+}
+
+/// [`norm`] on Burn's buffers (shapes checked by the caller); `None` where the plane kernels
+/// don't run or a row is too wide for one cube.
+#[allow(clippy::type_complexity)]
+fn norm_launch<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    residual: Option<CubeTensor<R>>,
+    weight: Option<CubeTensor<R>>,
+    eps: f32,
+) -> Option<(Option<CubeTensor<R>>, CubeTensor<R>)> {
+    let (rows, cols) = (x.meta.shape()[0], x.meta.shape()[1]);
     if !runs_plane_kernels(&x.client) {
         return None;
     }
-    let residual = residual.map(float);
-    let weight = weight.map(float);
     let operands: Vec<CubeTensor<R>> = residual.iter().chain(&weight).cloned().collect();
     let width = gemv_width(&x, &operands, cols);
     let vectors = cols / width;
@@ -193,92 +206,7 @@ fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
             dtype.into(),
         );
     }
-    Some((has_residual.then(|| wrap(sum)), wrap(y)))
-}
-
-/// A GEMV's folded RMSNorm as kernel arguments.
-struct Folded<R: CubeRuntime> {
-    /// The norm's weight (`[1, k]`), if any.
-    weight: Option<CubeTensor<R>>,
-    eps: f32,
-    /// Whether there is a norm at all.
-    normed: bool,
-}
-
-impl<R: CubeRuntime> Folded<R> {
-    /// `norm` for an input of `k` columns; `None` when its weight is not `[1, k]` of `x`'s type.
-    fn new<B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
-        norm: Option<&RowNorm<'_, B>>,
-        k: usize,
-        dtype: DType,
-    ) -> Option<Self> {
-        let Some(norm) = norm else { return Some(Self { weight: None, eps: 0.0, normed: false }) };
-        if norm.weight.is_some_and(|w| w.dims() != [1, k] || w.dtype() != dtype) {
-            return None;
-        }
-        Some(Self { weight: norm.weight.map(float), eps: norm.eps, normed: true })
-    }
-
-    /// The weight's array, or `x` as a placeholder the kernel never reads.
-    fn weight_or(&self, x: &CubeTensor<R>) -> CubeTensor<R> {
-        self.weight.clone().unwrap_or_else(|| x.clone())
-    }
-
-    fn weighted(&self) -> bool {
-        self.weight.is_some()
-    }
-}
-
-/// `residual + norm(x) · wᵀ (+ bias)` for the `n ≤ GEMV_MAX_ROWS` rows of `x` (shapes checked
-/// by the caller): one plane per (row, feature).
-fn gemv_launch<R: CubeRuntime>(
-    x: &CubeTensor<R>,
-    w: &CubeTensor<R>,
-    bias: Option<CubeTensor<R>>,
-    norm: &Folded<R>,
-    residual: Option<CubeTensor<R>>,
-) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = w.meta.shape()[0];
-    let norm_w = norm.weight_or(x);
-    let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
-    let y = empty_like(w, n, out);
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    let bias = bias.unwrap_or_else(|| x.clone());
-    let residual = residual.unwrap_or_else(|| x.clone());
-    let (dtype, client) = (w.dtype, w.client.clone());
-    let (count, planes) = gemv_grid(n, out);
-    let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
-    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
-    // `residual` is `[n, out]` (checked by the caller).
-    unsafe {
-        count_launch();
-        gemv::gemv_kernel::launch_unchecked::<R>(
-            &client,
-            count,
-            planes,
-            width,
-            array(x),
-            array(&norm_w),
-            array(w),
-            array(&bias),
-            array(&residual),
-            array(&y),
-            (k / width) as u32,
-            out as u32,
-            x_stride,
-            w_stride,
-            out as u32,
-            row_stride(&residual),
-            norm.eps,
-            has_bias,
-            has_residual,
-            norm.normed,
-            norm.weighted(),
-            dtype.into(),
-        );
-    }
-    y
+    Some((has_residual.then_some(sum), y))
 }
 
 impl<R, F, I, BT> Kernels for Cube<R, F, I, BT>
@@ -346,7 +274,12 @@ where
         if !runs_plane_kernels(&x.client) {
             return None;
         }
-        Some(wrap(gemv_launch(&x, &float(w), bias.map(float), &norm, residual.map(float))))
+        let w = float(w);
+        if n > 1 {
+            let x = normed_rows(&x, &norm)?;
+            return Some(wrap(gemv_rows_launch(&x, &w, bias.map(float), residual.map(float))));
+        }
+        Some(wrap(gemv_launch(&x, &w, bias.map(float), &norm, residual.map(float))))
     }
 
     fn rms_norm(x: &Tensor<Self, 2>, weight: Option<&Tensor<Self, 2>>, eps: f32) -> Option<Tensor<Self, 2>> {
@@ -381,8 +314,13 @@ where
         if !runs_plane_kernels(&x.client) {
             return None;
         }
-        let norm_w = norm.weight_or(&x);
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
+        if n > 1 {
+            let x = normed_rows(&x, &norm)?;
+            let biases = layers.iter().map(|(_, b)| b.map(float));
+            return Some(ws.iter().zip(biases).map(|(w, b)| wrap(gemv_rows_launch(&x, w, b, None))).collect());
+        }
+        let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
         let ys: Vec<CubeTensor<R>> = ws.iter().map(|w| empty_like(w, n, w.meta.shape()[0])).collect();
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
@@ -442,6 +380,10 @@ where
         let (x, gate, up) = (float(x), float(gate), float(up));
         if !runs_plane_kernels(&x.client) {
             return None;
+        }
+        if n > 1 {
+            let x = normed_rows(&x, &norm)?;
+            return Some(wrap(gated_gemv_rows_launch(&x, &gate, &up)));
         }
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[gate.clone(), up.clone(), norm_w.clone()], k);

@@ -1,0 +1,198 @@
+//! Launches of the GEMV kernels (`gemv.rs`): a GEMV's folded RMSNorm as kernel arguments, the
+//! single-row launch, and the multi-row launches of batched decode (each weight row read once
+//! per step for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows, the norm run by its own kernel first).
+
+use burn::tensor::DType;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::CubeRuntime;
+
+use super::{array, count_launch, empty_like, float, gemv, gemv_grid, gemv_width, norm_launch, row_stride};
+use crate::kernels::RowNorm;
+
+/// A GEMV's folded RMSNorm as kernel arguments.
+pub(super) struct Folded<R: CubeRuntime> {
+    /// The norm's weight (`[1, k]`), if any.
+    pub(super) weight: Option<CubeTensor<R>>,
+    /// Added to the mean square.
+    pub(super) eps: f32,
+    /// Whether there is a norm at all.
+    pub(super) normed: bool,
+}
+
+impl<R: CubeRuntime> Folded<R> {
+    /// `norm` for an input of `k` columns; `None` when its weight is not `[1, k]` of `x`'s type.
+    pub(super) fn new<B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+        norm: Option<&RowNorm<'_, B>>,
+        k: usize,
+        dtype: DType,
+    ) -> Option<Self> {
+        let Some(norm) = norm else { return Some(Self { weight: None, eps: 0.0, normed: false }) };
+        if norm.weight.is_some_and(|w| w.dims() != [1, k] || w.dtype() != dtype) {
+            return None;
+        }
+        Some(Self { weight: norm.weight.map(float), eps: norm.eps, normed: true })
+    }
+
+    /// The weight's array, or `x` as a placeholder the kernel never reads.
+    pub(super) fn weight_or(&self, x: &CubeTensor<R>) -> CubeTensor<R> {
+        self.weight.clone().unwrap_or_else(|| x.clone())
+    }
+
+    pub(super) fn weighted(&self) -> bool {
+        self.weight.is_some()
+    }
+}
+
+/// `residual + norm(x) · wᵀ (+ bias)` for the rows of `x` (one, in decode; shapes checked
+/// by the caller): one plane per (row, feature).
+pub(super) fn gemv_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    w: &CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    norm: &Folded<R>,
+    residual: Option<CubeTensor<R>>,
+) -> CubeTensor<R> {
+    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let out = w.meta.shape()[0];
+    let norm_w = norm.weight_or(x);
+    let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
+    let y = empty_like(w, n, out);
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
+    let bias = bias.unwrap_or_else(|| x.clone());
+    let residual = residual.unwrap_or_else(|| x.clone());
+    let (dtype, client) = (w.dtype, w.client.clone());
+    let (count, planes) = gemv_grid(n, out);
+    let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
+    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
+    // `residual` is `[n, out]` (checked by the caller).
+    unsafe {
+        count_launch();
+        gemv::gemv_kernel::launch_unchecked::<R>(
+            &client,
+            count,
+            planes,
+            width,
+            array(x),
+            array(&norm_w),
+            array(w),
+            array(&bias),
+            array(&residual),
+            array(&y),
+            (k / width) as u32,
+            out as u32,
+            x_stride,
+            w_stride,
+            out as u32,
+            row_stride(&residual),
+            norm.eps,
+            has_bias,
+            has_residual,
+            norm.normed,
+            norm.weighted(),
+            dtype.into(),
+        );
+    }
+    y
+}
+
+/// Rows per compiled multi-row GEMV variant for a batch of `n` (2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS)): the
+/// next power of two, so three variants serve every batch.
+fn rows_variant(n: usize) -> usize {
+    n.next_power_of_two()
+}
+
+/// `x` with `norm` applied by its own kernel, for the multi-row GEMVs, which don't fold it
+/// (every plane would recompute every row's sum of squares: more arithmetic than the products).
+pub(super) fn normed_rows<R: CubeRuntime>(x: &CubeTensor<R>, norm: &Folded<R>) -> Option<CubeTensor<R>> {
+    if !norm.normed {
+        return Some(x.clone());
+    }
+    norm_launch(x.clone(), None, norm.weight.clone(), norm.eps).map(|(_, y)| y)
+}
+
+/// `residual + x · wᵀ (+ bias)` for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows of `x` (normalised already;
+/// shapes checked by the caller): one plane per two output features and all rows, so each
+/// weight row is read once per step whatever the batch.
+pub(super) fn gemv_rows_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    w: &CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    residual: Option<CubeTensor<R>>,
+) -> CubeTensor<R> {
+    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let out = w.meta.shape()[0];
+    let width = gemv_width(x, std::slice::from_ref(w), k);
+    let y = empty_like(w, n, out);
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
+    let bias = bias.unwrap_or_else(|| x.clone());
+    let residual = residual.unwrap_or_else(|| x.clone());
+    let (dtype, client) = (w.dtype, w.client.clone());
+    let cubes = (out.div_ceil(2) as u32).div_ceil(gemv::PLANES);
+    // SAFETY: planes past `out` return, a plane's second feature is dropped past `out`; rows
+    // past `n` read row `n - 1` and are not written; `residual` is `[n, out]` (checked by the
+    // caller).
+    unsafe {
+        count_launch();
+        gemv::gemv_rows_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::new_1d(cubes),
+            CubeDim::new_2d(32, gemv::PLANES),
+            width,
+            array(x),
+            array(w),
+            array(&bias),
+            array(&residual),
+            array(&y),
+            (k / width) as u32,
+            out as u32,
+            n as u32,
+            row_stride(x) / width as u32,
+            row_stride(w) / width as u32,
+            out as u32,
+            row_stride(&residual),
+            rows_variant(n),
+            has_bias,
+            has_residual,
+            dtype.into(),
+        );
+    }
+    y
+}
+
+/// `silu(x · gateᵀ) · (x · upᵀ)` for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows of `x` (normalised already):
+/// one plane per output feature and all rows.
+pub(super) fn gated_gemv_rows_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    gate: &CubeTensor<R>,
+    up: &CubeTensor<R>,
+) -> CubeTensor<R> {
+    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let out = gate.meta.shape()[0];
+    let width = gemv_width(x, &[gate.clone(), up.clone()], k);
+    let y = empty_like(gate, n, out);
+    let (dtype, client) = (x.dtype, x.client.clone());
+    // SAFETY: planes past `out` return; rows past `n` read row `n - 1` and are not written.
+    unsafe {
+        count_launch();
+        gemv::gated_gemv_rows_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)),
+            CubeDim::new_2d(32, gemv::PLANES),
+            width,
+            array(x),
+            array(gate),
+            array(up),
+            array(&y),
+            (k / width) as u32,
+            out as u32,
+            n as u32,
+            row_stride(x) / width as u32,
+            row_stride(gate) / width as u32,
+            row_stride(up) / width as u32,
+            rows_variant(n),
+            dtype.into(),
+        );
+    }
+    y
+}

@@ -1,0 +1,91 @@
+//! What the candle backend prepares once per forward step ([`CandleStep`]), so that no layer
+//! uploads positions, RoPE rows or attention masks again. On CUDA an upload from pageable host
+//! memory waits for the stream to drain, so one per layer kept the GPU from running ahead.
+
+use std::sync::{Mutex, PoisonError};
+
+use candle_core::{DType, Device, Tensor};
+use zoo_core::{Result, RopeSpec, Step};
+
+use crate::error::CandleResult;
+use crate::rope::{upload_positions, RopeTables};
+
+/// One forward step's device inputs: the rows' positions, uploaded when the step is prepared
+/// (the stream is idle then), and what layers make from them, made by the first that needs it.
+pub(crate) struct CandleStep {
+    made: Mutex<Made>,
+}
+
+/// The step's positions and what the step's layers have asked for so far.
+struct Made {
+    /// Every row's position (`u32`) and one past the largest.
+    positions: (Tensor, usize),
+    /// Per rotary spec, dtype and scale, the rows' `cos` and `sin`.
+    rope: Vec<(RopeKey, Tensor, Tensor)>,
+    /// Per span index, window and dtype, that span's additive mask.
+    masks: Vec<(usize, Option<usize>, DType, Tensor)>,
+}
+
+/// Which rows of RoPE tables: their spec and dtype, and a factor they were multiplied by.
+#[derive(Clone, PartialEq)]
+struct RopeKey {
+    spec: RopeSpec,
+    dtype: DType,
+    scale: Option<f32>,
+}
+
+impl Made {
+    /// The rows `key` names, made (and kept) on first use.
+    fn rope_rows(&mut self, tables: &RopeTables, key: RopeKey) -> Result<(Tensor, Tensor)> {
+        if let Some((_, cos, sin)) = self.rope.iter().find(|(k, _, _)| *k == key) {
+            return Ok((cos.clone(), sin.clone()));
+        }
+        let (cos, sin) = match key.scale {
+            Some(scale) => {
+                let (cos, sin) = self.rope_rows(tables, RopeKey { scale: None, ..key.clone() })?;
+                ((cos * scale as f64).zoo()?, (sin * scale as f64).zoo()?)
+            }
+            None => tables.rows(&key.spec, &self.positions.0, self.positions.1, key.dtype)?,
+        };
+        self.rope.push((key, cos.clone(), sin.clone()));
+        Ok((cos, sin))
+    }
+}
+
+impl CandleStep {
+    /// Uploads `step`'s positions to `device`.
+    pub(crate) fn new(step: &Step<'_>, device: &Device) -> Result<Self> {
+        let positions = upload_positions(&step.positions, device)?;
+        Ok(Self { made: Mutex::new(Made { positions, rope: Vec::new(), masks: Vec::new() }) })
+    }
+
+    /// The step's rows of `spec`'s RoPE tables in `dtype`: `([n, 1, half], [n, 1, half])`, times
+    /// `scale` when given (attention's `1/√d` folded into the queries' rotation).
+    pub(crate) fn rope_rows(
+        &self,
+        tables: &RopeTables,
+        spec: &RopeSpec,
+        dtype: DType,
+        scale: Option<f32>,
+    ) -> Result<(Tensor, Tensor)> {
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        made.rope_rows(tables, RopeKey { spec: spec.clone(), dtype, scale })
+    }
+
+    /// The additive mask of span `index` under `window` in `dtype`, made once per step by `make`.
+    pub(crate) fn mask(
+        &self,
+        index: usize,
+        window: Option<usize>,
+        dtype: DType,
+        make: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, _, m)) = made.masks.iter().find(|(i, w, d, _)| *i == index && *w == window && *d == dtype) {
+            return Ok(m.clone());
+        }
+        let m = make()?;
+        made.masks.push((index, window, dtype, m.clone()));
+        Ok(m)
+    }
+}
