@@ -186,16 +186,7 @@ fn rope_both_conventions_at_far_positions() {
     conform("rope", REDUCTION, |b| {
         let x = up(b, &x, &[4, 48])?;
         // Both conventions, and a scaled RoPE (YaRN: its own frequencies and a factor on cos/sin).
-        let yarn = RopeType::Yarn(Yarn {
-            factor: 4.0,
-            original_max_position_embeddings: 64.0,
-            attention_factor: None,
-            beta_fast: 32.0,
-            beta_slow: 1.0,
-            mscale: None,
-            mscale_all_dim: None,
-            truncate: true,
-        });
+        let yarn = RopeType::Yarn(Yarn::new(4.0, 64.0));
         let scaled =
             RopeSpec { scaling: yarn.scaling(16, 1e4, None), ..RopeSpec::new(16, 1e4, RopeConvention::HalfSplit) };
         [RopeConvention::HalfSplit, RopeConvention::HalfSplitNegative]

@@ -1,9 +1,17 @@
 //! The generation API on real (fixture) models: streaming, chat continuation through the KV
 //! cache, batching, stop strings and seeded sampling.
 
+use zoo::Pipeline;
 use zoo_core::sampler::Greedy;
 use zoo_core::{generate_batch, GenerateOptions, Sampler, SamplingParams, Session};
 use zoo_tests::Fixture;
+
+/// Fixture `name` and its model on the ndarray backend.
+fn on_ndarray(name: &str) -> (Fixture, Pipeline) {
+    let fixture = Fixture::load(name).unwrap();
+    let pipe = fixture.pipeline("ndarray").unwrap();
+    (fixture, pipe)
+}
 
 fn options(max_tokens: usize) -> GenerateOptions {
     GenerateOptions { max_tokens, ..Default::default() }
@@ -11,8 +19,7 @@ fn options(max_tokens: usize) -> GenerateOptions {
 
 #[test]
 fn streaming_yields_the_same_tokens_and_text_as_generate() {
-    let fixture = Fixture::load("gpt2-tiny").unwrap();
-    let pipe = fixture.pipeline("ndarray").unwrap();
+    let (fixture, pipe) = on_ndarray("gpt2-tiny");
     let prompt = &fixture.reference.prompts[1];
     let mut session = Session::new(pipe.model.as_ref(), None).unwrap();
     let opts = options(32);
@@ -37,8 +44,7 @@ fn streaming_yields_the_same_tokens_and_text_as_generate() {
 fn a_session_continues_without_rerunning_earlier_tokens() {
     // Generating 10 tokens, then 22 more in a second call, equals generating 32 at once; the
     // second call only runs the new tokens (the cache already holds the first part).
-    let fixture = Fixture::load("gpt2-tiny-bf16").unwrap();
-    let pipe = fixture.pipeline("ndarray").unwrap();
+    let (fixture, pipe) = on_ndarray("gpt2-tiny-bf16");
     let prompt = &fixture.reference.prompts[0];
     let mut session = Session::new(pipe.model.as_ref(), None).unwrap();
     let first = session.generate(&prompt.prompt_tokens, &options(10), &mut Greedy, None).unwrap();
@@ -54,8 +60,7 @@ fn a_session_continues_without_rerunning_earlier_tokens() {
 #[test]
 fn batched_generation_equals_running_each_prompt_alone() {
     for name in ["gpt2-tiny", "gpt2-tiny-bf16"] {
-        let fixture = Fixture::load(name).unwrap();
-        let pipe = fixture.pipeline("ndarray").unwrap();
+        let (fixture, pipe) = on_ndarray(name);
         let prompts: Vec<Vec<u32>> = fixture.reference.prompts.iter().map(|p| p.prompt_tokens.clone()).collect();
         let samplers = prompts.iter().map(|_| Box::new(Greedy) as Box<dyn Sampler>).collect();
         let batch = generate_batch(pipe.model.as_ref(), &prompts, samplers, &options(32), None).unwrap();
@@ -67,8 +72,7 @@ fn batched_generation_equals_running_each_prompt_alone() {
 
 #[test]
 fn batched_sampling_matches_sequential_sampling_with_the_same_seeds() {
-    let fixture = Fixture::load("gpt2-tiny").unwrap();
-    let pipe = fixture.pipeline("ndarray").unwrap();
+    let (fixture, pipe) = on_ndarray("gpt2-tiny");
     let prompts: Vec<Vec<u32>> = fixture.reference.prompts.iter().map(|p| p.prompt_tokens.clone()).collect();
     let params = |seed| SamplingParams { temperature: 0.9, top_k: 50, seed, ..Default::default() };
     let samplers = (0..3).map(|i| Box::new(params(i).build().unwrap()) as Box<dyn Sampler>).collect();
@@ -82,8 +86,7 @@ fn batched_sampling_matches_sequential_sampling_with_the_same_seeds() {
 
 #[test]
 fn stop_strings_end_generation_and_are_cut_from_the_text() {
-    let fixture = Fixture::load("gpt2-tiny").unwrap();
-    let pipe = fixture.pipeline("ndarray").unwrap();
+    let (fixture, pipe) = on_ndarray("gpt2-tiny");
     let prompt = &fixture.reference.prompts[0];
     // Stop at a piece of text the greedy continuation is known to contain.
     let full = &prompt.generated_text;
@@ -101,8 +104,7 @@ fn stop_strings_end_generation_and_are_cut_from_the_text() {
 
 #[test]
 fn seeded_samples_are_stable() {
-    let fixture = Fixture::load("gpt2-tiny").unwrap();
-    let pipe = fixture.pipeline("ndarray").unwrap();
+    let (fixture, pipe) = on_ndarray("gpt2-tiny");
     let prompt = &fixture.reference.prompts[0].prompt_tokens;
     let params = SamplingParams {
         temperature: 0.8,

@@ -107,11 +107,8 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
             files
         }
         Format::Torchless => {
-            let quant = match options.dtype {
-                None if has_int8 => Quant::Int8,
-                None | Some(DType::F32) => Quant::F32,
-                Some(DType::I8) => Quant::Int8,
-                Some(_) => return unsupported("a Torchless file"),
+            let Some(quant) = f32_or_narrow(options.dtype, Quant::F32, (DType::I8, Quant::Int8), has_int8) else {
+                return unsupported("a Torchless file");
             };
             let vocab = source_vocab(from)?;
             let request = torchless::WriteRequest {
@@ -125,11 +122,9 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
             vec![to.to_path_buf()]
         }
         Format::Burn => {
-            let precision = match options.dtype {
-                None if all_f16 => Precision::Half,
-                None | Some(DType::F32) => Precision::Full,
-                Some(DType::F16) => Precision::Half,
-                Some(_) => return unsupported("a Burn record"),
+            let Some(precision) = f32_or_narrow(options.dtype, Precision::Full, (DType::F16, Precision::Half), all_f16)
+            else {
+                return unsupported("a Burn record");
             };
             let request =
                 burn_mpk::WriteRequest { weights, config: &checkpoint.config, precision, progress: Some(&progress) };
@@ -142,6 +137,20 @@ pub fn convert(from: &Path, to: &Path, options: &ConvertOptions) -> Result<Conve
         }
     };
     Ok(ConvertReport { format, tensors: names.len(), source_bytes: total, files })
+}
+
+/// The encoding a format that stores f32 or one narrower type writes for `--dtype` `asked`:
+/// `narrow` where its dtype is asked for, or nothing is and `source_is_narrow` (Torchless: some
+/// tensor is int8; Burn: every tensor is f16); `full` (f32) where f32 or nothing is asked for;
+/// `None` (refused) for any other dtype.
+fn f32_or_narrow<T>(asked: Option<DType>, full: T, narrow: (DType, T), source_is_narrow: bool) -> Option<T> {
+    let (narrow_dtype, narrow) = narrow;
+    match asked {
+        None if source_is_narrow => Some(narrow),
+        None | Some(DType::F32) => Some(full),
+        Some(dtype) if dtype == narrow_dtype => Some(narrow),
+        Some(_) => None,
+    }
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {

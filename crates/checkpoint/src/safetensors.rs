@@ -13,6 +13,7 @@ use safetensors::{Dtype, SafeTensors};
 use zoo_core::{Bytes, DType, WeightSource, WeightView};
 
 use crate::error::{CheckpointError, Result};
+use crate::shards::ShardIndex;
 
 /// One tensor's place in a file.
 struct Entry {
@@ -38,35 +39,14 @@ impl Safetensors {
     }
 
     /// Opens a sharded checkpoint from its `model.safetensors.index.json`; shards are found
-    /// beside the index.
+    /// beside the index (plain file names only).
     pub fn open_index(index: &Path) -> Result<Self> {
-        let text = crate::limits::read_text(index)?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| CheckpointError::invalid(index, format!("invalid JSON: {e}")))?;
-        let map = json
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| CheckpointError::invalid(index, "no `weight_map` object"))?;
-        let mut shards: Vec<&str> = Vec::new();
-        for (tensor, file) in map {
-            let file = file
-                .as_str()
-                .ok_or_else(|| CheckpointError::invalid(index, format!("`weight_map.{tensor}` is not a file name")))?;
-            if !shards.contains(&file) {
-                shards.push(file);
-            }
-        }
-        shards.sort_unstable();
-        let dir = index.parent().unwrap_or(Path::new("."));
+        let listed = ShardIndex::read(index)?;
         let mut set = Self { name: index.display().to_string(), files: Vec::new(), tensors: BTreeMap::new() };
-        for shard in shards {
-            set.add_file(&dir.join(shard))?;
+        for shard in &listed.files {
+            set.add_file(shard)?;
         }
-        for tensor in map.keys() {
-            if !set.tensors.contains_key(tensor) {
-                return Err(CheckpointError::invalid(index, format!("tensor `{tensor}` is listed but in no shard")));
-            }
-        }
+        listed.check_found(|tensor| set.tensors.contains_key(tensor))?;
         Ok(set)
     }
 

@@ -1,31 +1,19 @@
 //! The `zoo` binary end to end: listings and help (snapshotted), a run against a fixture's
 //! reference, and bad input (a one-line error and a non-zero exit, never a panic).
 
-use std::path::{Path, PathBuf};
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/default_model.rs"]
+mod default_model;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fixture(name: &str) -> PathBuf {
-    repo().join("tests/fixtures").join(name)
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn zoo(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_zoo")).args(args).env_remove("ZOO_DEFAULT_MODEL").output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use binary::zoo;
+use default_model::default_model_present;
+use fixtures::{fixture, reference};
 
 /// Runs `args`, expecting a failure reported on one `error:` line; returns that line.
 fn zoo_fails(args: &[&str]) -> String {
@@ -112,8 +100,7 @@ fn run_json_reproduces_the_reference_tokens() {
     for (source, weights, family) in
         [("gpt2-tiny", "gpt2-tiny", "gpt2"), ("llama3-rope", "llama3-rope-gguf/model.bf16.gguf", "llama")]
     {
-        let reference: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(fixture(source).join("reference.json")).unwrap()).unwrap();
+        let reference = reference(source);
         let prompt = &reference["prompts"][1];
         let out = zoo(&[
             "run",
@@ -137,20 +124,6 @@ fn run_json_reproduces_the_reference_tokens() {
         assert_eq!(report["stop_reason"], "max_tokens");
         assert!(report["stats"]["decode_tok_s"].as_f64().unwrap() > 0.0);
     }
-}
-
-/// Whether the default model has been fetched (scripts/fetch-default-model.sh). Its absence
-/// fails the tests that need it, unless `ZOO_SKIP_DEFAULT_MODEL=1` asks to skip them (then
-/// each says so on stderr).
-fn default_model_present() -> bool {
-    let path = zoo::default_weights();
-    if path.exists() {
-        return true;
-    }
-    let message = format!("{} is missing; run scripts/fetch-default-model.sh", path.display());
-    assert!(std::env::var_os("ZOO_SKIP_DEFAULT_MODEL").is_some(), "{message} (or set ZOO_SKIP_DEFAULT_MODEL=1)");
-    eprintln!("SKIPPED (ZOO_SKIP_DEFAULT_MODEL): {message}");
-    false
 }
 
 #[test]
@@ -444,9 +417,7 @@ fn empty_prompt_is_an_error() {
 }
 
 fn reference_prompt(i: usize) -> serde_json::Value {
-    let path = fixture("gpt2-tiny").join("reference.json");
-    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    reference["prompts"][i].clone()
+    reference("gpt2-tiny")["prompts"][i].clone()
 }
 
 #[test]
@@ -468,8 +439,7 @@ fn stop_strings_are_neither_printed_nor_reported() {
 
 #[test]
 fn prompts_file_generates_each_prompt_as_if_alone() {
-    let path = fixture("gpt2-tiny").join("reference.json");
-    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let reference = reference("gpt2-tiny");
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("prompts.txt");
     // The first two reference prompts (the third spans several lines).

@@ -1,12 +1,13 @@
 //! `zoo convert` end to end: a converted model runs with `zoo run --weights` and gives the
 //! reference's greedy tokens; bad conversions fail on one `error:` line.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
-}
+use fixtures::{fixture, reference};
 
 fn zoo(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_zoo")).args(args).env_remove("ZOO_DEFAULT_MODEL").output().unwrap();
@@ -17,8 +18,7 @@ fn zoo(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn a_model_converted_to_burn_and_back_runs_with_the_reference_tokens() {
     let dir = fixture("gpt2-tiny");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference = reference("gpt2-tiny");
     let prompt = &reference["prompts"][1];
     let tmp = tempfile::tempdir().unwrap();
     let mpk = tmp.path().join("burn/gpt2.mpk.gz");

@@ -2,13 +2,13 @@
 //! ends in one `error:` line naming what is wrong (or, for `zoo chat`, a note and the
 //! conversation going on); none panics or runs without bound.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
-}
+use fixtures::fixture;
 
 /// Runs zoo with `stdin` as standard input; returns (exit code, stdout, stderr).
 fn zoo_with_input(args: &[&str], stdin: Stdio, input: Option<&[u8]>) -> (i32, String, String) {

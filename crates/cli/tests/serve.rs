@@ -2,27 +2,17 @@
 //! (whole and streamed) token-identical to `zoo run`, seeds, stop strings, OpenAI-style errors
 //! (400, 401, 404, 413, 429), client disconnects, metrics, concurrent streams and SIGTERM.
 
+#[path = "support/default_model.rs"]
+mod default_model;
 #[path = "serve/server.rs"]
 mod server;
 
 use std::process::Command;
 use std::time::Duration;
 
+use default_model::default_model_present;
 use serde_json::{json, Value};
 use server::{client, read_one_then_leave, sse_data, Server};
-
-/// Whether the default model has been fetched (scripts/fetch-default-model.sh); as in cli.rs,
-/// its absence fails unless `ZOO_SKIP_DEFAULT_MODEL=1`.
-fn default_model_present() -> bool {
-    let path = zoo::default_weights();
-    if path.exists() {
-        return true;
-    }
-    let message = format!("{} is missing; run scripts/fetch-default-model.sh", path.display());
-    assert!(std::env::var_os("ZOO_SKIP_DEFAULT_MODEL").is_some(), "{message} (or set ZOO_SKIP_DEFAULT_MODEL=1)");
-    eprintln!("SKIPPED (ZOO_SKIP_DEFAULT_MODEL): {message}");
-    false
-}
 
 /// `zoo run ARGS --json` on the default model.
 fn zoo_run(args: &[&str]) -> Value {

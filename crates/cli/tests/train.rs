@@ -2,26 +2,18 @@
 //! the run directory answering `zoo run`, a resume extending the run, and bad input ending in
 //! one `error:` line.
 
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn zoo(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_zoo")).args(args).output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use binary::{zoo, Output};
+use fixtures::fixture;
 
 fn books() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/train/books.txt")
+    fixture("train").join("books.txt")
 }
 
 fn train(out: &Path, extra: &[&str]) -> Output {

@@ -1,6 +1,6 @@
 //! Strict loading: which of a checkpoint's tensors a model took while loading.
 //!
-//! A model asks its [`WeightSource`] for tensors by name; [`Tracked`] wraps the checkpoint's
+//! A model asks its [`crate::WeightSource`] for tensors by name; [`Tracked`] wraps the checkpoint's
 //! source and records every name handed out, so any family and any file format gets the check
 //! for free. After the load, [`Tracked::report`] sorts the checkpoint's names into consumed,
 //! known unused (the family's list of buffers it ignores on purpose, [`crate::ModelFamily`]'s
@@ -10,26 +10,31 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
-use crate::{Result, WeightMeta, WeightSource, WeightView};
+use crate::hooked::{GetHook, Hooked};
+use crate::{Result, WeightView};
 
-/// A weight source that records the names of the tensors it hands out.
-pub struct Tracked<'a> {
-    inner: &'a dyn WeightSource,
-    taken: Mutex<BTreeSet<String>>,
+/// A weight source that records the names of the tensors it hands out:
+/// `Tracked::new(checkpoint, TakenNames::default())`.
+pub type Tracked<'a> = Hooked<'a, TakenNames>;
+
+/// The names of the tensors a [`Tracked`] source has handed out.
+#[derive(Debug, Default)]
+pub struct TakenNames(Mutex<BTreeSet<String>>);
+
+impl GetHook for TakenNames {
+    fn on_get(&self, name: &str, view: WeightView) -> Result<WeightView> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string());
+        Ok(view)
+    }
 }
 
-impl<'a> Tracked<'a> {
-    /// Tracks what `inner` hands out.
-    pub fn new(inner: &'a dyn WeightSource) -> Self {
-        Self { inner, taken: Mutex::default() }
-    }
-
+impl Tracked<'_> {
     /// Every tensor of the source, sorted into consumed, known unused (matching one of
     /// `known_unused`, see [`name_matches`]) and unused.
     pub fn report(&self, known_unused: &[&str]) -> LoadReport {
-        let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut report = LoadReport { source: self.inner.source_name(), ..LoadReport::default() };
-        for name in self.inner.names() {
+        let taken = self.hook().0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut report = LoadReport { source: self.inner().source_name(), ..LoadReport::default() };
+        for name in self.inner().names() {
             if taken.contains(&name) {
                 report.consumed.push(name);
             } else if known_unused.iter().any(|p| name_matches(p, &name)) {
@@ -39,30 +44,6 @@ impl<'a> Tracked<'a> {
             }
         }
         report
-    }
-}
-
-impl WeightSource for Tracked<'_> {
-    fn source_name(&self) -> String {
-        self.inner.source_name()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.inner.contains(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.inner.names()
-    }
-
-    fn meta(&self, name: &str) -> Result<WeightMeta> {
-        self.inner.meta(name)
-    }
-
-    fn get(&self, name: &str) -> Result<WeightView> {
-        let view = self.inner.get(name)?;
-        self.taken.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string());
-        Ok(view)
     }
 }
 
@@ -113,7 +94,7 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryWeights;
+    use crate::{MemoryWeights, WeightSource};
 
     #[test]
     fn patterns_match_any_run_of_characters() {
@@ -132,7 +113,7 @@ mod tests {
         for name in ["a", "b.bias", "c", "d", "e", "f", "g"] {
             weights.insert(WeightView::from_f32(name, vec![1], &[0.0]).unwrap());
         }
-        let tracked = Tracked::new(&weights);
+        let tracked = Tracked::new(&weights, TakenNames::default());
         tracked.get("a").unwrap();
         assert!(tracked.get("missing").is_err());
         let report = tracked.report(&["*.bias"]);

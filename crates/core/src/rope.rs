@@ -116,6 +116,22 @@ impl RopeType {
 }
 
 impl Yarn {
+    /// YaRN extending a pretraining context of `original_max_position_embeddings` by `factor`,
+    /// with transformers' defaults for the rest: the attention factor from `factor`, the ramp
+    /// between 32 and 1 rotations, its ends truncated.
+    pub fn new(factor: f64, original_max_position_embeddings: f64) -> Self {
+        Self {
+            factor,
+            original_max_position_embeddings,
+            attention_factor: None,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            mscale: None,
+            mscale_all_dim: None,
+            truncate: true,
+        }
+    }
+
     /// `(inv_freq, attention_factor)` from the unscaled frequencies `base`.
     fn frequencies(&self, head_dim: usize, theta: f32, base: &[f32]) -> (Vec<f32>, f32) {
         let mscale = |scale: f64, m: f64| if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 };
@@ -188,16 +204,7 @@ mod tests {
 
     #[test]
     fn yarn_attention_factor_follows_the_paper() {
-        let yarn = Yarn {
-            factor: 4.0,
-            original_max_position_embeddings: 4096.0,
-            attention_factor: None,
-            beta_fast: 32.0,
-            beta_slow: 1.0,
-            mscale: None,
-            mscale_all_dim: None,
-            truncate: true,
-        };
+        let yarn = Yarn::new(4.0, 4096.0);
         let s = RopeType::Yarn(yarn).scaling(64, 1e4, None).unwrap();
         assert!((s.attention_factor - (0.1 * 4f32.ln() + 1.0)).abs() < 1e-6);
         let base = default_inv_freq(64, 1e4);

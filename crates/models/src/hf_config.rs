@@ -206,16 +206,16 @@ pub fn rope(family: &str, config: &Value, default_theta: f32) -> Result<(f32, Ro
                     v.as_bool().ok_or_else(|| config_error(family, format!("{key}.truncate: {v} is not a bool")))?
                 }
             };
+            let defaults = Yarn::new(factor, original);
             RopeType::Yarn(Yarn {
-                factor,
-                original_max_position_embeddings: original,
                 attention_factor: number("attention_factor")?,
                 // NOTE: the reference reads these with `or`, so 0 means the default too.
-                beta_fast: number("beta_fast")?.filter(|b| *b != 0.0).unwrap_or(32.0),
-                beta_slow: number("beta_slow")?.filter(|b| *b != 0.0).unwrap_or(1.0),
+                beta_fast: number("beta_fast")?.filter(|b| *b != 0.0).unwrap_or(defaults.beta_fast),
+                beta_slow: number("beta_slow")?.filter(|b| *b != 0.0).unwrap_or(defaults.beta_slow),
                 mscale: number("mscale")?,
                 mscale_all_dim: number("mscale_all_dim")?,
                 truncate,
+                ..defaults
             })
         }
         other => {

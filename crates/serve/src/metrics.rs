@@ -131,48 +131,45 @@ impl Metrics {
                 ("endpoint=\"chat_completions\"", get(&self.chat_requests)),
             ],
         );
-        let plain = |out: &mut String, name: &str, help: &str, value: u64| counter(out, name, help, &[("", value)]);
-        plain(
-            &mut out,
-            "zoo_requests_rejected_total",
-            "Requests refused with a 4xx status.",
-            get(&self.rejected_requests),
-        );
-        plain(
-            &mut out,
-            "zoo_queue_full_total",
-            "Requests refused because the queue was full.",
-            get(&self.queue_full_rejections),
-        );
-        plain(&mut out, "zoo_jobs_finished_total", "Generations that ran to the end.", get(&self.finished_jobs));
-        plain(
-            &mut out,
-            "zoo_jobs_cancelled_total",
-            "Generations whose client disconnected.",
-            get(&self.cancelled_jobs),
-        );
-        plain(&mut out, "zoo_prompt_tokens_total", "Prompt tokens of admitted requests.", get(&self.prompt_tokens));
-        plain(
-            &mut out,
-            "zoo_prompt_tokens_reused_total",
-            "Prompt tokens found in the KV cache.",
-            get(&self.reused_prompt_tokens),
-        );
-        plain(&mut out, "zoo_generated_tokens_total", "Tokens generated.", get(&self.generated_tokens));
-        plain(&mut out, "zoo_forward_steps_total", "Forward passes of the running batch.", get(&self.steps));
+        for (name, help, value) in self.plain_counters() {
+            counter(&mut out, name, help, &[("", get(value))]);
+        }
         gauge(&mut out, "zoo_queue_depth", "Requests waiting for a batch slot.", queue_depth as u64);
         gauge(&mut out, "zoo_active_sequences", "Sequences in the running batch.", get(&self.active_sequences));
-        self.time_to_first_token.write(
-            &mut out,
-            "zoo_time_to_first_token_seconds",
-            "Time from a request's arrival to its first token.",
-        );
-        self.inter_token_latency.write(
-            &mut out,
-            "zoo_inter_token_latency_seconds",
-            "Time between consecutive tokens of a request.",
-        );
+        for (name, help, histogram) in self.histograms() {
+            histogram.write(&mut out, name, help);
+        }
         out
+    }
+
+    /// The counters without labels: name, help and value.
+    fn plain_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 8] {
+        [
+            ("zoo_requests_rejected_total", "Requests refused with a 4xx status.", &self.rejected_requests),
+            ("zoo_queue_full_total", "Requests refused because the queue was full.", &self.queue_full_rejections),
+            ("zoo_jobs_finished_total", "Generations that ran to the end.", &self.finished_jobs),
+            ("zoo_jobs_cancelled_total", "Generations whose client disconnected.", &self.cancelled_jobs),
+            ("zoo_prompt_tokens_total", "Prompt tokens of admitted requests.", &self.prompt_tokens),
+            ("zoo_prompt_tokens_reused_total", "Prompt tokens found in the KV cache.", &self.reused_prompt_tokens),
+            ("zoo_generated_tokens_total", "Tokens generated.", &self.generated_tokens),
+            ("zoo_forward_steps_total", "Forward passes of the running batch.", &self.steps),
+        ]
+    }
+
+    /// The histograms: name, help and histogram.
+    fn histograms(&self) -> [(&'static str, &'static str, &Histogram); 2] {
+        [
+            (
+                "zoo_time_to_first_token_seconds",
+                "Time from a request's arrival to its first token.",
+                &self.time_to_first_token,
+            ),
+            (
+                "zoo_inter_token_latency_seconds",
+                "Time between consecutive tokens of a request.",
+                &self.inter_token_latency,
+            ),
+        ]
     }
 }
 

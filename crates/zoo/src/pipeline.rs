@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
-use zoo_core::{DType, DynBackend, LimitedContext, LoadReport, Tokenizer, Tracked, WeightSource};
+use zoo_core::{DType, DynBackend, Hooked, LimitedContext, LoadReport, TakenNames, Tokenizer, Tracked, WeightSource};
 
-use crate::sources::{AsF32, Counted};
+use crate::sources::{ByteCount, ToF32};
 use crate::{Error, Result};
 
 /// What to load.
@@ -117,20 +117,20 @@ fn load_onto(
     let backend = backend()?;
     // Every name handed out is recorded, so no tensor of the file goes unnoticed; counted below
     // any conversion, so bytes count as stored.
-    let tracked = Tracked::new(checkpoint.weights.as_ref());
-    let counted = Counted::new(&tracked, progress);
+    let tracked = Tracked::new(checkpoint.weights.as_ref(), TakenNames::default());
+    let counted = Hooked::new(&tracked, ByteCount::new(&tracked, progress));
     let as_f32;
     let weights: &dyn WeightSource = match options.dtype {
         None => &counted,
         Some(DType::F32) => {
-            as_f32 = AsF32(&counted);
+            as_f32 = Hooked::new(&counted, ToF32);
             &as_f32
         }
         Some(other) => return Err(Error::LoadDType(other)),
     };
     let started = Instant::now();
     let loaded = (family.load)(&LoadRequest { backend: backend.clone(), config: &checkpoint.config, weights });
-    let load_stats = LoadStats { weight_bytes: counted.done(), seconds: started.elapsed().as_secs_f64() };
+    let load_stats = LoadStats { weight_bytes: counted.hook().done(), seconds: started.elapsed().as_secs_f64() };
     let mut model =
         loaded.map_err(|source| Error::Load { path: path.clone(), family: family.name, source: Box::new(source) })?;
     let load_report = tracked.report(family.unused);

@@ -80,6 +80,23 @@ mod gpu {
     }
 }
 
+/// Registers the GPU backend `$name` computing in `$dtype`, created by the enclosing module's
+/// `create_with`, usable where `$availability` says.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+macro_rules! register_gpu {
+    ($name:literal, $dtype:expr, $availability:expr, $priority:literal, $description:literal) => {
+        zoo_core::inventory::submit! {
+            BackendEntry {
+                name: $name,
+                description: $description,
+                availability: $availability,
+                create: |o| create_with(o, $name, $dtype),
+                priority: $priority,
+            }
+        }
+    };
+}
+
 #[cfg(feature = "cuda")]
 mod cuda {
     use burn::backend::cuda::{Cuda, CudaDevice};
@@ -122,26 +139,18 @@ mod cuda {
         Ok(DynBackend::new(backend))
     }
 
-    /// Registers Burn's CUDA backend computing in `$dtype` as `$name`.
-    macro_rules! register {
-        ($name:literal, $dtype:expr, $priority:literal, $description:literal) => {
-            zoo_core::inventory::submit! {
-                BackendEntry {
-                    name: $name,
-                    description: $description,
-                    availability,
-                    create: |o| create_with(o, $name, $dtype),
-                    priority: $priority,
-                }
-            }
-        };
-    }
-
-    register!("cuda", DType::BF16, 100, "Burn 0.21 burn-cuda on an NVIDIA GPU, bf16 (--device N picks the GPU)");
-    register!("cuda-f16", DType::F16, 99, "Burn 0.21 burn-cuda on an NVIDIA GPU, f16");
-    register!(
+    register_gpu!(
+        "cuda",
+        DType::BF16,
+        availability,
+        100,
+        "Burn 0.21 burn-cuda on an NVIDIA GPU, bf16 (--device N picks the GPU)"
+    );
+    register_gpu!("cuda-f16", DType::F16, availability, 99, "Burn 0.21 burn-cuda on an NVIDIA GPU, f16");
+    register_gpu!(
         "cuda-f32",
         DType::F32,
+        availability,
         98,
         "Burn 0.21 burn-cuda on an NVIDIA GPU, f32 storage (matmuls in TF32 on tensor cores)"
     );
@@ -196,25 +205,20 @@ mod wgpu {
         Ok(DynBackend::new(backend))
     }
 
-    zoo_core::inventory::submit! {
-        BackendEntry {
-            name: "wgpu",
-            description: "Burn 0.21 burn-wgpu (Vulkan/Metal/DX12: any GPU), f32 (--device N picks the adapter)",
-            availability: || availability(false),
-            create: |o| create_with(o, "wgpu", DType::F32),
-            // Never the default: adapter 0 may be a CPU emulation (lavapipe), slower than the
-            // CPU backends; `--backend wgpu` asks for it.
-            priority: 0,
-        }
-    }
-
-    zoo_core::inventory::submit! {
-        BackendEntry {
-            name: "wgpu-f16",
-            description: "Burn 0.21 burn-wgpu, f16 (adapters with shader-f16)",
-            availability: || availability(true),
-            create: |o| create_with(o, "wgpu-f16", DType::F16),
-            priority: 0,
-        }
-    }
+    // Priority 0, never the default: adapter 0 may be a CPU emulation (lavapipe), slower than
+    // the CPU backends; `--backend wgpu` asks for it.
+    register_gpu!(
+        "wgpu",
+        DType::F32,
+        || availability(false),
+        0,
+        "Burn 0.21 burn-wgpu (Vulkan/Metal/DX12: any GPU), f32 (--device N picks the adapter)"
+    );
+    register_gpu!(
+        "wgpu-f16",
+        DType::F16,
+        || availability(true),
+        0,
+        "Burn 0.21 burn-wgpu, f16 (adapters with shader-f16)"
+    );
 }

@@ -4,8 +4,10 @@
 //!
 //! Such weights stay as stored for `linear` and `embedding`, which widen or dequantise row by
 //! row (group by group, block by block) as they go. Any other op reading one gets its values through
-//! [`NdTensor::values`], which dequantises the whole tensor once and keeps the result.
+//! [`NdTensor::values`], which dequantises the whole tensor once and keeps the result
+//! ([`Stored`]).
 
+use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use zoo_core::quant;
@@ -27,11 +29,47 @@ enum Storage {
     /// f32 weights used in place: 4-byte aligned, little-endian, checked at construction.
     Mapped(Bytes),
     /// int8 weights with per-group multipliers.
-    Int8(Arc<Int8>),
+    Int8(Arc<Stored<Int8>>),
     /// ggml block-quantised weights.
-    Blocks(Arc<Blocks>),
+    Blocks(Arc<Stored<Blocks>>),
     /// 16-bit float weights.
-    Float16(Arc<Float16>),
+    Float16(Arc<Stored<Float16>>),
+}
+
+/// A weight kept as stored (`W`: 16-bit floats, int8 groups or ggml blocks), and its f32
+/// values, made on first use by an op without a path for the stored form.
+pub struct Stored<W> {
+    stored: W,
+    dense: OnceLock<Box<[f32]>>,
+}
+
+impl<W: DequantizeRange> Stored<W> {
+    fn new(stored: W) -> Self {
+        Self { stored, dense: OnceLock::new() }
+    }
+
+    /// Whether the whole tensor has not been expanded to f32 (no op without a path for the
+    /// stored form read it).
+    pub fn dense_is_empty(&self) -> bool {
+        self.dense.get().is_none()
+    }
+
+    /// All `numel` elements as f32, expanded on the first call.
+    fn dense(&self, numel: usize) -> &[f32] {
+        self.dense.get_or_init(|| {
+            let mut out = Vec::with_capacity(numel);
+            self.stored.dequantize_range(0..numel, &mut out);
+            out.into()
+        })
+    }
+}
+
+impl<W> Deref for Stored<W> {
+    type Target = W;
+
+    fn deref(&self) -> &W {
+        &self.stored
+    }
 }
 
 /// A tensor of 16-bit floats (f16 or bf16), little-endian, kept as stored.
@@ -40,16 +78,9 @@ pub struct Float16 {
     pub kind: Half,
     /// The values' bytes (usually borrowed from the memory map).
     pub data: Bytes,
-    /// The widened values, made on first use by an op without a 16-bit path.
-    dense: OnceLock<Box<[f32]>>,
 }
 
 impl Float16 {
-    /// Whether the whole tensor has not been widened (no op without a 16-bit path read it).
-    pub fn dense_is_empty(&self) -> bool {
-        self.dense.get().is_none()
-    }
-
     /// The bytes of elements `range` (flat, row-major).
     pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
         &self.data.as_slice()[2 * range.start..2 * range.end]
@@ -63,16 +94,9 @@ pub struct Blocks {
     pub dtype: DType,
     /// The blocks (usually borrowed from the memory map).
     pub data: Bytes,
-    /// The dequantised values, made on first use by an op without a block path.
-    dense: OnceLock<Box<[f32]>>,
 }
 
 impl Blocks {
-    /// Whether the whole tensor has not been dequantised (no op without a block path read it).
-    pub fn dense_is_empty(&self) -> bool {
-        self.dense.get().is_none()
-    }
-
     /// The bytes of blocks `range` (block indices, row-major).
     pub fn block_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
         let size = self.dtype.block_bytes();
@@ -94,8 +118,6 @@ pub struct Int8 {
     pub scales: Arc<[f32]>,
     /// Elements per group.
     pub group_size: usize,
-    /// The dequantised values, made on first use by an op without an int8 path.
-    dense: OnceLock<Box<[f32]>>,
 }
 
 impl Int8 {
@@ -104,11 +126,6 @@ impl Int8 {
         let raw = self.q.as_slice();
         // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
         unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<i8>(), raw.len()) }
-    }
-
-    /// Whether the whole tensor has not been dequantised (no op without an int8 path read it).
-    pub fn dense_is_empty(&self) -> bool {
-        self.dense.get().is_none()
     }
 
     /// Dequantises elements `range` (flat, row-major) into `out`.
@@ -144,8 +161,8 @@ impl NdTensor {
                 got: shape,
             });
         }
-        let int8 = Int8 { q, scales: scales.scales.clone(), group_size, dense: OnceLock::new() };
-        Ok(Self { storage: Storage::Int8(Arc::new(int8)), shape })
+        let int8 = Int8 { q, scales: scales.scales.clone(), group_size };
+        Ok(Self { storage: Storage::Int8(Arc::new(Stored::new(int8))), shape })
     }
 
     /// Keeps ggml blocks as blocks; rows (the last dimension) must be whole blocks.
@@ -159,8 +176,8 @@ impl NdTensor {
                 got: shape,
             });
         }
-        let blocks = Blocks { dtype, data, dense: OnceLock::new() };
-        Ok(Self { storage: Storage::Blocks(Arc::new(blocks)), shape })
+        let blocks = Blocks { dtype, data };
+        Ok(Self { storage: Storage::Blocks(Arc::new(Stored::new(blocks))), shape })
     }
 
     /// Keeps 16-bit floats (`dtype` F16 or BF16) as stored.
@@ -173,12 +190,12 @@ impl NdTensor {
                 got: shape,
             });
         };
-        let float16 = Float16 { kind, data, dense: OnceLock::new() };
-        Ok(Self { storage: Storage::Float16(Arc::new(float16)), shape })
+        let float16 = Float16 { kind, data };
+        Ok(Self { storage: Storage::Float16(Arc::new(Stored::new(float16))), shape })
     }
 
     /// The 16-bit data, when this tensor holds 16-bit floats.
-    pub fn float16_data(&self) -> Option<&Float16> {
+    pub fn float16_data(&self) -> Option<&Stored<Float16>> {
         match &self.storage {
             Storage::Float16(h) => Some(h),
             _ => None,
@@ -189,15 +206,15 @@ impl NdTensor {
     /// with a row path read it a range at a time instead of widening all of it.
     pub fn compressed(&self) -> Option<&dyn DequantizeRange> {
         match &self.storage {
-            Storage::Float16(h) => Some(h.as_ref()),
-            Storage::Int8(q) => Some(q.as_ref()),
-            Storage::Blocks(b) => Some(b.as_ref()),
+            Storage::Float16(h) => Some(&h.stored),
+            Storage::Int8(q) => Some(&q.stored),
+            Storage::Blocks(b) => Some(&b.stored),
             Storage::Owned(_) | Storage::Mapped(_) => None,
         }
     }
 
     /// The blocks, when this tensor is block-quantised.
-    pub fn quant_blocks(&self) -> Option<&Blocks> {
+    pub fn quant_blocks(&self) -> Option<&Stored<Blocks>> {
         match &self.storage {
             Storage::Blocks(b) => Some(b),
             _ => None,
@@ -205,7 +222,7 @@ impl NdTensor {
     }
 
     /// The int8 data, when this tensor is quantised.
-    pub fn int8(&self) -> Option<&Int8> {
+    pub fn int8(&self) -> Option<&Stored<Int8>> {
         match &self.storage {
             Storage::Int8(q) => Some(q),
             _ => None,
@@ -221,22 +238,10 @@ impl NdTensor {
     pub fn values(&self) -> &[f32] {
         match &self.storage {
             Storage::Owned(values) => values,
-            Storage::Int8(int8) => int8.dense.get_or_init(|| {
-                let mut out = Vec::with_capacity(int8.q.len());
-                int8.dequantize_into(0..int8.q.len(), &mut out);
-                out.into()
-            }),
-            Storage::Blocks(blocks) => blocks.dense.get_or_init(|| {
-                let mut out = Vec::new();
-                // `blocks` checked that the data is whole blocks.
-                quant::dequantize(blocks.dtype, blocks.data.as_slice(), &mut out);
-                out.into()
-            }),
-            Storage::Float16(h) => h.dense.get_or_init(|| {
-                let mut out = Vec::with_capacity(h.data.len() / 2);
-                h.kind.widen_into(h.data.as_slice(), &mut out);
-                out.into()
-            }),
+            // The constructors checked that the data holds exactly the shape's elements.
+            Storage::Int8(int8) => int8.dense(self.numel()),
+            Storage::Blocks(blocks) => blocks.dense(self.numel()),
+            Storage::Float16(h) => h.dense(self.numel()),
             Storage::Mapped(bytes) => {
                 let raw = bytes.as_slice();
                 // SAFETY: `mapped` checked alignment and length; every bit pattern is a valid f32.
@@ -259,6 +264,11 @@ impl NdTensor {
     /// The shape as an owned vector (for error messages).
     pub fn shape_vec(&self) -> Vec<usize> {
         self.shape.clone()
+    }
+
+    /// Number of elements.
+    fn numel(&self) -> usize {
+        self.shape.iter().product()
     }
 
     /// Size of the last dimension (1 for a scalar).
@@ -285,6 +295,13 @@ fn check_len(len: usize, shape: &[usize], op: &'static str) -> Result<()> {
 pub trait DequantizeRange: Sync {
     /// Appends elements `range` (flat, row-major) as f32 to `out`.
     fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>);
+}
+
+impl<W: DequantizeRange> DequantizeRange for Stored<W> {
+    #[inline]
+    fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        self.stored.dequantize_range(range, out)
+    }
 }
 
 impl DequantizeRange for Blocks {

@@ -246,28 +246,12 @@ impl<'a> Machine<'a> {
                 op::NONE => self.push(Item::leaf(Value::None)),
                 op::NEWTRUE => self.push(Item::leaf(Value::Bool(true))),
                 op::NEWFALSE => self.push(Item::leaf(Value::Bool(false))),
-                op::BINUNICODE => {
-                    let n = self.len_u32()?;
+                op::SHORT_BINUNICODE | op::BINUNICODE | op::BINUNICODE8 => {
+                    let n = self.length(code)?;
                     self.push_str(n)?;
                 }
-                op::SHORT_BINUNICODE => {
-                    let n = usize::from(self.u8()?);
-                    self.push_str(n)?;
-                }
-                op::BINUNICODE8 => {
-                    let n = self.len_u64()?;
-                    self.push_str(n)?;
-                }
-                op::BINBYTES => {
-                    let n = self.len_u32()?;
-                    self.push_bytes(n)?;
-                }
-                op::SHORT_BINBYTES => {
-                    let n = usize::from(self.u8()?);
-                    self.push_bytes(n)?;
-                }
-                op::BINBYTES8 => {
-                    let n = self.len_u64()?;
+                op::SHORT_BINBYTES | op::BINBYTES | op::BINBYTES8 => {
+                    let n = self.length(code)?;
                     self.push_bytes(n)?;
                 }
                 op::GLOBAL => {
@@ -280,40 +264,24 @@ impl<'a> Machine<'a> {
                     let module = self.pop_str()?;
                     self.push(Item::leaf(Value::Global(Rc::new((module, name)))));
                 }
-                op::BINPUT => {
-                    let index = self.u8()?.into();
-                    self.memo_put(index)?;
-                }
-                op::LONG_BINPUT => {
-                    let index = self.u32()?;
+                op::BINPUT | op::LONG_BINPUT => {
+                    let index = self.memo_index(code)?;
                     self.memo_put(index)?;
                 }
                 op::MEMOIZE => {
                     let index = u32::try_from(self.memo.len()).map_err(|_| self.err("memo is full"))?;
                     self.memo_put(index)?;
                 }
-                op::BINGET => {
-                    let index = self.u8()?.into();
+                op::BINGET | op::LONG_BINGET => {
+                    let index = self.memo_index(code)?;
                     self.memo_get(index)?;
                 }
-                op::LONG_BINGET => {
-                    let index = self.u32()?;
-                    self.memo_get(index)?;
-                }
-                op::SETITEM => {
-                    let items = self.pop_n(2)?;
+                op::SETITEM | op::SETITEMS => {
+                    let items = self.operands(code)?;
                     self.set_items(items)?;
                 }
-                op::SETITEMS => {
-                    let items = self.pop_mark()?;
-                    self.set_items(items)?;
-                }
-                op::APPEND => {
-                    let items = self.pop_n(1)?;
-                    self.append(items)?;
-                }
-                op::APPENDS => {
-                    let items = self.pop_mark()?;
+                op::APPEND | op::APPENDS => {
+                    let items = self.operands(code)?;
                     self.append(items)?;
                 }
                 op::REDUCE | op::NEWOBJ => {
@@ -361,6 +329,24 @@ impl<'a> Machine<'a> {
     fn u32(&mut self) -> Result<u32, PickleError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The length prefix of a string or bytes opcode: one byte for the `SHORT_` forms, eight
+    /// for the `8` forms, four for the others.
+    fn length(&mut self, code: u8) -> Result<usize, PickleError> {
+        match code {
+            op::SHORT_BINUNICODE | op::SHORT_BINBYTES => Ok(usize::from(self.u8()?)),
+            op::BINUNICODE8 | op::BINBYTES8 => self.len_u64(),
+            _ => self.len_u32(),
+        }
+    }
+
+    /// The memo index of a `BINPUT`/`BINGET` (one byte) or of their `LONG_` forms (four).
+    fn memo_index(&mut self, code: u8) -> Result<u32, PickleError> {
+        match code {
+            op::BINPUT | op::BINGET => Ok(self.u8()?.into()),
+            _ => self.u32(),
+        }
     }
 
     fn len_u32(&mut self) -> Result<usize, PickleError> {
@@ -439,6 +425,16 @@ impl<'a> Machine<'a> {
     }
 
     /// Everything above the most recent mark, which is removed.
+    /// What `SETITEM` (a key and a value) or `APPEND` (one item) adds, or their plural forms
+    /// (everything down to the mark).
+    fn operands(&mut self, code: u8) -> Result<Vec<Item>, PickleError> {
+        match code {
+            op::SETITEM => self.pop_n(2),
+            op::APPEND => self.pop_n(1),
+            _ => self.pop_mark(),
+        }
+    }
+
     fn pop_mark(&mut self) -> Result<Vec<Item>, PickleError> {
         let mark = self.marks.pop().ok_or_else(|| self.err("no MARK on the stack"))?;
         if mark > self.stack.len() {
@@ -507,12 +503,19 @@ impl<'a> Machine<'a> {
         Ok(self.stack.len() - 1)
     }
 
+    /// The container on top of the stack that receives `items`: its index, and its depth once
+    /// it holds them.
+    fn receiver(&self, items: &[Item]) -> Result<(usize, u32), PickleError> {
+        let top = self.top_index()?;
+        let depth = self.nest(items.iter().map(|i| i.depth).max().unwrap_or(0))?.max(self.stack[top].depth);
+        Ok((top, depth))
+    }
+
     fn set_items(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
         if items.len() % 2 != 0 {
             return Err(self.err("SETITEMS with an odd number of items"));
         }
-        let top = self.top_index()?;
-        let depth = self.nest(items.iter().map(|i| i.depth).max().unwrap_or(0))?.max(self.stack[top].depth);
+        let (top, depth) = self.receiver(&items)?;
         let Value::Dict(dict) = &self.stack[top].value else {
             return Err(self.err(format!("SETITEM on a {}, not a dict", self.stack[top].value.kind())));
         };
@@ -530,8 +533,7 @@ impl<'a> Machine<'a> {
     }
 
     fn append(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
-        let top = self.top_index()?;
-        let depth = self.nest(items.iter().map(|i| i.depth).max().unwrap_or(0))?.max(self.stack[top].depth);
+        let (top, depth) = self.receiver(&items)?;
         let Value::List(list) = &self.stack[top].value else {
             return Err(self.err(format!("APPEND on a {}, not a list", self.stack[top].value.kind())));
         };
