@@ -105,6 +105,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also print the host time of each backend op per decode step (measured runs): where a
+    /// step's time goes, and whether the host (launching kernels) or the device is the limit.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// `zoo run`.

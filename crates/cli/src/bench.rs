@@ -4,12 +4,13 @@
 //! page faults of memory-mapped weights and GPU kernel compilation.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 use zoo_core::sampler::Greedy;
-use zoo_core::{GenerateOptions, Session, Stats};
+use zoo_core::{GenerateOptions, OpProfile, OpTime, Session, Stats};
 
 use crate::args::BenchArgs;
 use crate::run::load_options;
@@ -44,6 +45,18 @@ struct Report {
     /// Kernels launched by one decode step (where the backend counts them).
     launches_per_step: Option<u64>,
     layers: usize,
+    /// With `--profile`: host time per backend op over the measured runs' decode steps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    op_profile: Vec<OpFigures>,
+}
+
+/// One op's share of a decode step (`--profile`).
+#[derive(Debug, Serialize)]
+struct OpFigures {
+    op: &'static str,
+    calls_per_step: f64,
+    us_per_call: f64,
+    us_per_step: f64,
 }
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
@@ -51,7 +64,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         bail!("--runs, --prompt-tokens and --gen-tokens must be at least 1");
     }
     let started = Instant::now();
-    let pipe = crate::progress::load(&load_options(&args.model)?)?;
+    let profile = args.profile.then(|| Arc::new(OpProfile::default()));
+    let pipe = crate::progress::load(&zoo::LoadOptions { profile: profile.clone(), ..load_options(&args.model)? })?;
     let load_s = started.elapsed().as_secs_f64();
     let needed = args.prompt_tokens + args.gen_tokens;
     let limit = pipe.model.info().max_context;
@@ -61,8 +75,12 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     let prompt = synthetic_prompt(&pipe, args.prompt_tokens)?;
     let options = GenerateOptions { max_tokens: args.gen_tokens, ..Default::default() };
     let mut runs = Vec::with_capacity(args.runs);
+    let mut decode_ops: Vec<(&'static str, OpTime)> = Vec::new();
     for i in 0..args.warmup + args.runs {
-        let stats = one_run(&pipe, &prompt, &options, needed)?;
+        let (stats, ops) = one_run(&pipe, &prompt, &options, needed, profile.as_deref())?;
+        if i >= args.warmup {
+            add_ops(&mut decode_ops, ops);
+        }
         let label = if i < args.warmup { "warm-up".to_string() } else { format!("run {}", i - args.warmup + 1) };
         writeln!(err, "{label}: prefill {:.1} tok/s, decode {:.1} tok/s", stats.prefill_tok_s(), stats.decode_tok_s())?;
         if i >= args.warmup {
@@ -88,6 +106,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         runs,
         launches_per_step,
         layers: pipe.model.info().kv.n_layers,
+        op_profile: op_figures(&decode_ops, (args.runs * args.gen_tokens.saturating_sub(1)).max(1)),
     };
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -106,10 +125,58 @@ fn synthetic_prompt(pipe: &Pipeline, n: usize) -> Result<Vec<u32>> {
     Ok(ids.iter().copied().cycle().take(n).collect())
 }
 
-/// One generation from an empty cache, greedy, until `options.max_tokens` (EOS ignored).
-fn one_run(pipe: &Pipeline, prompt: &[u32], options: &GenerateOptions, capacity: usize) -> Result<Stats> {
+/// One generation from an empty cache, greedy, until `options.max_tokens` (EOS ignored); with a
+/// profile, also the ops its decode steps ran (the prompt's are left out).
+fn one_run(
+    pipe: &Pipeline,
+    prompt: &[u32],
+    options: &GenerateOptions,
+    capacity: usize,
+    profile: Option<&OpProfile>,
+) -> Result<(Stats, Vec<(&'static str, OpTime)>)> {
     let mut session = Session::new(pipe.model.as_ref(), Some(capacity))?;
-    Ok(session.generate(prompt, options, &mut Greedy, None)?.stats)
+    let mut greedy = Greedy;
+    let mut stream = session.stream(prompt, options, &mut greedy, None)?;
+    if let Some(profile) = profile {
+        profile.reset();
+    }
+    for token in stream.by_ref() {
+        token?;
+    }
+    let stats = stream.finish()?.stats;
+    Ok((stats, profile.map(OpProfile::snapshot).unwrap_or_default()))
+}
+
+/// Adds one run's op times to the totals.
+fn add_ops(total: &mut Vec<(&'static str, OpTime)>, run: Vec<(&'static str, OpTime)>) {
+    for (op, t) in run {
+        match total.iter_mut().find(|(name, _)| *name == op) {
+            Some((_, sum)) => {
+                sum.calls += t.calls;
+                sum.time += t.time;
+            }
+            None => total.push((op, t)),
+        }
+    }
+}
+
+/// Per-step figures of `ops` over `steps` decode steps, costliest first. The first generated
+/// token comes from the prompt's logits, so a run of M tokens has M - 1 decode steps.
+fn op_figures(ops: &[(&'static str, OpTime)], steps: usize) -> Vec<OpFigures> {
+    let mut figures: Vec<OpFigures> = ops
+        .iter()
+        .map(|(op, t)| {
+            let us = t.time.as_secs_f64() * 1e6;
+            OpFigures {
+                op,
+                calls_per_step: t.calls as f64 / steps as f64,
+                us_per_call: us / t.calls.max(1) as f64,
+                us_per_step: us / steps as f64,
+            }
+        })
+        .collect();
+    figures.sort_by(|a, b| b.us_per_step.total_cmp(&a.us_per_step));
+    figures
 }
 
 /// Kernel launches of one decode step (one token through the model and its greedy pick): the
@@ -119,7 +186,7 @@ fn launches_per_step(pipe: &Pipeline, prompt: &[u32]) -> Result<Option<u64>> {
     let count = |max_tokens| -> Result<Option<u64>> {
         let before = zoo_core::Backend::launches(&pipe.backend);
         let options = GenerateOptions { max_tokens, ..Default::default() };
-        one_run(pipe, prompt, &options, prompt.len() + max_tokens)?;
+        one_run(pipe, prompt, &options, prompt.len() + max_tokens, None)?;
         Ok(before.zip(zoo_core::Backend::launches(&pipe.backend)).map(|(a, b)| b.saturating_sub(a)))
     };
     Ok(match (count(1)?, count(2)?) {
@@ -158,6 +225,27 @@ fn print_table(r: &Report, out: &mut dyn Write) -> Result<()> {
         writeln!(
             out,
             "kernel launches per decode step: {launches} ({per_layer:.1} per layer; zoo's kernels and cuBLAS calls)"
+        )?;
+    }
+    print_profile(r, out)
+}
+
+/// The `--profile` table: host time per op and decode step. `scoped` wraps a whole forward
+/// step (the ops inside it are counted in their own rows too); a read-back such as
+/// `argmax_rows` includes the wait for the device.
+fn print_profile(r: &Report, out: &mut dyn Write) -> Result<()> {
+    if r.op_profile.is_empty() {
+        return Ok(());
+    }
+    let step_us = 1e6 / r.decode_tok_s_median.max(f64::MIN_POSITIVE);
+    writeln!(out, "host time per decode step, by backend op (step: {step_us:.1} µs at the median decode rate):")?;
+    writeln!(out, "{:<28} {:>10} {:>10} {:>10} {:>7}", "op", "calls", "µs/call", "µs/step", "share")?;
+    for f in &r.op_profile {
+        let share = 100.0 * f.us_per_step / step_us;
+        writeln!(
+            out,
+            "{:<28} {:>10.2} {:>10.2} {:>10.1} {share:>6.1}%",
+            f.op, f.calls_per_step, f.us_per_call, f.us_per_step
         )?;
     }
     Ok(())

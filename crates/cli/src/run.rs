@@ -132,6 +132,7 @@ pub fn load_options(m: &crate::args::ModelArgs) -> Result<LoadOptions> {
             crate::args::LoadDType::F32 => zoo_core::DType::F32,
         }),
         allow_unused: m.allow_unused,
+        profile: None,
     })
 }
 

@@ -95,6 +95,34 @@ fn bench_measures_the_fixed_workload() {
 }
 
 #[test]
+fn bench_profile_counts_each_op_per_decode_step() {
+    let dir = fixture("qwen2-tiny");
+    let args = ["bench", "--weights", dir.to_str().unwrap(), "--prompt-tokens", "8", "--gen-tokens", "5"];
+    let out = zoo(&[&args[..], &["--runs", "2", "--warmup", "0", "--json", "--profile"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let layers = report["layers"].as_f64().unwrap();
+    let ops = report["op_profile"].as_array().expect("--profile reports ops");
+    let calls = |name: &str| {
+        let op = ops.iter().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no {name} in {ops:?}"));
+        assert!(op["us_per_call"].as_f64().unwrap() > 0.0, "{name} took no time: {op:?}");
+        op["calls_per_step"].as_f64().unwrap()
+    };
+    // 5 tokens: the first comes from the prompt's logits, then 4 decode steps of one forward
+    // pass each (whose ops alone are profiled); every token's greedy pick is one argmax.
+    assert_eq!(calls("scoped"), 1.0);
+    assert_eq!(calls("prepare_step"), 1.0);
+    assert_eq!(calls("embedding"), 1.0);
+    assert_eq!(calls("rope_attention_step"), layers);
+    assert_eq!(calls("argmax_rows"), 5.0 / 4.0);
+    let costliest: Vec<f64> = ops.iter().map(|o| o["us_per_step"].as_f64().unwrap()).collect();
+    assert!(costliest.windows(2).all(|w| w[0] >= w[1]), "sorted costliest first: {costliest:?}");
+    let table = zoo(&[&args[..], &["--runs", "1", "--warmup", "0", "--profile"]].concat());
+    assert!(table.stdout.contains("host time per decode step, by backend op"), "{}", table.stdout);
+    assert!(!zoo(&[&args[..], &["--runs", "1", "--json"]].concat()).stdout.contains("op_profile"));
+}
+
+#[test]
 fn run_json_reproduces_the_reference_tokens() {
     // An HF directory, and a GGUF whose tokenizer is its own SentencePiece vocabulary.
     for (source, weights, family) in

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::backend::{AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, StepInput, Support, TensorShape, UnaryOp};
 use crate::kv_cache::Step;
+use crate::op_profile::OpProfile;
 use crate::{DType, Error, Result, WeightView};
 
 /// A tensor of some backend, with its concrete type erased.
@@ -52,9 +53,12 @@ impl std::fmt::Debug for DynTensor {
 /// A KV buffer of some backend, with its concrete type erased.
 pub struct DynKv(Box<dyn Any + Send + Sync>);
 
-/// A backend chosen at run time. Cloning shares the backend.
+/// A backend chosen at run time. Cloning shares the backend (and its profile, if any).
 #[derive(Clone)]
-pub struct DynBackend(Arc<dyn ErasedBackend>);
+pub struct DynBackend {
+    inner: Arc<dyn ErasedBackend>,
+    profile: Option<Arc<OpProfile>>,
+}
 
 impl DynBackend {
     /// Erases a concrete backend.
@@ -62,13 +66,32 @@ impl DynBackend {
         if let Some(already) = (&backend as &dyn Any).downcast_ref::<DynBackend>() {
             return already.clone();
         }
-        Self(Arc::new(backend))
+        Self { inner: Arc::new(backend), profile: None }
+    }
+
+    /// This backend, recording the host time of every op call into `profile`
+    /// (`zoo bench --profile`); a model loaded onto it records its ops there.
+    pub fn profiled(self, profile: Arc<OpProfile>) -> Self {
+        Self { profile: Some(profile), ..self }
+    }
+
+    /// The profile ops are recorded into, if any.
+    pub fn profile(&self) -> Option<&Arc<OpProfile>> {
+        self.profile.as_ref()
+    }
+
+    /// `call`, timed under `op` when this backend carries a profile.
+    fn timed<T>(&self, op: &'static str, call: impl FnOnce() -> T) -> T {
+        match &self.profile {
+            Some(profile) => profile.time(op, call),
+            None => call(),
+        }
     }
 }
 
 impl std::fmt::Debug for DynBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DynBackend({})", self.0.name())
+        write!(f, "DynBackend({})", self.inner.name())
     }
 }
 
@@ -295,12 +318,12 @@ macro_rules! erased_backend {
 
             $(
                 fn $h $(<$hl>)? (&self, $($ha: $hty),*) $(-> $hret)? {
-                    self.0.$h($($ha),*)
+                    self.timed(stringify!($h), || self.inner.$h($($ha),*))
                 }
             )*
             $(
                 fn $t(&self, $($ta: $tty),*) -> Result<$tret> {
-                    self.0.$t($($ta),*)
+                    self.timed(stringify!($t), || self.inner.$t($($ta),*))
                 }
             )*
         }

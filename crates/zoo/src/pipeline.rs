@@ -2,11 +2,14 @@
 //! its tokenizer, chat template and generation config.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use zoo_checkpoint::{ChatTemplate, Message, OpenOptions, TextTokenizer};
 use zoo_core::registry::{self, BackendOptions, DynModel, LoadRequest, ModelFamily};
-use zoo_core::{DType, DynBackend, Hooked, LimitedContext, LoadReport, TakenNames, Tokenizer, Tracked, WeightSource};
+use zoo_core::{
+    DType, DynBackend, Hooked, LimitedContext, LoadReport, OpProfile, TakenNames, Tokenizer, Tracked, WeightSource,
+};
 
 use crate::sources::{ByteCount, ToF32};
 use crate::{Error, Result};
@@ -38,6 +41,8 @@ pub struct LoadOptions {
     /// [`Pipeline::load_report`]); without it, such a checkpoint is refused
     /// ([`Error::UnusedTensors`]).
     pub allow_unused: bool,
+    /// Records the host time of every backend op into this profile (`zoo bench --profile`).
+    pub profile: Option<Arc<OpProfile>>,
 }
 
 /// A model ready to generate.
@@ -95,7 +100,8 @@ pub fn load_reporting(options: &LoadOptions, progress: &(dyn Fn(u64, u64) + Sync
 
 /// [`load`] onto a backend the caller has made (a backend configured beyond what the registry's
 /// entries offer, such as candle on the CPU with 16-bit activations); `options.backend`,
-/// `threads` and `device` are not read.
+/// `threads`, `device` and `profile` are not read (profile the backend with
+/// [`DynBackend::profiled`] before passing it).
 pub fn load_on(options: &LoadOptions, backend: DynBackend) -> Result<Pipeline> {
     load_onto(options, || Ok(backend), &|_, _| {})
 }
@@ -203,5 +209,9 @@ pub fn create_backend(options: &LoadOptions) -> Result<DynBackend> {
     if let registry::Availability::Unusable(reason) = (entry.availability)() {
         return Err(Error::UnusableBackend { name: entry.name, reason });
     }
-    Ok((entry.create)(&BackendOptions { threads: options.threads, device: options.device })?)
+    let backend = (entry.create)(&BackendOptions { threads: options.threads, device: options.device })?;
+    Ok(match &options.profile {
+        Some(profile) => backend.profiled(profile.clone()),
+        None => backend,
+    })
 }

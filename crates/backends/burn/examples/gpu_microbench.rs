@@ -1,0 +1,185 @@
+//! Host cost of a kernel launch and an allocation through CubeCL, and the bandwidth of zoo's
+//! GEMV kernels on the projections of real models, on the CUDA device 0.
+//!
+//! ```text
+//! cargo build --release -p zoo-backend-burn --features cuda --example gpu_microbench
+//! target/release/examples/gpu_microbench            # on the GPU machine
+//! ```
+//!
+//! Launch figures: the host time of the submitting loop and the wall time until the device
+//! finished, per call (CubeCL hands every launch and allocation to one runner thread per device,
+//! which calls the driver; where host and wall time agree, that thread sets the pace). GEMV
+//! figures: weight bytes read per second, cycling over enough copies of each weight that none
+//! is served from L2; compare them with the device's copy bandwidth (`scripts/bench-gpu.sh`
+//! measures it).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn main() {
+    bench::run();
+}
+
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+fn main() {
+    eprintln!("gpu_microbench: build with --features cuda (or wgpu, for the host side on any adapter)");
+    std::process::exit(2);
+}
+
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+mod bench {
+    use std::time::Instant;
+
+    use burn::tensor::backend::Backend as _;
+    use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
+    use zoo_backend_burn::kernels::{Kernels, KvView, RowNorm, RowTable};
+
+    #[cfg(feature = "cuda")]
+    type Gpu = burn::backend::cuda::Cuda<f32, i32>;
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    type Gpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
+
+    /// The weights' type: bf16 on CUDA, f32 on wgpu (WGSL has no bf16).
+    #[cfg(feature = "cuda")]
+    const DT: DType = DType::BF16;
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    const DT: DType = DType::F32;
+
+    #[cfg(feature = "cuda")]
+    fn device() -> burn::backend::cuda::CudaDevice {
+        burn::backend::cuda::CudaDevice::new(0)
+    }
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    fn device() -> burn::backend::wgpu::WgpuDevice {
+        burn::backend::wgpu::WgpuDevice::default()
+    }
+
+    fn random(shape: [usize; 2]) -> Tensor<Gpu, 2> {
+        Tensor::<Gpu, 2>::random(shape, Distribution::Uniform(-1.0, 1.0), &device()).cast(DT)
+    }
+
+    fn sync() {
+        Gpu::sync(&device()).expect("device sync");
+    }
+
+    /// Runs `f` `n` times; prints host µs per call and wall µs per call (to the device's end).
+    fn per_call(what: &str, n: usize, mut f: impl FnMut()) {
+        f();
+        sync();
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        let host = start.elapsed();
+        sync();
+        let wall = start.elapsed();
+        println!(
+            "{what:<44} host {:>7.2} µs/call   wall {:>7.2} µs/call",
+            host.as_secs_f64() * 1e6 / n as f64,
+            wall.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+
+    fn launches() {
+        let (heads, room, hd) = (2, 64, 64);
+        let kc = Tensor::<Gpu, 2>::zeros([heads * room, hd], (&device(), DT));
+        let vc = Tensor::<Gpu, 2>::zeros([heads * room, hd], (&device(), DT));
+        let view = KvView { k: &kc, v: &vc, room, n_kv_heads: heads };
+        let (k, v) = (random([1, heads * hd]), random([1, heads * hd]));
+        let int = |v: Vec<i64>| Tensor::<Gpu, 1, Int>::from_data(TensorData::new(v, [1]), &device());
+        let rows = RowTable { slots: int(vec![0]), positions: int(vec![3]), extent: 4 };
+        per_call("kv_write (launch, no allocation)", 20_000, || {
+            assert!(Gpu::kv_write(&view, &k, &v, &rows));
+        });
+        let (a, b) = (random([1, 64]), random([1, 64]));
+        per_call("silu_mul (allocation + launch)", 20_000, || {
+            let _ = Gpu::silu_mul(&a, &b).expect("silu_mul");
+        });
+        per_call("Tensor::empty (allocation only)", 20_000, || {
+            let _ = Tensor::<Gpu, 2>::empty([1, 64], (&device(), DT));
+        });
+        let x = random([1, 896]);
+        let w = random([896, 896]);
+        let norm_w = random([1, 896]);
+        let norm = RowNorm { weight: Some(&norm_w), eps: 1e-6 };
+        if Gpu::gemv(&x, &w, None, Some(&norm), Some(&x)).is_none() {
+            println!("this device has no plane kernels: GEMVs not measured");
+            std::process::exit(0);
+        }
+        per_call("gemv 896x896 normed (allocation + launch)", 20_000, || {
+            let _ = Gpu::gemv(&x, &w, None, Some(&norm), Some(&x)).expect("gemv");
+        });
+    }
+
+    /// Weight copies cycled through so that their bytes exceed L2 (50 MB on an H100) twice over.
+    fn copies(bytes: usize) -> usize {
+        (100usize << 20).div_ceil(bytes).max(2)
+    }
+
+    /// Times `n` calls of `f` after two uncounted ones (the first call of a kernel variant
+    /// compiles it, or loads it from the kernel cache).
+    fn report(what: &str, bytes: usize, n: usize, f: impl FnMut()) {
+        let mut f = f;
+        f();
+        f();
+        sync();
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        sync();
+        let s = start.elapsed().as_secs_f64() / n as f64;
+        println!("{what:<44} {:>8.1} µs   {:>6.2} TB/s", s * 1e6, bytes as f64 / s / 1e12);
+    }
+
+    fn gemvs(name: &str, hidden: usize, q: usize, kv: usize, mlp: usize) {
+        println!("-- {name}: hidden {hidden}, q {q}, kv {kv}, mlp {mlp}");
+        let x = random([1, hidden]);
+        let xm = random([1, mlp]);
+        let norm_w = random([1, hidden]);
+        let norm = RowNorm { weight: Some(&norm_w), eps: 1e-6 };
+        let reps = 200;
+
+        let qkv_bytes = (q + 2 * kv) * hidden * 2;
+        let ws: Vec<_> =
+            (0..copies(qkv_bytes)).map(|_| (random([q, hidden]), random([kv, hidden]), random([kv, hidden]))).collect();
+        let mut i = 0;
+        report("q,k,v (gemv_many, normed)", qkv_bytes, reps, || {
+            let (wq, wk, wv) = &ws[i % ws.len()];
+            i += 1;
+            let _ = Gpu::gemv_many(&x, Some(&norm), &[(wq, None), (wk, None), (wv, None)]).expect("gemv_many");
+        });
+        drop(ws);
+
+        let o_bytes = q * hidden * 2;
+        let ws: Vec<_> = (0..copies(o_bytes)).map(|_| random([hidden, q])).collect();
+        let xq = random([1, q]);
+        report("o (gemv + residual)", o_bytes, reps, || {
+            let w = &ws[i % ws.len()];
+            i += 1;
+            let _ = Gpu::gemv(&xq, w, None, None, Some(&x)).expect("gemv");
+        });
+        drop(ws);
+
+        let gu_bytes = 2 * mlp * hidden * 2;
+        let ws: Vec<_> = (0..copies(gu_bytes)).map(|_| (random([mlp, hidden]), random([mlp, hidden]))).collect();
+        report("gate,up (gated_gemv, normed)", gu_bytes, reps, || {
+            let (g, u) = &ws[i % ws.len()];
+            i += 1;
+            let _ = Gpu::gated_gemv(&x, Some(&norm), g, u).expect("gated_gemv");
+        });
+        drop(ws);
+
+        let d_bytes = mlp * hidden * 2;
+        let ws: Vec<_> = (0..copies(d_bytes)).map(|_| random([hidden, mlp])).collect();
+        report("down (gemv + residual)", d_bytes, reps, || {
+            let w = &ws[i % ws.len()];
+            i += 1;
+            let _ = Gpu::gemv(&xm, w, None, None, Some(&x)).expect("gemv");
+        });
+    }
+
+    pub fn run() {
+        launches();
+        gemvs("Qwen2.5-0.5B", 896, 896, 128, 4864);
+        gemvs("Mistral-7B", 4096, 4096, 1024, 14336);
+        gemvs("Qwen2.5-14B", 5120, 5120, 1024, 13824);
+    }
+}
