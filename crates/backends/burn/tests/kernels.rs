@@ -123,7 +123,9 @@ fn tolerance(dtype: DType) -> f32 {
 #[test]
 fn gemv_matches_matmul() {
     for dtype in dtypes() {
-        for (n, k, out) in [(1, 896, 4864), (1, 5120, 1024), (3, 904, 151), (8, 4864, 896), (2, 27, 5), (7, 1000, 77)] {
+        for (n, k, out) in
+            [(1, 896, 4864), (1, 5120, 1024), (1, 904, 151), (3, 904, 151), (8, 4864, 896), (2, 27, 5), (7, 1000, 77)]
+        {
             for with_bias in [false, true] {
                 let (x, w) = (random([n, k], dtype), random([out, k], dtype));
                 let bias = with_bias.then(|| random([1, out], dtype));
@@ -158,7 +160,11 @@ fn host_linear(x: &[f32], w: &[f32], b: Option<&[f32]>, n: usize, k: usize, out:
 #[test]
 fn gemv_many_matches_three_linears() {
     for dtype in dtypes() {
-        for (n, k, outs) in [(1, 896, [896, 128, 128]), (4, 5120, [5120, 1024, 1024]), (2, 904, [15, 7, 9])] {
+        // One row: two features per plane (an odd last weight included), or one where a pair
+        // would straddle two weights.
+        let single = [(1, 904, [14, 6, 9]), (1, 904, [15, 7, 9])];
+        let multi = [(1, 896, [896, 128, 128]), (4, 5120, [5120, 1024, 1024]), (2, 904, [15, 7, 9])];
+        for (n, k, outs) in multi.into_iter().chain(single) {
             let x = random([n, k], dtype);
             let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
             let bs: Vec<_> = outs.iter().enumerate().map(|(i, &o)| (i != 1).then(|| random([1, o], dtype))).collect();
@@ -205,7 +211,7 @@ fn host_rms_norm(x: &[f32], weight: Option<&[f32]>, n: usize, k: usize, eps: f64
 fn gemv_with_folded_norm_and_residual_matches_composition() {
     let eps = 1e-6;
     for dtype in dtypes() {
-        for (n, k, out) in [(1, 896, 896), (3, 904, 151), (8, 5120, 1024), (2, 27, 5), (6, 1000, 77)] {
+        for (n, k, out) in [(1, 896, 896), (1, 1000, 77), (3, 904, 151), (8, 5120, 1024), (2, 27, 5), (6, 1000, 77)] {
             for weighted in [true, false] {
                 let (x, w, r) = (random([n, k], dtype), random([out, k], dtype), random([n, out], dtype));
                 let g = weighted.then(|| random([1, k], dtype));
