@@ -32,6 +32,10 @@ kernel_tests="$(cargo test --release -p zoo-backend-burn --features cuda --test 
   --message-format=json | grep -o '"executable":"[^"]*kernels-[^"]*"' | tail -1 | cut -d'"' -f4)"
 cp "$kernel_tests" dist/cuda/kernel-tests
 strip dist/cuda/kernel-tests
+# Host cost of CubeCL launches and GEMV bandwidth per projection (docs/gpu.md).
+cargo build --release -p zoo-backend-burn --features cuda --example gpu_microbench
+cp "$CARGO_TARGET_DIR/release/examples/gpu_microbench" dist/cuda/gpu-microbench
+strip dist/cuda/gpu-microbench
 cp scripts/gpu-check.sh xtask/python/gpu_parity.py dist/cuda/ 2>/dev/null || true
 ls -la dist/cuda >&2
 echo "built dist/cuda/zoo (carry dist/cuda to the GPU machine)" >&2
