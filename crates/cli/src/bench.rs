@@ -66,6 +66,11 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     let started = Instant::now();
     let profile = args.profile.then(|| Arc::new(OpProfile::default()));
     let pipe = crate::progress::load(&zoo::LoadOptions { profile: profile.clone(), ..load_options(&args.model)? })?;
+    // Only the measured runs' decode steps are recorded (`one_run` resumes it for those).
+    if let Some(profile) = &profile {
+        profile.pause();
+        profile.reset();
+    }
     let load_s = started.elapsed().as_secs_f64();
     let needed = args.prompt_tokens + args.gen_tokens;
     let limit = pipe.model.info().max_context;
@@ -75,12 +80,9 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     let prompt = synthetic_prompt(&pipe, args.prompt_tokens)?;
     let options = GenerateOptions { max_tokens: args.gen_tokens, ..Default::default() };
     let mut runs = Vec::with_capacity(args.runs);
-    let mut decode_ops: Vec<(&'static str, OpTime)> = Vec::new();
     for i in 0..args.warmup + args.runs {
-        let (stats, ops) = one_run(&pipe, &prompt, &options, needed, profile.as_deref())?;
-        if i >= args.warmup {
-            add_ops(&mut decode_ops, ops);
-        }
+        let measured = profile.as_deref().filter(|_| i >= args.warmup);
+        let stats = one_run(&pipe, &prompt, &options, needed, measured)?;
         let label = if i < args.warmup { "warm-up".to_string() } else { format!("run {}", i - args.warmup + 1) };
         writeln!(err, "{label}: prefill {:.1} tok/s, decode {:.1} tok/s", stats.prefill_tok_s(), stats.decode_tok_s())?;
         if i >= args.warmup {
@@ -106,7 +108,10 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         runs,
         launches_per_step,
         layers: pipe.model.info().kv.n_layers,
-        op_profile: op_figures(&decode_ops, (args.runs * args.gen_tokens.saturating_sub(1)).max(1)),
+        op_profile: op_figures(
+            &profile.map(|p| p.snapshot()).unwrap_or_default(),
+            (args.runs * args.gen_tokens.saturating_sub(1)).max(1),
+        ),
     };
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -125,39 +130,27 @@ fn synthetic_prompt(pipe: &Pipeline, n: usize) -> Result<Vec<u32>> {
     Ok(ids.iter().copied().cycle().take(n).collect())
 }
 
-/// One generation from an empty cache, greedy, until `options.max_tokens` (EOS ignored); with a
-/// profile, also the ops its decode steps ran (the prompt's are left out).
+/// One generation from an empty cache, greedy, until `options.max_tokens` (EOS ignored); its
+/// decode steps' ops (not the prompt's) are recorded into `decode_profile` when given.
 fn one_run(
     pipe: &Pipeline,
     prompt: &[u32],
     options: &GenerateOptions,
     capacity: usize,
-    profile: Option<&OpProfile>,
-) -> Result<(Stats, Vec<(&'static str, OpTime)>)> {
+    decode_profile: Option<&OpProfile>,
+) -> Result<Stats> {
     let mut session = Session::new(pipe.model.as_ref(), Some(capacity))?;
     let mut greedy = Greedy;
     let mut stream = session.stream(prompt, options, &mut greedy, None)?;
-    if let Some(profile) = profile {
-        profile.reset();
+    if let Some(profile) = decode_profile {
+        profile.resume();
     }
-    for token in stream.by_ref() {
-        token?;
+    let decoded = stream.by_ref().try_for_each(|token| token.map(drop));
+    if let Some(profile) = decode_profile {
+        profile.pause();
     }
-    let stats = stream.finish()?.stats;
-    Ok((stats, profile.map(OpProfile::snapshot).unwrap_or_default()))
-}
-
-/// Adds one run's op times to the totals.
-fn add_ops(total: &mut Vec<(&'static str, OpTime)>, run: Vec<(&'static str, OpTime)>) {
-    for (op, t) in run {
-        match total.iter_mut().find(|(name, _)| *name == op) {
-            Some((_, sum)) => {
-                sum.calls += t.calls;
-                sum.time += t.time;
-            }
-            None => total.push((op, t)),
-        }
-    }
+    decoded?;
+    Ok(stream.finish()?.stats)
 }
 
 /// Per-step figures of `ops` over `steps` decode steps, costliest first. The first generated

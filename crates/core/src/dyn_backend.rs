@@ -75,11 +75,6 @@ impl DynBackend {
         Self { profile: Some(profile), ..self }
     }
 
-    /// The profile ops are recorded into, if any.
-    pub fn profile(&self) -> Option<&Arc<OpProfile>> {
-        self.profile.as_ref()
-    }
-
     /// `call`, timed under `op` when this backend carries a profile.
     fn timed<T>(&self, op: &'static str, call: impl FnOnce() -> T) -> T {
         match &self.profile {

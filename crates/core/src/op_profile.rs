@@ -8,6 +8,7 @@
 //! device. Ops that call other ops (`scoped` runs a whole forward step) include their time.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,13 +21,25 @@ pub struct OpTime {
     pub time: Duration,
 }
 
-/// Host time per op, shared by the backends that record into it; see the module docs.
+/// Host time per op, shared by the backends that record into it; see the module docs. It
+/// records from the start, until [`OpProfile::pause`].
 #[derive(Debug, Default)]
 pub struct OpProfile {
     ops: Mutex<BTreeMap<&'static str, OpTime>>,
+    paused: AtomicBool,
 }
 
 impl OpProfile {
+    /// Stops recording (calls are still timed, and dropped) until [`OpProfile::resume`].
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Relaxed);
+    }
+
+    /// Records again after [`OpProfile::pause`].
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Relaxed);
+    }
+
     /// Runs `call` and records its duration under `op`.
     pub fn time<T>(&self, op: &'static str, call: impl FnOnce() -> T) -> T {
         let started = Instant::now();
@@ -35,8 +48,11 @@ impl OpProfile {
         out
     }
 
-    /// Adds one call of `op` taking `elapsed`.
+    /// Adds one call of `op` taking `elapsed`, unless paused.
     pub fn record(&self, op: &'static str, elapsed: Duration) {
+        if self.paused.load(Ordering::Relaxed) {
+            return;
+        }
         let mut ops = self.ops.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = ops.entry(op).or_default();
         entry.calls += 1;
@@ -48,7 +64,7 @@ impl OpProfile {
         self.ops.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
-    /// Every op recorded since the last reset, by name.
+    /// Every op recorded (since the last reset), by name.
     pub fn snapshot(&self) -> Vec<(&'static str, OpTime)> {
         self.ops.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(k, v)| (*k, *v)).collect()
     }
@@ -70,5 +86,16 @@ mod tests {
         assert_eq!(snap[1].1.time, Duration::from_micros(2));
         profile.reset();
         assert!(profile.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_paused_profile_drops_calls_until_resumed() {
+        let profile = OpProfile::default();
+        profile.pause();
+        assert_eq!(profile.time("a", || 3), 3, "a paused profile still runs the call");
+        assert!(profile.snapshot().is_empty());
+        profile.resume();
+        profile.record("a", Duration::from_micros(1));
+        assert_eq!(profile.snapshot(), [("a", OpTime { calls: 1, time: Duration::from_micros(1) })]);
     }
 }
