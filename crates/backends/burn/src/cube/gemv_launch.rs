@@ -44,6 +44,26 @@ impl<R: CubeRuntime> Folded<R> {
     }
 }
 
+/// A GEMV's bias and residual as kernel arguments: each tensor, or `x` as a placeholder the
+/// kernel never reads, and whether it is real.
+struct Epilogue<R: CubeRuntime> {
+    bias: CubeTensor<R>,
+    residual: CubeTensor<R>,
+    has_bias: bool,
+    has_residual: bool,
+}
+
+impl<R: CubeRuntime> Epilogue<R> {
+    fn new(bias: Option<CubeTensor<R>>, residual: Option<CubeTensor<R>>, x: &CubeTensor<R>) -> Self {
+        Self {
+            has_bias: bias.is_some(),
+            has_residual: residual.is_some(),
+            bias: bias.unwrap_or_else(|| x.clone()),
+            residual: residual.unwrap_or_else(|| x.clone()),
+        }
+    }
+}
+
 /// `residual + norm(x) · wᵀ (+ bias)` for the rows of `x` (one, in decode; shapes checked
 /// by the caller): one plane per (row, feature).
 pub(super) fn gemv_launch<R: CubeRuntime>(
@@ -58,9 +78,7 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
     let norm_w = norm.weight_or(x);
     let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
     let y = empty_like(w, n, out);
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    let bias = bias.unwrap_or_else(|| x.clone());
-    let residual = residual.unwrap_or_else(|| x.clone());
+    let ep = Epilogue::new(bias, residual, x);
     let (dtype, client) = (w.dtype, w.client.clone());
     let (count, planes) = gemv_grid(n, out);
     let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
@@ -76,18 +94,18 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
             array(x),
             array(&norm_w),
             array(w),
-            array(&bias),
-            array(&residual),
+            array(&ep.bias),
+            array(&ep.residual),
             array(&y),
             (k / width) as u32,
             out as u32,
             x_stride,
             w_stride,
             out as u32,
-            row_stride(&residual),
+            row_stride(&ep.residual),
             norm.eps,
-            has_bias,
-            has_residual,
+            ep.has_bias,
+            ep.has_residual,
             norm.normed,
             norm.weighted(),
             dtype.into(),
@@ -124,9 +142,7 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
     let out = w.meta.shape()[0];
     let width = gemv_width(x, std::slice::from_ref(w), k);
     let y = empty_like(w, n, out);
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    let bias = bias.unwrap_or_else(|| x.clone());
-    let residual = residual.unwrap_or_else(|| x.clone());
+    let ep = Epilogue::new(bias, residual, x);
     let (dtype, client) = (w.dtype, w.client.clone());
     let cubes = (out.div_ceil(2) as u32).div_ceil(gemv::PLANES);
     // SAFETY: planes past `out` return, a plane's second feature is dropped past `out`; rows
@@ -141,8 +157,8 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
             width,
             array(x),
             array(w),
-            array(&bias),
-            array(&residual),
+            array(&ep.bias),
+            array(&ep.residual),
             array(&y),
             (k / width) as u32,
             out as u32,
@@ -150,10 +166,10 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
             row_stride(x) / width as u32,
             row_stride(w) / width as u32,
             out as u32,
-            row_stride(&residual),
+            row_stride(&ep.residual),
             rows_variant(n),
-            has_bias,
-            has_residual,
+            ep.has_bias,
+            ep.has_residual,
             dtype.into(),
         );
     }
