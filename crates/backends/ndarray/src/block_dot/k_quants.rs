@@ -6,9 +6,8 @@
 //! - `Q4_K`/`Q5_K`: `Σ (d·sc·q − dmin·m)·x = d·sc·d_x·Σ q·q_x − dmin·m·Σx`;
 //! - `Q6_K`: `Σ d·sc·(q − 32)·x = d·sc·d_x·Σ (q − 32)·q_x`.
 //!
-//! The loops are plain Rust written for the vectoriser (fixed-size arrays, i16 × i16 → i32
-//! sums); [`rows`] compiles them once per instruction set ([`crate::isa`]) and picks at run
-//! time, so the AVX-512 build multiplies 32 pairs per instruction.
+//! These plain loops run where [`crate::isa`] found no AVX2; with it, the intrinsics of
+//! `k_quants_avx2` compute the same sums in another order.
 
 use zoo_core::kquant::{self, QK_K};
 use zoo_core::DType;
@@ -19,39 +18,23 @@ use crate::isa::{isa, Isa};
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which hold
 /// K-quant super-blocks of `dtype`.
 pub fn rows(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
-    match isa() {
-        // SAFETY: `isa` returns Avx512 only where AVX-512F/BW, AVX2 and FMA are present.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { rows_avx512(dtype, weights, row_bytes, x, out) },
-        // SAFETY: `isa` returns Avx2 only where AVX2 and FMA are present.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { rows_avx2(dtype, weights, row_bytes, x, out) },
-        _ => rows_portable(dtype, weights, row_bytes, x, out),
+    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx2 {
+        use super::k_quants_avx2 as k;
+        // SAFETY (each arm): `isa` found AVX2, FMA and F16C.
+        match dtype {
+            DType::Q4_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<false>(w, x) }),
+            DType::Q5_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<true>(w, x) }),
+            DType::Q6_K => rows.for_each(|(w, o)| *o = unsafe { k::q6_k_row(w, x) }),
+            _ => {}
+        }
+        return;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn rows_avx512(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
-    rows_portable(dtype, weights, row_bytes, x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows_avx2(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
-    rows_portable(dtype, weights, row_bytes, x, out)
-}
-
-/// The kernel itself, inlined into each instruction-set variant above.
-#[inline(always)]
-fn rows_portable(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
-    for (w, o) in weights.chunks_exact(row_bytes).zip(out.iter_mut()) {
-        *o = row(dtype, w, x);
-    }
+    rows.for_each(|(w, o)| *o = row(dtype, w, x));
 }
 
 /// One row of super-blocks times `x`.
-#[inline(always)]
 pub(super) fn row(dtype: DType, w: &[u8], x: &Q16Row) -> f32 {
     let per_block = QK_K / zoo_core::quant::QK; // activation blocks per super-block
     let mut acc = 0f32;

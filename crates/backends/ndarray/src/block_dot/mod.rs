@@ -24,6 +24,8 @@ use zoo_core::DType;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod k_quants;
+#[cfg(target_arch = "x86_64")]
+mod k_quants_avx2;
 
 /// One activation row, prepared for weights of one block type.
 pub struct Activations<'a> {
@@ -202,7 +204,8 @@ mod tests {
 
     #[test]
     fn dots_are_exact_on_the_activations_each_type_sees() {
-        let (rows, k) = (5, 512);
+        // Three groups of four rows for the AVX2 4-bit kernel, then one on its own.
+        let (rows, k) = (13, 512);
         let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
         let lut = f16_table();
         for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K] {

@@ -32,6 +32,26 @@ pub unsafe fn dot(half: Half, w: &[u8], x: &[f32]) -> f32 {
     sum(_mm256_add_ps(acc0, acc1)) + tail(half, w, x, i)
 }
 
+/// Appends the values of the little-endian 16-bit floats `bytes` to `out`, eight per
+/// instruction (the GEMM path widens tiles of weight rows through this).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn widen_into(half: Half, bytes: &[u8], out: &mut Vec<f32>) {
+    let n = bytes.len() / 2;
+    let whole = n / 8 * 8;
+    out.reserve(n);
+    let (src, dst) = (bytes.as_ptr(), out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    for i in (0..whole).step_by(8) {
+        // SAFETY: elements i..i+8 are in `bytes`, and `out` has room for `n` more values.
+        unsafe { _mm256_storeu_ps(dst.add(i), widen(half, src.add(2 * i))) };
+    }
+    // SAFETY: the first `whole` spare values were written above.
+    unsafe { out.set_len(out.len() + whole) };
+    out.extend(bytes[2 * whole..2 * n].chunks_exact(2).map(|b| half.widen(u16::from_le_bytes([b[0], b[1]]))));
+}
+
 /// Eight 16-bit floats at `p` (unaligned) as f32.
 ///
 /// # Safety

@@ -45,8 +45,14 @@ impl Half {
         }
     }
 
-    /// Appends the values of the little-endian 16-bit floats `bytes` to `out`.
+    /// Appends the values of the little-endian 16-bit floats `bytes` to `out` (exactly: every
+    /// f16 and bf16 value is an f32 value).
     pub fn widen_into(self, bytes: &[u8], out: &mut Vec<f32>) {
+        #[cfg(target_arch = "x86_64")]
+        if isa() >= Isa::Avx2 {
+            // SAFETY: `isa` returns Avx2 or above only where AVX2, FMA and F16C are present.
+            return unsafe { avx2::widen_into(self, bytes, out) };
+        }
         out.extend(bytes.chunks_exact(2).map(|b| self.widen(u16::from_le_bytes([b[0], b[1]]))));
     }
 }
@@ -131,6 +137,28 @@ mod tests {
                         let bound = 1e-6 * scale(&w[j * 2 * k..(j + 1) * 2 * k]).max(1.0);
                         assert!((f64::from(*g) - e).abs() <= bound, "{half:?} k={k} row {j}: {g} vs {e}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Widening a run of values (the GEMM tiles' path) gives each value `widen` gives, for every
+    /// 16-bit pattern, at every length around the vector step.
+    #[test]
+    fn widening_runs_matches_widening_each_value() {
+        let all: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+        for half in [Half::F16, Half::Bf16] {
+            for len in [0, 1, 7, 8, 9, 17, all.len() / 2] {
+                let bytes = &all[..2 * len];
+                let mut got = vec![1.5];
+                half.widen_into(bytes, &mut got);
+                assert_eq!(got.len(), len + 1, "{half:?}: appends, keeping what was there");
+                for (i, (g, b)) in got[1..].iter().zip(bytes.chunks_exact(2)).enumerate() {
+                    let want = half.widen(u16::from_le_bytes([b[0], b[1]]));
+                    assert!(
+                        g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                        "{half:?} {i}: {g} vs {want}"
+                    );
                 }
             }
         }
