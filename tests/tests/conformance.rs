@@ -10,13 +10,13 @@
 //! - [`REDUCTION`] 1e-5: matrix products, norms, RoPE, attention (f32 summation order; ndarray
 //!   keeps norm statistics in f64);
 //! - [`QUANTISED`] 1e-4: products with int8 or ggml-block weights (`I8`, `Q8_0`, `Q4_0`,
-//!   `Q4_1`, `Q4_K`, `Q5_K`, `Q6_K`) against f32 math on the dequantised weights. ndarray
+//!   `Q4_1`, `Q5_0`, `Q5_1`, `Q4_K`, `Q5_K`, `Q6_K`) against f32 math on the dequantised weights. ndarray
 //!   multiplies 4-bit blocks and K-quants with activations rounded to 16 bits: measured on one
 //!   row 1.4e-5 (Q4_0), 2.8e-5 (Q4_1), 2.0e-5 (Q4_K), 4.3e-5 (Q5_K), ~5e-5 (Q6_K); every other
 //!   backend and dtype stays below 4e-6 (`ZOO_REPORT_ERRORS=1` prints each figure).
 //!
-//! GGUF's Q5_0 and Q5_1 never reach a backend: the reader hands them out as f32 (checked bit for
-//! bit against gguf-py in `crates/checkpoint/tests/gguf.rs`, as are the K-quants' decoders).
+//! The block decoders themselves are checked bit for bit against gguf-py in
+//! `crates/checkpoint/tests/gguf.rs`.
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -331,17 +331,20 @@ fn stored_weight(dtype: DType, rows: usize, cols: usize, seed: u64) -> WeightVie
             let scales = GroupScales { group_size: 16, scales };
             return WeightView::new_quantized("w", shape, Bytes::from_vec(bytes(rows * cols)), scales).unwrap();
         }
-        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {
+        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => {
             let blocks = rows * cols / 32;
             let d = random(seed + 1, blocks, 0.02);
             let m = random(seed + 2, blocks, 0.2);
             let mut data = Vec::with_capacity(blocks * dtype.block_bytes());
             for (d, m) in d.iter().zip(&m) {
                 data.extend(half(d.abs() + 0.005));
-                if dtype == DType::Q4_1 {
+                if matches!(dtype, DType::Q4_1 | DType::Q5_1) {
                     data.extend(half(*m));
                 }
-                data.extend(bytes(if dtype == DType::Q8_0 { 32 } else { 16 }));
+                // Q8_0's 32 bytes; the 5-bit types' mask of fifth bits, then 16 bytes of nibbles.
+                data.extend(bytes(
+                    dtype.block_bytes() - if matches!(dtype, DType::Q4_1 | DType::Q5_1) { 4 } else { 2 },
+                ));
             }
             data
         }

@@ -260,7 +260,7 @@ fn dequantisation_matches_gguf_py() {
 
 #[test]
 fn meta_says_what_get_hands_out_without_decoding() {
-    // Every kind of tensor: kept blocks and floats, reordered Llama Q/K, Q5_0/Q5_1 decoded to f32.
+    // Every kind of tensor: kept blocks and floats, reordered Llama Q/K.
     let dir = tempfile::tempdir().unwrap();
     let llama_path = write(dir.path(), &llama().bytes());
     let quant_types = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf");
@@ -273,7 +273,8 @@ fn meta_says_what_get_hands_out_without_decoding() {
         }
     }
     let gguf = Gguf::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_types.gguf")).unwrap();
-    assert_eq!(gguf.meta("Q5_0").unwrap().dtype, DType::F32, "Q5_0 is handed out decoded");
+    assert_eq!(gguf.meta("Q5_0").unwrap().dtype, DType::Q5_0, "Q5_0 stays blocks");
+    assert_eq!(gguf.meta("Q5_1").unwrap().dtype, DType::Q5_1, "Q5_1 stays blocks");
     assert_eq!(gguf.meta("Q4_K").unwrap().dtype, DType::Q4_K, "K-quants stay super-blocks");
     assert_eq!(gguf.meta("Q4_1").unwrap().dtype, DType::Q4_1, "Q4_1 stays blocks");
 }

@@ -52,12 +52,12 @@ fn list_json_says_what_each_usable_backend_does_with_each_dtype() {
         every.sort();
         assert_eq!(
             every,
-            ["bf16", "f16", "f32", "int8", "q4_0", "q4_1", "q4_k", "q5_k", "q6_k", "q8_0"],
+            ["bf16", "f16", "f32", "int8", "q4_0", "q4_1", "q4_k", "q5_0", "q5_1", "q5_k", "q6_k", "q8_0"],
             "each dtype once: {b}"
         );
     }
     let backend = |name: &str| backends.iter().find(|b| b["name"] == name).unwrap();
-    let ndarray_native = ["f32", "f16", "bf16", "int8", "q8_0", "q4_0", "q4_1", "q4_k", "q5_k", "q6_k"];
+    let ndarray_native = ["f32", "f16", "bf16", "int8", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"];
     assert_eq!(names(backend("ndarray"), "native"), ndarray_native);
     assert!(names(backend("ndarray"), "converted_at_load").is_empty());
     assert_eq!(names(backend("candle"), "unsupported"), ["int8"]);

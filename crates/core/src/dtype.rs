@@ -26,6 +26,11 @@ pub enum DType {
     Q4_0,
     /// ggml's `Q4_1`: blocks of 32 elements, f16 scale, f16 min and 16 bytes of nibbles (20 bytes).
     Q4_1,
+    /// ggml's `Q5_0`: as `Q4_0` with a fifth bit per element from a 32-bit mask, `d·(q − 16)`
+    /// (22 bytes).
+    Q5_0,
+    /// ggml's `Q5_1`: as `Q4_1` with a fifth bit per element from a 32-bit mask (24 bytes).
+    Q5_1,
     /// ggml's `Q4_K`: super-blocks of 256 elements, 4-bit quants with 6-bit sub-block scales and
     /// minimums (144 bytes). See [`crate::kquant`] for the K-quant layouts.
     Q4_K,
@@ -52,7 +57,7 @@ pub struct Layout {
 
 impl DType {
     /// Every element type, in the order listings show them.
-    pub const ALL: [DType; 10] = [
+    pub const ALL: [DType; 12] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -60,6 +65,8 @@ impl DType {
         DType::Q8_0,
         DType::Q4_0,
         DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
         DType::Q4_K,
         DType::Q5_K,
         DType::Q6_K,
@@ -77,6 +84,8 @@ impl DType {
             DType::Q8_0 => ("q8_0", QK, 34, Some((8, "Q8_0"))),
             DType::Q4_0 => ("q4_0", QK, 18, Some((2, "Q4_0"))),
             DType::Q4_1 => ("q4_1", QK, 20, Some((3, "Q4_1"))),
+            DType::Q5_0 => ("q5_0", QK, 22, Some((6, "Q5_0"))),
+            DType::Q5_1 => ("q5_1", QK, 24, Some((7, "Q5_1"))),
             DType::Q4_K => ("q4_k", QK_K, 144, Some((12, "Q4_K"))),
             DType::Q5_K => ("q5_k", QK_K, 176, Some((13, "Q5_K"))),
             DType::Q6_K => ("q6_k", QK_K, 210, Some((14, "Q6_K"))),
@@ -105,7 +114,8 @@ impl DType {
         self.layout().block_bytes
     }
 
-    /// Whether this is one of ggml's block-quantised types (`Q8_0`, `Q4_0`, `Q4_1`, the K-quants).
+    /// Whether this is one of ggml's block-quantised types (`Q8_0`, `Q4_0`, `Q4_1`, `Q5_0`,
+    /// `Q5_1`, the K-quants).
     pub const fn is_block_quantized(self) -> bool {
         self.block_size() > 1
     }
@@ -166,9 +176,11 @@ mod tests {
             DType::Q8_0 => 4,
             DType::Q4_0 => 5,
             DType::Q4_1 => 6,
-            DType::Q4_K => 7,
-            DType::Q5_K => 8,
-            DType::Q6_K => 9,
+            DType::Q5_0 => 7,
+            DType::Q5_1 => 8,
+            DType::Q4_K => 9,
+            DType::Q5_K => 10,
+            DType::Q6_K => 11,
         };
         let places: Vec<usize> = DType::ALL.iter().map(|&d| place(d)).collect();
         assert_eq!(places, (0..DType::ALL.len()).collect::<Vec<_>>());
@@ -183,8 +195,12 @@ mod tests {
             }
         }
         assert_eq!("I8".parse::<DType>(), Ok(DType::I8));
-        let err = "q5_0".parse::<DType>().unwrap_err();
-        assert_eq!(err, "unknown dtype `q5_0` (expected f32, f16, bf16, int8, q8_0, q4_0, q4_1, q4_k, q5_k or q6_k)");
-        assert_eq!(DType::from_ggml(6), None, "Q5_0 is decoded by the GGUF reader, not a DType");
+        let err = "q3_k".parse::<DType>().unwrap_err();
+        assert_eq!(
+            err,
+            "unknown dtype `q3_k` (expected f32, f16, bf16, int8, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k)"
+        );
+        assert_eq!(DType::from_ggml(6), Some(DType::Q5_0));
+        assert_eq!(DType::from_ggml(11), None, "Q3_K is not a DType");
     }
 }

@@ -1,4 +1,5 @@
-//! ggml's block-quantised layouts ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`]; the
+//! ggml's block-quantised layouts ([`DType::Q8_0`], [`DType::Q4_0`], [`DType::Q4_1`],
+//! [`DType::Q5_0`], [`DType::Q5_1`]; the
 //! K-quants' super-blocks are [`crate::kquant`]'s): the one implementation of their
 //! dequantisation (and, in [`decode`], of reading any stored float type), shared by checkpoint
 //! readers, [`crate::WeightView`] and backends that compute on the blocks directly.
@@ -8,6 +9,9 @@
 //! - `Q4_0` (18 bytes): f16 `d`, 16 bytes of nibbles; element `j` is the low nibble of byte `j`,
 //!   element `j + 16` the high nibble; `x = d·(q − 8)`.
 //! - `Q4_1` (20 bytes): f16 `d`, f16 min `m`, nibbles as `Q4_0`; `x = d·q + m`.
+//! - `Q5_0` (22 bytes): f16 `d`, a 32-bit mask of fifth bits (bit `j` for element `j`), nibbles
+//!   as `Q4_0`; `x = d·(q − 16)`.
+//! - `Q5_1` (24 bytes): f16 `d`, f16 min `m`, mask and nibbles as `Q5_0`; `x = d·q + m`.
 //!
 //! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
 //! bit-identical to them.
@@ -51,8 +55,32 @@ pub fn dequantize_block(dtype: DType, block: &[u8], out: &mut [f32; QK]) {
                 *h = f32::from(q >> 4) * d + m;
             }
         }
+        DType::Q5_0 => {
+            let d = half_at(block, 0);
+            for (o, q) in out.iter_mut().zip(q5_quants(&block[2..22])) {
+                *o = f32::from(q as i8 - 16) * d;
+            }
+        }
+        DType::Q5_1 => {
+            let (d, m) = (half_at(block, 0), half_at(block, 2));
+            for (o, q) in out.iter_mut().zip(q5_quants(&block[4..24])) {
+                *o = f32::from(q) * d + m;
+            }
+        }
         _ => {}
     }
+}
+
+/// The 32 five-bit quants (0..32) of a `Q5_0`/`Q5_1` block, in element order, from its 32-bit
+/// mask of fifth bits (bit `j` for element `j`) and 16 bytes of nibbles (`bytes`: mask, then
+/// nibbles; element `j` is byte `j`'s low nibble, element `j + 16` its high nibble).
+pub fn q5_quants(bytes: &[u8]) -> [u8; QK] {
+    let high = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let nibbles = &bytes[4..20];
+    std::array::from_fn(|j| {
+        let nibble = if j < QK / 2 { nibbles[j] & 0x0F } else { nibbles[j - QK / 2] >> 4 };
+        nibble | ((((high >> j) & 1) as u8) << 4)
+    })
 }
 
 /// Decodes `data` stored as `dtype` to f32, appending to `out`: floats exactly, blocks as
@@ -104,6 +132,27 @@ mod tests {
 
     fn f16_bytes(x: f32) -> [u8; 2] {
         f16::from_f32(x).to_le_bytes()
+    }
+
+    #[test]
+    fn q5_blocks_take_element_j_fifth_bit_from_mask_bit_j() {
+        let nibbles: Vec<u8> = (0..16u8).map(|j| j | ((15 - j) << 4)).collect();
+        let mask: u32 = 0xA5C3_0F81;
+        let mut q5_1 = [f16_bytes(0.5), f16_bytes(-2.0)].concat();
+        q5_1.extend(mask.to_le_bytes());
+        q5_1.extend(&nibbles);
+        let quants: Vec<u32> =
+            (0..16).chain((0..16).rev()).enumerate().map(|(j, n)| n | (((mask >> j) & 1) << 4)).collect();
+        let mut out = Vec::new();
+        assert!(dequantize(DType::Q5_1, &q5_1, &mut out));
+        assert_eq!(out, quants.iter().map(|&q| 0.5 * q as f32 - 2.0).collect::<Vec<_>>());
+
+        let mut q5_0 = f16_bytes(0.5).to_vec();
+        q5_0.extend(mask.to_le_bytes());
+        q5_0.extend(&nibbles);
+        out.clear();
+        assert!(dequantize(DType::Q5_0, &q5_0, &mut out));
+        assert_eq!(out, quants.iter().map(|&q| 0.5 * (q as f32 - 16.0)).collect::<Vec<_>>());
     }
 
     #[test]

@@ -6,11 +6,11 @@
 //! hands out tensors under their HF names ([`names`]) with PyTorch-order shapes.
 //!
 //! Tensors of type F32, F16 and BF16 are views into the map (no copy) unless they need
-//! reordering. Q8_0, Q4_0, Q4_1 and the K-quants Q4_K, Q5_K, Q6_K stay quantised: they are
-//! handed out as views of their [`DType`] into the map (an owned copy only when Llama's Q/K
-//! rows are un-permuted, which moves whole blocks). The other quantised types (Q5_0, Q5_1) are
-//! dequantised to f32 when asked for ([`tensor_type`]); callers
-//! wanting f32 everywhere convert with [`WeightView::to_f32_vec`].
+//! reordering. Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q4_K, Q5_K, Q6_K stay quantised:
+//! they are handed out as views of their [`DType`] into the map (an owned copy only when
+//! Llama's Q/K rows are un-permuted, which moves whole blocks). Other ggml types are known by
+//! size only ([`tensor_type`]); callers wanting f32 everywhere convert with
+//! [`WeightView::to_f32_vec`].
 //!
 //! NOTE: llama.cpp's converter permutes the rows of Llama's `attn_q` and `attn_k` for its RoPE;
 //! for `general.architecture = "llama"` they are put back in HF order on load, so HF's

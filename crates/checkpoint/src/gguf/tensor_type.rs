@@ -9,16 +9,16 @@
 //! - `Q4_1` (32): f16 `d`, f16 min `m`, nibbles as `Q4_0`; `x = d·q + m`.
 //! - `Q5_0` / `Q5_1` (32): as `Q4_0` / `Q4_1` with a fifth bit per element from a 32-bit mask;
 //!   `Q5_0` subtracts 16.
+//! - the K-quants (256): [`zoo_core::kquant`].
 //!
-//! The types zoo keeps (F32, F16, BF16, `Q8_0`, `Q4_0`, `Q4_1` and the K-quants `Q4_K`, `Q5_K`,
-//! `Q6_K`) take their id, name and block layout from [`DType::layout`] and are decoded by
+//! The types zoo keeps (F32, F16, BF16, `Q8_0`, `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1` and the K-quants
+//! `Q4_K`, `Q5_K`, `Q6_K`) take their id, name and block layout from [`DType::layout`] and are decoded by
 //! [`zoo_core::quant`] and [`zoo_core::kquant`], which backends share; this file's table holds
 //! only the others.
 //!
 //! Arithmetic is in f32 in the order ggml's reference dequantisers use, so results are
 //! bit-identical to them.
 
-use half::f16;
 use zoo_core::DType;
 
 /// How zoo reads a ggml type.
@@ -26,8 +26,6 @@ use zoo_core::DType;
 pub enum Decode {
     /// Handed out as this zoo type (its layout and ggml id are [`DType::layout`]'s).
     Kept(DType),
-    /// Dequantised to f32 on load, one block at a time.
-    Dequantized(fn(&[u8], &mut Vec<f32>)),
     /// Known by size only: a file holding it opens, but the tensor cannot be read.
     Unsupported,
 }
@@ -51,8 +49,6 @@ pub struct TensorType {
 /// Every type GGUF defines with a fixed block layout that has no [`DType`] (those come from
 /// [`DType::layout`]), by id.
 const OTHER_TYPES: &[TensorType] = &[
-    t(6, "Q5_0", 32, 22, Decode::Dequantized(q5_0)),
-    t(7, "Q5_1", 32, 24, Decode::Dequantized(q5_1)),
     t(9, "Q8_1", 32, 36, Decode::Unsupported),
     t(10, "Q2_K", 256, 84, Decode::Unsupported),
     t(11, "Q3_K", 256, 110, Decode::Unsupported),
@@ -97,8 +93,8 @@ impl TensorType {
         !matches!(self.decode, Decode::Unsupported)
     }
 
-    /// The block-quantised [`DType`] zoo keeps this type as (`Q8_0`, `Q4_0`, `Q4_1`, `Q4_K`,
-    /// `Q5_K`, `Q6_K`), if any.
+    /// The block-quantised [`DType`] zoo keeps this type as (`Q8_0`, `Q4_0`, `Q4_1`, `Q5_0`,
+    /// `Q5_1`, `Q4_K`, `Q5_K`, `Q6_K`), if any.
     pub fn block_dtype(self) -> Option<DType> {
         self.kept_dtype().filter(|d| d.is_block_quantized())
     }
@@ -139,49 +135,21 @@ pub fn dequantize(ty: TensorType, data: &[u8], out: &mut Vec<f32>) -> bool {
     }
     match ty.decode {
         Decode::Kept(dtype) => zoo_core::quant::decode(dtype, data, out),
-        Decode::Dequantized(block) => {
-            out.reserve(data.len() / ty.block_bytes * ty.block);
-            data.chunks_exact(ty.block_bytes).for_each(|b| block(b, out));
-            true
-        }
         Decode::Unsupported => false,
     }
 }
 
-fn half_at(b: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
-}
-
-/// `Q5_0`: `d·(q − 16)`.
-fn q5_0(b: &[u8], out: &mut Vec<f32>) {
-    q5(b, false, out)
-}
-
-/// `Q5_1`: `d·q + m`.
-fn q5_1(b: &[u8], out: &mut Vec<f32>) {
-    q5(b, true, out)
-}
-
-/// `Q5_0` (`with_min` false: `d·(q − 16)`) and `Q5_1` (`d·q + m`).
-fn q5(b: &[u8], with_min: bool, out: &mut Vec<f32>) {
-    let d = half_at(b, 0);
-    let (m, at) = if with_min { (half_at(b, 2), 4) } else { (0.0, 2) };
-    let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let qs = &b[at + 4..at + 20];
-    let value = |q: u8| if with_min { f32::from(q) * d + m } else { f32::from(q as i8 - 16) * d };
-    out.extend(qs.iter().enumerate().map(|(j, &q)| value((q & 0x0F) | ((((qh >> j) << 4) & 0x10) as u8))));
-    out.extend(qs.iter().enumerate().map(|(j, &q)| value((q >> 4) | (((qh >> (j + 12)) & 0x10) as u8))));
-}
-
 #[cfg(test)]
 mod tests {
+    use half::f16;
+
     use super::*;
 
     #[test]
     fn ggml_block_types_decode_through_core_quant() {
         // Their arithmetic is zoo_core::quant's (tested there); here, the ids map to it.
-        for (id, dtype) in [(2, DType::Q4_0), (3, DType::Q4_1), (8, DType::Q8_0), (12, DType::Q4_K), (14, DType::Q6_K)]
-        {
+        let kept = [(2, DType::Q4_0), (3, DType::Q4_1), (6, DType::Q5_0), (7, DType::Q5_1), (8, DType::Q8_0)];
+        for (id, dtype) in kept.into_iter().chain([(12, DType::Q4_K), (14, DType::Q6_K)]) {
             let ty = TensorType::from_id(id).unwrap();
             assert_eq!(ty.block_dtype(), Some(dtype));
             let mut block = [f16::from_f32(0.5).to_le_bytes(), f16::from_f32(-1.0).to_le_bytes()].concat();

@@ -1,6 +1,6 @@
 //! The block dot products with AVX2 intrinsics.
 //!
-//! - 4-bit blocks: the nibbles widened to i16 and multiplied with the 16-bit activations by
+//! - 4- and 5-bit blocks: the nibbles (and fifth bits) widened to i16 and multiplied with the 16-bit activations by
 //!   `madd` (16 products, added in pairs to i32, per instruction), then one float FMA per block
 //!   with its scale;
 //! - `Q8_0` blocks: the bytes widened to f32 and multiplied with the f32 activations, four
@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use zoo_core::quant::QK;
 
-use super::{F16Table, Q16Row};
+use super::{F16Table, Nibbles, Q16Row};
 
 /// How far ahead of the block being multiplied weights are prefetched, in bytes. Without it the
 /// loads wait on memory most of the time (rows are a few hundred bytes, too short for the
@@ -21,11 +21,12 @@ use super::{F16Table, Q16Row};
 const PREFETCH_AHEAD: usize = 2048;
 
 /// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
-/// `Q4_0` (`with_min == false`) or `Q4_1` blocks. Several rows per call share each block of
+/// `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`layout`). Several rows per call share each block of
 /// `x` and spread the per-row set-up and final sums (rows are only 18–48 blocks long).
 ///
-/// `Q4_0` is `d·(n − 8)`, i.e. `d·n + m` with `m = −8d`; `Σ m·x = m · x.s`, so both types
-/// share the unsigned nibble product.
+/// Every type is `d·q + m` per element ([`Nibbles`]); `Σ m·x = m · x.s`, so all share the
+/// unsigned quant product. The 5-bit types OR each element's fifth bit (bit `j` of the block's
+/// mask for element `j`) into its nibble.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -35,14 +36,32 @@ pub unsafe fn q4_rows<const R: usize>(
     row_bytes: usize,
     x: &Q16Row,
     lut: &F16Table,
-    with_min: bool,
+    layout: Nibbles,
 ) -> [f32; R] {
-    let (size, at) = if with_min { (20, 4) } else { (18, 2) };
+    let size = layout.size;
     let blocks = x.d.len();
     assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
     assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
     let (w, xq) = (w.as_ptr(), x.q.as_ptr());
     let low_nibble = _mm256_set1_epi16(0x0F);
+    let lane_bits = _mm256_setr_epi16(
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        512,
+        1024,
+        2048,
+        4096,
+        8192,
+        16384,
+        i16::MIN, // bit 15
+    );
     let mut acc = [_mm256_setzero_ps(); R];
     let mut min_acc = [0f32; R];
     for blk in 0..blocks {
@@ -55,17 +74,35 @@ pub unsafe fn q4_rows<const R: usize>(
             let b = unsafe { w.add(r * row_bytes + blk * size) };
             _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
             // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
-            let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(at).cast()));
-            let lo = _mm256_and_si256(bytes, low_nibble);
-            let hi = _mm256_srli_epi16::<4>(bytes);
+            let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(layout.nibbles_at).cast()));
+            let mut lo = _mm256_and_si256(bytes, low_nibble);
+            let mut hi = _mm256_srli_epi16::<4>(bytes);
+            if let Some(at) = layout.mask_at {
+                // SAFETY: the mask's four bytes are inside the block.
+                let mask = unsafe { b.add(at).cast::<u32>().read_unaligned() };
+                lo = _mm256_or_si256(lo, fifth_bits(mask as u16, lane_bits));
+                hi = _mm256_or_si256(hi, fifth_bits((mask >> 16) as u16, lane_bits));
+            }
             let products = _mm256_add_epi32(_mm256_madd_epi16(lo, xlo), _mm256_madd_epi16(hi, xhi));
             let dw = half_at(lut, b);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r]);
-            let m = if with_min { half_at(lut, b.add(2)) } else { -8.0 * dw };
+            let m = match layout.min_at {
+                Some(at) => half_at(lut, b.add(at)),
+                None => layout.offset * dw,
+            };
             min_acc[r] += m * xs;
         }
     }
     std::array::from_fn(|r| sum8(acc[r]) + min_acc[r])
+}
+
+/// 16 in each i16 lane `j` whose bit `j` of `mask` is set, else 0 (`lane_bits` holds `1 << j`
+/// in lane `j`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fifth_bits(mask: u16, lane_bits: __m256i) -> __m256i {
+    let set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(mask as i16), lane_bits), lane_bits);
+    _mm256_and_si256(set, _mm256_set1_epi16(16))
 }
 
 /// The little-endian f16 at `p`, through the table.

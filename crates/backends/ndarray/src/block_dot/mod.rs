@@ -94,15 +94,15 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
         // SAFETY (both arms): AVX2 and FMA are present.
         match (dtype, &x.q16) {
             (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
-            (DType::Q4_0 | DType::Q4_1, Some(q)) => {
-                let with_min = dtype == DType::Q4_1;
+            (_, Some(q)) if Nibbles::of(dtype).is_some() => {
+                let layout = Nibbles::of(dtype).expect("checked by the guard");
                 let done = out.len() / 4 * 4;
                 let mut fours = out.chunks_exact_mut(4);
                 for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
-                    o.copy_from_slice(&unsafe { avx2::q4_rows::<4>(w, row_bytes, q, lut, with_min) });
+                    o.copy_from_slice(&unsafe { avx2::q4_rows::<4>(w, row_bytes, q, lut, layout) });
                 }
                 for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
-                    *o = unsafe { avx2::q4_rows::<1>(w, row_bytes, q, lut, with_min) }[0];
+                    *o = unsafe { avx2::q4_rows::<1>(w, row_bytes, q, lut, layout) }[0];
                 }
             }
             _ => {}
@@ -111,7 +111,11 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
     }
     match (dtype, &x.q16) {
         (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = q8_0_row(w, x.x, lut)),
-        (DType::Q4_0 | DType::Q4_1, Some(q)) => rows.for_each(|(w, o)| *o = q4_row(w, q, lut, dtype == DType::Q4_1)),
+        (_, Some(q)) => {
+            if let Some(layout) = Nibbles::of(dtype) {
+                rows.for_each(|(w, o)| *o = q4_row(w, q, lut, layout));
+            }
+        }
         _ => {}
     }
 }
@@ -126,20 +130,64 @@ fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
     acc
 }
 
-/// A row of `Q4_0` (`d·(n − 8)`) or `Q4_1` (`d·n + m`) blocks times 16-bit activations, in
-/// plain Rust. As in the AVX2 kernel, `Q4_0` is `d·n + m` with `m = −8d`.
-fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, with_min: bool) -> f32 {
-    let (size, at) = if with_min { (20, 4) } else { (18, 2) };
+/// Where a 32-element block of 4-bit (`Q4_0`, `Q4_1`) or 5-bit (`Q5_0`, `Q5_1`) quants keeps
+/// its fields. Every one is `d·q + m` per element: `Q4_0` is `d·(q − 8)`, so `m = −8d`, and
+/// `Q5_0` `m = −16d`; `Σ m·x = m · x.s` per block, so all share the unsigned quant product.
+#[derive(Clone, Copy, Debug)]
+pub struct Nibbles {
+    /// Bytes per block.
+    pub size: usize,
+    /// Where the f16 `m` is, for the types that store one.
+    pub min_at: Option<usize>,
+    /// The offset in units of `d` for those that do not (−8 or −16).
+    pub offset: f32,
+    /// Where the 32-bit mask of fifth bits is (bit `j` for element `j`), for the 5-bit types.
+    pub mask_at: Option<usize>,
+    /// Where the 16 bytes of nibbles are: byte `j`'s low nibble is element `j`, its high nibble
+    /// element `j + 16`.
+    pub nibbles_at: usize,
+}
+
+impl Nibbles {
+    /// The layout of `dtype`, if it is one of these types.
+    pub fn of(dtype: DType) -> Option<Self> {
+        let (size, min_at, offset, mask_at, nibbles_at) = match dtype {
+            DType::Q4_0 => (18, None, -8.0, None, 2),
+            DType::Q4_1 => (20, Some(2), 0.0, None, 4),
+            DType::Q5_0 => (22, None, -16.0, Some(2), 6),
+            DType::Q5_1 => (24, Some(2), 0.0, Some(4), 8),
+            _ => return None,
+        };
+        Some(Self { size, min_at, offset, mask_at, nibbles_at })
+    }
+
+    /// The block's fifth bits (zero for the 4-bit types).
+    fn mask(self, b: &[u8]) -> u32 {
+        self.mask_at.map_or(0, |at| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+    }
+
+    /// The block's `m`, given its scale `d`.
+    fn min(self, lut: &F16Table, b: &[u8], d: f32) -> f32 {
+        self.min_at.map_or(self.offset * d, |at| half(lut, b, at))
+    }
+}
+
+/// A row of `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`layout`) times 16-bit activations, in
+/// plain Rust.
+fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, layout: Nibbles) -> f32 {
     let mut acc = 0f32;
-    for (((b, q), d), s) in w.chunks_exact(size).zip(x.q.chunks_exact(QK)).zip(&x.d).zip(&x.s) {
+    for (((b, q), d), s) in w.chunks_exact(layout.size).zip(x.q.chunks_exact(QK)).zip(&x.d).zip(&x.s) {
         let (lo, hi) = q.split_at(QK / 2);
+        let nibbles = &b[layout.nibbles_at..layout.nibbles_at + 16];
+        let mask = layout.mask(b);
+        let fifth = |j: usize| (((mask >> j) & 1) << 4) as i32;
         let mut isum = 0i32;
-        for ((&n, &l), &h) in b[at..at + 16].iter().zip(lo).zip(hi) {
-            isum += i32::from(n & 0x0F) * i32::from(l) + i32::from(n >> 4) * i32::from(h);
+        for (j, ((&n, &l), &h)) in nibbles.iter().zip(lo).zip(hi).enumerate() {
+            let (q_lo, q_hi) = (i32::from(n & 0x0F) | fifth(j), i32::from(n >> 4) | fifth(j + 16));
+            isum += q_lo * i32::from(l) + q_hi * i32::from(h);
         }
         let dw = half(lut, b, 0);
-        let m = if with_min { half(lut, b, 2) } else { -8.0 * dw };
-        acc += dw * d * isum as f32 + m * s;
+        acc += dw * d * isum as f32 + layout.min(lut, b, dw) * s;
     }
     acc
 }
@@ -179,11 +227,15 @@ mod tests {
         let mut data = Vec::new();
         for blk in 0..rows * k / QK {
             data.extend(f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());
-            if dtype == DType::Q4_1 {
+            if matches!(dtype, DType::Q4_1 | DType::Q5_1) {
                 data.extend(f16::from_f32(-0.01 * (blk % 5) as f32).to_le_bytes());
             }
-            let n = if dtype == DType::Q8_0 { 32 } else { 16 };
-            data.extend((0..n).map(|i| ((blk * 31 + i * 37) % 256) as u8));
+            let n = match dtype {
+                DType::Q8_0 => 32,
+                DType::Q5_0 | DType::Q5_1 => 20, // the mask of fifth bits, then the nibbles
+                _ => 16,
+            };
+            data.extend((0..n).map(|i| ((blk * 31 + i * 37 + i * i * 11) % 256) as u8));
         }
         data
     }
@@ -208,7 +260,9 @@ mod tests {
         let (rows, k) = (13, 512);
         let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
         let lut = f16_table();
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+        for dtype in
+            [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K]
+        {
             let data = blocks(dtype, rows, k);
             let row_bytes = data.len() / rows;
             let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
@@ -222,7 +276,7 @@ mod tests {
                 .map(|w| match &act.q16 {
                     None => q8_0_row(w, &x, lut),
                     Some(q) if zoo_core::kquant::is_k_quant(dtype) => k_quants::row(dtype, w, q),
-                    Some(q) => q4_row(w, q, lut, dtype == DType::Q4_1),
+                    Some(q) => q4_row(w, q, lut, Nibbles::of(dtype).unwrap()),
                 })
                 .collect();
             for (j, (g, p)) in got.iter().zip(&portable).enumerate() {
