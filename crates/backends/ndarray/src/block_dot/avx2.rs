@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use zoo_core::quant::QK;
 
-use super::{F16Table, Nibbles, Q16Row};
+use super::{F16Table, NibbleKind, Q16Row};
 
 /// How far ahead of the block being multiplied weights are prefetched, in bytes. Without it the
 /// loads wait on memory most of the time (rows are a few hundred bytes, too short for the
@@ -21,23 +21,23 @@ use super::{F16Table, Nibbles, Q16Row};
 const PREFETCH_AHEAD: usize = 2048;
 
 /// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
-/// `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`layout`). Several rows per call share each block of
+/// `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`K`). Several rows per call share each block of
 /// `x` and spread the per-row set-up and final sums (rows are only 18–48 blocks long).
 ///
-/// Every type is `d·q + m` per element ([`Nibbles`]); `Σ m·x = m · x.s`, so all share the
+/// Every type is `d·q + m` per element ([`super::Nibbles`]); `Σ m·x = m · x.s`, so all share the
 /// unsigned quant product. The 5-bit types OR each element's fifth bit (bit `j` of the block's
 /// mask for element `j`) into its nibble.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn q4_rows<const R: usize>(
+pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
     w: &[u8],
     row_bytes: usize,
     x: &Q16Row,
     lut: &F16Table,
-    layout: Nibbles,
 ) -> [f32; R] {
+    let layout = K::LAYOUT;
     let size = layout.size;
     let blocks = x.d.len();
     assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);

@@ -94,17 +94,10 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
         // SAFETY (both arms): AVX2 and FMA are present.
         match (dtype, &x.q16) {
             (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
-            (_, Some(q)) if Nibbles::of(dtype).is_some() => {
-                let layout = Nibbles::of(dtype).expect("checked by the guard");
-                let done = out.len() / 4 * 4;
-                let mut fours = out.chunks_exact_mut(4);
-                for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
-                    o.copy_from_slice(&unsafe { avx2::q4_rows::<4>(w, row_bytes, q, lut, layout) });
-                }
-                for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
-                    *o = unsafe { avx2::q4_rows::<1>(w, row_bytes, q, lut, layout) }[0];
-                }
-            }
+            (DType::Q4_0, Some(q)) => unsafe { avx2_nibble_rows::<Q4_0>(weights, row_bytes, q, lut, out) },
+            (DType::Q4_1, Some(q)) => unsafe { avx2_nibble_rows::<Q4_1>(weights, row_bytes, q, lut, out) },
+            (DType::Q5_0, Some(q)) => unsafe { avx2_nibble_rows::<Q5_0>(weights, row_bytes, q, lut, out) },
+            (DType::Q5_1, Some(q)) => unsafe { avx2_nibble_rows::<Q5_1>(weights, row_bytes, q, lut, out) },
             _ => {}
         }
         return;
@@ -117,6 +110,30 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
             }
         }
         _ => {}
+    }
+}
+
+/// The rows of a weight of `K` blocks through the AVX2 kernel, four at a time, then one by one.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx2_nibble_rows<K: NibbleKind>(
+    weights: &[u8],
+    row_bytes: usize,
+    q: &Q16Row,
+    lut: &F16Table,
+    out: &mut [f32],
+) {
+    let done = out.len() / 4 * 4;
+    let mut fours = out.chunks_exact_mut(4);
+    for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
+        // SAFETY: the caller's contract.
+        o.copy_from_slice(&unsafe { avx2::q4_rows::<4, K>(w, row_bytes, q, lut) });
+    }
+    for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
+        // SAFETY: the caller's contract.
+        *o = unsafe { avx2::q4_rows::<1, K>(w, row_bytes, q, lut) }[0];
     }
 }
 
@@ -148,17 +165,45 @@ pub struct Nibbles {
     pub nibbles_at: usize,
 }
 
+/// One of the 4- and 5-bit block types, its layout known when kernels are compiled (so each
+/// type's kernel has no branch on it).
+pub trait NibbleKind {
+    /// Where its blocks keep their fields.
+    const LAYOUT: Nibbles;
+}
+
+/// `Q4_0`: `d`, 16 bytes of nibbles; `d·(q − 8)`.
+pub struct Q4_0;
+/// `Q4_1`: `d`, `m`, 16 bytes of nibbles; `d·q + m`.
+pub struct Q4_1;
+/// `Q5_0`: `d`, the fifth bits, 16 bytes of nibbles; `d·(q − 16)`.
+pub struct Q5_0;
+/// `Q5_1`: `d`, `m`, the fifth bits, 16 bytes of nibbles; `d·q + m`.
+pub struct Q5_1;
+
+impl NibbleKind for Q4_0 {
+    const LAYOUT: Nibbles = Nibbles { size: 18, min_at: None, offset: -8.0, mask_at: None, nibbles_at: 2 };
+}
+impl NibbleKind for Q4_1 {
+    const LAYOUT: Nibbles = Nibbles { size: 20, min_at: Some(2), offset: 0.0, mask_at: None, nibbles_at: 4 };
+}
+impl NibbleKind for Q5_0 {
+    const LAYOUT: Nibbles = Nibbles { size: 22, min_at: None, offset: -16.0, mask_at: Some(2), nibbles_at: 6 };
+}
+impl NibbleKind for Q5_1 {
+    const LAYOUT: Nibbles = Nibbles { size: 24, min_at: Some(2), offset: 0.0, mask_at: Some(4), nibbles_at: 8 };
+}
+
 impl Nibbles {
     /// The layout of `dtype`, if it is one of these types.
     pub fn of(dtype: DType) -> Option<Self> {
-        let (size, min_at, offset, mask_at, nibbles_at) = match dtype {
-            DType::Q4_0 => (18, None, -8.0, None, 2),
-            DType::Q4_1 => (20, Some(2), 0.0, None, 4),
-            DType::Q5_0 => (22, None, -16.0, Some(2), 6),
-            DType::Q5_1 => (24, Some(2), 0.0, Some(4), 8),
-            _ => return None,
-        };
-        Some(Self { size, min_at, offset, mask_at, nibbles_at })
+        match dtype {
+            DType::Q4_0 => Some(Q4_0::LAYOUT),
+            DType::Q4_1 => Some(Q4_1::LAYOUT),
+            DType::Q5_0 => Some(Q5_0::LAYOUT),
+            DType::Q5_1 => Some(Q5_1::LAYOUT),
+            _ => None,
+        }
     }
 
     /// The block's fifth bits (zero for the 4-bit types).
