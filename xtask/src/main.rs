@@ -41,20 +41,30 @@ enum Task {
     },
     /// Convert a checkpoint between formats (the same as `zoo convert`).
     Convert(zoo_cli::args::ConvertArgs),
-    /// Decode speed of zoo next to llama.cpp's on the same GGUF (default: the default model):
-    /// builds llama.cpp's llama-bench from the PyPI llama-cpp-python sdist under .cache/ once,
-    /// then alternates runs of both and prints the medians (xtask/python/llamacpp_bench.sh).
+    /// Decode and prefill speed of zoo next to llama.cpp's on the same GGUF files: the default
+    /// model and a random-weight 415M Mistral-architecture model in f32, f16, q8_0, Q4_0 and
+    /// Q4_K_M (made once with llama.cpp's convert_hf_to_gguf.py and llama-quantize); builds
+    /// llama.cpp from the PyPI llama-cpp-python sdist under .cache/ once, then alternates runs of
+    /// both and prints the table of medians (xtask/python/llamacpp_bench.sh; ZOO_BIN picks the
+    /// zoo binary, default: a release build).
     BenchLlamacpp {
-        /// The GGUF file (default: the default model).
-        model: Option<std::path::PathBuf>,
+        /// Models: `smollm2` (the default model), the 415M model's `f32`, `f16`, `q8_0`, `q4_0`,
+        /// `q4_k_m`, or GGUF paths. Default: all six.
+        models: Vec<String>,
         /// Thread counts to compare, e.g. "1 2".
         #[arg(long, default_value = "1 2")]
         threads: String,
         /// Tokens to decode per run.
         #[arg(long, default_value_t = 64)]
         tokens: usize,
+        /// Prompt tokens per prefill run.
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        /// What to measure: "decode prefill", "decode" or "prefill".
+        #[arg(long, default_value = "decode prefill")]
+        measure: String,
         /// Runs of each; the table shows the median.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 3)]
         runs: usize,
     },
 }
@@ -64,10 +74,15 @@ fn main() -> Result<()> {
         Task::GenFixtures { only } => python::gen_fixtures(only.as_deref()),
         Task::Parity { backend, fixture } => parity::run(&backend, fixture.as_deref()),
         Task::Convert(args) => zoo_cli::convert::run(&args, &mut std::io::stdout(), &mut std::io::stderr()),
-        Task::BenchLlamacpp { model, threads, tokens, runs } => {
+        Task::BenchLlamacpp { models, threads, tokens, prompt_tokens, measure, runs } => {
             let mut cmd = std::process::Command::new("bash");
-            cmd.arg(python::root().join("xtask/python/llamacpp_bench.sh"));
-            cmd.args(model).env("THREADS", threads).env("TOKENS", tokens.to_string()).env("RUNS", runs.to_string());
+            cmd.arg(python::root().join("xtask/python/llamacpp_bench.sh"))
+                .args(models)
+                .env("THREADS", threads)
+                .env("TOKENS", tokens.to_string())
+                .env("PROMPT_TOKENS", prompt_tokens.to_string())
+                .env("MEASURE", measure)
+                .env("RUNS", runs.to_string());
             python::run(&mut cmd)
         }
     }
