@@ -130,18 +130,21 @@ pub unsafe fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
     let blocks = x.len() / QK;
     assert!(w.len() >= blocks * 34);
     let (w, xp) = (w.as_ptr(), x.as_ptr());
-    let mut acc = _mm256_setzero_ps();
+    // Two accumulators (even and odd blocks) and two partial sums per block, so that no FMA waits
+    // on the latency of the one before it.
+    let mut acc = [_mm256_setzero_ps(); 2];
     for blk in 0..blocks {
         // SAFETY: block `blk` of `w` and of `x` are in bounds (asserted above).
         let (b, xb) = unsafe { (w.add(blk * 34), xp.add(blk * QK)) };
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + 33).cast());
-        let mut sum = _mm256_setzero_ps();
+        let mut sums = [_mm256_setzero_ps(); 2];
         for c in 0..4 {
             let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + 8 * c).cast()));
-            sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(xb.add(8 * c)), sum);
+            sums[c % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(xb.add(8 * c)), sums[c % 2]);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(lut, b)), sum, acc);
+        let sum = _mm256_add_ps(sums[0], sums[1]);
+        acc[blk % 2] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(lut, b)), sum, acc[blk % 2]);
     }
-    sum8(acc)
+    sum8(_mm256_add_ps(acc[0], acc[1]))
 }
