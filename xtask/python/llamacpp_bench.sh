@@ -1,13 +1,8 @@
 #!/usr/bin/env bash
 # Decode speed of zoo next to llama.cpp's, on the same GGUF, on this machine (issue 8, item 6).
 #
-# llama.cpp is built from the source vendored in PyPI's llama-cpp-python sdist (the only way to get
-# it here: registries only), all of it under .cache/ (gitignored), nothing in the repo:
-#   .cache/assets/llama_cpp_python-<ver>.tar.gz   the sdist (`pip download --no-deps --no-binary`)
-#   .cache/llama.cpp-src/                         its vendor/llama.cpp
-#   .cache/cmake-venv/                            a throwaway venv with PyPI's cmake (if none on PATH)
-#   .cache/llama.cpp-build/                       CPU-only Release build (GGML_NATIVE=ON, no curl)
-# Every step is skipped when its output is already there.
+# llama.cpp's llama-bench is built from the source vendored in PyPI's llama-cpp-python sdist, under
+# .cache/ (gitignored), by xtask/python/llamacpp_build.sh (its header has the cache layout).
 #
 # Usage: xtask/python/llamacpp_bench.sh [MODEL]
 #   MODEL        default: $ZOO_DEFAULT_MODEL, else ~/.cache/zoo/models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -29,8 +24,6 @@
 # prefill are excluded from both). A zoo run that stops early (EOS) is reported with its token count.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-cache="$root/.cache"
-LLAMA_CPP_PYTHON_VERSION=0.3.36
 model="${1:-${ZOO_DEFAULT_MODEL:-$HOME/.cache/zoo/models/SmolLM2-135M-Instruct.Q4_1.gguf}}"
 threads="${THREADS:-1 2}"
 tokens="${TOKENS:-64}"
@@ -40,47 +33,8 @@ prompt="${PROMPT:-Once upon a time}"
 
 [ -f "$model" ] || { echo "no model at $model (run scripts/fetch-default-model.sh)" >&2; exit 1; }
 
-# 1. The sdist. A copy already downloaded into the main checkout's .cache/assets is reused.
-sdist="$cache/assets/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
-if [ ! -f "$sdist" ]; then
-  mkdir -p "$cache/assets"
-  main_checkout="$(git -C "$root" worktree list --porcelain | sed -n '1s/^worktree //p')"
-  if [ -n "$main_checkout" ] && [ -f "$main_checkout/.cache/assets/$(basename "$sdist")" ]; then
-    cp "$main_checkout/.cache/assets/$(basename "$sdist")" "$sdist"
-  else
-    echo "downloading llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION (sdist)" >&2
-    python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python -d "$cache/assets" \
-      "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
-  fi
-fi
-
-# 2. Its vendored llama.cpp.
-src="$cache/llama.cpp-src"
-if [ ! -f "$src/CMakeLists.txt" ]; then
-  rm -rf "$src" && mkdir -p "$src"
-  tar -xzf "$sdist" -C "$src" --strip-components=3 \
-    "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
-fi
-
-# 3. cmake: the one on PATH, else PyPI's in a throwaway venv.
-if command -v cmake >/dev/null; then
-  cmake=cmake
-else
-  cmake="$cache/cmake-venv/bin/cmake"
-  if [ ! -x "$cmake" ]; then
-    python3 -m venv "$cache/cmake-venv"
-    "$cache/cmake-venv/bin/pip" install --quiet cmake
-  fi
-fi
-
-# 4. llama-bench (CPU only, tuned for this CPU).
-build="$cache/llama.cpp-build"
-llama_bench="$build/bin/llama-bench"
-if [ ! -x "$llama_bench" ]; then
-  "$cmake" -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
-  nice -n 10 "$cmake" --build "$build" --config Release -j "$jobs" --target llama-bench
-fi
+# 1-4. llama-bench: built once under .cache/ (or the main checkout's copy), see llamacpp_build.sh.
+llama_bench="$(JOBS="$jobs" bash "$root/xtask/python/llamacpp_build.sh" llama-bench)"
 
 # 5. zoo.
 if [ -n "${ZOO_BIN:-}" ]; then
