@@ -5,13 +5,15 @@ Both servers load the same GGUF with the same thread count and as many slots as 
 concurrency, and both stay up for the whole run (an idle server uses no CPU). For each
 concurrency C, C client threads (stdlib http.client) stream greedy `/v1/completions` of fixed
 prompts, `--tokens` tokens each, until `max(--min-requests, 2 C)` requests are done; the two
-servers take turns at each C (llama-server first). zoo has no `ignore_eos`, so neither server
+servers take turns at each C, `--rounds` times, alternating which goes first (the machine's other
+load drifts). zoo has no `ignore_eos`, so neither server
 gets it: the prompts are story openings that greedy decoding continues past 64 tokens, and the
 table reports the tokens actually generated (the final `usage`, else the streamed text chunks).
 
 Per server and C: aggregate tokens/s (all generated tokens over the wall time from the first
-request sent to the last stream ended) and time to first token (request sent to first streamed
-text), p50 and p99 (nearest rank). Only the standard library; run by `cargo xtask bench-serve`.
+request sent to the last stream ended; the median of the rounds, and each round's) and time to
+first token (request sent to first streamed text), p50 and p99 (nearest rank) over every round's
+requests. Only the standard library; run by `cargo xtask bench-serve`.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import math
 import os
 import platform
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -161,16 +164,25 @@ def run_level(server, concurrency, requests, tokens, timeout):
     wall = time.perf_counter() - started
     if errors:
         sys.exit(f"{server.name} at concurrency {concurrency}: {errors[0]}\nits log:\n{server.tail()}")
-    ttfts = sorted(r[0] for r in results)
     generated = [r[1] for r in results]
     return {
-        "requests": len(results),
         "tokens": sum(generated),
         "min_tokens": min(generated),
         "tok_s": sum(generated) / wall,
+        "ttfts": [r[0] for r in results],
+        "wall": wall,
+    }
+
+
+def summarize(rounds):
+    """One server's rounds at one concurrency: median tokens/s, pooled TTFT percentiles."""
+    ttfts = sorted(t for r in rounds for t in r["ttfts"])
+    return {
+        "tok_s": statistics.median(r["tok_s"] for r in rounds),
+        "rounds": [r["tok_s"] for r in rounds],
+        "min_tokens": min(r["min_tokens"] for r in rounds),
         "ttft_p50": percentile(ttfts, 50),
         "ttft_p99": percentile(ttfts, 99),
-        "wall": wall,
     }
 
 
@@ -200,6 +212,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--min-requests", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="measurements of each server at each concurrency")
     ap.add_argument("--context", type=int, default=512, help="KV-cache tokens per slot, both servers")
     ap.add_argument("--timeout", type=float, default=600, help="seconds one request may take")
     args = ap.parse_args()
@@ -229,14 +242,14 @@ def main():
         rows = []
         for c in levels:
             requests = max(args.min_requests, 2 * c)
-            measured = {}
-            for s in servers:
-                m = run_level(s, c, requests, args.tokens, args.timeout)
-                measured[s.name] = m
-                print(f"concurrency {c:2}, {s.name:12}: {m['tokens']} tokens in {m['wall']:.2f} s, "
-                      f"{m['tok_s']:.1f} tok/s, TTFT p50 {m['ttft_p50'] * 1000:.0f} ms "
-                      f"p99 {m['ttft_p99'] * 1000:.0f} ms", file=sys.stderr)
-            rows.append((c, requests, measured))
+            measured = {s.name: [] for s in servers}
+            for r in range(args.rounds):
+                for s in servers if r % 2 == 0 else servers[::-1]:
+                    m = run_level(s, c, requests, args.tokens, args.timeout)
+                    measured[s.name].append(m)
+                    print(f"concurrency {c:2}, round {r + 1}, {s.name:12}: {m['tokens']} tokens in "
+                          f"{m['wall']:.2f} s, {m['tok_s']:.1f} tok/s", file=sys.stderr)
+            rows.append((c, requests, {name: summarize(rounds) for name, rounds in measured.items()}))
         print(f"load after: {os.getloadavg()}", file=sys.stderr)
     finally:
         for s in servers:
@@ -245,14 +258,16 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"{now}; {cpu_model()}, {os.cpu_count()} CPUs; {os.path.basename(args.model)}; "
           f"{args.threads} threads each; {slots} slots of {args.context} tokens; greedy, "
-          f"{args.tokens} tokens per request (min generated shown)")
+          f"{args.tokens} tokens per request; {args.rounds} rounds (tok/s: median, then each round)")
     print()
-    print("| concurrency | requests | llama-server tok/s | zoo tok/s | zoo / llama | "
-          "TTFT p50 llama / zoo (ms) | TTFT p99 llama / zoo (ms) | min tokens llama / zoo |")
+    print("| concurrency | requests per round | llama-server tok/s | zoo tok/s | zoo / llama | "
+          "TTFT p50 llama / zoo (ms) | TTFT p99 llama / zoo (ms) | fewest tokens llama / zoo |")
     print("|---|---|---|---|---|---|---|---|")
+    each = lambda m: ", ".join(f"{x:.0f}" for x in m["rounds"])
     for c, requests, m in rows:
         lm, zm = m["llama-server"], m["zoo"]
-        print(f"| {c} | {requests} | {lm['tok_s']:.1f} | {zm['tok_s']:.1f} | {zm['tok_s'] / lm['tok_s']:.2f} | "
+        print(f"| {c} | {requests} | {lm['tok_s']:.1f} ({each(lm)}) | {zm['tok_s']:.1f} ({each(zm)}) | "
+              f"{zm['tok_s'] / lm['tok_s']:.2f} | "
               f"{lm['ttft_p50'] * 1000:.0f} / {zm['ttft_p50'] * 1000:.0f} | "
               f"{lm['ttft_p99'] * 1000:.0f} / {zm['ttft_p99'] * 1000:.0f} | "
               f"{lm['min_tokens']} / {zm['min_tokens']} |")

@@ -28,6 +28,10 @@ pub struct BenchServeArgs {
     /// Requests per concurrency at least (at least twice the concurrency, too).
     #[arg(long, default_value_t = 8)]
     pub min_requests: usize,
+    /// Measurements of each server at each concurrency (alternating which goes first); the
+    /// table shows the median tokens/s and the TTFT percentiles over all of them.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// The zoo binary (default: $ZOO_BIN, else `cargo build --release -p zoo-cli`'s).
     #[arg(long)]
     pub zoo: Option<PathBuf>,
@@ -61,7 +65,8 @@ pub fn run_bench(args: &BenchServeArgs) -> Result<()> {
         .arg("--model")
         .arg(&model)
         .args(["--threads", &threads.to_string(), "--tokens", &args.tokens.to_string()])
-        .args(["--concurrency", &args.concurrency, "--min-requests", &args.min_requests.to_string()]))
+        .args(["--concurrency", &args.concurrency, "--min-requests", &args.min_requests.to_string()])
+        .args(["--rounds", &args.rounds.to_string()]))
 }
 
 /// llama-server's path: `llamacpp_build.sh llama-server` (which finds or builds it).
