@@ -7,8 +7,9 @@
 # Mistral's 32000-token vocabulary) in f32, f16, q8_0, Q4_0 and Q4_K_M, made the way a user makes
 # them: llama.cpp's own convert_hf_to_gguf.py (f32, f16) and llama-quantize (from the f32 file).
 #
-# llama.cpp is built from the source vendored in PyPI's llama-cpp-python sdist (the only way to get
-# it here: registries only), all of it under .cache/ (gitignored), nothing in the repo:
+# llama.cpp is built by xtask/python/llamacpp_build.sh from the source vendored in PyPI's
+# llama-cpp-python sdist (the only way to get it here: registries only), all of it under .cache/
+# (gitignored), nothing in the repo:
 #   .cache/assets/llama_cpp_python-<ver>.tar.gz   the sdist (`pip download --no-deps --no-binary`)
 #   .cache/llama.cpp-src/                         its vendor/llama.cpp (with convert_hf_to_gguf.py)
 #   .cache/cmake-venv/                            a throwaway venv with PyPI's cmake (if none on PATH)
@@ -51,9 +52,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="$root/.cache"
-main_checkout="$(git -C "$root" worktree list --porcelain | sed -n '1s/^worktree //p')"
-main_cache="${main_checkout:+$main_checkout/.cache}"
-LLAMA_CPP_PYTHON_VERSION=0.3.36
 default_model="${ZOO_DEFAULT_MODEL:-$HOME/.cache/zoo/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 threads="${THREADS:-1 2}"
 tokens="${TOKENS:-64}"
@@ -65,55 +63,14 @@ prompt="${PROMPT:-Once upon a time}"
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(smollm2 f32 f16 q8_0 q4_0 q4_k_m)
 
-# Our .cache's copy of a path, else the main checkout's, else our (missing) one.
-cached() {
-  if [ -e "$cache/$1" ] || [ -z "$main_cache" ] || [ ! -e "$main_cache/$1" ]; then
-    echo "$cache/$1"
-  else
-    echo "$main_cache/$1"
-  fi
-}
+# 1. llama-bench and llama-quantize, and the llama.cpp source (for convert_hf_to_gguf.py): found
+# or built by llamacpp_build.sh, under .cache/ (or the main checkout's).
+build_tool() { JOBS="$jobs" bash "$root/xtask/python/llamacpp_build.sh" "$1"; }
+llama_bench="$(build_tool llama-bench)"
+llama_quantize="$(build_tool llama-quantize)"
+src="$(build_tool source)"
 
-# 1. The sdist.
-sdist="$(cached "assets/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz")"
-src="$(cached llama.cpp-src/CMakeLists.txt)"
-src="$(dirname "$src")"
-if [ ! -f "$sdist" ] && [ ! -f "$src/CMakeLists.txt" ]; then
-  echo "downloading llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION (sdist)" >&2
-  mkdir -p "$cache/assets"
-  python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python -d "$cache/assets" \
-    "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
-fi
-
-# 2. Its vendored llama.cpp.
-if [ ! -f "$src/CMakeLists.txt" ]; then
-  rm -rf "$src" && mkdir -p "$src"
-  tar -xzf "$sdist" -C "$src" --strip-components=3 \
-    "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
-fi
-
-# 3. llama-bench and llama-quantize (CPU only, tuned for this CPU); cmake: the one on PATH, else
-# PyPI's in a throwaway venv.
-llama_bench="$(cached llama.cpp-build/bin/llama-bench)"
-llama_quantize="$(cached llama.cpp-build/bin/llama-quantize)"
-if [ ! -x "$llama_bench" ] || [ ! -x "$llama_quantize" ]; then
-  build="$cache/llama.cpp-build"
-  if command -v cmake >/dev/null; then
-    cmake=cmake
-  else
-    cmake="$cache/cmake-venv/bin/cmake"
-    if [ ! -x "$cmake" ]; then
-      python3 -m venv "$cache/cmake-venv"
-      "$cache/cmake-venv/bin/pip" install --quiet cmake
-    fi
-  fi
-  "$cmake" -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
-  nice -n 10 "$cmake" --build "$build" --config Release -j "$jobs" --target llama-bench llama-quantize
-  llama_bench="$build/bin/llama-bench" llama_quantize="$build/bin/llama-quantize"
-fi
-
-# 4. The 415M model's GGUF of type $1 (f32, f16, q8_0, q4_0, q4_k_m), made once; its path.
+# 2. The 415M model's GGUF of type $1 (f32, f16, q8_0, q4_0, q4_k_m), made once; its path.
 mistral_dir="$cache/bench-models"
 mistral_gguf() {
   local type="$1" out="$mistral_dir/mistral-415m-$1.gguf" python="${PYTHON:-$root/.venv/bin/python}"

@@ -2,11 +2,14 @@
 //!
 //! - `gen-fixtures`: (re)creates `tests/fixtures/` from the reference implementations;
 //! - `parity`: recomputes references live and compares zoo against them;
-//! - `convert`: `zoo convert` (format conversion), for scripts that drive everything via xtask.
+//! - `convert`: `zoo convert` (format conversion), for scripts that drive everything via xtask;
+//! - `bench-llamacpp`: decode speed of `zoo run` next to llama.cpp's `llama-bench`;
+//! - `bench-serve`: streaming load against `zoo serve` next to llama.cpp's `llama-server`.
 //!
 //! The Python environment comes from `scripts/setup-python.sh` (created on first use) and
 //! registry assets from `scripts/fetch-assets.sh`.
 
+mod bench_serve;
 mod parity;
 mod python;
 
@@ -67,6 +70,10 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The same streaming load against `zoo serve` and llama.cpp's llama-server on the same GGUF
+    /// and threads: aggregate tokens/s and time-to-first-token p50/p99 at each concurrency
+    /// (xtask/python/serve_bench.py; llama-server built like bench-llamacpp's llama-bench).
+    BenchServe(bench_serve::BenchServeArgs),
 }
 
 fn main() -> Result<()> {
@@ -85,5 +92,6 @@ fn main() -> Result<()> {
                 .env("RUNS", runs.to_string());
             python::run(&mut cmd)
         }
+        Task::BenchServe(args) => bench_serve::run_bench(&args),
     }
 }
