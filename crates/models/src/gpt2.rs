@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, Step, StepInput, UnaryOp, WeightSource,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Qkv, Result, Step, StepInput, UnaryOp, WeightSource,
 };
 
 use crate::nn::{config_error, config_is, parse_config, LayerNorm, Linear, Stored, Vb};
@@ -140,7 +140,7 @@ impl<B: Backend> Attention<B> {
         let q = b.narrow(&qkv, 1, 0, h)?; // (T, H)
         let k = b.narrow(&qkv, 1, h, h)?;
         let v = b.narrow(&qkv, 1, 2 * h, h)?;
-        let y = b.attention_step(&q, &k, &v, kv, step, &self.spec)?; // (T, H)
+        let y = b.attention_step(Qkv::new(&q, &k, &v), kv, step, &self.spec)?; // (T, H)
         self.c_proj.forward(b, &y)
     }
 }

@@ -16,7 +16,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use zoo_core::AttentionSpec;
+use zoo_core::{AttentionSpec, Qkv};
 
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
 use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
@@ -419,11 +419,8 @@ where
     }
 
     fn rope_kv_write(
-        q: &Tensor<Self, 2>,
-        k: &Tensor<Self, 2>,
-        v: &Tensor<Self, 2>,
-        cos: &Tensor<Self, 2>,
-        sin: &Tensor<Self, 2>,
+        Qkv { q, k, v }: Qkv<'_, Tensor<Self, 2>>,
+        (cos, sin): (&Tensor<Self, 2>, &Tensor<Self, 2>),
         kv: &KvView<'_, Self>,
         rows: &RowTable<Self>,
         spec: &AttentionSpec,
