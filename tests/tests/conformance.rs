@@ -23,8 +23,8 @@ use rand_core::{RngCore, SeedableRng};
 use zoo::{create_backend, LoadOptions};
 use zoo_core::registry::{self, Availability};
 use zoo_core::{
-    AttentionSpec, Backend, Bytes, DType, DynBackend, DynTensor, Error, GroupScales, KvSpec, Result, RopeConvention,
-    RopeSpec, RopeType, SeqSpan, Support, TensorShape, UnaryOp, WeightView, Yarn,
+    AttentionSpec, Backend, Bytes, DType, DynBackend, DynTensor, Error, GroupScales, KvSpec, Qkv, Result,
+    RopeConvention, RopeSpec, RopeType, SeqSpan, Support, TensorShape, UnaryOp, WeightView, Yarn,
 };
 
 const EXACT: f32 = 0.0;
@@ -246,7 +246,7 @@ fn attention_steps(b: &DynBackend, spec: &AttentionSpec, steps: &[Vec<(usize, us
         let q = up(b, &random(seed, rows * q_cols, 2.0), &[rows, q_cols])?;
         let k = up(b, &random(seed + 1, rows * kv_cols, 2.0), &[rows, kv_cols])?;
         let v = up(b, &random(seed + 2, rows * kv_cols, 1.0), &[rows, kv_cols])?;
-        outputs.push(host(b, &b.attention(&q, &k, &v, &mut kv, &spans, spec)?)?);
+        outputs.push(host(b, &b.attention(Qkv::new(&q, &k, &v), &mut kv, &spans, spec)?)?);
     }
     Ok(outputs)
 }
@@ -283,7 +283,7 @@ fn attention_rejects_bad_inputs() {
         let k = up(&b, &random(21, 3 * 16, 1.0), &[3, 16]).unwrap();
         let span = |slot, past| SeqSpan { slot, start: 0, len: 3, past };
         let mut attend = |q: &DynTensor, k: &DynTensor, spans: &[SeqSpan], spec: &AttentionSpec| {
-            b.attention(q, k, k, &mut kv, spans, spec)
+            b.attention(Qkv::new(q, k, k), &mut kv, spans, spec)
         };
         let full = attend(&q, &k, &[span(0, 2)], &spec);
         assert!(matches!(full, Err(Error::ContextFull { needed: 5, limit: 4 })), "{name}: {full:?}");

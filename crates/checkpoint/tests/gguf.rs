@@ -3,20 +3,14 @@
 //! naming the file (and tensor), never a panic or a huge allocation. Dequantisation of every
 //! decoded type is checked bit for bit against llama.cpp's gguf-py (`tests/data/quant_types.gguf`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use half::f16;
 use zoo_checkpoint::gguf::Gguf;
 use zoo_core::{DType, WeightSource};
 
 mod gguf_writer;
-use gguf_writer::Writer;
-
-fn write(dir: &Path, bytes: &[u8]) -> PathBuf {
-    let path = dir.join("model.gguf");
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
+use gguf_writer::{corrupted, write, Writer};
 
 /// Opening `bytes` fails; the error names the file and is returned.
 fn open_err(bytes: &[u8]) -> String {
@@ -223,16 +217,7 @@ fn unsupported_architecture_and_missing_metadata() {
 fn corrupted_bytes_never_panic() {
     let bytes = llama().bytes();
     let dir = tempfile::tempdir().unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..2000 {
-        let mut b = bytes.clone();
-        for _ in 0..3 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let at = (state as usize) % b.len();
-            b[at] = (state >> 32) as u8;
-        }
+    for b in corrupted(&bytes, 0, 3, 0x2545_f491_4f6c_dd1d).take(2000) {
         let path = write(dir.path(), &b);
         if let Ok(ckpt) = zoo_checkpoint::open(&path) {
             for name in ckpt.weights.names() {

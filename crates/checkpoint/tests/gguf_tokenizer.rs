@@ -4,13 +4,11 @@
 //! vocabulary (arrays of the wrong length, bad ids, repeated tokens, wrong value types) an error
 //! naming the file, never a panic.
 
-use std::path::{Path, PathBuf};
-
 use zoo_checkpoint::TextTokenizer;
 use zoo_core::Tokenizer;
 
 mod gguf_writer;
-use gguf_writer::Writer;
+use gguf_writer::{corrupted, write, Writer};
 
 /// `<unk> <s> </s>`, the 256 byte tokens (ids 3..259), then `extra` pieces with their scores.
 fn spm_vocab(extra: &[(&str, f32)]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
@@ -48,12 +46,6 @@ const SPACE_H: u32 = 263;
 const SPACE_HI: u32 = 264;
 const HI: u32 = 265;
 const USER: u32 = 266;
-
-fn write(dir: &Path, bytes: &[u8]) -> PathBuf {
-    let path = dir.join("model.gguf");
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 fn load(bytes: &[u8]) -> Result<TextTokenizer, String> {
     let dir = tempfile::tempdir().unwrap();
@@ -182,16 +174,7 @@ fn malformed_vocabularies_are_errors_naming_the_file() {
 fn corrupted_vocabularies_never_panic() {
     let bytes = spm(PIECES).u32("tokenizer.ggml.bos_token_id", 1).metadata_only();
     let dir = tempfile::tempdir().unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..300 {
-        let mut b = bytes.clone();
-        for _ in 0..2 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let at = 4 + (state as usize) % (b.len() - 4);
-            b[at] = (state >> 32) as u8;
-        }
+    for b in corrupted(&bytes, 4, 2, 0x9e37_79b9_7f4a_7c15).take(300) {
         let path = write(dir.path(), &b);
         if let Err(e) = TextTokenizer::load(&path) {
             assert!(e.to_string().contains("model.gguf"), "{e}");

@@ -169,6 +169,38 @@ pub struct AttentionSpec {
     pub window: Option<usize>,
 }
 
+/// The queries, keys and values an attention op takes: `q: [n, n_heads·head_dim]` and
+/// `k, v: [n, n_kv_heads·head_dim]` for the batch's new tokens.
+#[derive(Debug)]
+pub struct Qkv<'a, T> {
+    /// Queries.
+    pub q: &'a T,
+    /// Keys.
+    pub k: &'a T,
+    /// Values.
+    pub v: &'a T,
+}
+
+impl<'a, T> Qkv<'a, T> {
+    /// `q`, `k` and `v` together.
+    pub fn new(q: &'a T, k: &'a T, v: &'a T) -> Self {
+        Self { q, k, v }
+    }
+
+    /// `f` of each of the three (a backend's tensor type to what its kernels take).
+    pub fn map<U>(self, f: impl Fn(&'a T) -> &'a U) -> Qkv<'a, U> {
+        Qkv { q: f(self.q), k: f(self.k), v: f(self.v) }
+    }
+}
+
+impl<T> Clone for Qkv<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Qkv<'_, T> {}
+
 /// A forward step as each layer's ops see it: the host plan, plus what the backend made of it
 /// once in [`Backend::prepare_step`] (device copies of positions and spans, the step's RoPE
 /// rows, masks), so that no layer uploads them again.
@@ -291,32 +323,27 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// [`Backend::attention`] over the step's spans, reading what `prepare_step` made.
     fn attention_step(
         &self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
+        qkv: Qkv<'_, Self::Tensor>,
         kv: &mut Self::KvBuffer,
         input: &StepInput<'_>,
         spec: &AttentionSpec,
     ) -> Result<Self::Tensor> {
-        self.attention(q, k, v, kv, &input.step.spans, spec)
+        self.attention(qkv, kv, &input.step.spans, spec)
     }
 
     /// Rotary embedding of `q` and `k` at the step's positions, then
     /// [`Backend::attention_step`]. GPU backends fuse the rotation with the KV-cache write.
-    #[allow(clippy::too_many_arguments)]
     fn rope_attention_step(
         &self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
+        qkv: Qkv<'_, Self::Tensor>,
         kv: &mut Self::KvBuffer,
         input: &StepInput<'_>,
         rope: &RopeSpec,
         spec: &AttentionSpec,
     ) -> Result<Self::Tensor> {
-        let q = self.rope_step(q, input, rope)?;
-        let k = self.rope_step(k, input, rope)?;
-        self.attention_step(&q, &k, v, kv, input, spec)
+        let q = self.rope_step(qkv.q, input, rope)?;
+        let k = self.rope_step(qkv.k, input, rope)?;
+        self.attention_step(Qkv::new(&q, &k, qkv.v), kv, input, spec)
     }
 
     /// Several linear maps of one input, `x · wᵢᵀ + bᵢ` for each `(wᵢ, bᵢ)` (attention's q, k
@@ -433,15 +460,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn new_kv(&self, spec: &KvSpec) -> Result<Self::KvBuffer>;
     /// Causal attention with a KV cache, one op for the whole batch.
     ///
-    /// `q: [n, n_heads·head_dim]`, `k, v: [n, n_kv_heads·head_dim]` for the batch's new tokens.
-    /// For each span, writes its keys/values into `kv` at positions `past..past+len` of its slot,
+    /// `qkv` holds the batch's new tokens' queries, keys and values ([`Qkv`]). For each span, writes its keys/values into `kv` at positions `past..past+len` of its slot,
     /// then attends each new token to every cached position up to its own (within the window).
     /// Returns `[n, n_heads·head_dim]`.
     fn attention(
         &self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
+        qkv: Qkv<'_, Self::Tensor>,
         kv: &mut Self::KvBuffer,
         spans: &[SeqSpan],
         spec: &AttentionSpec,

@@ -15,7 +15,9 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::backend::{AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, StepInput, Support, TensorShape, UnaryOp};
+use crate::backend::{
+    AttentionSpec, Backend, KvSpec, Qkv, RopeSpec, SeqSpan, StepInput, Support, TensorShape, UnaryOp,
+};
 use crate::kv_cache::Step;
 use crate::op_profile::OpProfile;
 use crate::{DType, Error, Result, WeightView};
@@ -148,6 +150,13 @@ impl<'a, B: Backend> Down<B> for &'a DynTensor {
     }
 }
 
+impl<'a, B: Backend> Down<B> for Qkv<'a, DynTensor> {
+    type Held = Qkv<'a, B::Tensor>;
+    fn down(self, backend: &B) -> Result<Qkv<'a, B::Tensor>> {
+        Ok(Qkv::new(self.q.down(backend)?, self.k.down(backend)?, self.v.down(backend)?))
+    }
+}
+
 impl<'a, B: Backend> Down<B> for Option<&'a DynTensor> {
     type Held = Option<&'a B::Tensor>;
     fn down(self, backend: &B) -> Result<Option<&'a B::Tensor>> {
@@ -190,6 +199,16 @@ impl<'a, T: ?Sized> Lend for &'a T {
         Self: 'h;
     fn lend(&mut self) -> &'a T {
         self
+    }
+}
+
+impl<'a, T> Lend for Qkv<'a, T> {
+    type Arg<'h>
+        = Qkv<'a, T>
+    where
+        Self: 'h;
+    fn lend(&mut self) -> Qkv<'a, T> {
+        *self
     }
 }
 
@@ -343,10 +362,10 @@ erased_backend! {
         fn to_host(x: &DynTensor) -> Result<Vec<f32>>;
         fn argmax_rows(logits: &DynTensor) -> Result<Vec<u32>>;
         fn rope_step(x: &DynTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<DynTensor>;
-        fn attention_step(q: &DynTensor, k: &DynTensor, v: &DynTensor, kv: &mut DynKv, input: &StepInput<'_>,
+        fn attention_step(qkv: Qkv<'_, DynTensor>, kv: &mut DynKv, input: &StepInput<'_>, spec: &AttentionSpec)
+            -> Result<DynTensor>;
+        fn rope_attention_step(qkv: Qkv<'_, DynTensor>, kv: &mut DynKv, input: &StepInput<'_>, rope: &RopeSpec,
             spec: &AttentionSpec) -> Result<DynTensor>;
-        fn rope_attention_step(q: &DynTensor, k: &DynTensor, v: &DynTensor, kv: &mut DynKv, input: &StepInput<'_>,
-            rope: &RopeSpec, spec: &AttentionSpec) -> Result<DynTensor>;
         fn linears(x: &DynTensor, layers: &[(&DynTensor, Option<&DynTensor>)]) -> Result<Vec<DynTensor>>;
         fn gated_linear(x: &DynTensor, gate: &DynTensor, up: &DynTensor, op: UnaryOp) -> Result<DynTensor>;
         fn rms_norm_linears(x: &DynTensor, weight: Option<&DynTensor>, eps: f32,
@@ -371,8 +390,8 @@ erased_backend! {
         fn reshape(x: &DynTensor, shape: &[usize]) -> Result<DynTensor>;
         fn gather_rows(x: &DynTensor, rows: &[usize]) -> Result<DynTensor>;
         fn new_kv(spec: &KvSpec) -> Result<DynKv>;
-        fn attention(q: &DynTensor, k: &DynTensor, v: &DynTensor, kv: &mut DynKv, spans: &[SeqSpan],
-            spec: &AttentionSpec) -> Result<DynTensor>;
+        fn attention(qkv: Qkv<'_, DynTensor>, kv: &mut DynKv, spans: &[SeqSpan], spec: &AttentionSpec)
+            -> Result<DynTensor>;
     }
 }
 

@@ -32,7 +32,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use backend::{
-    scoped, AttentionSpec, Backend, KvGrowth, KvSpec, RopeConvention, RopeSpec, SeqSpan, StepInput, Support,
+    scoped, AttentionSpec, Backend, KvGrowth, KvSpec, Qkv, RopeConvention, RopeSpec, SeqSpan, StepInput, Support,
     TensorShape, UnaryOp,
 };
 pub use batch::generate_batch;

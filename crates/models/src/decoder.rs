@@ -9,7 +9,7 @@
 //! one implementation.
 
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, RopeType, Step,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Qkv, Result, RopeConvention, RopeSpec, RopeType, Step,
     StepInput, UnaryOp, WeightSource,
 };
 
@@ -148,7 +148,7 @@ impl<B: Backend> Attention<B> {
         let [q, k, v] = norm.linears(b, x, [&self.q_proj, &self.k_proj, &self.v_proj])?; // (T, nH·hd), (T, nKV·hd) ×2
         let q = per_head(b, self.q_norm.as_ref(), q, self.spec.head_dim)?;
         let k = per_head(b, self.k_norm.as_ref(), k, self.spec.head_dim)?;
-        let y = b.rope_attention_step(&q, &k, &v, kv, step, &self.rope, &self.spec)?; // (T, nH·hd)
+        let y = b.rope_attention_step(Qkv::new(&q, &k, &v), kv, step, &self.rope, &self.spec)?; // (T, nH·hd)
         self.o_proj.forward_add(b, &y, x)
     }
 }

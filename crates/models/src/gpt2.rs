@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, Step, StepInput, UnaryOp, WeightSource,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Qkv, Result, Step, StepInput, UnaryOp, WeightSource,
 };
 
 use crate::nn::{config_error, config_is, parse_config, LayerNorm, Linear, Stored, Vb};
@@ -140,7 +140,7 @@ impl<B: Backend> Attention<B> {
         let q = b.narrow(&qkv, 1, 0, h)?; // (T, H)
         let k = b.narrow(&qkv, 1, h, h)?;
         let v = b.narrow(&qkv, 1, 2 * h, h)?;
-        let y = b.attention_step(&q, &k, &v, kv, step, &self.spec)?; // (T, H)
+        let y = b.attention_step(Qkv::new(&q, &k, &v), kv, step, &self.spec)?; // (T, H)
         self.c_proj.forward(b, &y)
     }
 }
@@ -276,15 +276,20 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_rejected() {
-        let mut cfg = base();
-        cfg["activation_function"] = json!("relu");
-        assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("relu"));
-        let mut cfg = base();
-        cfg["n_head"] = json!(3);
-        assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("n_embd: 8 is not a multiple of n_head: 3"));
-        let mut cfg = base();
-        cfg.as_object_mut().unwrap().remove("n_embd");
-        assert!(Config::from_json(&cfg).unwrap_err().to_string().contains("n_embd"));
+        // The error of `base()` with `key` set to `value` (`None`: removed).
+        let err = |key: &str, value: Option<serde_json::Value>| {
+            let mut cfg = base();
+            match value {
+                Some(value) => cfg[key] = value,
+                None => {
+                    cfg.as_object_mut().unwrap().remove(key);
+                }
+            }
+            Config::from_json(&cfg).unwrap_err().to_string()
+        };
+        assert!(err("activation_function", Some(json!("relu"))).contains("relu"));
+        assert!(err("n_head", Some(json!(3))).contains("n_embd: 8 is not a multiple of n_head: 3"));
+        assert!(err("n_embd", None).contains("n_embd"));
     }
 
     #[test]

@@ -19,8 +19,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 use zoo_core::{
-    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Result, RopeConvention, RopeSpec, Step, StepInput,
-    UnaryOp, WeightSource,
+    AttentionSpec, Backend, KvCache, KvLayout, Model, ModelInfo, Qkv, Result, RopeConvention, RopeSpec, Step,
+    StepInput, UnaryOp, WeightSource,
 };
 
 use crate::nn::{config_error, parse_config, Linear, RmsNorm, Stored, Vb};
@@ -126,7 +126,7 @@ impl<B: Backend> Attention<B> {
         let k = b.rope_step(&self.c_k.forward(b, x)?, step, &self.rope)?; // (T, nKV·hd)
         let (q, k) = (self.head_norm(b, &q)?, self.head_norm(b, &k)?);
         let v = self.c_v.forward(b, x)?;
-        let y = b.attention_step(&q, &k, &v, kv, step, &self.spec)?; // (T, nH·hd)
+        let y = b.attention_step(Qkv::new(&q, &k, &v), kv, step, &self.spec)?; // (T, nH·hd)
         self.c_proj.forward(b, &y)
     }
 

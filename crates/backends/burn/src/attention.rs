@@ -11,7 +11,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Int, Tensor};
-use zoo_core::{AttentionSpec, KvGrowth, KvSpec, Result, SeqSpan, TensorShape};
+use zoo_core::{AttentionSpec, KvGrowth, KvSpec, Qkv, Result, SeqSpan, TensorShape};
 
 use crate::kernels::{Kernels, KvView};
 use crate::step::BurnStep;
@@ -112,35 +112,30 @@ impl<BB: BurnBackend> BurnKv<BB> {
 }
 
 pub(crate) fn attention<BB: Kernels>(
-    q: &BurnTensor<BB>,
-    k: &BurnTensor<BB>,
-    v: &BurnTensor<BB>,
+    qkv: Qkv<'_, BurnTensor<BB>>,
     kv: &mut BurnKv<BB>,
     spans: &[SeqSpan],
     spec: &AttentionSpec,
     step: Option<&BurnStep<BB>>,
 ) -> Result<BurnTensor<BB>> {
-    validate(q, k, v, kv, spans, spec)?;
-    kv.write(&k.t, &v.t, spans, step);
-    attend(&q.t, kv, spans, spec, step)
+    validate(qkv, kv, spans, spec)?;
+    kv.write(&qkv.k.t, &qkv.v.t, spans, step);
+    attend(&qkv.q.t, kv, spans, spec, step)
 }
 
 /// RoPE of `q` and `k` with the step's table rows `cos, sin`, fused with the KV write, then
 /// attention; `None` when the backend has no fused kernel for these shapes.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn rope_attention<BB: Kernels>(
-    q: &BurnTensor<BB>,
-    k: &BurnTensor<BB>,
-    v: &BurnTensor<BB>,
+    qkv: Qkv<'_, BurnTensor<BB>>,
     kv: &mut BurnKv<BB>,
     spans: &[SeqSpan],
     spec: &AttentionSpec,
     step: &BurnStep<BB>,
-    (cos, sin): (&Tensor<BB, 2>, &Tensor<BB, 2>),
+    table_rows: (&Tensor<BB, 2>, &Tensor<BB, 2>),
 ) -> Result<Option<BurnTensor<BB>>> {
-    validate(q, k, v, kv, spans, spec)?;
+    validate(qkv, kv, spans, spec)?;
     let view = kv.view().expect("reserved by validate");
-    let Some(q) = BB::rope_kv_write(&q.t, &k.t, &v.t, cos, sin, &view, &step.rows, spec) else {
+    let Some(q) = BB::rope_kv_write(qkv.map(|t| &t.t), table_rows, &view, &step.rows, spec) else {
         return Ok(None);
     };
     attend(&q, kv, spans, spec, Some(step)).map(Some)
@@ -148,9 +143,7 @@ pub(crate) fn rope_attention<BB: Kernels>(
 
 /// Checks shapes and spans, and makes room in the cache for the step.
 fn validate<BB: Kernels>(
-    q: &BurnTensor<BB>,
-    k: &BurnTensor<BB>,
-    v: &BurnTensor<BB>,
+    Qkv { q, k, v }: Qkv<'_, BurnTensor<BB>>,
     kv: &mut BurnKv<BB>,
     spans: &[SeqSpan],
     spec: &AttentionSpec,

@@ -7,6 +7,7 @@
 
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{Int, Tensor};
+use zoo_core::Qkv;
 
 /// Where one row of a decode step reads and writes the KV cache.
 pub struct RowTable<BB: BurnBackend> {
@@ -96,16 +97,12 @@ pub trait Kernels: BurnBackend {
         None
     }
 
-    /// Rotates `q` and `k` by the step's table rows (`cos, sin: [n, head_dim / 2]`), writes the
-    /// rotated keys and the values `v` into the cache at each row's slot and position, and
-    /// returns the rotated queries.
-    #[allow(clippy::too_many_arguments)]
+    /// Rotates `q` and `k` by the step's table rows (`table_rows`: `cos, sin`, each
+    /// `[n, head_dim / 2]`), writes the rotated keys and the values `v` into the cache at each
+    /// row's slot and position, and returns the rotated queries.
     fn rope_kv_write(
-        _q: &Tensor<Self, 2>,
-        _k: &Tensor<Self, 2>,
-        _v: &Tensor<Self, 2>,
-        _cos: &Tensor<Self, 2>,
-        _sin: &Tensor<Self, 2>,
+        _qkv: Qkv<'_, Tensor<Self, 2>>,
+        _table_rows: (&Tensor<Self, 2>, &Tensor<Self, 2>),
         _kv: &KvView<'_, Self>,
         _rows: &RowTable<Self>,
         _spec: &zoo_core::AttentionSpec,

@@ -32,8 +32,8 @@ use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
 use zoo_core::{
-    AttentionSpec, Backend, DType, Error, KvSpec, Result, RopeSpec, SeqSpan, Step, StepInput, Support, TensorShape,
-    UnaryOp, WeightView,
+    AttentionSpec, Backend, DType, Error, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Step, StepInput, Support,
+    TensorShape, UnaryOp, WeightView,
 };
 
 pub use attention::BurnKv;
@@ -486,22 +486,18 @@ impl<BB: Kernels> Backend for Burn<BB> {
 
     fn attention_step(
         &self,
-        q: &BurnTensor<BB>,
-        k: &BurnTensor<BB>,
-        v: &BurnTensor<BB>,
+        qkv: Qkv<'_, BurnTensor<BB>>,
         kv: &mut BurnKv<BB>,
         input: &StepInput<'_>,
         spec: &AttentionSpec,
     ) -> Result<BurnTensor<BB>> {
         let step = input.prepared::<BurnStep<BB>>();
-        attention::attention(q, k, v, kv, &input.step.spans, spec, step)
+        attention::attention(qkv, kv, &input.step.spans, spec, step)
     }
 
     fn rope_attention_step(
         &self,
-        q: &BurnTensor<BB>,
-        k: &BurnTensor<BB>,
-        v: &BurnTensor<BB>,
+        qkv: Qkv<'_, BurnTensor<BB>>,
         kv: &mut BurnKv<BB>,
         input: &StepInput<'_>,
         rope: &RopeSpec,
@@ -509,16 +505,16 @@ impl<BB: Kernels> Backend for Burn<BB> {
     ) -> Result<BurnTensor<BB>> {
         if let Some(step) = input.prepared::<BurnStep<BB>>() {
             if rope.head_dim == spec.head_dim && rope.head_dim % 2 == 0 {
-                let (cos, sin) = step.rope_rows(&self.rope_tables, rope, &self.device, q.t.dtype());
+                let (cos, sin) = step.rope_rows(&self.rope_tables, rope, &self.device, qkv.q.t.dtype());
                 let spans = &input.step.spans;
-                if let Some(y) = attention::rope_attention(q, k, v, kv, spans, spec, step, (&cos, &sin))? {
+                if let Some(y) = attention::rope_attention(qkv, kv, spans, spec, step, (&cos, &sin))? {
                     return Ok(y);
                 }
             }
         }
-        let q = self.rope_step(q, input, rope)?;
-        let k = self.rope_step(k, input, rope)?;
-        self.attention_step(&q, &k, v, kv, input, spec)
+        let q = self.rope_step(qkv.q, input, rope)?;
+        let k = self.rope_step(qkv.k, input, rope)?;
+        self.attention_step(Qkv::new(&q, &k, qkv.v), kv, input, spec)
     }
 
     fn linears(
@@ -650,14 +646,12 @@ impl<BB: Kernels> Backend for Burn<BB> {
 
     fn attention(
         &self,
-        q: &BurnTensor<BB>,
-        k: &BurnTensor<BB>,
-        v: &BurnTensor<BB>,
+        qkv: Qkv<'_, BurnTensor<BB>>,
         kv: &mut BurnKv<BB>,
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<BurnTensor<BB>> {
-        attention::attention(q, k, v, kv, spans, spec, None)
+        attention::attention(qkv, kv, spans, spec, None)
     }
 }
 

@@ -11,7 +11,7 @@ use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use zoo_backend_burn::kernels::{Kernels, KvView, RowNorm, RowTable};
 use zoo_backend_burn::Burn;
 use zoo_core::{
-    AttentionSpec, Backend, Batch, KvCache, KvLayout, LogitsRows, RopeConvention, RopeSpec, StepInput, TensorShape,
+    AttentionSpec, Backend, Batch, KvCache, KvLayout, LogitsRows, Qkv, RopeConvention, RopeSpec, StepInput, TensorShape,
 };
 
 #[cfg(feature = "cuda")]
@@ -384,9 +384,9 @@ fn decode_attention_matches_burn_ops() {
                     let v = backend.upload(&noise(n * kv_heads * hd, &mut seed), &[n, kv_heads * hd]).unwrap();
                     let input = if prepared { backend.prepare_step(&step).unwrap() } else { StepInput::host(&step) };
                     let out = if rotate {
-                        backend.rope_attention_step(&q, &k, &v, cache.layer_mut(0), &input, &rope, &spec)
+                        backend.rope_attention_step(Qkv::new(&q, &k, &v), cache.layer_mut(0), &input, &rope, &spec)
                     } else {
-                        backend.attention_step(&q, &k, &v, cache.layer_mut(0), &input, &spec)
+                        backend.attention_step(Qkv::new(&q, &k, &v), cache.layer_mut(0), &input, &spec)
                     }
                     .expect("attention");
                     assert_eq!(out.shape(), &[n, heads * hd]);

@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use candle_core::Tensor;
-use zoo_core::{AttentionSpec, Result, SeqSpan};
+use zoo_core::{AttentionSpec, Qkv, Result, SeqSpan};
 
 use crate::activations::Activations;
 use crate::error::CandleResult;
@@ -33,7 +33,7 @@ impl KvBuffer {
     /// its slot's cached positions up to its own (within the window): `[n, n_heads·head_dim]`.
     pub(crate) fn attend(
         &mut self,
-        (q, k, v): (&CandleTensor, &CandleTensor, &CandleTensor),
+        Qkv { q, k, v }: Qkv<'_, CandleTensor>,
         spans: &[SeqSpan],
         spec: &AttentionSpec,
         cx: Context<'_>,

@@ -37,7 +37,8 @@ use rope::RopeTables;
 use step::CandleStep;
 use tensor::Keep;
 use zoo_core::{
-    AttentionSpec, Backend, DType, KvSpec, Result, RopeSpec, SeqSpan, Step, StepInput, Support, UnaryOp, WeightView,
+    AttentionSpec, Backend, DType, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Step, StepInput, Support, UnaryOp,
+    WeightView,
 };
 
 pub use activations::Activations;
@@ -200,23 +201,19 @@ impl Backend for Candle {
 
     fn attention_step(
         &self,
-        q: &CandleTensor,
-        k: &CandleTensor,
-        v: &CandleTensor,
+        qkv: Qkv<'_, CandleTensor>,
         kv: &mut KvBuffer,
         input: &StepInput<'_>,
         spec: &AttentionSpec,
     ) -> Result<CandleTensor> {
-        kv.attend((q, k, v), &input.step.spans, spec, self.attention_context(Some(input)))
+        kv.attend(qkv, &input.step.spans, spec, self.attention_context(Some(input)))
     }
 
     /// Inside a prepared step, attention's scale is folded into the queries' RoPE rows (made
     /// once per step), which saves a kernel per layer.
     fn rope_attention_step(
         &self,
-        q: &CandleTensor,
-        k: &CandleTensor,
-        v: &CandleTensor,
+        Qkv { q, k, v }: Qkv<'_, CandleTensor>,
         kv: &mut KvBuffer,
         input: &StepInput<'_>,
         rope: &RopeSpec,
@@ -224,13 +221,13 @@ impl Backend for Candle {
     ) -> Result<CandleTensor> {
         let Some(step) = input.prepared::<CandleStep>() else {
             let (q, k) = (self.rope_step(q, input, rope)?, self.rope_step(k, input, rope)?);
-            return self.attention_step(&q, &k, v, kv, input, spec);
+            return self.attention_step(Qkv::new(&q, &k, v), kv, input, spec);
         };
         let (tables, act) = (&self.rope_tables, self.activations);
         let q = rope::rope_step(q, (input.step, step), rope, tables, act, Some(spec.scale))?;
         let k = rope::rope_step(k, (input.step, step), rope, tables, act, None)?;
         let cx = Context { prescaled: true, ..self.attention_context(Some(input)) };
-        kv.attend((&q, &k, v), &input.step.spans, spec, cx)
+        kv.attend(Qkv::new(&q, &k, v), &input.step.spans, spec, cx)
     }
 
     fn softmax(&self, x: &CandleTensor) -> Result<CandleTensor> {
@@ -255,14 +252,12 @@ impl Backend for Candle {
 
     fn attention(
         &self,
-        q: &CandleTensor,
-        k: &CandleTensor,
-        v: &CandleTensor,
+        qkv: Qkv<'_, CandleTensor>,
         kv: &mut KvBuffer,
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<CandleTensor> {
-        kv.attend((q, k, v), spans, spec, self.attention_context(None))
+        kv.attend(qkv, spans, spec, self.attention_context(None))
     }
 }
 

@@ -7,7 +7,7 @@
 use candle_core::DType as CandleDType;
 use zoo_backend_candle::{Activations, Candle, CandleTensor};
 use zoo_core::{
-    AttentionSpec, Backend, Bytes, DType, KvSpec, RopeConvention, RopeSpec, SeqSpan, Step, UnaryOp, WeightView,
+    AttentionSpec, Backend, Bytes, DType, KvSpec, Qkv, RopeConvention, RopeSpec, SeqSpan, Step, UnaryOp, WeightView,
 };
 
 /// Largest error allowed against the f32 path: a few bf16 roundings (2⁻⁸ relative each) of
@@ -114,10 +114,10 @@ fn attention_with_rope_through_the_kv_cache_keeps_bf16_and_matches_f32() {
             };
             let y = if prepared {
                 let input = b.prepare_step(&step).unwrap();
-                b.rope_attention_step(&q, &k, &v, &mut kv, &input, &rope, &spec).unwrap()
+                b.rope_attention_step(Qkv::new(&q, &k, &v), &mut kv, &input, &rope, &spec).unwrap()
             } else {
                 let (q, k) = (b.rope(&q, &step.positions, &rope).unwrap(), b.rope(&k, &step.positions, &rope).unwrap());
-                b.attention(&q, &k, &v, &mut kv, &step.spans, &spec).unwrap()
+                b.attention(Qkv::new(&q, &k, &v), &mut kv, &step.spans, &spec).unwrap()
             };
             outputs.push(y);
         }

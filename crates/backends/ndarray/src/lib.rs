@@ -25,7 +25,7 @@ mod tensor;
 
 use zoo_core::registry::{BackendEntry, BackendOptions};
 use zoo_core::{
-    AttentionSpec, Backend, DType, DynBackend, KvSpec, Result, RopeSpec, SeqSpan, Support, UnaryOp, WeightView,
+    AttentionSpec, Backend, DType, DynBackend, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Support, UnaryOp, WeightView,
 };
 
 pub use attention::KvBuffer;
@@ -158,9 +158,7 @@ impl Backend for NdArray {
 
     fn attention(
         &self,
-        q: &NdTensor,
-        k: &NdTensor,
-        v: &NdTensor,
+        Qkv { q, k, v }: Qkv<'_, NdTensor>,
         kv: &mut KvBuffer,
         spans: &[SeqSpan],
         spec: &AttentionSpec,

@@ -155,14 +155,9 @@ impl NdTensor {
         let numel: usize = shape.iter().product();
         let group_size = scales.group_size;
         if q.len() != numel || group_size == 0 || scales.scales.len() * group_size != numel {
-            return Err(Error::Shape {
-                op: "int8 weight",
-                expected: format!("{numel} int8 values in groups of {group_size}"),
-                got: shape,
-            });
+            return Err(misshapen("int8 weight", format!("{numel} int8 values in groups of {group_size}"), shape));
         }
-        let int8 = Int8 { q, scales: scales.scales.clone(), group_size };
-        Ok(Self { storage: Storage::Int8(Arc::new(Stored::new(int8))), shape })
+        Ok(Self::stored(Storage::Int8, Int8 { q, scales: scales.scales.clone(), group_size }, shape))
     }
 
     /// Keeps ggml blocks as blocks; rows (the last dimension) must be whole blocks.
@@ -170,28 +165,24 @@ impl NdTensor {
         let numel: usize = shape.iter().product();
         let row = shape.last().copied().unwrap_or(1);
         if !dtype.is_block_quantized() || row % dtype.block_size() != 0 || dtype.bytes_for(numel) != Some(data.len()) {
-            return Err(Error::Shape {
-                op: "block-quantised weight",
-                expected: format!("{numel} {dtype} elements in rows of whole blocks ({} bytes)", data.len()),
-                got: shape,
-            });
+            let expected = format!("{numel} {dtype} elements in rows of whole blocks ({} bytes)", data.len());
+            return Err(misshapen("block-quantised weight", expected, shape));
         }
-        let blocks = Blocks { dtype, data };
-        Ok(Self { storage: Storage::Blocks(Arc::new(Stored::new(blocks))), shape })
+        Ok(Self::stored(Storage::Blocks, Blocks { dtype, data }, shape))
     }
 
     /// Keeps 16-bit floats (`dtype` F16 or BF16) as stored.
     pub fn float16(dtype: DType, data: Bytes, shape: Vec<usize>) -> Result<Self> {
         let numel: usize = shape.iter().product();
         let Some(kind) = Half::of(dtype).filter(|_| data.len() == 2 * numel) else {
-            return Err(Error::Shape {
-                op: "16-bit weight",
-                expected: format!("{numel} {dtype} elements ({} bytes)", data.len()),
-                got: shape,
-            });
+            return Err(misshapen("16-bit weight", format!("{numel} {dtype} elements ({} bytes)", data.len()), shape));
         };
-        let float16 = Float16 { kind, data };
-        Ok(Self { storage: Storage::Float16(Arc::new(Stored::new(float16))), shape })
+        Ok(Self::stored(Storage::Float16, Float16 { kind, data }, shape))
+    }
+
+    /// `weight` under `shape`, kept as stored in the storage `wrap` makes.
+    fn stored<W: DequantizeRange>(wrap: fn(Arc<Stored<W>>) -> Storage, weight: W, shape: Vec<usize>) -> Self {
+        Self { storage: wrap(Arc::new(Stored::new(weight))), shape }
     }
 
     /// The 16-bit data, when this tensor holds 16-bit floats.
@@ -285,9 +276,14 @@ impl TensorShape for NdTensor {
 
 fn check_len(len: usize, shape: &[usize], op: &'static str) -> Result<()> {
     if shape.iter().product::<usize>() != len {
-        return Err(Error::Shape { op, expected: format!("{len} elements"), got: shape.to_vec() });
+        return Err(misshapen(op, format!("{len} elements"), shape.to_vec()));
     }
     Ok(())
+}
+
+/// The error of `op`'s data, which does not fit `shape`: it `expected` something else.
+fn misshapen(op: &'static str, expected: String, shape: Vec<usize>) -> Error {
+    Error::Shape { op, expected, got: shape }
 }
 
 /// A quantised weight whose elements can be expanded to f32 a range at a time (the GEMM path

@@ -1,5 +1,33 @@
-//! A GGUF writer for tests, shared by the GGUF test files.
+//! A GGUF writer for tests, shared by the GGUF test files, with the helpers they share: writing
+//! a file and corrupting bytes.
 #![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `dir/model.gguf` and returns its path.
+pub fn write(dir: &Path, bytes: &[u8]) -> PathBuf {
+    let path = dir.join("model.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Copies of `bytes`, without end, each with `flips` bytes at `from` or later overwritten:
+/// positions and values from one xorshift64 sequence started at `seed` (the same corruptions on
+/// every run).
+pub fn corrupted(bytes: &[u8], from: usize, flips: usize, seed: u64) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let mut state = seed;
+    std::iter::repeat_with(move || {
+        let mut b = bytes.to_vec();
+        for _ in 0..flips {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = from + (state as usize) % (b.len() - from);
+            b[at] = (state >> 32) as u8;
+        }
+        b
+    })
+}
 
 /// A GGUF writer for tests: metadata values and tensors are appended as raw little-endian bytes,
 /// so a test can write anything, including what a real writer never would.

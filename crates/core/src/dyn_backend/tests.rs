@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::{DynBackend, DynKv, DynTensor};
-use crate::backend::{scoped, AttentionSpec, Backend, KvSpec, RopeSpec, SeqSpan, Support, TensorShape, UnaryOp};
+use crate::backend::{scoped, AttentionSpec, Backend, KvSpec, Qkv, RopeSpec, SeqSpan, Support, TensorShape, UnaryOp};
 use crate::{DType, Error, Result, WeightView};
 
 /// The probe's tensor: values under a shape.
@@ -120,17 +120,9 @@ impl Backend for Probe {
     fn new_kv(&self, _: &KvSpec) -> Result<()> {
         Ok(())
     }
-    fn attention(
-        &self,
-        q: &Values,
-        _: &Values,
-        _: &Values,
-        _: &mut (),
-        _: &[SeqSpan],
-        _: &AttentionSpec,
-    ) -> Result<Values> {
+    fn attention(&self, qkv: Qkv<'_, Values>, _: &mut (), _: &[SeqSpan], _: &AttentionSpec) -> Result<Values> {
         self.record("attention");
-        Ok(q.clone())
+        Ok(qkv.q.clone())
     }
 }
 
@@ -177,7 +169,7 @@ fn kv_buffers_cross_the_erasure() {
     let x = row(&backend);
     let mut kv = backend.new_kv(&KvSpec { slots: 1, n_kv_heads: 1, head_dim: 2, capacity: 4 }).unwrap();
     let spans = [SeqSpan { slot: 0, start: 0, len: 1, past: 0 }];
-    let out = backend.attention(&x, &x, &x, &mut kv, &spans, &SPEC).unwrap();
+    let out = backend.attention(Qkv::new(&x, &x, &x), &mut kv, &spans, &SPEC).unwrap();
     assert_eq!(TensorShape::shape(&out), [1, 2]);
     assert_eq!(probe.calls(), ["attention"]);
 }
@@ -193,7 +185,7 @@ fn another_backends_tensor_or_kv_buffer_is_an_error() {
     assert_eq!(backend.linears(&x, &[(&x, None), (&alien, None)]).unwrap_err().to_string(), message);
     let mut kv = DynKv(Box::new(0u8));
     let spans = [SeqSpan { slot: 0, start: 0, len: 1, past: 0 }];
-    assert_eq!(backend.attention(&x, &x, &x, &mut kv, &spans, &SPEC).unwrap_err().to_string(), message);
+    assert_eq!(backend.attention(Qkv::new(&x, &x, &x), &mut kv, &spans, &SPEC).unwrap_err().to_string(), message);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
 
-use super::{array, count_launch, empty_like, float, gemv, gemv_grid, gemv_width, norm_launch, row_stride};
+use super::{array, empty_like, float, gemv, gemv_grid, gemv_width, norm_launch, row_stride};
 use crate::kernels::RowNorm;
 
 /// A GEMV's folded RMSNorm as kernel arguments.
@@ -85,8 +85,8 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
     // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
     // `residual` is `[n, out]` (checked by the caller).
     unsafe {
-        count_launch();
-        gemv::gemv_kernel::launch_unchecked::<R>(
+        launch!(
+            gemv::gemv_kernel,
             &client,
             count,
             planes,
@@ -149,8 +149,8 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
     // past `n` read row `n - 1` and are not written; `residual` is `[n, out]` (checked by the
     // caller).
     unsafe {
-        count_launch();
-        gemv::gemv_rows_kernel::launch_unchecked::<R>(
+        launch!(
+            gemv::gemv_rows_kernel,
             &client,
             CubeCount::new_1d(cubes),
             CubeDim::new_2d(32, gemv::PLANES),
@@ -190,8 +190,8 @@ pub(super) fn gated_gemv_rows_launch<R: CubeRuntime>(
     let (dtype, client) = (x.dtype, x.client.clone());
     // SAFETY: planes past `out` return; rows past `n` read row `n - 1` and are not written.
     unsafe {
-        count_launch();
-        gemv::gated_gemv_rows_kernel::launch_unchecked::<R>(
+        launch!(
+            gemv::gated_gemv_rows_kernel,
             &client,
             CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)),
             CubeDim::new_2d(32, gemv::PLANES),

@@ -2,6 +2,17 @@
 //! registers them for `cuda`). Each kernel has a test against the Burn-op composition it
 //! replaces (`tests/kernels.rs`, run on the GPU by `scripts/gpu-check.sh`).
 
+/// Launches the `#[cube(launch_unchecked)]` kernel `$kernel` on runtime `R` with the client,
+/// grid and arguments that follow, counted by [`count_launch`]: every launch of zoo's kernels
+/// goes through here, so none goes uncounted. It expands to the unsafe launch: the caller's
+/// `unsafe` block and its `SAFETY` comment vouch for the kernel's indexing.
+macro_rules! launch {
+    ($($kernel:ident)::+, $($arg:expr),+ $(,)?) => {{
+        $crate::cube::count_launch();
+        $($kernel)::+::launch_unchecked::<R>($($arg),+)
+    }};
+}
+
 mod argmax;
 mod attention;
 mod elementwise;
@@ -16,7 +27,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use zoo_core::AttentionSpec;
+use zoo_core::{AttentionSpec, Qkv};
 
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
 use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
@@ -184,8 +195,8 @@ fn norm_launch<R: CubeRuntime>(
     // SAFETY: one cube per row; each thread reads and writes only its own vectors below
     // `vectors` (`per_thread` of them at most, `threads` apart).
     unsafe {
-        count_launch();
-        elementwise::rms_norm_kernel::launch_unchecked::<R>(
+        launch!(
+            elementwise::rms_norm_kernel,
             &client,
             CubeCount::new_1d(rows as u32),
             CubeDim::new_1d(threads as u32),
@@ -234,8 +245,8 @@ where
         let (dtype, client) = (x.dtype, x.client.clone());
         // SAFETY: one cube per row; threads stride over the row's `cols / width` vectors.
         unsafe {
-            count_launch();
-            argmax::argmax_kernel::launch_unchecked::<R>(
+            launch!(
+                argmax::argmax_kernel,
                 &client,
                 CubeCount::new_1d(rows as u32),
                 CubeDim::new_1d(argmax::ARGMAX_THREADS),
@@ -330,8 +341,8 @@ where
         // SAFETY: each plane checks its feature against the three weights' rows; the rows of
         // `x` and the weights' columns were checked above.
         unsafe {
-            count_launch();
-            gemv::gemv3_kernel::launch_unchecked::<R>(
+            launch!(
+                gemv::gemv3_kernel,
                 &client,
                 count,
                 planes,
@@ -393,8 +404,8 @@ where
         let (count, planes) = gemv_grid(n, out);
         // SAFETY: planes past `out` return; rows and columns were checked above.
         unsafe {
-            count_launch();
-            gemv::gated_gemv_kernel::launch_unchecked::<R>(
+            launch!(
+                gemv::gated_gemv_kernel,
                 &client,
                 count,
                 planes,
@@ -419,11 +430,8 @@ where
     }
 
     fn rope_kv_write(
-        q: &Tensor<Self, 2>,
-        k: &Tensor<Self, 2>,
-        v: &Tensor<Self, 2>,
-        cos: &Tensor<Self, 2>,
-        sin: &Tensor<Self, 2>,
+        Qkv { q, k, v }: Qkv<'_, Tensor<Self, 2>>,
+        (cos, sin): (&Tensor<Self, 2>, &Tensor<Self, 2>),
         kv: &KvView<'_, Self>,
         rows: &RowTable<Self>,
         spec: &AttentionSpec,
@@ -456,8 +464,8 @@ where
         // SAFETY: units past the last pair return; the cache positions were reserved by the
         // caller (every row's position is below `room`).
         unsafe {
-            count_launch();
-            attention::rope_kv_kernel::launch_unchecked::<R>(
+            launch!(
+                attention::rope_kv_kernel,
                 &client,
                 count,
                 dim,
@@ -501,8 +509,8 @@ where
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
-            count_launch();
-            elementwise::silu_mul_kernel::launch_unchecked::<R>(
+            launch!(
+                elementwise::silu_mul_kernel,
                 &client,
                 count,
                 dim,
@@ -540,8 +548,8 @@ where
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
-            count_launch();
-            elementwise::rope_kernel::launch_unchecked::<R>(
+            launch!(
+                elementwise::rope_kernel,
                 &client,
                 count,
                 dim,
@@ -581,8 +589,8 @@ where
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
-            count_launch();
-            attention::kv_write_kernel::launch_unchecked::<R>(
+            launch!(
+                attention::kv_write_kernel,
                 &client,
                 count,
                 dim,
@@ -646,8 +654,8 @@ where
         // SAFETY: every row's position is below `room` (the caller reserved the cache); each
         // cube reads only its split's keys, and threads stride over the head's channels.
         unsafe {
-            count_launch();
-            attention::decode_split_kernel::launch_unchecked::<R>(
+            launch!(
+                attention::decode_split_kernel,
                 &client,
                 CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
                 threads,
@@ -674,8 +682,8 @@ where
                 dtypes,
             );
             if !direct {
-                count_launch();
-                attention::combine_kernel::launch_unchecked::<R>(
+                launch!(
+                    attention::combine_kernel,
                     &client,
                     CubeCount::new_2d(spec.n_heads as u32, n as u32),
                     threads,
