@@ -115,7 +115,11 @@ fn draw<'a>(
 /// A tick's label, with as many decimals as the ticks' spacing needs.
 fn label(value: f64, ticks: &[f64]) -> String {
     let spacing = ticks.windows(2).map(|w| (w[1] - w[0]).abs()).fold(f64::INFINITY, f64::min);
-    let decimals = if spacing.is_finite() && spacing > 0.0 { (-spacing.log10().floor()).clamp(0.0, 6.0) } else { 0.0 };
+    let exact = |d: i32| {
+        let scaled = spacing * 10f64.powi(d);
+        (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+    };
+    let decimals = if spacing.is_finite() && spacing > 0.0 { (0..6).find(|&d| exact(d)).unwrap_or(6) } else { 0 };
     format!("{value:.*}", decimals as usize)
 }
 
