@@ -1,6 +1,6 @@
 //! `zoo train` end to end through the binary: a few steps on the committed public-domain text,
-//! the run directory answering `zoo run`, a resume extending the run, and bad input ending in
-//! one `error:` line.
+//! the run directory answering `zoo run`, its TensorBoard event files and loss plot, a resume
+//! extending the run, and bad input ending in one `error:` line.
 
 #[path = "support/binary.rs"]
 mod binary;
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use binary::{zoo, Output};
 use fixtures::fixture;
+use zoo_train::tensorboard::{event_files, read_events, What};
 
 fn books() -> PathBuf {
     fixture("train").join("books.txt")
@@ -33,6 +34,11 @@ fn trains_runs_and_resumes() {
     assert!(out.stdout.starts_with("trained 2 steps: training loss "), "{}", out.stdout);
     assert!(out.stderr.contains("step 2: validation loss"), "{}", out.stderr);
 
+    let events = event_files(&run.join("train")).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(scalar_steps(&events[0]), [("loss/train", 1), ("loss/train", 2), ("loss/validation", 2)]);
+    assert_png(&run.join("train/loss.png"));
+
     let text = zoo(&["run", "--weights", run.to_str().unwrap(), "--prompt", "Alice was", "--max-tokens", "4"]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(text.stderr.contains("generated"), "{}", text.stderr);
@@ -45,6 +51,42 @@ fn trains_runs_and_resumes() {
     assert!(resumed.stdout.starts_with("trained 3 steps"), "{}", resumed.stdout);
     let csv = std::fs::read_to_string(run.join("train/loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "a header and steps 1 to 3: {csv}");
+    let events = event_files(&run.join("train")).unwrap();
+    assert_eq!(events.len(), 2, "a file per invocation: {events:?}");
+    let resumed = read_events(&events[1]).unwrap();
+    assert_eq!((resumed[1].step, &resumed[1].what), (3, &What::SessionStart));
+    assert_eq!(scalar_steps(&events[1]), [("loss/train", 3), ("loss/validation", 3)]);
+    assert_png(&run.join("train/loss.png"));
+}
+
+/// The loss tags of an events file with their steps, after checking it starts with the file
+/// version and that every scalar is finite.
+fn scalar_steps(path: &Path) -> Vec<(&'static str, i64)> {
+    let events = read_events(path).unwrap();
+    assert_eq!(events[0].what, What::FileVersion("brain.Event:2".into()));
+    let mut found = Vec::new();
+    for event in &events {
+        if let What::Scalars(values) = &event.what {
+            for (tag, value) in values {
+                assert!(value.is_finite(), "{tag} at step {}: {value}", event.step);
+                for known in ["loss/train", "loss/validation"] {
+                    if tag == known {
+                        found.push((known, event.step));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A PNG of the plot's size.
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR");
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), zoo_train::plot::SIZE.0);
+    assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), zoo_train::plot::SIZE.1);
 }
 
 #[test]

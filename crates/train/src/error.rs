@@ -54,6 +54,22 @@ pub enum TrainError {
         /// The loss it computed.
         loss: f32,
     },
+    /// An events file does not decode.
+    #[error("{}: {message}", path.display())]
+    Events {
+        /// The events file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The loss plot could not be drawn.
+    #[error("plot {}: {message}", path.display())]
+    Plot {
+        /// The PNG file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// The model or backend refused something.
     #[error(transparent)]
     Model(#[from] zoo_core::Error),

@@ -11,7 +11,8 @@
 //! split), [`tokenizer`] (byte-level BPE), [`token_file`] (memory-mapped ids, random windows),
 //! [`data`], [`family`] (presets, parameters, initialisation), [`init`], [`loss`],
 //! [`optimizer`] (AdamW), [`schedule`], [`step`] (accumulation, clipping, update),
-//! [`evaluate`], [`loss_log`], [`run_dir`], and [`trainer`] (the loop).
+//! [`evaluate`], [`loss_log`], [`tensorboard`] (event files), [`plot`] (`loss.png`), [`run_dir`],
+//! and [`trainer`] (the loop).
 
 pub mod corpus;
 pub mod data;
@@ -23,9 +24,11 @@ pub mod loss;
 pub mod loss_log;
 pub mod optimizer;
 pub mod options;
+pub mod plot;
 pub mod run_dir;
 pub mod schedule;
 pub mod step;
+pub mod tensorboard;
 pub mod token_file;
 pub mod tokenizer;
 pub mod trainer;

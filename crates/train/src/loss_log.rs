@@ -1,5 +1,6 @@
 //! `train/loss.csv`: one row per step (`step,tokens,lr,train_loss,validation_loss`, the last
-//! empty between evaluations). A resumed run keeps the rows up to its checkpoint.
+//! empty between evaluations). A resumed run keeps the rows up to its checkpoint. [`read`]
+//! parses it back for the loss plot.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,33 @@ impl LossLog {
     }
 }
 
+/// One row of the log, as the plot reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Row {
+    /// Steps done.
+    pub step: u64,
+    /// The step's training loss.
+    pub train_loss: f32,
+    /// The validation loss, at evaluations.
+    pub validation_loss: Option<f32>,
+}
+
+/// The rows of the log at `path` (lines that do not parse are skipped).
+pub fn read(path: &Path) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let step = fields.first()?.parse().ok()?;
+            let train_loss = fields.get(3)?.parse().ok()?;
+            let validation_loss = fields.get(4).and_then(|v| v.parse().ok());
+            Some(Row { step, train_loss, validation_loss })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +87,8 @@ mod tests {
         let steps: Vec<&str> = text.lines().map(|l| l.split(',').next().unwrap()).collect();
         assert_eq!(steps, ["step", "1", "2", "3"]);
         assert!(text.lines().nth(2).unwrap().ends_with(",4.5"));
+        let rows = read(&path).unwrap();
+        assert_eq!(rows[1], Row { step: 2, train_loss: 5.0, validation_loss: Some(4.5) });
+        assert_eq!(rows[2], Row { step: 3, train_loss: 4.0, validation_loss: None });
     }
 }

@@ -106,6 +106,8 @@ pub enum Event<'a> {
         /// Greedy text from the start of a document.
         sample: &'a str,
     },
+    /// Something failed that does not stop the run (the loss plot could not be drawn).
+    Warning(String),
     /// A checkpoint was written.
     Saved {
         /// Steps done.

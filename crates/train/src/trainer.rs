@@ -19,6 +19,7 @@ use crate::optimizer::Optimizer;
 use crate::options::{Event, StepReport, Summary, TrainOptions};
 use crate::run_dir::{RunDir, RunState};
 use crate::schedule::Schedule;
+use crate::tensorboard::{self as tb, EventWriter};
 use crate::step::{gradients, host, update, Plan};
 
 /// Trains on burn-ndarray (the CPU) under Burn's autodiff.
@@ -175,6 +176,7 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
             total_steps: total,
         });
         let mut log = LossLog::open(&self.dir.train_file("loss.csv"), Some(first_step))?;
+        let mut board = EventWriter::create(&self.dir.train(), (first_step > 0).then_some(first_step))?;
         let (mut train_loss, mut validation_loss) = (f32::NAN, None);
         while total == 0 || self.state.step < total {
             if o.time.is_some_and(|t| started.elapsed() >= t)
@@ -206,15 +208,28 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
             validation_loss =
                 if step % o.eval_every == 0 || last { Some(self.evaluate(model.as_ref(), o, events)?) } else { None };
             log.row(step, self.state.tokens, lr, loss, validation_loss)?;
+            let mut scalars = vec![
+                (tb::TRAIN_LOSS, loss),
+                (tb::LEARNING_RATE, lr as f32),
+                (tb::GRAD_NORM, grad_norm),
+                (tb::TOKENS_PER_SECOND, tokens_per_second as f32),
+            ];
+            scalars.extend(validation_loss.map(|v| (tb::VALIDATION_LOSS, v)));
+            board.scalars(step, &scalars)?;
             if step % o.save_every == 0 && !last {
                 self.save(events)?;
             }
         }
         let validation_loss = match validation_loss {
             Some(v) => v,
-            None => self.evaluate(model.as_ref(), o, events)?,
+            None => {
+                let v = self.evaluate(model.as_ref(), o, events)?;
+                board.scalars(self.state.step, &[(tb::VALIDATION_LOSS, v)])?;
+                v
+            }
         };
         self.save(events)?;
+        self.plot(events);
         let uniform_loss = (self.data.vocab_size() as f32).ln();
         Ok(Summary { steps: self.state.step, train_loss, validation_loss, uniform_loss })
     }
@@ -229,6 +244,16 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
         let sample = crate::evaluate::sample(model, &self.data.tokenizer, self.data.delimiter, o.sample_tokens)?;
         events(Event::Evaluated { step: self.state.step, validation_loss, sample: &sample });
         Ok(validation_loss)
+    }
+
+    /// Draws `train/loss.png` from `train/loss.csv`; a failure is a warning, not an error.
+    fn plot(&self, events: &mut dyn FnMut(Event<'_>)) {
+        let path = self.dir.train_file("loss.png");
+        let drawn = crate::loss_log::read(&self.dir.train_file("loss.csv"))
+            .and_then(|rows| crate::plot::loss_png(&rows, &path));
+        if let Err(e) = drawn {
+            events(Event::Warning(format!("no loss plot: {e}")));
+        }
     }
 
     /// Writes the weights, the moments and then the state (which names the step they hold).

@@ -109,6 +109,23 @@ fn resuming_continues_bit_for_bit() {
         let b = std::fs::read(split.path().join(file)).unwrap();
         assert!(a == b, "{file} differs between the straight and the resumed run");
     }
+    let logged = logged_losses(split.path());
+    assert_eq!(logged.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6], "{logged:?}");
+    assert_eq!(logged, logged_losses(straight.path()), "TensorBoard sees the same curve");
+}
+
+/// `(step, training loss)` from every TensorBoard events file of a run, in file order.
+fn logged_losses(dir: &Path) -> Vec<(i64, f32)> {
+    let files = zoo_train::tensorboard::event_files(&dir.join("train")).unwrap();
+    let mut losses = Vec::new();
+    for file in files {
+        for event in zoo_train::tensorboard::read_events(&file).unwrap() {
+            if let zoo_train::tensorboard::What::Scalars(values) = event.what {
+                losses.extend(values.iter().filter(|v| v.0 == "loss/train").map(|v| (event.step, v.1)));
+            }
+        }
+    }
+    losses
 }
 
 #[test]

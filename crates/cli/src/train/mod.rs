@@ -91,6 +91,7 @@ fn report(bar: &ProgressBar, lines: &mut Vec<String>, event: Event<'_>) {
             format!("step {step}: validation loss {validation_loss:.3} | sample: {}", sample.replace('\n', " "))
         }
         Event::Saved { step, dir } => format!("step {step}: checkpoint in {}", dir.display()),
+        Event::Warning(message) => format!("warning: {message}"),
     };
     if bar.is_hidden() {
         lines.push(line);
