@@ -19,8 +19,8 @@ use crate::optimizer::Optimizer;
 use crate::options::{Event, StepReport, Summary, TrainOptions};
 use crate::run_dir::{RunDir, RunState};
 use crate::schedule::Schedule;
-use crate::tensorboard::{self as tb, EventWriter};
 use crate::step::{gradients, host, update, Plan};
+use crate::tensorboard::{self as tb, EventWriter};
 
 /// Trains on burn-ndarray (the CPU) under Burn's autodiff.
 pub fn train_cpu(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> Result<Summary> {

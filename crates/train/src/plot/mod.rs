@@ -38,11 +38,8 @@ pub fn loss_png(rows: &[Row], path: &Path) -> Result<()> {
 
 /// The plot as RGB pixels, row by row.
 pub fn render(rows: &[Row]) -> std::result::Result<Vec<u8>, String> {
-    let train: Vec<(f64, f64)> = rows
-        .iter()
-        .filter(|r| r.train_loss.is_finite())
-        .map(|r| (r.step as f64, f64::from(r.train_loss)))
-        .collect();
+    let train: Vec<(f64, f64)> =
+        rows.iter().filter(|r| r.train_loss.is_finite()).map(|r| (r.step as f64, f64::from(r.train_loss))).collect();
     let validation: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| r.validation_loss.filter(|v| v.is_finite()).map(|v| (r.step as f64, f64::from(v))))
@@ -55,8 +52,7 @@ pub fn render(rows: &[Row]) -> std::result::Result<Vec<u8>, String> {
     let pad = ((high - low) * 0.05).max(0.05);
     let last = train.iter().chain(&validation).map(|p| p.0).fold(1.0, f64::max);
     let mut pixels = vec![255u8; SIZE.0 as usize * SIZE.1 as usize * 3];
-    draw(&mut pixels, &train, &validation, (0.0..last, (low - pad).max(0.0)..high + pad))
-        .map_err(|e| e.to_string())?;
+    draw(&mut pixels, &train, &validation, (0.0..last, (low - pad).max(0.0)..high + pad)).map_err(|e| e.to_string())?;
     Ok(pixels)
 }
 

@@ -133,10 +133,10 @@ mod tests {
         assert_eq!(events.len(), 3);
         assert_eq!(events[0].what, What::FileVersion("brain.Event:2".into()));
         assert!(events[0].wall_time > 1.6e9);
-        assert_eq!((events[2].step, &events[2].what), (2, &What::Scalars(vec![
-            (TRAIN_LOSS.into(), 5.5),
-            (VALIDATION_LOSS.into(), 5.75)
-        ])));
+        assert_eq!(
+            (events[2].step, &events[2].what),
+            (2, &What::Scalars(vec![(TRAIN_LOSS.into(), 5.5), (VALIDATION_LOSS.into(), 5.75)]))
+        );
         let events = read_events(resumed.path()).unwrap();
         assert_eq!((events[1].step, &events[1].what), (3, &What::SessionStart));
     }
