@@ -1,7 +1,7 @@
 //! The block dot products with AVX2 intrinsics.
 //!
-//! - 4- and 5-bit blocks: the nibbles (and fifth bits) widened to i16 and multiplied with the 16-bit activations by
-//!   `madd` (16 products, added in pairs to i32, per instruction), then one float FMA per block
+//! - 4- and 5-bit blocks: the nibbles (and fifth bits) widened to i16 and multiplied with the
+//!   16-bit activations by `madd` (16 products, added in pairs to i32, per instruction), then one float FMA per block
 //!   with its scale;
 //! - `Q8_0` blocks: the bytes widened to f32 and multiplied with the f32 activations, four
 //!   FMAs per block, then one with its scale.
@@ -18,7 +18,7 @@ use super::{F16Table, NibbleKind, Q16Row};
 /// loads wait on memory most of the time (rows are a few hundred bytes, too short for the
 /// hardware prefetcher to get ahead); 2 KiB measured fastest of 512, 1024 and 2048 (SmolLM2
 /// decode, one thread: 43, 60 and 61 tok/s; none: 37).
-const PREFETCH_AHEAD: usize = 2048;
+pub(super) const PREFETCH_AHEAD: usize = 2048;
 
 /// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
 /// `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`K`). Several rows per call share each block of
@@ -38,7 +38,7 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
     lut: &F16Table,
 ) -> [f32; R] {
     let layout = K::LAYOUT;
-    let size = layout.size;
+    let size = layout.size();
     let blocks = x.d.len();
     assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
     assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
@@ -115,7 +115,7 @@ unsafe fn half_at(lut: &F16Table, p: *const u8) -> f32 {
 /// The sum of eight f32 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn sum8(v: __m256) -> f32 {
+pub(super) unsafe fn sum8(v: __m256) -> f32 {
     let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))

@@ -15,16 +15,15 @@ use std::arch::x86_64::*;
 use zoo_core::kquant::QK_K;
 use zoo_core::quant::QK;
 
+use zoo_core::DType;
+
+use super::avx2::{sum8, PREFETCH_AHEAD};
 use super::Q16Row;
 
 /// Super-block bytes of `Q4_K`, `Q5_K` and `Q6_K`.
-const Q4_K_BYTES: usize = 144;
-const Q5_K_BYTES: usize = 176;
-const Q6_K_BYTES: usize = 210;
-
-/// Bytes ahead of the super-block being multiplied that are prefetched (as for the 32-element
-/// blocks: rows are too short for the hardware prefetcher).
-const PREFETCH_AHEAD: usize = 2048;
+const Q4_K_BYTES: usize = DType::Q4_K.block_bytes();
+const Q5_K_BYTES: usize = DType::Q5_K.block_bytes();
+const Q6_K_BYTES: usize = DType::Q6_K.block_bytes();
 
 /// `w_row · x` for one row of `Q4_K` (`FIVE == false`) or `Q5_K` super-blocks.
 ///
@@ -200,19 +199,12 @@ unsafe fn half_at(p: *const u8) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
 }
 
-/// Prefetches the cache lines of the super-block [`PREFETCH_AHEAD`] bytes past `b`.
+/// Prefetches the cache lines of the super-block [`PREFETCH_AHEAD`] bytes past `b` (as for the
+/// 32-element blocks: rows are too short for the hardware prefetcher).
 #[inline(always)]
 fn prefetch_lines(b: *const u8, size: usize) {
     for line in (0..size).step_by(64) {
         // SAFETY: prefetching never faults, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + line).cast()) };
     }
-}
-
-/// The sum of eight f32 lanes.
-#[inline(always)]
-unsafe fn sum8(v: __m256) -> f32 {
-    let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-    _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
 }

@@ -152,8 +152,8 @@ fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
 /// `Q5_0` `m = −16d`; `Σ m·x = m · x.s` per block, so all share the unsigned quant product.
 #[derive(Clone, Copy, Debug)]
 pub struct Nibbles {
-    /// Bytes per block.
-    pub size: usize,
+    /// The block type (its bytes per block come from [`DType::block_bytes`]).
+    pub dtype: DType,
     /// Where the f16 `m` is, for the types that store one.
     pub min_at: Option<usize>,
     /// The offset in units of `d` for those that do not (−8 or −16).
@@ -182,16 +182,18 @@ pub struct Q5_0;
 pub struct Q5_1;
 
 impl NibbleKind for Q4_0 {
-    const LAYOUT: Nibbles = Nibbles { size: 18, min_at: None, offset: -8.0, mask_at: None, nibbles_at: 2 };
+    const LAYOUT: Nibbles = Nibbles { dtype: DType::Q4_0, min_at: None, offset: -8.0, mask_at: None, nibbles_at: 2 };
 }
 impl NibbleKind for Q4_1 {
-    const LAYOUT: Nibbles = Nibbles { size: 20, min_at: Some(2), offset: 0.0, mask_at: None, nibbles_at: 4 };
+    const LAYOUT: Nibbles = Nibbles { dtype: DType::Q4_1, min_at: Some(2), offset: 0.0, mask_at: None, nibbles_at: 4 };
 }
 impl NibbleKind for Q5_0 {
-    const LAYOUT: Nibbles = Nibbles { size: 22, min_at: None, offset: -16.0, mask_at: Some(2), nibbles_at: 6 };
+    const LAYOUT: Nibbles =
+        Nibbles { dtype: DType::Q5_0, min_at: None, offset: -16.0, mask_at: Some(2), nibbles_at: 6 };
 }
 impl NibbleKind for Q5_1 {
-    const LAYOUT: Nibbles = Nibbles { size: 24, min_at: Some(2), offset: 0.0, mask_at: Some(4), nibbles_at: 8 };
+    const LAYOUT: Nibbles =
+        Nibbles { dtype: DType::Q5_1, min_at: Some(2), offset: 0.0, mask_at: Some(4), nibbles_at: 8 };
 }
 
 impl Nibbles {
@@ -204,6 +206,11 @@ impl Nibbles {
             DType::Q5_1 => Some(Q5_1::LAYOUT),
             _ => None,
         }
+    }
+
+    /// Bytes per block.
+    pub const fn size(self) -> usize {
+        self.dtype.block_bytes()
     }
 
     /// The block's fifth bits (zero for the 4-bit types).
@@ -221,7 +228,7 @@ impl Nibbles {
 /// plain Rust.
 fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, layout: Nibbles) -> f32 {
     let mut acc = 0f32;
-    for (((b, q), d), s) in w.chunks_exact(layout.size).zip(x.q.chunks_exact(QK)).zip(&x.d).zip(&x.s) {
+    for (((b, q), d), s) in w.chunks_exact(layout.size()).zip(x.q.chunks_exact(QK)).zip(&x.d).zip(&x.s) {
         let (lo, hi) = q.split_at(QK / 2);
         let nibbles = &b[layout.nibbles_at..layout.nibbles_at + 16];
         let mask = layout.mask(b);
