@@ -28,6 +28,8 @@ for lib in cudart cublas cublasLt curand nvrtc; do
   ln -sf "$real" "$root/lib64/$(basename "$real")"
 done
 # The stub driver library: every cu* function cudarc's bindings name, as an empty C function.
+# cudarc's sources must be in cargo's registry (a fresh machine has none yet).
+(cd "$root_dir" && cargo fetch --quiet >&2)
 cudarc="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* | sort -V | tail -1)"
 grep -o "fn cu[A-Za-z0-9_]*" "$cudarc/src/driver/sys/mod.rs" | sort -u | sed 's/^fn \(.*\)$/int \1(void) { return 0; }/' > "$root/stub.c"
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/lib64/libcuda.so" "$root/stub.c"
