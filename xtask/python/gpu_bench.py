@@ -195,6 +195,10 @@ def main() -> None:
     ap.add_argument("--extras", default="", help="models (comma-separated) that also get the long-context, "
                     "batch and cold-start runs")
     ap.add_argument("--long-context", type=int, default=8192)
+    ap.add_argument("--baseline", help="a second zoo binary (an earlier build) run after --zoo on every "
+                    "backend, so a change is measured against the build before it on the same machine")
+    ap.add_argument("--long-prefill", type=int, default=0,
+                    help="also time a prefill of this many tokens (zoo and transformers, 4 decoded tokens)")
     args = ap.parse_args()
     backends = args.backend or ["cuda"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -214,17 +218,28 @@ def main() -> None:
         for b in backends:
             row[b] = zoo_bench(args.zoo, model_dir, b, args, args.out)
             print(f"  {b}: {json.dumps(row[b])[:400]}", flush=True)
+            if args.baseline:
+                row[f"{b} (baseline)"] = zoo_bench(args.baseline, model_dir, b, args, args.out)
+                print(f"  {b} (baseline build): {json.dumps(row[f'{b} (baseline)'])[:400]}", flush=True)
+            if args.long_prefill:
+                long = argparse.Namespace(prompt_tokens=args.long_prefill, gen_tokens=4, runs=1)
+                row[b]["long_prefill"] = zoo_bench(args.zoo, model_dir, b, long, args.out).get("prefill_tok_s_median")
+                print(f"  {b} prefill of {args.long_prefill}: {row[b]['long_prefill']}", flush=True)
             if name in args.extras.split(",") and "decode_tok_s_median" in row[b]:
                 row[b]["extras"] = extras(args.zoo, model_dir, b, args, row[b]["decode_tok_s_median"], args.out)
                 print(f"  {b} extras: {json.dumps(row[b]['extras'])}", flush=True)
         if not args.no_transformers:
             row["transformers"] = transformers_bench(model_dir, args)
+            if args.long_prefill:
+                long = argparse.Namespace(prompt_tokens=args.long_prefill, gen_tokens=4, runs=1)
+                row["transformers"]["long_prefill"] = transformers_bench(model_dir, long)["prefill_tok_s_median"]
             print(f"  transformers eager: {row['transformers']}", flush=True)
         results["models"][name] = row
         shutil.rmtree(model_dir, ignore_errors=True)
         (args.out / "bench.json").write_text(json.dumps(results, indent=2))
 
-    peers = backends + ([] if args.no_transformers else ["transformers"])
+    peers = backends + ([f"{b} (baseline)" for b in backends] if args.baseline else [])
+    peers += [] if args.no_transformers else ["transformers"]
     print(f"\n| model (bf16) | roofline tok/s | " + " | ".join(f"{p} decode (% roofline) | {p} prefill" for p in peers) + " |")
     print("|---|---|" + "---|---|" * len(peers))
     for name, row in results["models"].items():
@@ -247,6 +262,12 @@ def main() -> None:
     for name, row in results["models"].items():
         counts = " | ".join(str(row.get(b, {}).get("launches_per_step") or "-") for b in backends)
         print(f"| {name} | {counts} |")
+    if args.long_prefill:
+        print(f"\n| model | " + " | ".join(f"{p} prefill of {args.long_prefill} tok/s" for p in peers) + " |")
+        print("|---|" + "---|" * len(peers))
+        for name, row in results["models"].items():
+            cells = [f"{v:.0f}" if (v := row.get(p, {}).get("long_prefill")) else "-" for p in peers]
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ pub struct Step<'a> {
     pub spans: Vec<SeqSpan>,
     /// Absolute position of every row.
     pub positions: Vec<usize>,
-    /// The rows to compute logits for; `None` means all rows.
+    /// The rows to compute logits for; `None` means all rows (also when the rows asked for are
+    /// every row in order, as in a decode step).
     pub logit_rows: Option<Vec<usize>>,
 }
 
@@ -136,6 +137,10 @@ impl<B: Backend> KvCache<B> {
             LogitsRows::All => None,
             LogitsRows::Last => Some(spans.iter().filter(|s| s.len > 0).map(|s| s.start + s.len - 1).collect()),
         };
+        // Every row, in order (a decode step): no gather needed.
+        let every_row =
+            |rows: &Vec<usize>| rows.len() == positions.len() && rows.iter().enumerate().all(|(i, &r)| i == r);
+        let logit_rows = logit_rows.filter(|rows| !every_row(rows));
         Ok(Step { tokens: &batch.tokens, spans, positions, logit_rows })
     }
 

@@ -141,6 +141,30 @@ pub(crate) fn rope_attention<BB: Kernels>(
     attend(&q, kv, spans, spec, Some(step)).map(Some)
 }
 
+/// Whether `spans` are a decode step: one new position per row, each row its own slot.
+pub(crate) fn is_decode(spans: &[SeqSpan]) -> bool {
+    let mut slots: Vec<usize> = spans.iter().map(|s| s.slot).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    spans.iter().all(|s| s.len == 1) && slots.len() == spans.len()
+}
+
+/// A decode step's RoPE, KV write and attention in one kernel ([`Kernels::rope_decode_attention`]),
+/// the RoPE `tables` indexed by position; `None` when the backend has no such kernel for these
+/// shapes.
+pub(crate) fn rope_decode_attention<BB: Kernels>(
+    qkv: Qkv<'_, BurnTensor<BB>>,
+    kv: &mut BurnKv<BB>,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+    step: &BurnStep<BB>,
+    tables: (&Tensor<BB, 2>, &Tensor<BB, 2>),
+) -> Result<Option<BurnTensor<BB>>> {
+    validate(qkv, kv, spans, spec)?;
+    let view = kv.view().expect("reserved by validate");
+    Ok(BB::rope_decode_attention(qkv.map(|t| &t.t), tables, &view, &step.rows, spec).map(BurnTensor::matrix))
+}
+
 /// Checks shapes and spans, and makes room in the cache for the step.
 fn validate<BB: Kernels>(
     Qkv { q, k, v }: Qkv<'_, BurnTensor<BB>>,
@@ -184,20 +208,39 @@ fn attend<BB: Kernels>(
             .permute([1, 2, 0, 3])
             .reshape([nkv, group * span.len, hd]);
         let scores = kv.products.and_then(|product| product(&queries, &keys, true, spec.scale));
-        let mut scores = scores.unwrap_or_else(|| queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale)); // (nKV, g·len, T)
-        if needs_mask(span, spec.window) {
-            let make = || causal_mask::<BB>(span, spec.window, q);
-            let mask = step.map_or_else(make, |s| s.mask(index, spec.window, make));
-            let grouped = scores.reshape([nkv, group, span.len, span.past + span.len]) + mask;
-            scores = grouped.reshape([nkv, group * span.len, span.past + span.len]);
-        }
-        let probs = softmax(scores, 2);
+        let scores = scores.unwrap_or_else(|| queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale)); // (nKV, g·len, T)
+        let probs = probabilities(scores, span, index, spec, step, q);
         let out = kv.products.and_then(|product| product(&probs, &values, false, 1.0));
         let out = out.unwrap_or_else(|| probs.matmul(values)); // (nKV, g·len, hd)
         let out = out.reshape([nkv, group, span.len, hd]).permute([2, 0, 1, 3]).reshape([span.len, nh * hd]);
         outputs.push(out);
     }
     Ok(BurnTensor::matrix(Tensor::cat(outputs, 0)))
+}
+
+/// Softmax of span `index`'s scores `(nKV, g·len, T)` under its causal (and sliding-window)
+/// mask: one kernel where the backend has one, otherwise an additive mask (made once per step
+/// and span) and Burn's softmax.
+fn probabilities<BB: Kernels>(
+    scores: Tensor<BB, 3>,
+    span: &SeqSpan,
+    index: usize,
+    spec: &AttentionSpec,
+    step: Option<&BurnStep<BB>>,
+    like: &Tensor<BB, 2>,
+) -> Tensor<BB, 3> {
+    let [nkv, rows, total] = scores.dims();
+    if let Some(probs) = BB::causal_softmax(&scores.clone().reshape([nkv * rows, total]), span, spec.window) {
+        return probs.reshape([nkv, rows, total]);
+    }
+    let mut scores = scores;
+    if needs_mask(span, spec.window) {
+        let make = || causal_mask::<BB>(span, spec.window, like);
+        let mask = step.map_or_else(make, |s| s.mask(index, spec.window, make));
+        let grouped = scores.reshape([nkv, rows / span.len, span.len, total]) + mask;
+        scores = grouped.reshape([nkv, rows, total]);
+    }
+    softmax(scores, 2)
 }
 
 /// Whether some query of `span` must not see some cached key.

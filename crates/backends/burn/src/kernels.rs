@@ -110,6 +110,31 @@ pub trait Kernels: BurnBackend {
         None
     }
 
+    /// Decode attention (one new position per row, each row its own slot) with RoPE and the
+    /// KV write in the same launch: rotates `q` and `k` by the rows of `tables` (`cos, sin`, each
+    /// `[positions, head_dim / 2]`, indexed by each row's position), writes the rotated keys and
+    /// the values `v` into the cache, and attends each rotated query over its slot.
+    fn rope_decode_attention(
+        _qkv: Qkv<'_, Tensor<Self, 2>>,
+        _tables: (&Tensor<Self, 2>, &Tensor<Self, 2>),
+        _kv: &KvView<'_, Self>,
+        _rows: &RowTable<Self>,
+        _spec: &zoo_core::AttentionSpec,
+    ) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// Softmax of one span's prefill attention scores (`[kv_heads · group · len, past + len]`,
+    /// rows ordered kv head, query head, query; `span.len` queries at positions `past..`)
+    /// under the causal mask and the sliding `window`, hidden keys at probability 0.
+    fn causal_softmax(
+        _scores: &Tensor<Self, 2>,
+        _span: &zoo_core::SeqSpan,
+        _window: Option<usize>,
+    ) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
     /// RMSNorm of each row of `x: [n, d]`, times `weight` when given.
     fn rms_norm(_x: &Tensor<Self, 2>, _weight: Option<&Tensor<Self, 2>>, _eps: f32) -> Option<Tensor<Self, 2>> {
         None

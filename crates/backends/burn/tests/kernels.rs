@@ -304,6 +304,41 @@ fn silu_mul_matches_composition() {
     }
 }
 
+/// Prefill softmax under the causal mask (with and without a sliding window, after a cached
+/// past and from position 0) against an f64 softmax over each query's visible keys.
+#[test]
+fn causal_softmax_matches_masked_softmax() {
+    for dtype in dtypes() {
+        for (heads, len, past, window) in
+            [(6, 37, 0, None), (4, 19, 50, None), (3, 33, 21, Some(16)), (2, 300, 0, None)]
+        {
+            let (rows, total) = (heads * len, past + len);
+            let mut seed = (rows + total) as u64;
+            let values = noise(rows * total, &mut seed).iter().map(|v| v * 4.0).collect::<Vec<_>>();
+            let scores = Tensor::<Gpu, 2>::from_data(TensorData::new(values, [rows, total]), &device()).cast(dtype);
+            let span = zoo_core::SeqSpan { slot: 0, start: 0, len, past };
+            let got = planed!(Gpu::causal_softmax(&scores, &span, window), "causal_softmax");
+            let input = host(&scores);
+            let mut want = vec![0f32; rows * total];
+            for r in 0..rows {
+                let hi = past + r % len + 1;
+                let lo = window.map_or(0, |w| hi.saturating_sub(w));
+                let row = &input[r * total..(r + 1) * total];
+                let best = row[lo..hi].iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+                let sum: f64 = row[lo..hi].iter().map(|&v| (v as f64 - best).exp()).sum();
+                for j in lo..hi {
+                    want[r * total + j] = ((row[j] as f64 - best).exp() / sum) as f32;
+                }
+            }
+            let err = relative_error(&host(&got), &want);
+            assert!(
+                err <= tolerance(dtype),
+                "causal_softmax {dtype:?} {heads}x{len} past {past} window {window:?}: {err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn rope_matches_composition() {
     for dtype in dtypes() {
@@ -349,8 +384,8 @@ fn kv_write_places_rows_at_slot_and_position() {
 }
 
 /// Decode attention through the kernels (prepared step) against Burn's ops (host step), after
-/// the same prefill, for several windows, head sizes and context lengths; with `rotate`, RoPE
-/// fused with the KV write against Burn's RoPE then attention.
+/// the same prefill, for several windows, head sizes and context lengths; with `rotate`, RoPE,
+/// the KV write and attention fused into one kernel against Burn's RoPE then attention.
 #[test]
 fn decode_attention_matches_burn_ops() {
     for (dtype, rotate) in dtypes().into_iter().flat_map(|d| [(d, false), (d, true)]) {
@@ -365,11 +400,13 @@ fn decode_attention_matches_burn_ops() {
             for prepared in [true, false] {
                 let mut cache = KvCache::new(&backend, &layout, 2, 4096).expect("cache");
                 let mut last = None;
-                // Fill both slots, then decode one token in each.
+                // Fill both slots, then decode two tokens in each: the second decode step reads
+                // the cache rows the first one wrote (fused with attention when rotating).
                 let batches = [
                     (vec![(0usize, past)], LogitsRows::All),
                     (vec![(1usize, past + 3)], LogitsRows::All),
                     (vec![(0, 1), (1, 1)], LogitsRows::Last),
+                    (vec![(1, 1), (0, 1)], LogitsRows::Last),
                 ];
                 for (seqs, rows) in batches {
                     let mut batch = Batch::default();

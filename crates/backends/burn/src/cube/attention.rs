@@ -12,6 +12,9 @@ use burn_cubecl::cubecl::prelude::*;
 
 use super::elementwise::{cube_max, cube_sum};
 
+/// Threads of a [`causal_softmax_kernel`] cube.
+pub(crate) const SOFTMAX_THREADS: u32 = 256;
+
 /// Threads of an attention cube.
 pub(crate) const ATTENTION_THREADS: u32 = 128;
 /// Keys per split (flash-decoding): long contexts spread over `⌈keys / SPLIT⌉` cubes per head,
@@ -124,6 +127,16 @@ pub(crate) fn rope_kv_kernel<F: Float, I: Numeric>(
 /// softmax statistics, and its weighted sum of values. With `direct` (a single split) it writes
 /// the normalised output (contiguous rows); otherwise `(acc[0..hd], max, sum)` to `partial` for
 /// [`combine_kernel`].
+///
+/// With `fused` (decode: one new position per row, each row its own slot) the kernel also does
+/// what [`rope_kv_kernel`] would have done before it, so a layer's attention is one launch: it
+/// rotates the query (`q` unrotated) and the row's new key (`new_k`) with the RoPE tables `cos`,
+/// `sin` (indexed by position), scores the new position against that key held in shared memory instead of the cache, adds its value from
+/// `new_v`, and the first query head of each kv head, in the split holding the new position,
+/// writes the rotated key and the value into the cache through `k_write` and `v_write`
+/// (the cache buffers again, as plain elements). No cube reads that cache row, so the
+/// write races with nothing. Rounding matches the unfused path: rotated values are rounded to
+/// `F` before use, as the cache and `q_out` would hold them.
 #[cube(launch_unchecked)]
 pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     q: &Array<F>,
@@ -133,18 +146,28 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     positions: &Array<I>,
     out: &mut Array<F>,
     partial: &mut Array<f32>,
+    new_k: &Array<F>,
+    new_v: &Array<F>,
+    cos: &Array<F>,
+    sin: &Array<F>,
+    k_write: &mut Array<F>,
+    v_write: &mut Array<F>,
     scale: f32,
     window: u32,
     room: u32,
     split_len: u32,
     q_stride: u32,
     cache_stride: u32,
+    new_k_stride: u32,
+    new_v_stride: u32,
+    table_stride: u32,
     #[comptime] n_kv_heads: usize,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
     #[comptime] head_vectors: usize,
     #[comptime] key_lanes: usize,
     #[comptime] direct: bool,
+    #[comptime] fused: bool,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let head = CUBE_POS_X as usize;
@@ -172,18 +195,77 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     let mut query = SharedMemory::<f32>::new(head_dim);
     let mut scores = SharedMemory::<f32>::new(SPLIT);
     let mut scratch = SharedMemory::<f32>::new(32usize);
+    // Fused: the new position's rotated key and its value.
+    let mut new_key = SharedMemory::<f32>::new(head_dim);
+    let mut new_value = SharedMemory::<f32>::new(head_dim);
     let q_off = row * q_stride as usize + head * head_dim;
-    let mut d = t;
-    while d < head_dim {
-        query[d] = f32::cast_from(q[q_off + d]) * scale;
-        d += threads;
+    let cur = hi - 1;
+    // Keys of this split read from the cache: all of them, or all but the new one.
+    let mut cached_end = end;
+    if fused {
+        if end == hi {
+            cached_end = cur;
+        }
+        let half = head_dim / 2;
+        let kv_head = head / group;
+        let table = cur * table_stride as usize;
+        let k_off = row * new_k_stride as usize + kv_head * head_dim;
+        let v_off = row * new_v_stride as usize + kv_head * head_dim;
+        let writes = end == hi && head % group == 0;
+        let dst = (base + cur) * cache_stride as usize;
+        let mut c = t;
+        while c < half {
+            let cs = f32::cast_from(cos[table + c]);
+            let sn = f32::cast_from(sin[table + c]);
+            let x1 = f32::cast_from(q[q_off + c]);
+            let x2 = f32::cast_from(q[q_off + c + half]);
+            query[c] = f32::cast_from(F::cast_from(x1 * cs - x2 * sn)) * scale;
+            query[c + half] = f32::cast_from(F::cast_from(x2 * cs + x1 * sn)) * scale;
+            let k1 = f32::cast_from(new_k[k_off + c]);
+            let k2 = f32::cast_from(new_k[k_off + c + half]);
+            let r1 = F::cast_from(k1 * cs - k2 * sn);
+            let r2 = F::cast_from(k2 * cs + k1 * sn);
+            new_key[c] = f32::cast_from(r1);
+            new_key[c + half] = f32::cast_from(r2);
+            new_value[c] = f32::cast_from(new_v[v_off + c]);
+            new_value[c + half] = f32::cast_from(new_v[v_off + c + half]);
+            if writes {
+                k_write[dst + c] = r1;
+                k_write[dst + c + half] = r2;
+                v_write[dst + c] = new_v[v_off + c];
+                v_write[dst + c + half] = new_v[v_off + c + half];
+            }
+            c += threads;
+        }
+    } else {
+        let mut d = t;
+        while d < head_dim {
+            query[d] = f32::cast_from(q[q_off + d]) * scale;
+            d += threads;
+        }
     }
     sync_cube();
 
     let k_row_vectors = cache_stride as usize / width;
     let mut local_max = f32::new(-3.0e38);
+    if fused {
+        // The new key's score: the first plane's dot product over shared memory.
+        if cached_end < end && t < 32 {
+            let mut part = 0.0f32;
+            let mut d = t;
+            while d < head_dim {
+                part += query[d] * new_key[d];
+                d += 32;
+            }
+            let s = plane_sum(part);
+            if t == 0 {
+                scores[cur - start] = s;
+            }
+            local_max = s;
+        }
+    }
     let mut j = start + t;
-    while j < end {
+    while j < cached_end {
         let key = (base + j) * k_row_vectors;
         let mut s = 0.0f32;
         #[unroll]
@@ -221,7 +303,7 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
         let row_vectors = cache_stride as usize / width;
         let mut acc = Vector::<f32, N>::new(0.0);
         let mut j = start + lane;
-        while j < end {
+        while j < cached_end {
             let v = Vector::<f32, N>::cast_from(v_cache[(base + j) * row_vectors + channel_vector]);
             acc += v * Vector::<f32, N>::new(scores[j - start]);
             j += key_lanes;
@@ -239,6 +321,10 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
         let mut acc = 0.0f32;
         for l in 0..key_lanes {
             acc += sums[l * head_dim + c];
+        }
+        // Only a fused split holding the new position reads from the cache up to before it.
+        if cached_end < end {
+            acc += scores[cur - start] * new_value[c];
         }
         if direct {
             out[(row * heads + head) * head_dim + c] = F::cast_from(acc / split_sum);
@@ -290,5 +376,62 @@ pub(crate) fn combine_kernel<F: Float>(
         }
         out[(row * heads + head) * head_dim + c] = F::cast_from(acc / total);
         c += CUBE_DIM_X as usize;
+    }
+}
+
+/// Softmax of prefill attention scores under the causal (and sliding-window) mask, computed
+/// from indices instead of an additive mask tensor: one cube per row of `scores` (`[kv_heads ·
+/// group · len, past + len]`, rows ordered kv head, query head, query), f32 inside. Query `i`
+/// (`row % len`) sits at position `past + i` and sees keys `lo..=past + i`, `lo` the window's
+/// first; hidden keys get probability 0. Replaces the mask's construction and addition and
+/// Burn's softmax (five passes over the scores) with one read for the maximum, one for the
+/// sum and one for the output.
+#[cube(launch_unchecked)]
+pub(crate) fn causal_softmax_kernel<F: Float>(
+    scores: &Array<F>,
+    probs: &mut Array<F>,
+    cols: u32,
+    scores_stride: u32,
+    len: u32,
+    past: u32,
+    window: u32,
+    #[define(F)] _dtype: StorageType,
+) {
+    let row = CUBE_POS_X as usize;
+    let t = UNIT_POS_X as usize;
+    let threads = CUBE_DIM_X as usize;
+    let hi = past as usize + row % len as usize + 1;
+    let mut lo = 0usize;
+    if window > 0 && hi > window as usize {
+        lo = hi - window as usize;
+    }
+    let base = row * scores_stride as usize;
+    let mut scratch = SharedMemory::<f32>::new(32usize);
+    let mut local_max = f32::new(-3.0e38);
+    let mut j = lo + t;
+    while j < hi {
+        let s = f32::cast_from(scores[base + j]);
+        if s > local_max {
+            local_max = s;
+        }
+        j += threads;
+    }
+    let best = cube_max(local_max, &mut scratch);
+    let mut local_sum = 0.0f32;
+    let mut j = lo + t;
+    while j < hi {
+        local_sum += f32::exp(f32::cast_from(scores[base + j]) - best);
+        j += threads;
+    }
+    let total = cube_sum(local_sum, &mut scratch);
+    let out = row * cols as usize;
+    let mut j = t;
+    while j < cols as usize {
+        let mut p = 0.0f32;
+        if j >= lo && j < hi {
+            p = f32::exp(f32::cast_from(scores[base + j]) - best) / total;
+        }
+        probs[out + j] = F::cast_from(p);
+        j += threads;
     }
 }

@@ -23,11 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::tensor::{DType, Int, Tensor, TensorPrimitive};
 use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::cubecl::server::{MemoryLayout, MemoryLayoutDescriptor};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use zoo_core::{AttentionSpec, Qkv};
+use zoo_core::{AttentionSpec, Qkv, SeqSpan};
 
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
 use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
@@ -99,6 +100,19 @@ fn wrap<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive =
 
 fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, rows: usize, cols: usize) -> CubeTensor<R> {
     empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), [rows, cols].into(), like.dtype)
+}
+
+/// Contiguous `[rows, cols]` tensors of `like`'s type, one per `cols`, reserved together: one
+/// request to CubeCL's device thread instead of one per output (a decode step is bound by that
+/// thread's work on small models).
+fn empty_many<R: CubeRuntime>(like: &CubeTensor<R>, rows: usize, cols: &[usize]) -> Vec<CubeTensor<R>> {
+    let descriptors = cols.iter().map(|&c| MemoryLayoutDescriptor::contiguous([rows, c].into(), like.dtype.size()));
+    let layouts = like.client.empty_tensors(descriptors.collect());
+    let shapes = cols.iter().map(|&c| [rows, c]);
+    let tensor = |(layout, shape): (MemoryLayout, [usize; 2])| {
+        CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape.into(), layout.memory, like.dtype)
+    };
+    layouts.into_iter().zip(shapes).map(tensor).collect()
 }
 
 /// Whether `client`'s device runs zoo's plane kernels (GEMVs, norms, argmax, decode attention):
@@ -333,7 +347,7 @@ where
         }
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
-        let ys: Vec<CubeTensor<R>> = ws.iter().map(|w| empty_like(w, n, w.meta.shape()[0])).collect();
+        let ys = empty_many(&x, n, &ws.iter().map(|w| w.meta.shape()[0]).collect::<Vec<_>>());
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
         let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
         let (count, planes) = gemv_grid(n, ws.iter().map(|w| w.meta.shape()[0]).sum());
@@ -613,88 +627,182 @@ where
         true
     }
 
+    fn causal_softmax(scores: &Tensor<Self, 2>, span: &SeqSpan, window: Option<usize>) -> Option<Tensor<Self, 2>> {
+        let [rows, cols] = scores.dims();
+        let total = span.past + span.len;
+        if rows == 0 || span.len == 0 || rows % span.len != 0 || cols != total || total > u32::MAX as usize {
+            return None;
+        }
+        let scores = float(scores);
+        if !runs_plane_kernels(&scores.client) {
+            return None;
+        }
+        let probs = empty_like(&scores, rows, cols);
+        let window = window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
+        let (dtype, client) = (scores.dtype, scores.client.clone());
+        // SAFETY: one cube per row; threads stride over the row's `cols` columns.
+        unsafe {
+            launch!(
+                attention::causal_softmax_kernel,
+                &client,
+                CubeCount::new_1d(rows as u32),
+                CubeDim::new_1d(attention::SOFTMAX_THREADS),
+                array(&scores),
+                array(&probs),
+                cols as u32,
+                row_stride(&scores),
+                span.len as u32,
+                span.past as u32,
+                window,
+                dtype.into(),
+            );
+        }
+        Some(wrap(probs))
+    }
+
     fn decode_attention(
         q: &Tensor<Self, 2>,
         kv: &KvView<'_, Self>,
         rows: &RowTable<Self>,
         spec: &AttentionSpec,
     ) -> Option<Tensor<Self, 2>> {
-        let [n, cols] = q.dims();
-        let hd = spec.head_dim;
-        if n == 0 || hd == 0 || cols != spec.n_heads * hd || spec.n_kv_heads != kv.n_kv_heads || kv.k.dims()[1] != hd {
-            return None;
-        }
-        let q = float(q);
-        let (k_cache, v_cache) = (float(kv.k), float(kv.v));
-        if !runs_plane_kernels(&q.client) {
-            return None;
-        }
-        let width = vector_width_up_to(hd, k_cache.dtype.size(), max_width(&k_cache.client));
-        let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
-        let head_vectors = hd / width;
-        let fits = head_vectors <= attention::ATTENTION_THREADS as usize && rows_aligned(&k_cache, width);
-        if !same_rows || !fits || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
-            return None;
-        }
-        let (slots, positions) = (int(&rows.slots), int(&rows.positions));
-        let out = empty_like(&q, n, cols);
-        let keys = spec.window.map_or(rows.extent, |w| w.min(rows.extent)).max(1);
-        let splits = keys.div_ceil(attention::SPLIT);
-        let direct = splits == 1;
-        let partial = if direct {
-            empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), [1, 1].into(), DType::F32)
-        } else {
-            let len = n * spec.n_heads * splits * (hd + 2);
-            empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), [len, 1].into(), DType::F32)
-        };
-        let dtypes = [q.dtype.into(), slots.dtype.into()];
-        let (dtype, client) = (q.dtype, q.client.clone());
-        let window = spec.window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
-        let threads = CubeDim::new_1d(attention::ATTENTION_THREADS);
-        // SAFETY: every row's position is below `room` (the caller reserved the cache); each
-        // cube reads only its split's keys, and threads stride over the head's channels.
-        unsafe {
-            launch!(
-                attention::decode_split_kernel,
-                &client,
-                CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
-                threads,
-                width,
-                array(&q),
-                array(&k_cache),
-                array(&v_cache),
-                array(&slots),
-                array(&positions),
-                array(&out),
-                array(&partial),
-                spec.scale,
-                window,
-                kv.room as u32,
-                attention::SPLIT as u32,
-                row_stride(&q),
-                row_stride(&k_cache),
-                spec.n_kv_heads,
-                spec.n_heads / spec.n_kv_heads,
-                hd,
-                head_vectors,
-                attention::ATTENTION_THREADS as usize / head_vectors,
-                direct,
-                dtypes,
-            );
-            if !direct {
-                launch!(
-                    attention::combine_kernel,
-                    &client,
-                    CubeCount::new_2d(spec.n_heads as u32, n as u32),
-                    threads,
-                    array(&partial),
-                    array(&out),
-                    splits as u32,
-                    hd,
-                    dtype.into(),
-                );
-            }
-        }
-        Some(wrap(out))
+        decode_launch::<R, Self>(float(q), kv, rows, spec, None).map(wrap)
     }
+
+    fn rope_decode_attention(
+        Qkv { q, k, v }: Qkv<'_, Tensor<Self, 2>>,
+        (cos, sin): (&Tensor<Self, 2>, &Tensor<Self, 2>),
+        kv: &KvView<'_, Self>,
+        rows: &RowTable<Self>,
+        spec: &AttentionSpec,
+    ) -> Option<Tensor<Self, 2>> {
+        let [n, _] = q.dims();
+        let (hd, kv_cols) = (spec.head_dim, spec.n_kv_heads * spec.head_dim);
+        let tables_fit = cos.dims() == sin.dims() && cos.dims()[1] == hd / 2 && cos.dims()[0] >= rows.extent;
+        if hd % 2 != 0 || k.dims() != [n, kv_cols] || v.dims() != [n, kv_cols] || !tables_fit {
+            return None;
+        }
+        let new = NewRows { k: float(k), v: float(v), cos: float(cos), sin: float(sin) };
+        let q = float(q);
+        if [&new.k, &new.v, &new.cos, &new.sin].iter().any(|t| t.dtype != q.dtype) {
+            return None;
+        }
+        decode_launch::<R, Self>(q, kv, rows, spec, Some(new)).map(wrap)
+    }
+}
+
+/// A decode step's new key and value rows (unrotated) and the full RoPE tables, for the fused
+/// decode attention.
+struct NewRows<R: CubeRuntime> {
+    k: CubeTensor<R>,
+    v: CubeTensor<R>,
+    cos: CubeTensor<R>,
+    sin: CubeTensor<R>,
+}
+
+/// Decode attention of `q` over the cache (flash-decoding splits, merged when there are several);
+/// with `new`, RoPE of `q` and of the new keys and the cache write happen in the same launch
+/// (`decode_split_kernel`'s `fused`), `q` unrotated. `None` where the kernels don't fit.
+fn decode_launch<R, B>(
+    q: CubeTensor<R>,
+    kv: &KvView<'_, B>,
+    rows: &RowTable<B>,
+    spec: &AttentionSpec,
+    new: Option<NewRows<R>>,
+) -> Option<CubeTensor<R>>
+where
+    R: CubeRuntime,
+    B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>, IntTensorPrimitive = CubeTensor<R>>,
+{
+    let (n, cols) = (q.meta.shape()[0], q.meta.shape()[1]);
+    let hd = spec.head_dim;
+    if n == 0 || hd == 0 || cols != spec.n_heads * hd || spec.n_kv_heads != kv.n_kv_heads || kv.k.dims()[1] != hd {
+        return None;
+    }
+    let (k_cache, v_cache) = (float(kv.k), float(kv.v));
+    if !runs_plane_kernels(&q.client) {
+        return None;
+    }
+    let width = vector_width_up_to(hd, k_cache.dtype.size(), max_width(&k_cache.client));
+    let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
+    let head_vectors = hd / width;
+    let fits = head_vectors <= attention::ATTENTION_THREADS as usize && rows_aligned(&k_cache, width);
+    if !same_rows || !fits || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
+        return None;
+    }
+    let (slots, positions) = (int(&rows.slots), int(&rows.positions));
+    let out = empty_like(&q, n, cols);
+    let keys = spec.window.map_or(rows.extent, |w| w.min(rows.extent)).max(1);
+    let splits = keys.div_ceil(attention::SPLIT);
+    let direct = splits == 1;
+    // Split statistics for the merge; a single split writes `out` directly and never reads
+    // this argument (`out` stands in for it: no allocation).
+    let partial = (!direct).then(|| {
+        let len = n * spec.n_heads * splits * (hd + 2);
+        empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), [len, 1].into(), DType::F32)
+    });
+    let fused = new.is_some();
+    // Unfused, the new-row arguments are placeholders the kernel never reads.
+    let new = new.unwrap_or_else(|| NewRows { k: q.clone(), v: q.clone(), cos: q.clone(), sin: q.clone() });
+    let dtypes = [q.dtype.into(), slots.dtype.into()];
+    let (dtype, client) = (q.dtype, q.client.clone());
+    let window = spec.window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
+    let threads = CubeDim::new_1d(attention::ATTENTION_THREADS);
+    // SAFETY: every row's position is below `room` (the caller reserved the cache); each
+    // cube reads only its split's keys, and threads stride over the head's channels; fused,
+    // the new rows and the table row of each position were checked by the caller, and only
+    // one cube per (row, kv head) writes that position's cache row, which no cube reads.
+    unsafe {
+        launch!(
+            attention::decode_split_kernel,
+            &client,
+            CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
+            threads,
+            width,
+            array(&q),
+            array(&k_cache),
+            array(&v_cache),
+            array(&slots),
+            array(&positions),
+            array(&out),
+            array(partial.as_ref().unwrap_or(&out)),
+            array(&new.k),
+            array(&new.v),
+            array(&new.cos),
+            array(&new.sin),
+            array(&k_cache),
+            array(&v_cache),
+            spec.scale,
+            window,
+            kv.room as u32,
+            attention::SPLIT as u32,
+            row_stride(&q),
+            row_stride(&k_cache),
+            row_stride(&new.k),
+            row_stride(&new.v),
+            row_stride(&new.cos),
+            spec.n_kv_heads,
+            spec.n_heads / spec.n_kv_heads,
+            hd,
+            head_vectors,
+            attention::ATTENTION_THREADS as usize / head_vectors,
+            direct,
+            fused,
+            dtypes,
+        );
+        if !direct {
+            launch!(
+                attention::combine_kernel,
+                &client,
+                CubeCount::new_2d(spec.n_heads as u32, n as u32),
+                threads,
+                array(partial.as_ref().unwrap_or(&out)),
+                array(&out),
+                splits as u32,
+                hd,
+                dtype.into(),
+            );
+        }
+    }
+    Some(out)
 }
