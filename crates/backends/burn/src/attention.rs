@@ -123,7 +123,9 @@ pub(crate) fn attention<BB: Kernels>(
     attend(&qkv.q.t, kv, spans, spec, step)
 }
 
-/// RoPE of `q` and `k` with the step's table rows `cos, sin`, fused with the KV write, then
+/// RoPE, the KV write and attention through the backend's fused kernels: a decode step in one
+/// kernel ([`Kernels::rope_decode_attention`], the RoPE `tables` indexed by position), any other
+/// step as RoPE fused with the KV write (the step's rows of the tables, from `table_rows`) then
 /// attention; `None` when the backend has no fused kernel for these shapes.
 pub(crate) fn rope_attention<BB: Kernels>(
     qkv: Qkv<'_, BurnTensor<BB>>,
@@ -131,38 +133,30 @@ pub(crate) fn rope_attention<BB: Kernels>(
     spans: &[SeqSpan],
     spec: &AttentionSpec,
     step: &BurnStep<BB>,
-    table_rows: (&Tensor<BB, 2>, &Tensor<BB, 2>),
+    tables: (&Tensor<BB, 2>, &Tensor<BB, 2>),
+    table_rows: impl FnOnce() -> (Tensor<BB, 2>, Tensor<BB, 2>),
 ) -> Result<Option<BurnTensor<BB>>> {
     validate(qkv, kv, spans, spec)?;
     let view = kv.view().expect("reserved by validate");
-    let Some(q) = BB::rope_kv_write(qkv.map(|t| &t.t), table_rows, &view, &step.rows, spec) else {
+    let qkv = qkv.map(|t| &t.t);
+    if is_decode(spans) {
+        if let Some(y) = BB::rope_decode_attention(qkv, tables, &view, &step.rows, spec) {
+            return Ok(Some(BurnTensor::matrix(y)));
+        }
+    }
+    let (cos, sin) = table_rows();
+    let Some(q) = BB::rope_kv_write(qkv, (&cos, &sin), &view, &step.rows, spec) else {
         return Ok(None);
     };
     attend(&q, kv, spans, spec, Some(step)).map(Some)
 }
 
 /// Whether `spans` are a decode step: one new position per row, each row its own slot.
-pub(crate) fn is_decode(spans: &[SeqSpan]) -> bool {
+fn is_decode(spans: &[SeqSpan]) -> bool {
     let mut slots: Vec<usize> = spans.iter().map(|s| s.slot).collect();
     slots.sort_unstable();
     slots.dedup();
     spans.iter().all(|s| s.len == 1) && slots.len() == spans.len()
-}
-
-/// A decode step's RoPE, KV write and attention in one kernel ([`Kernels::rope_decode_attention`]),
-/// the RoPE `tables` indexed by position; `None` when the backend has no such kernel for these
-/// shapes.
-pub(crate) fn rope_decode_attention<BB: Kernels>(
-    qkv: Qkv<'_, BurnTensor<BB>>,
-    kv: &mut BurnKv<BB>,
-    spans: &[SeqSpan],
-    spec: &AttentionSpec,
-    step: &BurnStep<BB>,
-    tables: (&Tensor<BB, 2>, &Tensor<BB, 2>),
-) -> Result<Option<BurnTensor<BB>>> {
-    validate(qkv, kv, spans, spec)?;
-    let view = kv.view().expect("reserved by validate");
-    Ok(BB::rope_decode_attention(qkv.map(|t| &t.t), tables, &view, &step.rows, spec).map(BurnTensor::matrix))
 }
 
 /// Checks shapes and spans, and makes room in the cache for the step.

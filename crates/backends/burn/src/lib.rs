@@ -505,16 +505,11 @@ impl<BB: Kernels> Backend for Burn<BB> {
     ) -> Result<BurnTensor<BB>> {
         if let Some(step) = input.prepared::<BurnStep<BB>>() {
             if rope.head_dim == spec.head_dim && rope.head_dim % 2 == 0 {
-                let spans = &input.step.spans;
                 let dtype = qkv.q.t.dtype();
-                if attention::is_decode(spans) {
-                    let (cos, sin) = self.rope_tables.get(rope, step.rows.extent, &self.device, dtype);
-                    if let Some(y) = attention::rope_decode_attention(qkv, kv, spans, spec, step, (&cos, &sin))? {
-                        return Ok(y);
-                    }
-                }
-                let (cos, sin) = step.rope_rows(&self.rope_tables, rope, &self.device, dtype);
-                if let Some(y) = attention::rope_attention(qkv, kv, spans, spec, step, (&cos, &sin))? {
+                let (cos, sin) = self.rope_tables.get(rope, step.rows.extent, &self.device, dtype);
+                let rows = || step.rope_rows(&self.rope_tables, rope, &self.device, dtype);
+                let spans = &input.step.spans;
+                if let Some(y) = attention::rope_attention(qkv, kv, spans, spec, step, (&cos, &sin), rows)? {
                     return Ok(y);
                 }
             }

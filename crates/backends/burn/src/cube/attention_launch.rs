@@ -1,0 +1,131 @@
+//! The launch of decode attention (`attention.rs`'s split kernel and its merge), plain or
+//! fused with RoPE and the KV write.
+
+use burn::tensor::DType;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::CubeRuntime;
+use zoo_core::AttentionSpec;
+
+use super::{
+    array, attention, empty_like, float, int, max_width, row_stride, rows_aligned, runs_plane_kernels,
+    vector_width_up_to,
+};
+use crate::kernels::{KvView, RowTable};
+
+/// A decode step's new key and value rows (unrotated) and the full RoPE tables, for the fused
+/// decode attention.
+pub(super) struct NewRows<R: CubeRuntime> {
+    pub(super) k: CubeTensor<R>,
+    pub(super) v: CubeTensor<R>,
+    pub(super) cos: CubeTensor<R>,
+    pub(super) sin: CubeTensor<R>,
+}
+
+/// Decode attention of `q` over the cache (flash-decoding splits, merged when there are several);
+/// with `new`, RoPE of `q` and of the new keys and the cache write happen in the same launch
+/// (`decode_split_kernel`'s `fused`), `q` unrotated. `None` where the kernels don't fit.
+pub(super) fn decode_launch<R, B>(
+    q: CubeTensor<R>,
+    kv: &KvView<'_, B>,
+    rows: &RowTable<B>,
+    spec: &AttentionSpec,
+    new: Option<NewRows<R>>,
+) -> Option<CubeTensor<R>>
+where
+    R: CubeRuntime,
+    B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>, IntTensorPrimitive = CubeTensor<R>>,
+{
+    let (n, cols) = (q.meta.shape()[0], q.meta.shape()[1]);
+    let hd = spec.head_dim;
+    if n == 0 || hd == 0 || cols != spec.n_heads * hd || spec.n_kv_heads != kv.n_kv_heads || kv.k.dims()[1] != hd {
+        return None;
+    }
+    let (k_cache, v_cache) = (float(kv.k), float(kv.v));
+    if !runs_plane_kernels(&q.client) {
+        return None;
+    }
+    let width = vector_width_up_to(hd, k_cache.dtype.size(), max_width(&k_cache.client));
+    let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
+    let head_vectors = hd / width;
+    let fits = head_vectors <= attention::ATTENTION_THREADS as usize && rows_aligned(&k_cache, width);
+    if !same_rows || !fits || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
+        return None;
+    }
+    let (slots, positions) = (int(&rows.slots), int(&rows.positions));
+    let out = empty_like(&q, n, cols);
+    let keys = spec.window.map_or(rows.extent, |w| w.min(rows.extent)).max(1);
+    let splits = keys.div_ceil(attention::SPLIT);
+    let direct = splits == 1;
+    // Split statistics for the merge; a single split writes `out` directly and never reads
+    // this argument (`out` stands in for it: no allocation).
+    let partial = (!direct).then(|| {
+        let len = n * spec.n_heads * splits * (hd + 2);
+        empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), [len, 1].into(), DType::F32)
+    });
+    let fused = new.is_some();
+    // Unfused, the new-row arguments are placeholders the kernel never reads.
+    let new = new.unwrap_or_else(|| NewRows { k: q.clone(), v: q.clone(), cos: q.clone(), sin: q.clone() });
+    let dtypes = [q.dtype.into(), slots.dtype.into()];
+    let (dtype, client) = (q.dtype, q.client.clone());
+    let window = spec.window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
+    let threads = CubeDim::new_1d(attention::ATTENTION_THREADS);
+    // SAFETY: every row's position is below `room` (the caller reserved the cache); each
+    // cube reads only its split's keys, and threads stride over the head's channels; fused,
+    // the new rows and the table row of each position were checked by the caller, and only
+    // one cube per (row, kv head) writes that position's cache row, which no cube reads.
+    unsafe {
+        launch!(
+            attention::decode_split_kernel,
+            &client,
+            CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
+            threads,
+            width,
+            array(&q),
+            array(&k_cache),
+            array(&v_cache),
+            array(&slots),
+            array(&positions),
+            array(&out),
+            array(partial.as_ref().unwrap_or(&out)),
+            array(&new.k),
+            array(&new.v),
+            array(&new.cos),
+            array(&new.sin),
+            array(&k_cache),
+            array(&v_cache),
+            spec.scale,
+            window,
+            kv.room as u32,
+            attention::SPLIT as u32,
+            row_stride(&q),
+            row_stride(&k_cache),
+            row_stride(&new.k),
+            row_stride(&new.v),
+            row_stride(&new.cos),
+            spec.n_kv_heads,
+            spec.n_heads / spec.n_kv_heads,
+            hd,
+            head_vectors,
+            attention::ATTENTION_THREADS as usize / head_vectors,
+            direct,
+            fused,
+            dtypes,
+        );
+        if !direct {
+            launch!(
+                attention::combine_kernel,
+                &client,
+                CubeCount::new_2d(spec.n_heads as u32, n as u32),
+                threads,
+                array(partial.as_ref().unwrap_or(&out)),
+                array(&out),
+                splits as u32,
+                hd,
+                dtype.into(),
+            );
+        }
+    }
+    Some(out)
+}
