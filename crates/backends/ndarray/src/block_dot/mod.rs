@@ -21,28 +21,46 @@ use std::sync::OnceLock;
 use zoo_core::quant::QK;
 use zoo_core::DType;
 
+use crate::isa::{isa, Isa};
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod k_quants;
 #[cfg(target_arch = "x86_64")]
 mod k_quants_avx2;
+#[cfg(target_arch = "x86_64")]
+mod k_quants_avx512;
 
 /// One activation row, prepared for weights of one block type.
 pub struct Activations<'a> {
-    /// The row itself (read by `Q8_0` kernels).
+    /// The row itself (read by the AVX2 and portable `Q8_0` kernels).
     x: &'a [f32],
-    /// The row in 16 bits (for 4-bit weights).
+    /// The row in 16 bits (for every other kernel).
     q16: Option<Q16Row>,
 }
 
 impl<'a> Activations<'a> {
-    /// Prepares `x` (a whole number of blocks) for a weight of `dtype`.
+    /// Prepares `x` (a whole number of blocks) for a weight of `dtype`, for the kernels
+    /// [`isa`] picks.
     pub fn new(dtype: DType, x: &'a [f32]) -> Self {
-        let q16 = (dtype != DType::Q8_0).then(|| Q16Row::quantize(x));
+        Self::for_kernels(dtype, x, isa())
+    }
+
+    /// Prepares `x` for the kernels of `level`: 16-bit activations for all but the AVX2 and
+    /// portable `Q8_0` kernels, which read `x` itself.
+    fn for_kernels(dtype: DType, x: &'a [f32], level: Isa) -> Self {
+        let q16 = (dtype != DType::Q8_0 || level >= Isa::Avx512Vnni).then(|| Q16Row::quantize(x));
         Self { x, q16 }
     }
-}
 
+    /// The values the kernels multiply (tests compare against them).
+    #[cfg(test)]
+    pub fn seen(&self) -> Vec<f32> {
+        self.q16.as_ref().map_or_else(|| self.x.to_vec(), Q16Row::dequantized)
+    }
+}
 /// One activation row quantised to 16 bits in blocks of [`QK`]: `x ≈ d[b] · q[b·QK + i]`.
 #[derive(Debug, Clone, Default)]
 pub struct Q16Row {
@@ -84,24 +102,41 @@ impl Q16Row {
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which
 /// hold `dtype` blocks; `x` was prepared for `dtype`. Other types leave `out` untouched.
 pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+    rows_dot_with(isa(), dtype, weights, row_bytes, x, out);
+}
+
+/// [`rows_dot`] through the kernels of `level`, capped at [`isa`] (so never an instruction the
+/// CPU lacks); tests run every level below the cap this way.
+fn rows_dot_with(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+    let level = level.min(isa());
     if let (true, Some(q)) = (zoo_core::kquant::is_k_quant(dtype), &x.q16) {
-        return k_quants::rows(dtype, weights, row_bytes, q, out);
+        return k_quants::rows(level, dtype, weights, row_bytes, q, out);
     }
     let lut = f16_table();
-    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
     #[cfg(target_arch = "x86_64")]
-    if crate::isa::isa() >= crate::isa::Isa::Avx2 {
-        // SAFETY (both arms): AVX2 and FMA are present.
+    if level >= Isa::Avx2 {
+        // SAFETY (each arm): `level` is at most `isa()`, which found its instructions.
         match (dtype, &x.q16) {
-            (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
-            (DType::Q4_0, Some(q)) => unsafe { avx2_nibble_rows::<Q4_0>(weights, row_bytes, q, lut, out) },
-            (DType::Q4_1, Some(q)) => unsafe { avx2_nibble_rows::<Q4_1>(weights, row_bytes, q, lut, out) },
-            (DType::Q5_0, Some(q)) => unsafe { avx2_nibble_rows::<Q5_0>(weights, row_bytes, q, lut, out) },
-            (DType::Q5_1, Some(q)) => unsafe { avx2_nibble_rows::<Q5_1>(weights, row_bytes, q, lut, out) },
+            (DType::Q8_0, Some(q)) if level >= Isa::Avx512Vnni => by_fours(
+                weights,
+                row_bytes,
+                out,
+                |w| unsafe { avx512::q8_0_rows::<4>(w, row_bytes, q, lut) },
+                |w| unsafe { avx512::q8_0_rows::<1>(w, row_bytes, q, lut) }[0],
+            ),
+            (DType::Q8_0, _) => {
+                let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
+                rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) });
+            }
+            (DType::Q4_0, Some(q)) => unsafe { x86_nibble_rows::<Q4_0>(level, weights, row_bytes, q, lut, out) },
+            (DType::Q4_1, Some(q)) => unsafe { x86_nibble_rows::<Q4_1>(level, weights, row_bytes, q, lut, out) },
+            (DType::Q5_0, Some(q)) => unsafe { x86_nibble_rows::<Q5_0>(level, weights, row_bytes, q, lut, out) },
+            (DType::Q5_1, Some(q)) => unsafe { x86_nibble_rows::<Q5_1>(level, weights, row_bytes, q, lut, out) },
             _ => {}
         }
         return;
     }
+    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
     match (dtype, &x.q16) {
         (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = q8_0_row(w, x.x, lut)),
         (_, Some(q)) => {
@@ -113,27 +148,47 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
     }
 }
 
-/// The rows of a weight of `K` blocks through the AVX2 kernel, four at a time, then one by one.
+/// The rows of a weight of `K` blocks through the x86 kernel of `level` (AVX-512 VNNI's, else
+/// AVX2's).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must have `level`'s instructions, and `level` must be at least [`Isa::Avx2`].
 #[cfg(target_arch = "x86_64")]
-unsafe fn avx2_nibble_rows<K: NibbleKind>(
+unsafe fn x86_nibble_rows<K: NibbleKind>(
+    level: Isa,
     weights: &[u8],
     row_bytes: usize,
     q: &Q16Row,
     lut: &F16Table,
     out: &mut [f32],
 ) {
+    if level >= Isa::Avx512Vnni {
+        // SAFETY (both): the caller's contract.
+        let four = |w: &[u8]| unsafe { avx512::q4_rows::<4, K>(w, row_bytes, q, lut) };
+        by_fours(weights, row_bytes, out, four, |w| unsafe { avx512::q4_rows::<1, K>(w, row_bytes, q, lut) }[0]);
+    } else {
+        // SAFETY (both): the caller's contract.
+        let four = |w: &[u8]| unsafe { avx2::q4_rows::<4, K>(w, row_bytes, q, lut) };
+        by_fours(weights, row_bytes, out, four, |w| unsafe { avx2::q4_rows::<1, K>(w, row_bytes, q, lut) }[0]);
+    }
+}
+
+/// `out`'s rows of `weights` (each `row_bytes` long) by `four` (given four consecutive rows),
+/// then the rest one by one by `one`.
+fn by_fours(
+    weights: &[u8],
+    row_bytes: usize,
+    out: &mut [f32],
+    four: impl Fn(&[u8]) -> [f32; 4],
+    one: impl Fn(&[u8]) -> f32,
+) {
     let done = out.len() / 4 * 4;
     let mut fours = out.chunks_exact_mut(4);
     for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
-        // SAFETY: the caller's contract.
-        o.copy_from_slice(&unsafe { avx2::q4_rows::<4, K>(w, row_bytes, q, lut) });
+        o.copy_from_slice(&four(w));
     }
     for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
-        // SAFETY: the caller's contract.
-        *o = unsafe { avx2::q4_rows::<1, K>(w, row_bytes, q, lut) }[0];
+        *o = one(w);
     }
 }
 
@@ -306,38 +361,54 @@ mod tests {
         data
     }
 
+    /// Every kernel family up to the cap ([`isa`]: the CPU's, or `ZOO_CPU_KERNELS`'s), each
+    /// with the activations it is given (`Q8_0`: f32 for portable and AVX2, 16-bit for AVX-512
+    /// VNNI), against the f64 product of the dequantised weights and those activations.
     #[test]
     fn dots_are_exact_on_the_activations_each_type_sees() {
-        // Three groups of four rows for the AVX2 4-bit kernel, then one on its own.
+        // Three groups of four rows for the four-row kernels, then one on its own.
         let (rows, k) = (13, 512);
         let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
-        let lut = f16_table();
-        for dtype in
-            [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K]
-        {
-            let data = blocks(dtype, rows, k);
-            let row_bytes = data.len() / rows;
-            let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
-            let act = Activations::new(dtype, &x);
-            // Q8_0 multiplies x itself; the 4-bit types its 16-bit rounding.
-            let seen = act.q16.as_ref().map_or_else(|| x.clone(), Q16Row::dequantized);
-            let mut got = vec![0f32; rows];
-            rows_dot(dtype, &data, row_bytes, &act, &mut got);
-            let portable: Vec<f32> = data
-                .chunks_exact(row_bytes)
-                .map(|w| match &act.q16 {
-                    None => q8_0_row(w, &x, lut),
-                    Some(q) if zoo_core::kquant::is_k_quant(dtype) => k_quants::row(dtype, w, q),
-                    Some(q) => q4_row(w, q, lut, Nibbles::of(dtype).unwrap()),
-                })
-                .collect();
-            for (j, (g, p)) in got.iter().zip(&portable).enumerate() {
-                let w = &w[j * k..(j + 1) * k];
-                let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-                let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
-                assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} row {j}: {g} vs {want}");
-                assert!((f64::from(*p) - want).abs() <= 1e-5 * scale, "{dtype} row {j}, portable: {p} vs {want}");
+        let levels = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni].into_iter().filter(|&l| l <= isa());
+        for level in levels {
+            for dtype in
+                [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K]
+            {
+                let data = blocks(dtype, rows, k);
+                let row_bytes = data.len() / rows;
+                let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
+                let act = Activations::for_kernels(dtype, &x, level);
+                assert_eq!(act.q16.is_none(), dtype == DType::Q8_0 && level < Isa::Avx512Vnni, "{dtype} {level:?}");
+                let seen = act.q16.as_ref().map_or_else(|| x.clone(), Q16Row::dequantized);
+                let mut got = vec![f32::NAN; rows];
+                rows_dot_with(level, dtype, &data, row_bytes, &act, &mut got);
+                for (j, g) in got.iter().enumerate() {
+                    let w = &w[j * k..(j + 1) * k];
+                    let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                    let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
+                    assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} {level:?} row {j}: {g} vs {want}");
+                }
             }
+        }
+    }
+
+    /// The kernels' activations stay within the accuracy rule's reach of f32 math: `Q8_0` through
+    /// 16-bit activations (the AVX-512 VNNI path) against f32 activations, relative to the
+    /// largest output.
+    #[test]
+    fn sixteen_bit_activations_stay_close_to_f32_ones() {
+        let (rows, k) = (9, 256);
+        let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.61).sin() * (1.0 + (i % 17) as f32)).collect();
+        let data = blocks(DType::Q8_0, rows, k);
+        let w = WeightView::new("w", DType::Q8_0, vec![rows, k], Bytes::from_vec(data)).unwrap().to_f32_vec();
+        let seen = Q16Row::quantize(&x).dequantized();
+        let dot = |xs: &[f32], j: usize| -> f64 {
+            w[j * k..(j + 1) * k].iter().zip(xs).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+        };
+        let exact: Vec<f64> = (0..rows).map(|j| dot(&x, j)).collect();
+        let largest = exact.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for (j, e) in exact.iter().enumerate() {
+            assert!((dot(&seen, j) - e).abs() <= 1e-4 * largest, "row {j}: {} vs {e}", dot(&seen, j));
         }
     }
 
