@@ -4,7 +4,8 @@
 //! A decode step reads every weight once, so it should run at the speed weights stream from
 //! memory. Two cases:
 //! - `Q8_0` weights: 34 bytes per 32 weights keep the loop memory-bound even with f32
-//!   activations, so activations stay f32 and the result is exact up to summation order;
+//!   activations, so the AVX2 and portable kernels keep them f32 (exact up to summation order);
+//!   the AVX-512 VNNI kernel takes the 16-bit row below, like every other type;
 //! - 4-bit weights and the K-quants: widening nibbles to f32 costs more than reading them, so the activation row
 //!   is quantised to 16 bits once per `linear` ([`Q16Row`]: blocks of 32 with an f32 scale)
 //!   and each block is multiplied in integers, its scales applied once per block. The rounding
@@ -13,8 +14,11 @@
 //!   activations to 8 bits, which is faster still but moves logits by ~2%, enough to change
 //!   greedy tokens at near-ties.)
 //!
-//! On x86-64 with AVX2 and FMA ([`crate::isa`], checked once at run time) the intrinsics in
-//! `avx2` run; elsewhere the plain loops here, which compute the same sums in another order.
+//! [`crate::isa`] (checked once at run time, capped by `ZOO_CPU_KERNELS`) picks the kernels:
+//! with AVX-512F/BW/VL and AVX512-VNNI the intrinsics in `avx512` and `k_quants_avx512`
+//! (`vpdpwssd`, one 32-element block per instruction); with AVX2 and FMA (an AVX-512 CPU
+//! without VNNI included) those in `avx2` and `k_quants_avx2`; elsewhere the plain loops here.
+//! All compute the same sums in another order.
 
 use std::sync::OnceLock;
 
