@@ -58,8 +58,8 @@ mod tests {
             for &(n, k, m) in &[(1, 128, 130), (4, 96, 66), (9, 64, 300), (16, 64, 70), (17, 32, 129)] {
                 let (blocks, dense) = weight(dtype, m, k);
                 let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
-                // Decode-sized inputs meet the weights as the kernels see them (16 bits, but f32
-                // for the AVX2 and portable Q8_0 kernels); the result is exact on those.
+                // Decode-sized inputs meet the weights as the kernels see them (16 bits for the
+                // 4-bit types, f32 for Q8_0); the result is exact on those.
                 let x_seen: Vec<f32> = if n <= BLOCK_GEMV_MAX_ROWS {
                     x.chunks(k).flat_map(|row| Activations::new(dtype, row).seen()).collect()
                 } else {
