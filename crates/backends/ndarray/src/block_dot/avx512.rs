@@ -7,9 +7,9 @@
 //! lanes meet the block's scales in one float FMA. The 5-bit types' 32-bit mask of fifth bits
 //! is two AVX-512 lane masks as it stands (bit `j` for element `j`), so two masked adds put
 //! every fifth bit in place. A 512-bit version (one block per register, `vpsrlvw` for the high
-//! nibbles) measured 1.5–1.7× slower than the AVX2 kernel on Q4_0/Q4_1: with 512-bit
-//! instructions in flight the core has two vector ports instead of three, and a block is too
-//! little work per instruction to make up for it. The activations are the AVX2 kernels' 16-bit
+//! nibbles) measured 1.5–1.7× slower than the AVX2 kernel on Q4_0/Q4_1 (a guess, not
+//! profiled: with 512-bit instructions in flight Intel cores issue vector work on two ports
+//! instead of three, and a block is too little work per instruction to make up for it). The activations are the AVX2 kernels' 16-bit
 //! rounding, so the result is the same sum in another order.
 //!
 //! `Q8_0` keeps `avx2::q8_0_row` (f32 activations): a kernel like these on 16-bit activations
