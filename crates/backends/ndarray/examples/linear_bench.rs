@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release -p zoo-backend-ndarray --example linear_bench -- [ROWS COLS] [THREADS]
-//! ZOO_CPU_KERNELS=portable cargo run --release ...   # another kernel family
+//! ZOO_CPU_KERNELS=avx512 cargo run --release ...   # another kernel family (here: no VNNI)
 //! ```
 
 use std::time::Instant;
@@ -27,8 +27,18 @@ fn main() {
         "linear [1, {cols}] x [{rows}, {cols}]ᵀ, {threads} thread(s), kernels {:?}",
         zoo_backend_ndarray::isa::isa()
     );
-    for dtype in [DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K]
-    {
+    for dtype in [
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ] {
         if cols % dtype.block_size() != 0 {
             continue;
         }
@@ -81,7 +91,7 @@ fn weight_bytes(dtype: DType, numel: usize) -> Vec<u8> {
         _ => {
             let at: &[usize] = match dtype {
                 DType::Q6_K => &[208],
-                DType::Q4_1 | DType::Q4_K | DType::Q5_K => &[0, 2],
+                DType::Q4_1 | DType::Q5_1 | DType::Q4_K | DType::Q5_K => &[0, 2],
                 _ => &[0],
             };
             for (b, block) in data.chunks_exact_mut(dtype.block_bytes()).enumerate() {

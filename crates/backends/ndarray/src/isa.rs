@@ -1,7 +1,9 @@
 //! Which instruction set the CPU kernels use: detected once at run time, capped by the
-//! `ZOO_CPU_KERNELS` environment variable (`portable`, `avx2` or `avx512`) so that tests on an
-//! AVX-512 machine can run the AVX2 and portable paths too. A cap above what the CPU has is
-//! ignored (the detected set is used), never an illegal instruction.
+//! `ZOO_CPU_KERNELS` environment variable (`portable`, `avx2`, `avx512` or `avx512vnni`) so that
+//! tests on an AVX-512 VNNI machine can run the AVX-512 (without VNNI), AVX2 and portable paths
+//! too. A cap above what the CPU has is ignored (the detected set is used), never an illegal
+//! instruction: a CPU with AVX-512 but not VNNI gets [`Isa::Avx512`], whose block kernels are
+//! the AVX2 ones.
 
 use std::sync::OnceLock;
 
@@ -14,6 +16,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512F and AVX-512BW (on top of AVX2).
     Avx512,
+    /// [`Isa::Avx512`] plus AVX-512VL and AVX512-VNNI (`vpdpwssd`), which the block kernels use.
+    Avx512Vnni,
 }
 
 /// The environment variable that caps [`isa`].
@@ -23,28 +27,32 @@ pub const ENV: &str = "ZOO_CPU_KERNELS";
 pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        let cap = std::env::var(ENV).ok().and_then(|v| parse(&v)).unwrap_or(Isa::Avx512);
+        let cap = std::env::var(ENV).ok().and_then(|v| parse(&v)).unwrap_or(Isa::Avx512Vnni);
         detected().min(cap)
     })
 }
 
-/// `portable`, `avx2` or `avx512` (any case); `None` for anything else.
+/// `portable`, `avx2`, `avx512` or `avx512vnni` (any case); `None` for anything else.
 pub fn parse(value: &str) -> Option<Isa> {
     match value.trim().to_ascii_lowercase().as_str() {
         "portable" => Some(Isa::Portable),
         "avx2" => Some(Isa::Avx2),
         "avx512" => Some(Isa::Avx512),
+        "avx512vnni" => Some(Isa::Avx512Vnni),
         _ => None,
     }
 }
 
-/// The best set this CPU has.
-fn detected() -> Isa {
+/// The best set this CPU has, whatever `ZOO_CPU_KERNELS` says.
+pub fn detected() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma") && has!("f16c");
         if avx2 && has!("avx512f") && has!("avx512bw") {
+            if has!("avx512vl") && has!("avx512vnni") {
+                return Isa::Avx512Vnni;
+            }
             return Isa::Avx512;
         }
         if avx2 {
@@ -63,8 +71,9 @@ mod tests {
         assert_eq!(parse("AVX2"), Some(Isa::Avx2));
         assert_eq!(parse(" portable "), Some(Isa::Portable));
         assert_eq!(parse("avx512"), Some(Isa::Avx512));
+        assert_eq!(parse("AVX512VNNI"), Some(Isa::Avx512Vnni));
         assert_eq!(parse("sse"), None);
-        assert!(Isa::Portable < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+        assert!(Isa::Portable < Isa::Avx2 && Isa::Avx2 < Isa::Avx512 && Isa::Avx512 < Isa::Avx512Vnni);
         assert!(isa() <= detected());
     }
 }

@@ -30,7 +30,7 @@ mod tests {
     use half::f16;
     use zoo_core::{Bytes, DType, WeightView};
 
-    use crate::block_dot::Q16Row;
+    use crate::block_dot::Activations;
     use crate::matmul::{linear, BLOCK_GEMV_MAX_ROWS};
     use crate::tensor::NdTensor;
 
@@ -58,9 +58,10 @@ mod tests {
             for &(n, k, m) in &[(1, 128, 130), (4, 96, 66), (9, 64, 300), (16, 64, 70), (17, 32, 129)] {
                 let (blocks, dense) = weight(dtype, m, k);
                 let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
-                // Decode-sized inputs meet 4-bit weights in 16 bits; the result is exact on those.
-                let x_seen: Vec<f32> = if n <= BLOCK_GEMV_MAX_ROWS && dtype != DType::Q8_0 {
-                    x.chunks(k).flat_map(|row| Q16Row::quantize(row).dequantized()).collect()
+                // Decode-sized inputs meet the weights as the kernels see them (16 bits for the
+                // 4-bit types, f32 for Q8_0); the result is exact on those.
+                let x_seen: Vec<f32> = if n <= BLOCK_GEMV_MAX_ROWS {
+                    x.chunks(k).flat_map(|row| Activations::new(dtype, row).seen()).collect()
                 } else {
                     x.clone()
                 };

@@ -107,7 +107,7 @@ fn fifth_bits(mask: u16, lane_bits: __m256i) -> __m256i {
 
 /// The little-endian f16 at `p`, through the table.
 #[inline]
-unsafe fn half_at(lut: &F16Table, p: *const u8) -> f32 {
+pub(super) unsafe fn half_at(lut: &F16Table, p: *const u8) -> f32 {
     // SAFETY: the caller points at two readable bytes.
     lut[usize::from(u16::from_le_bytes(unsafe { [*p, *p.add(1)] }))]
 }

@@ -7,20 +7,34 @@
 //! - `Q6_K`: `Σ d·sc·(q − 32)·x = d·sc·d_x·Σ (q − 32)·q_x`.
 //!
 //! These plain loops run where [`crate::isa`] found no AVX2; with it, the intrinsics of
-//! `k_quants_avx2` compute the same sums in another order.
+//! `k_quants_avx2` (or, with AVX-512 VNNI, `k_quants_avx512`) compute the same sums in another
+//! order.
 
 use zoo_core::kquant::{self, QK_K};
 use zoo_core::DType;
 
 use super::Q16Row;
-use crate::isa::{isa, Isa};
+use crate::isa::Isa;
 
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which hold
-/// K-quant super-blocks of `dtype`.
-pub fn rows(dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
+/// K-quant super-blocks of `dtype`, through the kernels of `level` (at most [`crate::isa::isa`]).
+pub fn rows(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
+    let level = level.min(crate::isa::isa());
     let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
     #[cfg(target_arch = "x86_64")]
-    if isa() >= Isa::Avx2 {
+    if level >= Isa::Avx512Vnni {
+        use super::k_quants_avx512 as k;
+        // SAFETY (each arm): `isa` found AVX-512F/BW/VL and VNNI.
+        match dtype {
+            DType::Q4_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<false>(w, x) }),
+            DType::Q5_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<true>(w, x) }),
+            DType::Q6_K => rows.for_each(|(w, o)| *o = unsafe { k::q6_k_row(w, x) }),
+            _ => {}
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level >= Isa::Avx2 {
         use super::k_quants_avx2 as k;
         // SAFETY (each arm): `isa` found AVX2, FMA and F16C.
         match dtype {

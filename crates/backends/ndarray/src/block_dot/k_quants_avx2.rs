@@ -146,7 +146,7 @@ pub unsafe fn q6_k_row(w: &[u8], x: &Q16Row) -> f32 {
 
 /// The super-block's `d` and `dmin` (f16 at bytes 0 and 2), each broadcast to eight lanes.
 #[inline(always)]
-unsafe fn d_and_dmin(b: *const u8) -> (__m256, __m256) {
+pub(super) unsafe fn d_and_dmin(b: *const u8) -> (__m256, __m256) {
     // SAFETY: four readable bytes at `b` (the caller's contract).
     let both = _mm_cvtph_ps(_mm_cvtsi32_si128(unsafe { b.cast::<i32>().read_unaligned() }));
     let both = _mm256_castps128_ps256(both);
@@ -159,7 +159,7 @@ unsafe fn d_and_dmin(b: *const u8) -> (__m256, __m256) {
 /// 4–7 keep the low four bits in bytes 8–11 (scale low, min high nibble) and the top two in
 /// the spare top bits of bytes 0–3 (scales) and 4–7 (mins).
 #[inline(always)]
-unsafe fn scales_and_mins(p: *const u8) -> (__m256, __m256) {
+pub(super) unsafe fn scales_and_mins(p: *const u8) -> (__m256, __m256) {
     // SAFETY: twelve readable bytes at `p` (the caller's contract).
     let [a0, a1, a2] = unsafe { [0, 4, 8].map(|at| p.add(at).cast::<u32>().read_unaligned()) };
     let (six, four, two) = (0x3F3F_3F3Fu32, 0x0F0F_0F0Fu32, 0x0303_0303u32);
@@ -193,7 +193,7 @@ unsafe fn widen_u8(p: *const u8) -> __m256i {
 
 /// The little-endian f16 at `p` as f32.
 #[inline(always)]
-unsafe fn half_at(p: *const u8) -> f32 {
+pub(super) unsafe fn half_at(p: *const u8) -> f32 {
     // SAFETY: two readable bytes at `p` (the caller's contract).
     let bits = unsafe { p.cast::<u16>().read_unaligned() };
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
@@ -202,7 +202,7 @@ unsafe fn half_at(p: *const u8) -> f32 {
 /// Prefetches the cache lines of the super-block [`PREFETCH_AHEAD`] bytes past `b` (as for the
 /// 32-element blocks: rows are too short for the hardware prefetcher).
 #[inline(always)]
-fn prefetch_lines(b: *const u8, size: usize) {
+pub(super) fn prefetch_lines(b: *const u8, size: usize) {
     for line in (0..size).step_by(64) {
         // SAFETY: prefetching never faults, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + line).cast()) };

@@ -4,7 +4,10 @@
 //! A decode step reads every weight once, so it should run at the speed weights stream from
 //! memory. Two cases:
 //! - `Q8_0` weights: 34 bytes per 32 weights keep the loop memory-bound even with f32
-//!   activations, so activations stay f32 and the result is exact up to summation order;
+//!   activations, so activations stay f32 and the result is exact up to summation order (an
+//!   AVX-512 VNNI kernel on the 16-bit row below was faster in `linear_bench` but 2e-4 from f32
+//!   math in `tests/tests/conformance.rs`, over its 1e-4 for quantised weights, so Q8_0 keeps
+//!   the AVX2 kernel there);
 //! - 4-bit weights and the K-quants: widening nibbles to f32 costs more than reading them, so the activation row
 //!   is quantised to 16 bits once per `linear` ([`Q16Row`]: blocks of 32 with an f32 scale)
 //!   and each block is multiplied in integers, its scales applied once per block. The rounding
@@ -13,25 +16,35 @@
 //!   activations to 8 bits, which is faster still but moves logits by ~2%, enough to change
 //!   greedy tokens at near-ties.)
 //!
-//! On x86-64 with AVX2 and FMA ([`crate::isa`], checked once at run time) the intrinsics in
-//! `avx2` run; elsewhere the plain loops here, which compute the same sums in another order.
+//! [`crate::isa`] (checked once at run time, capped by `ZOO_CPU_KERNELS`) picks the kernels:
+//! with AVX-512F/BW/VL and AVX512-VNNI the intrinsics in `avx512` and `k_quants_avx512`
+//! (`vpdpwssd`; `Q8_0`, `Q4_0` and `Q4_1` stay on `avx2`'s); with AVX2 and
+//! FMA (an AVX-512 CPU without VNNI included) those in `avx2` and `k_quants_avx2`; elsewhere
+//! the plain loops here.
+//! All compute the same sums in another order.
 
 use std::sync::OnceLock;
 
 use zoo_core::quant::QK;
 use zoo_core::DType;
 
+use crate::isa::{isa, Isa};
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod k_quants;
 #[cfg(target_arch = "x86_64")]
 mod k_quants_avx2;
+#[cfg(target_arch = "x86_64")]
+mod k_quants_avx512;
 
 /// One activation row, prepared for weights of one block type.
 pub struct Activations<'a> {
     /// The row itself (read by `Q8_0` kernels).
     x: &'a [f32],
-    /// The row in 16 bits (for 4-bit weights).
+    /// The row in 16 bits (for the other types).
     q16: Option<Q16Row>,
 }
 
@@ -41,8 +54,13 @@ impl<'a> Activations<'a> {
         let q16 = (dtype != DType::Q8_0).then(|| Q16Row::quantize(x));
         Self { x, q16 }
     }
-}
 
+    /// The values the kernels multiply (tests compare against them).
+    #[cfg(test)]
+    pub fn seen(&self) -> Vec<f32> {
+        self.q16.as_ref().map_or_else(|| self.x.to_vec(), Q16Row::dequantized)
+    }
+}
 /// One activation row quantised to 16 bits in blocks of [`QK`]: `x ≈ d[b] · q[b·QK + i]`.
 #[derive(Debug, Clone, Default)]
 pub struct Q16Row {
@@ -84,24 +102,34 @@ impl Q16Row {
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which
 /// hold `dtype` blocks; `x` was prepared for `dtype`. Other types leave `out` untouched.
 pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+    rows_dot_with(isa(), dtype, weights, row_bytes, x, out);
+}
+
+/// [`rows_dot`] through the kernels of `level`, capped at [`isa`] (so never an instruction the
+/// CPU lacks); tests run every level below the cap this way.
+fn rows_dot_with(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+    let level = level.min(isa());
     if let (true, Some(q)) = (zoo_core::kquant::is_k_quant(dtype), &x.q16) {
-        return k_quants::rows(dtype, weights, row_bytes, q, out);
+        return k_quants::rows(level, dtype, weights, row_bytes, q, out);
     }
     let lut = f16_table();
-    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
     #[cfg(target_arch = "x86_64")]
-    if crate::isa::isa() >= crate::isa::Isa::Avx2 {
-        // SAFETY (both arms): AVX2 and FMA are present.
+    if level >= Isa::Avx2 {
+        // SAFETY (each arm): `level` is at most `isa()`, which found its instructions.
         match (dtype, &x.q16) {
-            (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) }),
-            (DType::Q4_0, Some(q)) => unsafe { avx2_nibble_rows::<Q4_0>(weights, row_bytes, q, lut, out) },
-            (DType::Q4_1, Some(q)) => unsafe { avx2_nibble_rows::<Q4_1>(weights, row_bytes, q, lut, out) },
-            (DType::Q5_0, Some(q)) => unsafe { avx2_nibble_rows::<Q5_0>(weights, row_bytes, q, lut, out) },
-            (DType::Q5_1, Some(q)) => unsafe { avx2_nibble_rows::<Q5_1>(weights, row_bytes, q, lut, out) },
+            (DType::Q8_0, _) => {
+                let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
+                rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) });
+            }
+            (DType::Q4_0, Some(q)) => unsafe { x86_nibble_rows::<Q4_0>(level, weights, row_bytes, q, lut, out) },
+            (DType::Q4_1, Some(q)) => unsafe { x86_nibble_rows::<Q4_1>(level, weights, row_bytes, q, lut, out) },
+            (DType::Q5_0, Some(q)) => unsafe { x86_nibble_rows::<Q5_0>(level, weights, row_bytes, q, lut, out) },
+            (DType::Q5_1, Some(q)) => unsafe { x86_nibble_rows::<Q5_1>(level, weights, row_bytes, q, lut, out) },
             _ => {}
         }
         return;
     }
+    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
     match (dtype, &x.q16) {
         (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = q8_0_row(w, x.x, lut)),
         (_, Some(q)) => {
@@ -113,27 +141,48 @@ pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations,
     }
 }
 
-/// The rows of a weight of `K` blocks through the AVX2 kernel, four at a time, then one by one.
+/// The rows of a weight of `K` blocks through the x86 kernel of `level`: AVX-512 VNNI's for the
+/// 5-bit types (their fifth bits are lane masks there), AVX2's otherwise (on `Q4_0`/`Q4_1` it
+/// measured faster than the VNNI kernel, 227 against 303–340 µs in `linear_bench`).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must have `level`'s instructions, and `level` must be at least [`Isa::Avx2`].
 #[cfg(target_arch = "x86_64")]
-unsafe fn avx2_nibble_rows<K: NibbleKind>(
+unsafe fn x86_nibble_rows<K: NibbleKind>(
+    level: Isa,
     weights: &[u8],
     row_bytes: usize,
     q: &Q16Row,
     lut: &F16Table,
     out: &mut [f32],
 ) {
+    if level >= Isa::Avx512Vnni && K::LAYOUT.mask_at.is_some() {
+        // SAFETY (both): the caller's contract.
+        let four = |w: &[u8]| unsafe { avx512::q4_rows::<4, K>(w, row_bytes, q, lut) };
+        by_fours(weights, row_bytes, out, four, |w| unsafe { avx512::q4_rows::<1, K>(w, row_bytes, q, lut) }[0]);
+    } else {
+        // SAFETY (both): the caller's contract.
+        let four = |w: &[u8]| unsafe { avx2::q4_rows::<4, K>(w, row_bytes, q, lut) };
+        by_fours(weights, row_bytes, out, four, |w| unsafe { avx2::q4_rows::<1, K>(w, row_bytes, q, lut) }[0]);
+    }
+}
+
+/// `out`'s rows of `weights` (each `row_bytes` long) by `four` (given four consecutive rows),
+/// then the rest one by one by `one`.
+fn by_fours(
+    weights: &[u8],
+    row_bytes: usize,
+    out: &mut [f32],
+    four: impl Fn(&[u8]) -> [f32; 4],
+    one: impl Fn(&[u8]) -> f32,
+) {
     let done = out.len() / 4 * 4;
     let mut fours = out.chunks_exact_mut(4);
     for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
-        // SAFETY: the caller's contract.
-        o.copy_from_slice(&unsafe { avx2::q4_rows::<4, K>(w, row_bytes, q, lut) });
+        o.copy_from_slice(&four(w));
     }
     for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
-        // SAFETY: the caller's contract.
-        *o = unsafe { avx2::q4_rows::<1, K>(w, row_bytes, q, lut) }[0];
+        *o = one(w);
     }
 }
 
@@ -306,37 +355,33 @@ mod tests {
         data
     }
 
+    /// Every kernel family up to the cap ([`isa`]: the CPU's, or `ZOO_CPU_KERNELS`'s), each
+    /// with the activations it is given (f32 for `Q8_0`, 16-bit for the others), against the
+    /// f64 product of the dequantised weights and those activations.
     #[test]
     fn dots_are_exact_on_the_activations_each_type_sees() {
-        // Three groups of four rows for the AVX2 4-bit kernel, then one on its own.
+        // Three groups of four rows for the four-row kernels, then one on its own.
         let (rows, k) = (13, 512);
         let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
-        let lut = f16_table();
-        for dtype in
-            [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K]
-        {
-            let data = blocks(dtype, rows, k);
-            let row_bytes = data.len() / rows;
-            let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
-            let act = Activations::new(dtype, &x);
-            // Q8_0 multiplies x itself; the 4-bit types its 16-bit rounding.
-            let seen = act.q16.as_ref().map_or_else(|| x.clone(), Q16Row::dequantized);
-            let mut got = vec![0f32; rows];
-            rows_dot(dtype, &data, row_bytes, &act, &mut got);
-            let portable: Vec<f32> = data
-                .chunks_exact(row_bytes)
-                .map(|w| match &act.q16 {
-                    None => q8_0_row(w, &x, lut),
-                    Some(q) if zoo_core::kquant::is_k_quant(dtype) => k_quants::row(dtype, w, q),
-                    Some(q) => q4_row(w, q, lut, Nibbles::of(dtype).unwrap()),
-                })
-                .collect();
-            for (j, (g, p)) in got.iter().zip(&portable).enumerate() {
-                let w = &w[j * k..(j + 1) * k];
-                let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-                let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
-                assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} row {j}: {g} vs {want}");
-                assert!((f64::from(*p) - want).abs() <= 1e-5 * scale, "{dtype} row {j}, portable: {p} vs {want}");
+        let levels = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni].into_iter().filter(|&l| l <= isa());
+        for level in levels {
+            for dtype in
+                [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K]
+            {
+                let data = blocks(dtype, rows, k);
+                let row_bytes = data.len() / rows;
+                let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
+                let act = Activations::new(dtype, &x);
+                assert_eq!(act.q16.is_none(), dtype == DType::Q8_0, "{dtype}");
+                let seen = act.q16.as_ref().map_or_else(|| x.clone(), Q16Row::dequantized);
+                let mut got = vec![f32::NAN; rows];
+                rows_dot_with(level, dtype, &data, row_bytes, &act, &mut got);
+                for (j, g) in got.iter().enumerate() {
+                    let w = &w[j * k..(j + 1) * k];
+                    let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                    let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
+                    assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} {level:?} row {j}: {g} vs {want}");
+                }
             }
         }
     }

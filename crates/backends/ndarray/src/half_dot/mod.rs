@@ -65,7 +65,7 @@ pub fn rows_dot(half: Half, weights: &[u8], x: &[f32], out: &mut [f32]) {
     match isa() {
         // SAFETY: `isa` returns Avx512 only where AVX-512F (and AVX2, FMA, F16C) are present.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => rows.for_each(|(w, o)| *o = unsafe { avx512::dot(half, w, x) }),
+        Isa::Avx512 | Isa::Avx512Vnni => rows.for_each(|(w, o)| *o = unsafe { avx512::dot(half, w, x) }),
         // SAFETY: `isa` returns Avx2 only where AVX2, FMA and F16C are present.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => rows.for_each(|(w, o)| *o = unsafe { avx2::dot(half, w, x) }),
