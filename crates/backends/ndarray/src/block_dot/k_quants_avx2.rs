@@ -20,10 +20,10 @@ use zoo_core::DType;
 use super::avx2::{sum8, PREFETCH_AHEAD};
 use super::Q16Row;
 
-/// Super-block bytes of `Q4_K`, `Q5_K` and `Q6_K`.
-const Q4_K_BYTES: usize = DType::Q4_K.block_bytes();
-const Q5_K_BYTES: usize = DType::Q5_K.block_bytes();
-const Q6_K_BYTES: usize = DType::Q6_K.block_bytes();
+/// Super-block bytes of `Q4_K`, `Q5_K` and `Q6_K` (the AVX-512 kernels use them too).
+pub(super) const Q4_K_BYTES: usize = DType::Q4_K.block_bytes();
+pub(super) const Q5_K_BYTES: usize = DType::Q5_K.block_bytes();
+pub(super) const Q6_K_BYTES: usize = DType::Q6_K.block_bytes();
 
 /// `w_row · x` for one row of `Q4_K` (`FIVE == false`) or `Q5_K` super-blocks.
 ///

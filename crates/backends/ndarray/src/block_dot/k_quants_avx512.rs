@@ -15,16 +15,10 @@ use std::arch::x86_64::*;
 
 use zoo_core::kquant::QK_K;
 use zoo_core::quant::QK;
-use zoo_core::DType;
 
 use super::avx2::sum8;
-use super::k_quants_avx2::{d_and_dmin, half_at, prefetch_lines, scales_and_mins};
+use super::k_quants_avx2::{d_and_dmin, half_at, prefetch_lines, scales_and_mins, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES};
 use super::Q16Row;
-
-/// Super-block bytes of `Q4_K`, `Q5_K` and `Q6_K`.
-const Q4_K_BYTES: usize = DType::Q4_K.block_bytes();
-const Q5_K_BYTES: usize = DType::Q5_K.block_bytes();
-const Q6_K_BYTES: usize = DType::Q6_K.block_bytes();
 
 /// `w_row · x` for one row of `Q4_K` (`FIVE == false`) or `Q5_K` super-blocks.
 ///
