@@ -27,18 +27,8 @@ fn main() {
         "linear [1, {cols}] x [{rows}, {cols}]ᵀ, {threads} thread(s), kernels {:?}",
         zoo_backend_ndarray::isa::isa()
     );
-    for dtype in [
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4_1,
-        DType::Q5_0,
-        DType::Q5_1,
-        DType::Q4_K,
-        DType::Q5_K,
-        DType::Q6_K,
-    ] {
+    // Every compressed weight type (f32 and i8 are not weight formats this times).
+    for dtype in DType::ALL.into_iter().filter(|d| !matches!(d, DType::F32 | DType::I8)) {
         if cols % dtype.block_size() != 0 {
             continue;
         }
