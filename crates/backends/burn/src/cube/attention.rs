@@ -294,8 +294,9 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     let split_sum = cube_sum(local_sum, &mut scratch);
 
     // Values: thread t sums one vector of channels (`t % head_vectors`) over every
-    // `key_lanes`-th key (16-byte loads, `key_lanes` rows in flight per cube step); the key
-    // lanes' partial sums then meet in shared memory.
+    // `key_lanes`-th key (16-byte loads, four keys' loads in flight per thread: one at a time,
+    // a 128-key context cost 16 round trips to memory in a row); the key lanes' partial sums
+    // then meet in shared memory.
     let mut sums = SharedMemory::<f32>::new(key_lanes * head_dim);
     let channel_vector = t % head_vectors;
     let lane = t / head_vectors;
@@ -303,6 +304,20 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
         let row_vectors = cache_stride as usize / width;
         let mut acc = Vector::<f32, N>::new(0.0);
         let mut j = start + lane;
+        let step = key_lanes * row_vectors;
+        while j + 3 * key_lanes < cached_end {
+            let at = (base + j) * row_vectors + channel_vector;
+            let v0 = Vector::<f32, N>::cast_from(v_cache[at]);
+            let v1 = Vector::<f32, N>::cast_from(v_cache[at + step]);
+            let v2 = Vector::<f32, N>::cast_from(v_cache[at + 2 * step]);
+            let v3 = Vector::<f32, N>::cast_from(v_cache[at + 3 * step]);
+            let p = j - start;
+            acc += v0 * Vector::<f32, N>::new(scores[p]);
+            acc += v1 * Vector::<f32, N>::new(scores[p + key_lanes]);
+            acc += v2 * Vector::<f32, N>::new(scores[p + 2 * key_lanes]);
+            acc += v3 * Vector::<f32, N>::new(scores[p + 3 * key_lanes]);
+            j += 4 * key_lanes;
+        }
         while j < cached_end {
             let v = Vector::<f32, N>::cast_from(v_cache[(base + j) * row_vectors + channel_vector]);
             acc += v * Vector::<f32, N>::new(scores[j - start]);
