@@ -9,19 +9,22 @@
 # Usage: scripts/build-cuda.sh [--candle]   (Burn only: 10–17 minutes on 2 cores, release)
 #   --candle also builds candle's CUDA backend (`--backend candle-cuda`): its kernels need nvcc,
 #   which scripts/setup-cuda-toolkit.sh provides from PyPI's NVIDIA wheels (+ ~9 minutes).
+# The binary also has the `wgpu` backend (the same GPU through Vulkan, docs/wgpu.md); the Vulkan
+# loader of this machine (`libvulkan.so.1`, from scripts/install-vulkan.sh) is copied into
+# dist/cuda/vulkan/ for GPU machines that have NVIDIA's Vulkan driver but no loader.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/cuda}"
-features=cuda
+features="cuda wgpu"
 if [ "${1:-}" = "--candle" ]; then
   cuda_root="$(bash "$root/scripts/setup-cuda-toolkit.sh")"
   export PATH="$cuda_root/bin:$PATH" CUDA_ROOT="$cuda_root" CUDA_PATH="$cuda_root" CUDA_HOME="$cuda_root"
   export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}" LIBRARY_PATH="$cuda_root/lib64"
   # Find the GPU machine's CUDA libraries at run time (the stub libcuda.so stays here).
   export RUSTFLAGS="${RUSTFLAGS:-} -L $cuda_root/lib64 -C link-arg=-Wl,-rpath,/usr/local/cuda/lib64"
-  features="cuda candle-cuda"
+  features="cuda candle-cuda wgpu"
 fi
 cargo build --release -p zoo-cli --features "$features" --bin zoo
 mkdir -p dist/cuda
@@ -36,6 +39,12 @@ strip dist/cuda/kernel-tests
 cargo build --release -p zoo-backend-burn --features cuda --example gpu_microbench
 cp "$CARGO_TARGET_DIR/release/examples/gpu_microbench" dist/cuda/gpu-microbench
 strip dist/cuda/gpu-microbench
+loader="$(ldconfig -p 2>/dev/null | grep -o '/[^ ]*libvulkan\.so\.1$' | head -1 || true)"
+if [ -n "$loader" ]; then
+  mkdir -p dist/cuda/vulkan && cp -L "$loader" dist/cuda/vulkan/libvulkan.so.1
+else
+  echo "no Vulkan loader here (scripts/install-vulkan.sh): dist/cuda/vulkan/ not made" >&2
+fi
 cp scripts/gpu-check.sh xtask/python/gpu_parity.py dist/cuda/ 2>/dev/null || true
 ls -la dist/cuda >&2
 echo "built dist/cuda/zoo (carry dist/cuda to the GPU machine)" >&2

@@ -5,9 +5,10 @@ Per fixture, prompt and backend: zoo's logits after the prompt (`--dump-logits`,
 reference's logit ids) against the reference's row for the last prompt position, and zoo's
 greedy tokens against the reference's. Each backend computes at some precision:
 
-- exact f32 (the CPU backends; `candle-cuda` on a fixture with f32 weights, which it keeps):
-  |Δlogit| ≤ 1e-4, the CPU tolerance, and every greedy token equal;
-- reduced (`cuda`: bf16; `cuda-f16`: f16; `cuda-f32`: f32 storage but Burn's matmuls run on
+- exact f32 (the CPU backends; `wgpu`, whose Vulkan shaders compute in f32; `candle-cuda` on a
+  fixture with f32 weights, which it keeps): |Δlogit| ≤ 1e-4, the CPU tolerance, and every
+  greedy token equal;
+- reduced (`cuda`: bf16; `cuda-f16` and `wgpu-f16`: f16; `cuda-f32`: f32 storage but Burn's matmuls run on
   tensor cores in TF32, whose 10-bit mantissa is f16's; `candle-cuda` on bf16/f16 weights: that
   type): rounding moves logits by an amount that depends on the model, so the yardstick is
   transformers' own error at that precision on the same fixture (the same weights cast to it,
@@ -41,7 +42,8 @@ F32_TOLERANCE = 1e-4
 RATIO = 4.0
 #: Each backend's compute precision; None is exact f32, "stored" the fixture's weight dtype.
 PRECISION = {"ndarray": None, "candle": None, "burn-ndarray": None, "cuda-f32": torch.float16,
-             "cuda": torch.bfloat16, "cuda-f16": torch.float16, "candle-cuda": "stored"}
+             "cuda": torch.bfloat16, "cuda-f16": torch.float16, "candle-cuda": "stored",
+             "wgpu": None, "wgpu-f16": torch.float16}
 STORED = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

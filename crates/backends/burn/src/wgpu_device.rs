@@ -93,7 +93,8 @@ pub fn adapters() -> Vec<AdapterSummary> {
 pub fn no_adapter_reason() -> String {
     format!(
         "no {:?} adapter found (no GPU driver, or the Vulkan loader libvulkan.so.1 is missing: \
-         scripts/install-vulkan.sh installs Mesa's software driver lavapipe)",
+         scripts/install-vulkan.sh installs Mesa's software driver lavapipe; an NVIDIA GPU \
+         without a display server: scripts/nvidia-vulkan.sh)",
         backend()
     )
 }
@@ -119,8 +120,12 @@ pub fn device(index: usize) -> Result<(AdapterSummary, WgpuDevice), String> {
     let descriptor = wgpu::DeviceDescriptor {
         label: Some("zoo"),
         // Everything the adapter offers (CubeCL enables what it finds, shader-f16 and subgroups
-        // included), less what only integrated GPUs' shared memory makes sense of.
-        required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+        // included), less what only integrated GPUs' shared memory makes sense of and wgpu's
+        // experimental features (NVIDIA's driver offers mesh shaders and cooperative matrices,
+        // which wgpu refuses to enable unless experimental features are opted into as a whole).
+        required_features: adapter
+            .features()
+            .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS | wgpu::Features::all_experimental_mask()),
         required_limits: adapter.limits(),
         memory_hints: wgpu::MemoryHints::MemoryUsage,
         ..Default::default()
