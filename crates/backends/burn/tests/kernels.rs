@@ -238,7 +238,18 @@ fn gemv_with_folded_norm_and_residual_matches_composition() {
 fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
     let eps = 1e-5;
     for dtype in dtypes() {
-        for (n, k, outs) in [(1, 896, [896, 128, 128]), (5, 4096, [4096, 1024, 1024]), (2, 904, [15, 7, 9])] {
+        // A single-row launch of at least four cubes per SM stages its row in shared memory
+        // (rows up to 8 192 elements): 896 cubes of q/k/v and 640 of gate/up on the fourth
+        // shape, on GPUs of up to 160 SMs; the others (few cubes, or 9 001 elements) do not.
+        let shapes = [
+            (1, 896, [896, 128, 128], 128),
+            (5, 4096, [4096, 1024, 1024], 1024),
+            (2, 904, [15, 7, 9], 7),
+            (1, 4096, [5120, 1024, 1024], 5120),
+            (1, 8192, [64, 32, 32], 32),
+            (1, 9001, [33, 17, 9], 17),
+        ];
+        for (n, k, outs, out) in shapes {
             let (x, g) = (random([n, k], dtype), random([1, k], dtype));
             let norm = RowNorm { weight: Some(&g), eps };
             let xn = host_rms_norm(&host(&x), Some(&host(&g)), n, k, eps as f64);
@@ -251,7 +262,6 @@ fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
                 let err = relative_error(&host(y), &want);
                 assert!(err <= tolerance(dtype), "normed gemv_many {dtype:?} layer {i} n={n} k={k}: {err}");
             }
-            let out = outs[1];
             let (gate, up) = (random([out, k], dtype), random([out, k], dtype));
             let got = planed!(Gpu::gated_gemv(&x, Some(&norm), &gate, &up), "normed gated gemv");
             let (gh, uh) =

@@ -117,6 +117,129 @@ fn row_dot<F: Float, N: Size>(
     dot
 }
 
+/// Elements of `x` up to which a cube stages its row in shared memory (32 KiB of f32).
+pub(crate) const STAGED_MAX_ELEMENTS: usize = 8192;
+
+/// Row `x_off` of `x` (`k_vectors` vectors) staged in `staged` for every plane of the cube:
+/// widened to f32 once, times the norm's weight when `weighted`, so that the planes' loops
+/// only load weights and multiply (folded into each plane's loop, the norm cost each weight
+/// vector two more loads, sixteen conversions and sixteen multiplies, which made the q/k/v
+/// GEMV issue-bound at about half the copy bandwidth). Returns the row's `1 / rms` when
+/// `normed`, else 1. Every unit of the cube must call this (it synchronises the cube).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn stage_row<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
+    norm_w: &Array<Vector<F, N>>,
+    x_off: usize,
+    k_vectors: usize,
+    eps: f32,
+    staged: &mut SharedMemory<Vector<f32, N>>,
+    #[comptime] normed: bool,
+    #[comptime] weighted: bool,
+) -> f32 {
+    let lanes = CUBE_DIM_X as usize;
+    let units = lanes * CUBE_DIM_Y as usize;
+    let mut squares = 0.0f32;
+    let mut i = UNIT_POS_Y as usize * lanes + UNIT_POS_X as usize;
+    while i < k_vectors {
+        let v = Vector::<f32, N>::cast_from(x[x_off + i]);
+        if normed {
+            squares += square_sum::<N>(v);
+        }
+        staged[i] = scaled::<F, N>(v, norm_w, i, weighted);
+        i += units;
+    }
+    let mut partial = SharedMemory::<f32>::new(PLANES as usize);
+    if normed {
+        let plane_total = plane_sum(squares);
+        if UNIT_POS_X == 0 {
+            partial[UNIT_POS_Y as usize] = plane_total;
+        }
+    }
+    sync_cube();
+    let mut inv = 1.0f32;
+    if normed {
+        let mut total = 0.0f32;
+        for p in 0..CUBE_DIM_Y as usize {
+            total += partial[p];
+        }
+        inv = 1.0f32 / f32::sqrt(total / f32::cast_from((k_vectors * x.vector_size()) as u32) + eps);
+    }
+    inv
+}
+
+/// `Σᵢ staged[i] · w[w_off + i]` over a row staged by [`stage_row`], every lane getting the
+/// sum; four weight loads in flight per lane (see `row_dot`).
+#[cube]
+fn staged_dot<F: Float, N: Size>(
+    staged: &SharedMemory<Vector<f32, N>>,
+    w: &Array<Vector<F, N>>,
+    w_off: usize,
+    k_vectors: usize,
+) -> f32 {
+    let lanes = CUBE_DIM_X as usize;
+    let mut acc = Vector::<f32, N>::new(0.0);
+    let mut i = UNIT_POS_X as usize;
+    while i + 3 * lanes < k_vectors {
+        let w0 = w[w_off + i];
+        let w1 = w[w_off + i + lanes];
+        let w2 = w[w_off + i + 2 * lanes];
+        let w3 = w[w_off + i + 3 * lanes];
+        acc += Vector::<f32, N>::cast_from(w0) * staged[i];
+        acc += Vector::<f32, N>::cast_from(w1) * staged[i + lanes];
+        acc += Vector::<f32, N>::cast_from(w2) * staged[i + 2 * lanes];
+        acc += Vector::<f32, N>::cast_from(w3) * staged[i + 3 * lanes];
+        i += 4 * lanes;
+    }
+    while i < k_vectors {
+        acc += Vector::<f32, N>::cast_from(w[w_off + i]) * staged[i];
+        i += lanes;
+    }
+    plane_sum(horizontal_sum::<N>(acc))
+}
+
+/// The sum of a vector's elements.
+#[cube]
+fn horizontal_sum<N: Size>(v: Vector<f32, N>) -> f32 {
+    let mut sum = 0.0f32;
+    #[unroll]
+    for j in 0..v.size() {
+        sum += v[j];
+    }
+    sum
+}
+
+/// A plane's dot product of row `x_off` of `x` (normalised with `normed`) with weight row
+/// `w_off` of `w`: from the cube's staged copy (`staged_vectors` > 0; `inv` is its `1 / rms`) or
+/// read and normalised by the plane itself (`row_dot`).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+// `dot` is assigned in one of two comptime branches: the initial value is never read.
+#[allow(unused_assignments)]
+fn plane_dot<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
+    norm_w: &Array<Vector<F, N>>,
+    staged: &SharedMemory<Vector<f32, N>>,
+    inv: f32,
+    w: &Array<Vector<F, N>>,
+    x_off: usize,
+    w_off: usize,
+    k_vectors: usize,
+    eps: f32,
+    #[comptime] staged_vectors: usize,
+    #[comptime] normed: bool,
+    #[comptime] weighted: bool,
+) -> f32 {
+    let mut dot = 0.0f32;
+    if comptime!(staged_vectors > 0) {
+        dot = staged_dot::<F, N>(staged, w, w_off, k_vectors) * inv;
+    } else {
+        dot = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors, eps, normed, weighted);
+    }
+    dot
+}
+
 /// `y = residual + norm(x) · wᵀ (+ bias)` (each part when its flag says so); one plane per
 /// (output feature, row). The product is rounded to `F` before the residual is added, as the
 /// unfused ops round. Strides of `x` and `w` count vectors, those of `y` and `residual`
@@ -184,6 +307,7 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     w2_stride: u32,
     eps: f32,
     #[comptime] bias_mask: u32,
+    #[comptime] staged_vectors: usize,
     #[comptime] normed: bool,
     #[comptime] weighted: bool,
     #[define(F)] _dtype: StorageType,
@@ -191,13 +315,20 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
     let (n0, n1, n2) = (n0 as usize, n1 as usize, n2 as usize);
+    let x_off = r * x_stride as usize;
+    let k = k_vectors as usize;
+    let mut staged = SharedMemory::<Vector<f32, N>>::new(comptime!(staged_vectors.max(1)));
+    let mut inv = 1.0f32;
+    if comptime!(staged_vectors > 0) {
+        inv = stage_row::<F, N>(x, norm_w, x_off, k, eps, &mut staged, normed, weighted);
+    }
     if o >= n0 + n1 + n2 {
         terminate!();
     }
-    let x_off = r * x_stride as usize;
-    let k = k_vectors as usize;
     if o < n0 {
-        let mut value = row_dot::<F, N>(x, norm_w, w0, x_off, o * w0_stride as usize, k, eps, normed, weighted);
+        let w_off = o * w0_stride as usize;
+        let mut value =
+            plane_dot::<F, N>(x, norm_w, &staged, inv, w0, x_off, w_off, k, eps, staged_vectors, normed, weighted);
         if UNIT_POS_X == 0 {
             if bias_mask & 1 != 0 {
                 value += f32::cast_from(b0[o]);
@@ -206,7 +337,9 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
         }
     } else if o < n0 + n1 {
         let o1 = o - n0;
-        let mut value = row_dot::<F, N>(x, norm_w, w1, x_off, o1 * w1_stride as usize, k, eps, normed, weighted);
+        let w_off = o1 * w1_stride as usize;
+        let mut value =
+            plane_dot::<F, N>(x, norm_w, &staged, inv, w1, x_off, w_off, k, eps, staged_vectors, normed, weighted);
         if UNIT_POS_X == 0 {
             if bias_mask & 2 != 0 {
                 value += f32::cast_from(b1[o1]);
@@ -215,7 +348,9 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
         }
     } else {
         let o2 = o - n0 - n1;
-        let mut value = row_dot::<F, N>(x, norm_w, w2, x_off, o2 * w2_stride as usize, k, eps, normed, weighted);
+        let w_off = o2 * w2_stride as usize;
+        let mut value =
+            plane_dot::<F, N>(x, norm_w, &staged, inv, w2, x_off, w_off, k, eps, staged_vectors, normed, weighted);
         if UNIT_POS_X == 0 {
             if bias_mask & 4 != 0 {
                 value += f32::cast_from(b2[o2]);
@@ -226,9 +361,13 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
 }
 
 /// `y = silu(norm(x) · gateᵀ) · (norm(x) · upᵀ)` (`norm` with `normed`, see `row_dot`): both
-/// rows read in one pass by one plane; `y` contiguous.
+/// rows read in one pass by one plane, `x` from the cube's staged copy (`staged_vectors` > 0,
+/// see [`stage_row`]) or read and normalised by the plane; `y` contiguous.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
+// `x0`, `x1`, `xv` are assigned in one of two comptime branches: their initial values are
+// never read.
+#[allow(unused_assignments)]
 pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     x: &Array<Vector<F, N>>,
     norm_w: &Array<Vector<F, N>>,
@@ -241,20 +380,25 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     gate_stride: u32,
     up_stride: u32,
     eps: f32,
+    #[comptime] staged_vectors: usize,
     #[comptime] normed: bool,
     #[comptime] weighted: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
+    let k_vectors = k_vectors as usize;
+    let x_off = r * x_stride as usize;
+    let mut staged = SharedMemory::<Vector<f32, N>>::new(comptime!(staged_vectors.max(1)));
+    let mut inv = 1.0f32;
+    if comptime!(staged_vectors > 0) {
+        inv = stage_row::<F, N>(x, norm_w, x_off, k_vectors, eps, &mut staged, normed, weighted);
+    }
     if o >= out_features as usize {
         terminate!();
     }
-    let width = gate.vector_size();
-    let k_vectors = k_vectors as usize;
     let g_off = o * gate_stride as usize;
     let u_off = o * up_stride as usize;
-    let x_off = r * x_stride as usize;
     let lanes = CUBE_DIM_X as usize;
     let mut acc_g = Vector::<f32, N>::new(0.0);
     let mut acc_u = Vector::<f32, N>::new(0.0);
@@ -266,13 +410,20 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
         let u0 = up[u_off + i];
         let g1 = gate[g_off + i + lanes];
         let u1 = up[u_off + i + lanes];
-        let x0 = Vector::<f32, N>::cast_from(x[x_off + i]);
-        let x1 = Vector::<f32, N>::cast_from(x[x_off + i + lanes]);
-        if normed {
-            squares += square_sum::<N>(x0) + square_sum::<N>(x1);
+        let mut x0 = Vector::<f32, N>::new(0.0);
+        let mut x1 = Vector::<f32, N>::new(0.0);
+        if comptime!(staged_vectors > 0) {
+            x0 = staged[i];
+            x1 = staged[i + lanes];
+        } else {
+            x0 = Vector::<f32, N>::cast_from(x[x_off + i]);
+            x1 = Vector::<f32, N>::cast_from(x[x_off + i + lanes]);
+            if normed {
+                squares += square_sum::<N>(x0) + square_sum::<N>(x1);
+            }
+            x0 = scaled::<F, N>(x0, norm_w, i, weighted);
+            x1 = scaled::<F, N>(x1, norm_w, i + lanes, weighted);
         }
-        let x0 = scaled::<F, N>(x0, norm_w, i, weighted);
-        let x1 = scaled::<F, N>(x1, norm_w, i + lanes, weighted);
         acc_g += Vector::<f32, N>::cast_from(g0) * x0;
         acc_u += Vector::<f32, N>::cast_from(u0) * x0;
         acc_g += Vector::<f32, N>::cast_from(g1) * x1;
@@ -280,26 +431,27 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
         i += 2 * lanes;
     }
     while i < k_vectors {
-        let xv = Vector::<f32, N>::cast_from(x[x_off + i]);
-        if normed {
-            squares += square_sum::<N>(xv);
+        let mut xv = Vector::<f32, N>::new(0.0);
+        if comptime!(staged_vectors > 0) {
+            xv = staged[i];
+        } else {
+            xv = Vector::<f32, N>::cast_from(x[x_off + i]);
+            if normed {
+                squares += square_sum::<N>(xv);
+            }
+            xv = scaled::<F, N>(xv, norm_w, i, weighted);
         }
-        let xv = scaled::<F, N>(xv, norm_w, i, weighted);
         acc_g += Vector::<f32, N>::cast_from(gate[g_off + i]) * xv;
         acc_u += Vector::<f32, N>::cast_from(up[u_off + i]) * xv;
         i += lanes;
     }
-    let mut g = 0.0f32;
-    let mut u = 0.0f32;
-    #[unroll]
-    for j in 0..width {
-        g += acc_g[j];
-        u += acc_u[j];
-    }
-    let mut g = plane_sum(g);
-    let mut u = plane_sum(u);
-    if normed {
-        let inv = inv_rms(squares, k_vectors * width, eps);
+    let mut g = plane_sum(horizontal_sum::<N>(acc_g));
+    let mut u = plane_sum(horizontal_sum::<N>(acc_u));
+    if comptime!(staged_vectors > 0) {
+        g *= inv;
+        u *= inv;
+    } else if normed {
+        let inv = inv_rms(squares, k_vectors * gate.vector_size(), eps);
         g *= inv;
         u *= inv;
     }

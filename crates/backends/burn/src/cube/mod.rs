@@ -129,6 +129,29 @@ pub fn runs_plane_kernels<R: CubeRuntime>(client: &ComputeClient<R>) -> bool {
         && props.hardware.plane_size_max == 32
 }
 
+/// Vectors of a GEMV's input row that each cube stages in shared memory (`gemv::stage_row`),
+/// or 0 (each plane reads and normalises `x` itself). Staging trades a serial prologue (the
+/// row read and reduced before any weight load is issued) for fewer instructions per weight
+/// vector, so it pays when the launch is throughput-bound: when its `cubes` fill every SM at
+/// least [`STAGED_MIN_CUBES_PER_SM`] times over (measured on an H200: Mistral-7B's q/k/v and
+/// gate/up launches, 768 and 1 792 cubes, decode 3% faster; Qwen2.5-0.5B's, 144 and 608
+/// cubes, 6% slower). The row must take at most
+/// [`STAGED_MAX_ELEMENTS`](gemv::STAGED_MAX_ELEMENTS) elements and half the shared memory a
+/// cube may have.
+fn staged_vectors<R: CubeRuntime>(client: &ComputeClient<R>, k: usize, width: usize, cubes: u32) -> usize {
+    let hardware = &client.properties().hardware;
+    let fills = hardware.num_streaming_multiprocessors.is_none_or(|sms| cubes >= STAGED_MIN_CUBES_PER_SM * sms);
+    let fits = k <= gemv::STAGED_MAX_ELEMENTS && k * 4 * 2 <= hardware.max_shared_memory_size;
+    if fills && fits {
+        k / width
+    } else {
+        0
+    }
+}
+
+/// Cubes per SM from which a GEMV launch stages its input row (see [`staged_vectors`]).
+const STAGED_MIN_CUBES_PER_SM: u32 = 4;
+
 /// The widest vector (in elements) `client`'s kernels may load: 4 on wgpu (WGSL's `vec4`).
 fn max_width<R: CubeRuntime>(client: &ComputeClient<R>) -> usize {
     client.properties().hardware.max_vector_size.max(1)
@@ -154,6 +177,11 @@ fn elementwise_count(units: usize) -> (CubeCount, CubeDim) {
 fn gemv_grid(rows: usize, features: usize) -> (CubeCount, CubeDim) {
     let cubes = (features as u32).div_ceil(gemv::PLANES);
     (CubeCount::new_2d(rows as u32, cubes), CubeDim::new_2d(32, gemv::PLANES))
+}
+
+/// Cubes of a [`gemv_grid`] launch.
+fn gemv_cubes(rows: usize, features: usize) -> u32 {
+    rows as u32 * (features as u32).div_ceil(gemv::PLANES)
 }
 
 /// The widest vector load (up to 16 bytes) that divides `k` and every row offset of `x` and `ws`.
@@ -352,7 +380,9 @@ where
         let ys = empty_many(&x, n, &ws.iter().map(|w| w.meta.shape()[0]).collect::<Vec<_>>());
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
         let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
-        let (count, planes) = gemv_grid(n, ws.iter().map(|w| w.meta.shape()[0]).sum());
+        let features = ws.iter().map(|w| w.meta.shape()[0]).sum();
+        let (count, planes) = gemv_grid(n, features);
+        let cubes = gemv_cubes(n, features);
         let (dtype, client) = (x.dtype, x.client.clone());
         // SAFETY: each plane checks its feature against the three weights' rows; the rows of
         // `x` and the weights' columns were checked above.
@@ -384,6 +414,7 @@ where
                 row_stride(&ws[2]) / width as u32,
                 norm.eps,
                 bias_mask,
+                staged_vectors(&client, k, width, cubes),
                 norm.normed,
                 norm.weighted(),
                 dtype.into(),
@@ -418,6 +449,7 @@ where
         let (dtype, client) = (x.dtype, x.client.clone());
         let strides = (row_stride(&x) / width as u32, row_stride(&gate) / width as u32, row_stride(&up) / width as u32);
         let (count, planes) = gemv_grid(n, out);
+        let cubes = gemv_cubes(n, out);
         // SAFETY: planes past `out` return; rows and columns were checked above.
         unsafe {
             launch!(
@@ -437,6 +469,7 @@ where
                 strides.1,
                 strides.2,
                 norm.eps,
+                staged_vectors(&client, k, width, cubes),
                 norm.normed,
                 norm.weighted(),
                 dtype.into(),
