@@ -116,28 +116,29 @@ pub(crate) fn par_feature_chunks(
     }
 }
 
-/// `a · b` in f32: AVX2 + FMA where [`crate::isa`] found them, else [`dot_portable`].
+/// `a · b` in f32: AVX2 + FMA where [`crate::isa`] found them, else [`dot_widened`].
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if crate::isa::isa() >= crate::isa::Isa::Avx2 {
         // SAFETY: `isa` found AVX2 and FMA.
         return unsafe { dot_avx2(a, b) };
     }
-    dot_portable(a, b)
+    dot_widened(a, b)
 }
 
-/// Dot product with eight independent accumulators, so the compiler vectorises it (for the
-/// baseline instruction set: SSE2 on x86-64, without FMA).
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+/// `a · b` with `b`'s elements widened to f32 (f32 itself, or int8 quants), in eight independent
+/// accumulators so that the compiler vectorises it (for the baseline instruction set: SSE2 on
+/// x86-64, without FMA).
+pub(crate) fn dot_widened<T: Copy + Into<f32>>(a: &[f32], b: &[T]) -> f32 {
     let mut acc = [0f32; 8];
     let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
     let (b8, b_rest) = b.split_at(a8.len());
     for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
         for l in 0..8 {
-            acc[l] += ca[l] * cb[l];
+            acc[l] += ca[l] * cb[l].into();
         }
     }
-    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(&x, &y)| x * y.into()).sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -278,7 +279,7 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
             let want: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
             let scale: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from((x * y).abs())).sum::<f64>().max(1.0);
-            for got in [dot(&a, &b), dot_portable(&a, &b)] {
+            for got in [dot(&a, &b), dot_widened(&a, &b)] {
                 assert!((f64::from(got) - want).abs() <= 1e-6 * scale, "n={n}: {got} vs {want}");
             }
         }

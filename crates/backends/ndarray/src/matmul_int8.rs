@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::matmul::GEMV_CHUNK;
+use crate::matmul::{dot_widened, GEMV_CHUNK};
 use crate::tensor::Int8;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`.
@@ -39,24 +39,10 @@ fn row_dot(x: &[f32], q: &[i8], start: usize, w: &Int8) -> f32 {
     while t < x.len() {
         let g = (start + t) / group;
         let end = ((g + 1) * group - start).min(x.len());
-        acc += w.scales[g] * dot_i8(&x[t..end], &q[t..end]);
+        acc += w.scales[g] * dot_widened(&x[t..end], &q[t..end]);
         t = end;
     }
     acc
-}
-
-/// Dot product of f32 and int8 with eight independent accumulators, so the compiler vectorises it.
-fn dot_i8(a: &[f32], b: &[i8]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
-    let (b8, b_rest) = b.split_at(a8.len());
-    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += ca[l] * f32::from(cb[l]);
-        }
-    }
-    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, &y)| x * f32::from(y)).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -37,13 +37,6 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
     x: &Q16Row,
     lut: &F16Table,
 ) -> [f32; R] {
-    let layout = K::LAYOUT;
-    let size = layout.size();
-    let blocks = x.d.len();
-    assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
-    assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
-    let (w, xq) = (w.as_ptr(), x.q.as_ptr());
-    let low_nibble = _mm256_set1_epi16(0x0F);
     let lane_bits = _mm256_setr_epi16(
         1,
         2,
@@ -62,47 +55,120 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
         16384,
         i16::MIN, // bit 15
     );
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut min_acc = [0f32; R];
-    for blk in 0..blocks {
-        // SAFETY: block `blk` of `x.q` is in bounds (asserted above).
-        let q = unsafe { xq.add(blk * QK) };
-        let (xlo, xhi) = (_mm256_loadu_si256(q.cast()), _mm256_loadu_si256(q.add(16).cast()));
-        let (xd, xs) = (x.d[blk], x.s[blk]);
-        for r in 0..R {
-            // SAFETY: block `blk` of row `r` is in bounds (asserted above).
-            let b = unsafe { w.add(r * row_bytes + blk * size) };
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
-            // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
-            let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(layout.nibbles_at).cast()));
-            let mut lo = _mm256_and_si256(bytes, low_nibble);
-            let mut hi = _mm256_srli_epi16::<4>(bytes);
-            if let Some(at) = layout.mask_at {
-                // SAFETY: the mask's four bytes are inside the block.
-                let mask = unsafe { b.add(at).cast::<u32>().read_unaligned() };
-                lo = _mm256_or_si256(lo, fifth_bits(mask as u16, lane_bits));
-                hi = _mm256_or_si256(hi, fifth_bits((mask >> 16) as u16, lane_bits));
-            }
-            let products = _mm256_add_epi32(_mm256_madd_epi16(lo, xlo), _mm256_madd_epi16(hi, xhi));
-            let dw = half_at(lut, b);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r]);
-            let m = match layout.min_at {
-                Some(at) => half_at(lut, b.add(at)),
-                None => layout.offset * dw,
-            };
-            min_acc[r] += m * xs;
-        }
-    }
-    std::array::from_fn(|r| sum8(acc[r]) + min_acc[r])
+    // SAFETY: AVX2 and FMA are present (the caller's contract).
+    unsafe { nibble_rows::<R, K, _>(w, row_bytes, x, lut, Avx2Nibbles { lane_bits }) }
 }
 
-/// 16 in each i16 lane `j` whose bit `j` of `mask` is set, else 0 (`lane_bits` holds `1 << j`
-/// in lane `j`).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn fifth_bits(mask: u16, lane_bits: __m256i) -> __m256i {
-    let set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(mask as i16), lane_bits), lane_bits);
-    _mm256_and_si256(set, _mm256_set1_epi16(16))
+/// What a kernel of [`nibble_rows`] does with its own instructions: put the 5-bit types' fifth
+/// bits in place, and multiply a block's quants with its activations.
+pub(super) trait NibbleOps: Copy {
+    /// `(lo, hi)` with 16 added to each element whose bit of `mask` is set (bit `j` for element
+    /// `j` of `lo`, bit `16 + j` for element `j` of `hi`).
+    ///
+    /// # Safety
+    /// The CPU must have the kernel's instructions.
+    unsafe fn fifth_bits(self, lo: __m256i, hi: __m256i, mask: u32) -> (__m256i, __m256i);
+
+    /// `lo·xlo + hi·xhi` over i16 lanes, summed in adjacent pairs into i32 lanes.
+    ///
+    /// # Safety
+    /// The CPU must have the kernel's instructions.
+    unsafe fn products(self, lo: __m256i, xlo: __m256i, hi: __m256i, xhi: __m256i) -> __m256i;
+}
+
+/// The AVX2 [`NibbleOps`]: fifth bits by comparing the broadcast mask with each lane's bit,
+/// products by two `madd`s.
+#[derive(Clone, Copy)]
+struct Avx2Nibbles {
+    /// `1 << j` in i16 lane `j`.
+    lane_bits: __m256i,
+}
+
+impl Avx2Nibbles {
+    /// 16 in each i16 lane `j` whose bit `j` of `mask` is set, else 0.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn sixteens(self, mask: u16) -> __m256i {
+        // SAFETY: AVX2 is present (the caller's contract).
+        unsafe {
+            let set =
+                _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(mask as i16), self.lane_bits), self.lane_bits);
+            _mm256_and_si256(set, _mm256_set1_epi16(16))
+        }
+    }
+}
+
+impl NibbleOps for Avx2Nibbles {
+    #[inline(always)]
+    unsafe fn fifth_bits(self, lo: __m256i, hi: __m256i, mask: u32) -> (__m256i, __m256i) {
+        // SAFETY: AVX2 is present (the caller's contract).
+        unsafe {
+            let (lo_bits, hi_bits) = (self.sixteens(mask as u16), self.sixteens((mask >> 16) as u16));
+            (_mm256_or_si256(lo, lo_bits), _mm256_or_si256(hi, hi_bits))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn products(self, lo: __m256i, xlo: __m256i, hi: __m256i, xhi: __m256i) -> __m256i {
+        // SAFETY: AVX2 is present (the caller's contract).
+        unsafe { _mm256_add_epi32(_mm256_madd_epi16(lo, xlo), _mm256_madd_epi16(hi, xhi)) }
+    }
+}
+
+/// The body of the 4/5-bit rows kernels (`q4_rows` here and in `avx512`), inlined into each:
+/// per block of `x`, for each of the `R` rows, the nibbles widened to i16 (fifth bits added by
+/// `ops`), their products with the block's activations by `ops`, one FMA with the scales, and
+/// the offset term `m · x.s`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and `ops`'s instructions.
+#[inline(always)]
+pub(super) unsafe fn nibble_rows<const R: usize, K: NibbleKind, O: NibbleOps>(
+    w: &[u8],
+    row_bytes: usize,
+    x: &Q16Row,
+    lut: &F16Table,
+    ops: O,
+) -> [f32; R] {
+    let layout = K::LAYOUT;
+    let size = layout.size();
+    let blocks = x.d.len();
+    assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
+    assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
+    let (w, xq) = (w.as_ptr(), x.q.as_ptr());
+    // SAFETY: the instructions are present (the caller's contract); every block read is in
+    // bounds (asserted above), and so are its fields.
+    unsafe {
+        let low_nibble = _mm256_set1_epi16(0x0F);
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut min_acc = [0f32; R];
+        for blk in 0..blocks {
+            let q = xq.add(blk * QK);
+            let (xlo, xhi) = (_mm256_loadu_si256(q.cast()), _mm256_loadu_si256(q.add(16).cast()));
+            let (xd, xs) = (x.d[blk], x.s[blk]);
+            for r in 0..R {
+                let b = w.add(r * row_bytes + blk * size);
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
+                // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
+                let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(layout.nibbles_at).cast()));
+                let (mut lo, mut hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
+                if let Some(at) = layout.mask_at {
+                    (lo, hi) = ops.fifth_bits(lo, hi, b.add(at).cast::<u32>().read_unaligned());
+                }
+                let products = ops.products(lo, xlo, hi, xhi);
+                let dw = half_at(lut, b);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r]);
+                let m = match layout.min_at {
+                    Some(at) => half_at(lut, b.add(at)),
+                    None => layout.offset * dw,
+                };
+                min_acc[r] += m * xs;
+            }
+        }
+        std::array::from_fn(|r| sum8(acc[r]) + min_acc[r])
+    }
 }
 
 /// The little-endian f16 at `p`, through the table.

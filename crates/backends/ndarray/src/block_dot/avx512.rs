@@ -19,9 +19,7 @@
 
 use std::arch::x86_64::*;
 
-use zoo_core::quant::QK;
-
-use super::avx2::{half_at, sum8, PREFETCH_AHEAD};
+use super::avx2::{nibble_rows, NibbleOps};
 use super::{F16Table, NibbleKind, Q16Row};
 
 /// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
@@ -37,46 +35,32 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
     x: &Q16Row,
     lut: &F16Table,
 ) -> [f32; R] {
-    let layout = K::LAYOUT;
-    let size = layout.size();
-    let blocks = x.d.len();
-    assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
-    assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
-    let (w, xq) = (w.as_ptr(), x.q.as_ptr());
-    let (low_nibble, sixteen) = (_mm256_set1_epi16(0x0F), _mm256_set1_epi16(16));
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut min_acc = [0f32; R];
-    for blk in 0..blocks {
-        // SAFETY: block `blk` of `x.q` is in bounds (asserted above).
-        let q = unsafe { xq.add(blk * QK) };
-        // SAFETY: as above.
-        let (xlo, xhi) = unsafe { (_mm256_loadu_si256(q.cast()), _mm256_loadu_si256(q.add(16).cast())) };
-        let (xd, xs) = (x.d[blk], x.s[blk]);
-        for r in 0..R {
-            // SAFETY: block `blk` of row `r` is in bounds (asserted above), and so are its fields.
-            unsafe {
-                let b = w.add(r * row_bytes + blk * size);
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
-                // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
-                let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(layout.nibbles_at).cast()));
-                let mut lo = _mm256_and_si256(bytes, low_nibble);
-                let mut hi = _mm256_srli_epi16::<4>(bytes);
-                if let Some(at) = layout.mask_at {
-                    let mask = b.add(at).cast::<u32>().read_unaligned();
-                    lo = _mm256_mask_add_epi16(lo, mask as u16, lo, sixteen);
-                    hi = _mm256_mask_add_epi16(hi, (mask >> 16) as u16, hi, sixteen);
-                }
-                let products = _mm256_dpwssd_epi32(_mm256_madd_epi16(lo, xlo), hi, xhi);
-                let dw = half_at(lut, b);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r]);
-                let m = match layout.min_at {
-                    Some(at) => half_at(lut, b.add(at)),
-                    None => layout.offset * dw,
-                };
-                min_acc[r] += m * xs;
-            }
+    let sixteen = _mm256_set1_epi16(16);
+    // SAFETY: the instructions are present (the caller's contract).
+    unsafe { nibble_rows::<R, K, _>(w, row_bytes, x, lut, VnniNibbles { sixteen }) }
+}
+
+/// The AVX-512 [`NibbleOps`]: fifth bits by two masked adds (the mask's halves are lane masks
+/// as they stand), products by one `vpmaddwd` and one `vpdpwssd`.
+#[derive(Clone, Copy)]
+struct VnniNibbles {
+    /// 16 in every i16 lane.
+    sixteen: __m256i,
+}
+
+impl NibbleOps for VnniNibbles {
+    #[inline(always)]
+    unsafe fn fifth_bits(self, lo: __m256i, hi: __m256i, mask: u32) -> (__m256i, __m256i) {
+        // SAFETY: AVX-512BW and VL are present (the caller's contract).
+        unsafe {
+            let lo = _mm256_mask_add_epi16(lo, mask as u16, lo, self.sixteen);
+            (lo, _mm256_mask_add_epi16(hi, (mask >> 16) as u16, hi, self.sixteen))
         }
     }
-    // SAFETY: AVX2 is present (the caller's contract).
-    std::array::from_fn(|r| unsafe { sum8(acc[r]) } + min_acc[r])
+
+    #[inline(always)]
+    unsafe fn products(self, lo: __m256i, xlo: __m256i, hi: __m256i, xhi: __m256i) -> __m256i {
+        // SAFETY: AVX2 and AVX512-VNNI (VL) are present (the caller's contract).
+        unsafe { _mm256_dpwssd_epi32(_mm256_madd_epi16(lo, xlo), hi, xhi) }
+    }
 }

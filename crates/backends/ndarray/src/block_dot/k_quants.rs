@@ -19,33 +19,41 @@ use crate::isa::Isa;
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which hold
 /// K-quant super-blocks of `dtype`, through the kernels of `level` (at most [`crate::isa::isa`]).
 pub fn rows(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: &Q16Row, out: &mut [f32]) {
-    let level = level.min(crate::isa::isa());
     let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
-    #[cfg(target_arch = "x86_64")]
-    if level >= Isa::Avx512Vnni {
-        use super::k_quants_avx512 as k;
-        // SAFETY (each arm): `isa` found AVX-512F/BW/VL and VNNI.
-        match dtype {
-            DType::Q4_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<false>(w, x) }),
-            DType::Q5_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<true>(w, x) }),
-            DType::Q6_K => rows.for_each(|(w, o)| *o = unsafe { k::q6_k_row(w, x) }),
-            _ => {}
-        }
-        return;
+    match simd_kernel(level.min(crate::isa::isa()), dtype) {
+        // SAFETY: `simd_kernel` hands out only kernels whose instructions `isa` found.
+        Some(kernel) => rows.for_each(|(w, o)| *o = unsafe { kernel(w, x) }),
+        None => rows.for_each(|(w, o)| *o = row(dtype, w, x)),
     }
-    #[cfg(target_arch = "x86_64")]
-    if level >= Isa::Avx2 {
-        use super::k_quants_avx2 as k;
-        // SAFETY (each arm): `isa` found AVX2, FMA and F16C.
-        match dtype {
-            DType::Q4_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<false>(w, x) }),
-            DType::Q5_K => rows.for_each(|(w, o)| *o = unsafe { k::q45_k_row::<true>(w, x) }),
-            DType::Q6_K => rows.for_each(|(w, o)| *o = unsafe { k::q6_k_row(w, x) }),
-            _ => {}
-        }
-        return;
+}
+
+/// An intrinsics kernel: one row of super-blocks times `x`.
+type RowKernel = unsafe fn(&[u8], &Q16Row) -> f32;
+
+/// The intrinsics kernel for `dtype` at `level` (`k_quants_avx512`'s from AVX-512 VNNI on,
+/// `k_quants_avx2`'s from AVX2 on); `None` below AVX2, where the plain loops run.
+#[cfg(target_arch = "x86_64")]
+fn simd_kernel(level: Isa, dtype: DType) -> Option<RowKernel> {
+    use super::{k_quants_avx2 as avx2, k_quants_avx512 as avx512};
+    let [q4_k, q5_k, q6_k]: [RowKernel; 3] = if level >= Isa::Avx512Vnni {
+        [avx512::q45_k_row::<false>, avx512::q45_k_row::<true>, avx512::q6_k_row]
+    } else if level >= Isa::Avx2 {
+        [avx2::q45_k_row::<false>, avx2::q45_k_row::<true>, avx2::q6_k_row]
+    } else {
+        return None;
+    };
+    match dtype {
+        DType::Q4_K => Some(q4_k),
+        DType::Q5_K => Some(q5_k),
+        DType::Q6_K => Some(q6_k),
+        _ => None,
     }
-    rows.for_each(|(w, o)| *o = row(dtype, w, x));
+}
+
+/// Off x86-64 the plain loops run.
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_kernel(_level: Isa, _dtype: DType) -> Option<RowKernel> {
+    None
 }
 
 /// One row of super-blocks times `x`.
@@ -72,7 +80,7 @@ fn q45_k(dtype: DType, block: &[u8], xq: &[i16; QK_K], xd: &[f32], xs: &[f32]) -
     let mut acc = 0f32;
     for j in 0..8 {
         let (sc, m) = kquant::scale_min(j, &block[4..16]);
-        let isum = dot_u8(&q[32 * j..32 * j + 32], &xq[32 * j..32 * j + 32]);
+        let isum = dot(&q[32 * j..32 * j + 32], &xq[32 * j..32 * j + 32]);
         acc += d * f32::from(sc) * xd[j] * isum as f32 - dmin * f32::from(m) * xs[j];
     }
     acc
@@ -87,20 +95,14 @@ fn q6_k(block: &[u8], xq: &[i16; QK_K], xd: &[f32]) -> f32 {
     kquant::unpack_q6_k(block, &mut q);
     let mut acc = 0f32;
     for (g, &sc) in scales.iter().enumerate() {
-        let isum = dot_i8(&q[16 * g..16 * g + 16], &xq[16 * g..16 * g + 16]);
+        let isum = dot(&q[16 * g..16 * g + 16], &xq[16 * g..16 * g + 16]);
         acc += d * f32::from(sc) * xd[g / 2] * isum as f32;
     }
     acc
 }
 
-/// `Σ q·x` in i32 (|q| < 32, |x| ≤ 32767: 32 products cannot overflow).
+/// `Σ q·x` in i32 (|q| ≤ 32, |x| ≤ 32767: 32 products cannot overflow).
 #[inline(always)]
-fn dot_u8(q: &[u8], x: &[i16]) -> i32 {
-    q.iter().zip(x).map(|(&q, &x)| i32::from(q) * i32::from(x)).sum()
-}
-
-/// `Σ q·x` in i32 (|q| ≤ 32).
-#[inline(always)]
-fn dot_i8(q: &[i8], x: &[i16]) -> i32 {
-    q.iter().zip(x).map(|(&q, &x)| i32::from(q) * i32::from(x)).sum()
+fn dot<Q: Copy + Into<i32>>(q: &[Q], x: &[i16]) -> i32 {
+    q.iter().zip(x).map(|(&q, &x)| q.into() * i32::from(x)).sum()
 }

@@ -32,23 +32,15 @@ pub(super) const Q6_K_BYTES: usize = DType::Q6_K.block_bytes();
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q45_k_row<const FIVE: bool>(w: &[u8], x: &Q16Row) -> f32 {
     let size = if FIVE { Q5_K_BYTES } else { Q4_K_BYTES };
-    let supers = w.len() / size;
-    let per = QK_K / QK; // activation blocks (and sub-blocks) per super-block
-    assert!(x.q.len() >= supers * QK_K && x.d.len() >= supers * per && x.s.len() >= supers * per);
+    let supers = super_blocks(w, size, x);
     let low_nibble = _mm256_set1_epi16(0x0F);
     let mut acc = _mm256_setzero_ps();
     let mut offsets = _mm256_setzero_ps();
     for sb in 0..supers {
         // SAFETY: super-block `sb` of `w` and its activations are in bounds (asserted above).
         unsafe {
-            let b = w.as_ptr().add(sb * size);
-            prefetch_lines(b, size);
-            let (d, dmin) = d_and_dmin(b);
-            let (sc, m) = scales_and_mins(b.add(4));
-            let xd = _mm256_loadu_ps(x.d.as_ptr().add(sb * per));
-            let xs = _mm256_loadu_ps(x.s.as_ptr().add(sb * per));
-            let scale = _mm256_mul_ps(_mm256_mul_ps(d, sc), xd);
-            offsets = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, m), xs, offsets);
+            let b = super_block(w, sb, size);
+            let scale = q45_k_scales(b, x, sb, &mut offsets);
             let high_bits = FIVE.then(|| (widen_u8(b.add(16)), widen_u8(b.add(32))));
             let nibbles = b.add(if FIVE { 48 } else { 16 });
             let xq = x.q.as_ptr().add(sb * QK_K);
@@ -87,18 +79,15 @@ pub unsafe fn q45_k_row<const FIVE: bool>(w: &[u8], x: &Q16Row) -> f32 {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q6_k_row(w: &[u8], x: &Q16Row) -> f32 {
-    let supers = w.len() / Q6_K_BYTES;
-    let per = QK_K / QK;
-    assert!(x.q.len() >= supers * QK_K && x.d.len() >= supers * per);
+    let supers = super_blocks(w, Q6_K_BYTES, x);
     let (low4, two, thirty_two) = (_mm256_set1_epi16(0x0F), _mm256_set1_epi16(3), _mm256_set1_epi16(32));
     let mut acc = _mm256_setzero_ps();
     for sb in 0..supers {
         // SAFETY: super-block `sb` of `w` and its activations are in bounds (asserted above).
         unsafe {
-            let b = w.as_ptr().add(sb * Q6_K_BYTES);
-            prefetch_lines(b, Q6_K_BYTES);
+            let b = super_block(w, sb, Q6_K_BYTES);
             let d = _mm256_set1_ps(half_at(b.add(208)));
-            let xd = _mm256_loadu_ps(x.d.as_ptr().add(sb * per));
+            let xd = _mm256_loadu_ps(x.d.as_ptr().add(sb * PER_SUPER));
             // Group g (16 elements) uses activation block g / 2.
             let xd_lo = _mm256_permutevar8x32_ps(xd, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
             let xd_hi = _mm256_permutevar8x32_ps(xd, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
@@ -142,6 +131,50 @@ pub unsafe fn q6_k_row(w: &[u8], x: &Q16Row) -> f32 {
         }
     }
     sum8(acc)
+}
+
+/// Activation blocks (and `Q4_K`/`Q5_K` sub-blocks) per super-block.
+pub(super) const PER_SUPER: usize = QK_K / QK;
+
+/// The number of whole super-blocks of `size` bytes in the row `w`, once asserted that `x` holds
+/// their activations.
+#[inline(always)]
+pub(super) fn super_blocks(w: &[u8], size: usize, x: &Q16Row) -> usize {
+    let supers = w.len() / size;
+    let blocks = supers * PER_SUPER;
+    assert!(x.q.len() >= supers * QK_K && x.d.len() >= blocks && x.s.len() >= blocks);
+    supers
+}
+
+/// Super-block `sb` (of `size` bytes) of the row `w`, its cache lines [`PREFETCH_AHEAD`] on
+/// prefetched.
+///
+/// # Safety
+/// The row holds super-block `sb`.
+#[inline(always)]
+pub(super) unsafe fn super_block(w: &[u8], sb: usize, size: usize) -> *const u8 {
+    // SAFETY: in bounds (the caller's contract).
+    let b = unsafe { w.as_ptr().add(sb * size) };
+    prefetch_lines(b, size);
+    b
+}
+
+/// The eight sub-block multipliers `d·sc·d_x` of the `Q4_K`/`Q5_K` super-block `sb` at `b`
+/// (one lane each), once its offset term `−dmin·m·Σx` is added into `offsets`.
+///
+/// # Safety
+/// `b` points at a whole super-block, and `x` holds super-block `sb`'s activations.
+#[inline(always)]
+pub(super) unsafe fn q45_k_scales(b: *const u8, x: &Q16Row, sb: usize, offsets: &mut __m256) -> __m256 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (d, dmin) = d_and_dmin(b);
+        let (sc, m) = scales_and_mins(b.add(4));
+        let xd = _mm256_loadu_ps(x.d.as_ptr().add(sb * PER_SUPER));
+        let xs = _mm256_loadu_ps(x.s.as_ptr().add(sb * PER_SUPER));
+        *offsets = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, m), xs, *offsets);
+        _mm256_mul_ps(_mm256_mul_ps(d, sc), xd)
+    }
 }
 
 /// The super-block's `d` and `dmin` (f16 at bytes 0 and 2), each broadcast to eight lanes.
@@ -202,7 +235,7 @@ pub(super) unsafe fn half_at(p: *const u8) -> f32 {
 /// Prefetches the cache lines of the super-block [`PREFETCH_AHEAD`] bytes past `b` (as for the
 /// 32-element blocks: rows are too short for the hardware prefetcher).
 #[inline(always)]
-pub(super) fn prefetch_lines(b: *const u8, size: usize) {
+fn prefetch_lines(b: *const u8, size: usize) {
     for line in (0..size).step_by(64) {
         // SAFETY: prefetching never faults, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + line).cast()) };

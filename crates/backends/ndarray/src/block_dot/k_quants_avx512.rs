@@ -17,7 +17,9 @@ use zoo_core::kquant::QK_K;
 use zoo_core::quant::QK;
 
 use super::avx2::sum8;
-use super::k_quants_avx2::{d_and_dmin, half_at, prefetch_lines, scales_and_mins, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES};
+use super::k_quants_avx2::{
+    half_at, q45_k_scales, super_block, super_blocks, PER_SUPER, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES,
+};
 use super::Q16Row;
 
 /// `w_row · x` for one row of `Q4_K` (`FIVE == false`) or `Q5_K` super-blocks.
@@ -27,9 +29,7 @@ use super::Q16Row;
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn q45_k_row<const FIVE: bool>(w: &[u8], x: &Q16Row) -> f32 {
     let size = if FIVE { Q5_K_BYTES } else { Q4_K_BYTES };
-    let supers = w.len() / size;
-    let per = QK_K / QK; // activation blocks (and sub-blocks) per super-block
-    assert!(x.q.len() >= supers * QK_K && x.d.len() >= supers * per && x.s.len() >= supers * per);
+    let supers = super_blocks(w, size, x);
     let (low_nibble, sixteen) = (_mm512_set1_epi16(0x0F), _mm512_set1_epi16(16));
     let mut acc = _mm512_setzero_ps();
     let mut offsets = _mm256_setzero_ps();
@@ -37,14 +37,8 @@ pub unsafe fn q45_k_row<const FIVE: bool>(w: &[u8], x: &Q16Row) -> f32 {
     for sb in 0..supers {
         // SAFETY: super-block `sb` of `w` and its activations are in bounds (asserted above).
         unsafe {
-            let b = w.as_ptr().add(sb * size);
-            prefetch_lines(b, size);
-            let (d, dmin) = d_and_dmin(b);
-            let (sc, m) = scales_and_mins(b.add(4));
-            let xd = _mm256_loadu_ps(x.d.as_ptr().add(sb * per));
-            let xs = _mm256_loadu_ps(x.s.as_ptr().add(sb * per));
-            _mm256_storeu_ps(scale.as_mut_ptr(), _mm256_mul_ps(_mm256_mul_ps(d, sc), xd));
-            offsets = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, m), xs, offsets);
+            let b = super_block(w, sb, size);
+            _mm256_storeu_ps(scale.as_mut_ptr(), q45_k_scales(b, x, sb, &mut offsets));
             let high_bits = FIVE.then(|| _mm256_loadu_si256(b.add(16).cast()));
             let nibbles = b.add(if FIVE { 48 } else { 16 });
             let xq = x.q.as_ptr().add(sb * QK_K);
@@ -75,9 +69,7 @@ pub unsafe fn q45_k_row<const FIVE: bool>(w: &[u8], x: &Q16Row) -> f32 {
 /// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX512-VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn q6_k_row(w: &[u8], x: &Q16Row) -> f32 {
-    let supers = w.len() / Q6_K_BYTES;
-    let per = QK_K / QK;
-    assert!(x.q.len() >= supers * QK_K && x.d.len() >= supers * per);
+    let supers = super_blocks(w, Q6_K_BYTES, x);
     let (low4, two, thirty_two) = (_mm512_set1_epi16(0x0F), _mm512_set1_epi16(3), _mm512_set1_epi16(32));
     // Group g (16 elements) uses activation block g / 2.
     let block_of_group = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
@@ -87,10 +79,9 @@ pub unsafe fn q6_k_row(w: &[u8], x: &Q16Row) -> f32 {
     for sb in 0..supers {
         // SAFETY: super-block `sb` of `w` and its activations are in bounds (asserted above).
         unsafe {
-            let b = w.as_ptr().add(sb * Q6_K_BYTES);
-            prefetch_lines(b, Q6_K_BYTES);
+            let b = super_block(w, sb, Q6_K_BYTES);
             let d = _mm512_set1_ps(half_at(b.add(208)));
-            let xd = _mm512_castps256_ps512(_mm256_loadu_ps(x.d.as_ptr().add(sb * per)));
+            let xd = _mm512_castps256_ps512(_mm256_loadu_ps(x.d.as_ptr().add(sb * PER_SUPER)));
             let xd = _mm512_permutexvar_ps(block_of_group, xd);
             let sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(b.add(192).cast())));
             let scales = _mm512_mul_ps(_mm512_mul_ps(d, sc), xd);
