@@ -105,12 +105,7 @@ fn row_dot<F: Float, N: Size>(
         acc += Vector::<f32, N>::cast_from(w[w_off + i]) * scaled::<F, N>(xv, norm_w, i, weighted);
         i += lanes;
     }
-    let mut sum = 0.0f32;
-    #[unroll]
-    for j in 0..width {
-        sum += acc[j];
-    }
-    let mut dot = plane_sum(sum);
+    let mut dot = plane_sum(horizontal_sum::<N>(acc));
     if normed {
         dot *= inv_rms(squares, k_vectors * width, eps);
     }
