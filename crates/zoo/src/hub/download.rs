@@ -169,11 +169,13 @@ fn bad_response(hub: &Hub, id: &HubId, what: String) -> HubError {
 /// An hf-hub error as a [`HubError`]: 404, 401 and 403 get their own messages.
 fn request_error(hub: &Hub, id: &HubId, what: &str, error: ApiError) -> HubError {
     let (id, endpoint, what) = (id.to_string(), hub.endpoint.clone(), what.to_string());
-    let status = match &error {
-        ApiError::RequestError(e) => match e.as_ref() {
-            ureq::Error::StatusCode(status) => Some(*status),
-            _ => None,
-        },
+    // hf-hub's wrapper repeats its source's message: the HTTP client's error goes on alone.
+    let error: Box<dyn std::error::Error + Send + Sync> = match error {
+        ApiError::RequestError(e) => e,
+        other => Box::new(other),
+    };
+    let status = match error.downcast_ref::<ureq::Error>() {
+        Some(ureq::Error::StatusCode(status)) => Some(*status),
         _ => None,
     };
     match status {
@@ -186,6 +188,6 @@ fn request_error(hub: &Hub, id: &HubId, what: &str, error: ApiError) -> HubError
             };
             HubError::Denied { id, endpoint, status, hint }
         }
-        _ => HubError::Download { id, what, endpoint, source: Box::new(error) },
+        _ => HubError::Download { id, what, endpoint, source: error },
     }
 }
