@@ -290,6 +290,21 @@ fn a_download_cut_short_leaves_no_file_at_its_final_path_and_resumes_on_the_next
 }
 
 #[test]
+fn a_partial_file_longer_than_the_file_is_discarded() {
+    let repo = Repo::from_dir("zoo-test/llama-linear", &fixture("llama-linear"));
+    let cache = tempfile::tempdir().unwrap();
+    let blobs = repo_dir(cache.path(), &repo.id).join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let part = blobs.join(format!("{}.part", repo.etag("config.json")));
+    std::fs::write(&part, vec![b'x'; repo.files["config.json"].len() + 10]).unwrap();
+    let server = HubServer::start(repo.clone());
+    let id = HubId::parse("zoo-test/llama-linear").unwrap();
+    let snapshot = hub(cache.path(), &server.endpoint, None).resolve(&id, &mut ()).unwrap();
+    assert_eq!(std::fs::read(snapshot.join("config.json")).unwrap(), repo.files["config.json"]);
+    assert!(!part.exists());
+}
+
+#[test]
 fn a_server_cannot_name_files_outside_the_cache() {
     let cache = tempfile::tempdir().unwrap();
     let inside = cache.path().join("hub");

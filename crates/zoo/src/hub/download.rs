@@ -78,12 +78,13 @@ impl<'a> Fetch<'a> {
         let what = || format!("`{file}`");
         let meta = self.api.metadata(&self.repo.url(file)).map_err(|e| request_error(self.hub, self.id, &what(), e))?;
         self.check_metadata(file, meta.etag(), meta.commit_hash())?;
+        let blob = RepoDir::new(&self.hub.cache, self.id).path.join("blobs").join(meta.etag());
+        discard_overlong(&blob.with_extension("part"), meta.size() as u64);
         let reporter = Reporter { inner: progress, done: 0 };
         let path = self
             .repo
             .download_with_progress(file, reporter)
             .map_err(|e| request_error(self.hub, self.id, &what(), e))?;
-        let blob = RepoDir::new(&self.hub.cache, self.id).path.join("blobs").join(meta.etag());
         remove_if_present(&blob.with_extension("lock"));
         let got = std::fs::metadata(&path).map_err(|source| HubError::Io { path: path.clone(), source })?.len();
         if got != meta.size() as u64 {
@@ -131,6 +132,14 @@ impl<'a> Fetch<'a> {
             repo.write_ref(self.id.revision(), &self.commit)?;
         }
         Ok(())
+    }
+}
+
+/// Removes a partial download that is already longer than the file (hf-hub would refuse to
+/// resume it, and never start over by itself).
+fn discard_overlong(part: &Path, size: u64) {
+    if std::fs::metadata(part).is_ok_and(|m| m.len() > size) {
+        remove_if_present(part);
     }
 }
 
