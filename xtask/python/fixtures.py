@@ -10,7 +10,8 @@ Two modes:
         reference passes the quality checks (see `check_reference`); otherwise the next seed is
         tried, deterministically. Fixtures with a chat template also get chat_reference.json
         (chat_reference.py); `tokenizer-vectors` is llama.cpp's tokenizer test data
-        (tokenizer_vectors.py).
+        (tokenizer_vectors.py); `hub-cache` is a Hugging Face hub cache holding `llama-linear`,
+        laid out by huggingface_hub itself (hub_cache.py).
 
     fixtures.py reference --model-dir DIR --out FILE.json
         Recomputes the reference JSON from the weights already in DIR (used by
@@ -46,6 +47,7 @@ from safetensors import safe_open
 
 import chat_reference
 import hf_families
+import hub_cache
 import nanochat_family
 import tokenizer_vectors
 from fixture_types import PROMPTS, Family, Layout, Runner, TextCodec, dumps_json
@@ -535,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     if args.mode == "generate":
-        names = [s.name for s in FIXTURES] + [TOKENIZER_VECTORS]
+        names = [s.name for s in FIXTURES] + [TOKENIZER_VECTORS, hub_cache.OUT]
         unknown = set(args.only or []) - set(names)
         if unknown:
             parser.error(f"unknown fixtures: {sorted(unknown)}")
@@ -549,6 +551,8 @@ def main(argv: list[str] | None = None) -> None:
                     write_pt_copies(spec, args.out)
         if TOKENIZER_VECTORS in selected:
             tokenizer_vectors.write_vectors(args.out, args.assets)
+        if hub_cache.OUT in selected:
+            hub_cache.write_hub_cache(args.out)
         check_same_reference(args.out, ("nanochat-tiny", "nanochat-pt"))
         report_sizes(args.out)
     else:

@@ -88,9 +88,16 @@ impl ShardIndex {
     }
 }
 
+/// The shard files a shard index lists, sorted, each once: plain file names (checked as
+/// [`Shards::open_index`] checks them), to be found beside the index.
+pub fn listed_files(index: &Path) -> Result<Vec<String>> {
+    let listed = ShardIndex::read(index)?;
+    Ok(listed.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect())
+}
+
 /// Whether `name` names a file in the index's own directory.
 fn is_file_name(name: &str) -> bool {
-    !name.is_empty() && name != ".." && !name.contains('/') && !name.contains('\\')
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\\')
 }
 
 impl WeightSource for Shards {

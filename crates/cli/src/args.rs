@@ -40,10 +40,13 @@ pub enum Command {
 /// Where the model comes from and what runs it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Model: an HF directory (config.json + model.safetensors), a GGUF file, or a nanochat
-    /// checkpoint directory (model_<step>.pt + meta_<step>.json). Default: SmolLM2-135M-Instruct
-    /// (fetched by scripts/fetch-default-model.sh; $ZOO_DEFAULT_MODEL overrides).
-    #[arg(long, value_name = "PATH")]
+    /// Model: an HF directory (config.json + model.safetensors), a GGUF file, a nanochat
+    /// checkpoint directory (model_<step>.pt + meta_<step>.json), or a Hugging Face id
+    /// (org/name[@revision]) found in the hub cache or downloaded into it ($HF_HUB_CACHE,
+    /// $HF_HOME, $HF_ENDPOINT, $HF_TOKEN, $HF_HUB_OFFLINE; see docs/hub.md). Default:
+    /// SmolLM2-135M-Instruct (fetched by scripts/fetch-default-model.sh; $ZOO_DEFAULT_MODEL
+    /// overrides).
+    #[arg(long, value_name = "PATH|ID")]
     pub weights: Option<PathBuf>,
     /// Model family (see `zoo list`); detected from config.json when omitted.
     #[arg(long, value_name = "FAMILY")]

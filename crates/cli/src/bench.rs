@@ -91,10 +91,9 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     }
     let launches_per_step = launches_per_step(&pipe, &prompt)?;
     let report = Report {
-        weights: pipe
-            .weights
-            .file_name()
-            .map_or_else(|| pipe.weights.display().to_string(), |n| n.to_string_lossy().into()),
+        weights: zoo::hub::repo_of(&pipe.weights).unwrap_or_else(|| {
+            pipe.weights.file_name().map_or_else(|| pipe.weights.display().to_string(), |n| n.to_string_lossy().into())
+        }),
         family: pipe.model.info().family.clone(),
         backend: zoo_core::Backend::name(&pipe.backend).to_string(),
         load_s,

@@ -39,8 +39,12 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// The name clients see: the checkpoint's file or directory name, without `.gguf`.
+/// The name clients see: the Hugging Face id of a model in the hub cache, else the checkpoint's
+/// file or directory name, without `.gguf`.
 fn model_name(weights: &Path) -> String {
+    if let Some(repo) = zoo::hub::repo_of(weights) {
+        return repo;
+    }
     let name = weights.file_name().map_or_else(|| weights.display().to_string(), |n| n.to_string_lossy().into_owned());
     name.strip_suffix(".gguf").map(str::to_string).unwrap_or(name)
 }
@@ -53,5 +57,7 @@ mod tests {
     fn the_model_name_is_the_checkpoint_name() {
         assert_eq!(model_name(Path::new("/c/models/SmolLM2-135M-Instruct.Q4_1.gguf")), "SmolLM2-135M-Instruct.Q4_1");
         assert_eq!(model_name(Path::new("tests/fixtures/gpt2-tiny")), "gpt2-tiny");
+        let snapshot = "/h/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(model_name(Path::new(snapshot)), "Qwen/Qwen2.5-0.5B-Instruct");
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
     /// An error reading the checkpoint or tokenizer files.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A Hugging Face id that could not be found in, or downloaded into, the hub cache.
+    #[error(transparent)]
+    Hub(#[from] crate::hub::HubError),
     /// No registered family recognises the checkpoint's config.
     #[error("{}: config does not name a known model family; pass --model (see `zoo list`)", path.display())]
     UnknownFamily {

@@ -2,7 +2,8 @@
 //!
 //! zoo as a library: [`load`] turns a checkpoint path into a [`Pipeline`] (the model on a
 //! backend, its tokenizer, chat template and generation defaults), choosing the model family
-//! from the config and the backend from the registry. Generation itself is `zoo_core`'s
+//! from the config and the backend from the registry. A Hugging Face id (`org/name`) in place of
+//! the path is found in the hub cache, or downloaded into it ([`hub`], [`resolve_weights`]). Generation itself is `zoo_core`'s
 //! ([`zoo_core::Session`], [`zoo_core::generate_batch`]). No command line: the `zoo` binary
 //! (crate `zoo-cli`) is one user of this crate, the tests another.
 //!
@@ -12,12 +13,14 @@
 mod default_model;
 mod error;
 mod generation_config;
+pub mod hub;
 mod pipeline;
 mod sources;
 
 pub use default_model::{default_weights, require_default_weights, DEFAULT_MODEL_FILE};
 pub use error::{Error, Result};
 pub use generation_config::{eos_token_ids, sampling_defaults};
+pub use hub::{resolve_weights, DownloadProgress, Hub, HubError, HubId};
 pub use pipeline::{create_backend, load, load_on, load_reporting, LoadOptions, LoadStats, Pipeline};
 pub use zoo_core::registry::cache_dir;
 

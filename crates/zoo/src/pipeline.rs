@@ -17,7 +17,8 @@ use crate::{Error, Result};
 /// What to load.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// Checkpoint path.
+    /// Checkpoint path, or a Hugging Face id (`org/name[@revision]`, see [`crate::hub`]) when no
+    /// file or folder has that name.
     pub weights: PathBuf,
     /// Model family name; detected from the config when `None`.
     pub model: Option<String>,
@@ -55,7 +56,7 @@ pub struct Pipeline {
     pub model: DynModel,
     /// Its tokenizer.
     pub tokenizer: Box<dyn Tokenizer>,
-    /// Where it came from.
+    /// Where it came from (for a Hugging Face id, its snapshot folder in the hub cache).
     pub weights: PathBuf,
     /// The checkpoint's `generation_config.json`, if any.
     pub generation_config: Option<serde_json::Value>,
@@ -113,7 +114,7 @@ fn load_onto(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Pipeline> {
     crate::link_plugins();
-    let path = &options.weights;
+    let path = &crate::hub::resolve_weights(&options.weights, &mut ())?;
     let checkpoint = zoo_checkpoint::open_with(path, &OpenOptions { step: options.step })?;
     let family = match &options.model {
         Some(name) => registry::find_model_family(name)?,
