@@ -29,3 +29,12 @@ pub mod validate;
 
 /// Call from a binary to make sure this crate (and so its registrations) is linked.
 pub fn link() {}
+
+/// A checkpoint's `config.json` from `testdata/`, for the families' tests: Mistral-7B-v0.1's and
+/// Qwen3-0.6B's as on the hub, and the shape of Qwen2.5-14B's (all in transformers' 4.x form).
+#[cfg(test)]
+pub(crate) fn hub_config(name: &str) -> serde_json::Value {
+    let path = format!("{}/testdata/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -27,21 +27,12 @@ crate::family::decoder_family! { FAMILY, "mistral" / "MistralForCausalLM", alias
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub_config;
     use serde_json::json;
-
-    /// Mistral-7B-v0.1's config.json, as on the hub (transformers 4.x form).
-    fn mistral_7b_v01() -> Value {
-        json!({"architectures": ["MistralForCausalLM"], "bos_token_id": 1, "eos_token_id": 2,
-               "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
-               "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mistral",
-               "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
-               "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096,
-               "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 32000})
-    }
 
     #[test]
     fn mistral_7b_config_semantics() {
-        let s = spec(&mistral_7b_v01()).unwrap();
+        let s = spec(&hub_config("mistral-7b-v0.1")).unwrap();
         assert_eq!((s.n_heads, s.n_kv_heads, s.head_dim), (32, 8, 128));
         assert_eq!((s.rms_norm_eps, s.rope_theta), (1e-5, 10_000.0));
         assert!(!s.tie_word_embeddings && !s.qkv_bias && !s.o_bias && !s.mlp_bias);
@@ -51,7 +42,7 @@ mod tests {
 
     #[test]
     fn null_window_means_full_attention() {
-        let mut cfg = mistral_7b_v01();
+        let mut cfg = hub_config("mistral-7b-v0.1");
         cfg["sliding_window"] = Value::Null;
         cfg.as_object_mut().unwrap().remove("rope_theta");
         cfg["rope_parameters"] = json!({"rope_theta": 1e6, "rope_type": "default"});
@@ -62,7 +53,7 @@ mod tests {
 
     #[test]
     fn recognised_from_config_alone() {
-        assert!(recognizes(&mistral_7b_v01()));
+        assert!(recognizes(&hub_config("mistral-7b-v0.1")));
         assert!(!recognizes(&json!({"model_type": "qwen2"})));
     }
 }

@@ -76,22 +76,12 @@ crate::family::decoder_family! { FAMILY, "qwen2" / "Qwen2ForCausalLM", aliases: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub_config;
     use serde_json::json;
-
-    /// Qwen2.5-14B's config.json shape (4.x form, as on the hub).
-    fn qwen25_14b() -> Value {
-        json!({"architectures": ["Qwen2ForCausalLM"], "bos_token_id": 151643, "eos_token_id": 151645,
-               "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 13824,
-               "max_position_embeddings": 32768, "max_window_layers": 70, "model_type": "qwen2",
-               "num_attention_heads": 40, "num_hidden_layers": 48, "num_key_value_heads": 8,
-               "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 131072,
-               "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_sliding_window": false,
-               "vocab_size": 152064})
-    }
 
     #[test]
     fn qwen25_14b_config_semantics() {
-        let s = spec(&qwen25_14b()).unwrap();
+        let s = spec(&hub_config("qwen2.5-14b")).unwrap();
         assert_eq!((s.n_heads, s.n_kv_heads, s.head_dim), (40, 8, 128));
         assert_eq!(s.rope_theta, 1e6);
         assert!(s.qkv_bias && !s.o_bias && !s.mlp_bias && !s.tie_word_embeddings);
@@ -100,7 +90,7 @@ mod tests {
 
     #[test]
     fn window_applies_from_max_window_layers_when_enabled() {
-        let mut cfg = qwen25_14b();
+        let mut cfg = hub_config("qwen2.5-14b");
         cfg["use_sliding_window"] = json!(true);
         cfg["max_window_layers"] = json!(40);
         let s = spec(&cfg).unwrap();
@@ -110,7 +100,7 @@ mod tests {
 
     #[test]
     fn max_window_layers_defaults_to_28() {
-        let mut cfg = qwen25_14b();
+        let mut cfg = hub_config("qwen2.5-14b");
         cfg["use_sliding_window"] = json!(true);
         cfg.as_object_mut().unwrap().remove("max_window_layers");
         let s = spec(&cfg).unwrap();
@@ -119,7 +109,7 @@ mod tests {
 
     #[test]
     fn layer_types_choose_the_sliding_layers() {
-        let mut cfg = qwen25_14b();
+        let mut cfg = hub_config("qwen2.5-14b");
         cfg["num_hidden_layers"] = json!(3);
         cfg["use_sliding_window"] = json!(true);
         cfg["layer_types"] = json!(["sliding_attention", "full_attention", "sliding_attention"]);
@@ -134,7 +124,7 @@ mod tests {
 
     #[test]
     fn tied_small_models() {
-        let mut cfg = qwen25_14b();
+        let mut cfg = hub_config("qwen2.5-14b");
         cfg["tie_word_embeddings"] = json!(true);
         assert!(spec(&cfg).unwrap().tie_word_embeddings);
     }

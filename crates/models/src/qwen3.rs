@@ -41,23 +41,12 @@ crate::family::decoder_family! { FAMILY, "qwen3" / "Qwen3ForCausalLM", aliases: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub_config;
     use serde_json::json;
-
-    /// Qwen3-0.6B's config.json, as on the hub.
-    fn qwen3_06b() -> Value {
-        json!({"architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
-               "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
-               "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072,
-               "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
-               "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8,
-               "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null,
-               "tie_word_embeddings": true, "torch_dtype": "bfloat16", "use_cache": true,
-               "use_sliding_window": false, "vocab_size": 151936})
-    }
 
     #[test]
     fn qwen3_06b_config_semantics() {
-        let s = spec(&qwen3_06b()).unwrap();
+        let s = spec(&hub_config("qwen3-0.6b")).unwrap();
         assert_eq!((s.n_heads, s.n_kv_heads, s.head_dim), (16, 8, 128), "16 × 128 ≠ hidden 1024");
         assert!(s.qk_norm && !s.qkv_bias && !s.o_bias && s.tie_word_embeddings);
         assert_eq!(s.rope_theta, 1e6);
@@ -66,7 +55,7 @@ mod tests {
 
     #[test]
     fn head_dim_defaults_to_128_and_bias_follows_attention_bias() {
-        let mut cfg = qwen3_06b();
+        let mut cfg = hub_config("qwen3-0.6b");
         cfg.as_object_mut().unwrap().remove("head_dim");
         cfg["attention_bias"] = json!(true);
         let s = spec(&cfg).unwrap();
@@ -76,7 +65,7 @@ mod tests {
 
     #[test]
     fn unsupported_layer_types_are_refused() {
-        let mut cfg = qwen3_06b();
+        let mut cfg = hub_config("qwen3-0.6b");
         cfg["num_hidden_layers"] = json!(2);
         cfg["layer_types"] = json!(["full_attention", "linear_attention"]);
         assert!(spec(&cfg).unwrap_err().to_string().contains("linear_attention"));

@@ -234,6 +234,42 @@ fn gemv_with_folded_norm_and_residual_matches_composition() {
     }
 }
 
+/// Batched decode (2 to 8 rows) with bf16 weights on CUDA runs its GEMVs on tensor cores: the
+/// normed GEMV with its residual and the gated GEMV against f64 on the host, at real and odd
+/// batch sizes, and the check that the tensor-core kernels ran.
+#[test]
+fn batched_gemvs_with_folded_norm_match_composition() {
+    let eps = 1e-6;
+    for dtype in dtypes() {
+        for (n, k, out) in [(2, 1024, 96), (3, 2048, 1024), (7, 896, 128), (8, 4864, 896), (5, 14336, 64)] {
+            let before = zoo_backend_burn::cube::tensor_core_launches();
+            let (x, g, r) = (random([n, k], dtype), random([1, k], dtype), random([n, out], dtype));
+            let norm = RowNorm { weight: Some(&g), eps };
+            let xn = host_rms_norm(&host(&x), Some(&host(&g)), n, k, eps as f64);
+            let w = random([out, k], dtype);
+            let got = planed!(Gpu::gemv(&x, &w, None, Some(&norm), Some(&r)), "batched normed gemv");
+            let want: Vec<f32> = host_linear(&xn, &host(&w), None, n, k, out)
+                .iter()
+                .zip(host(&r))
+                .map(|(y, r)| (y + r as f64) as f32)
+                .collect();
+            let err = relative_error(&host(&got), &want);
+            assert!(err <= tolerance(dtype), "batched gemv {dtype:?} n={n} k={k} out={out}: {err}");
+            let (gate, up) = (random([out, k], dtype), random([out, k], dtype));
+            let got = planed!(Gpu::gated_gemv(&x, Some(&norm), &gate, &up), "batched gated gemv");
+            let (gh, uh) =
+                (host_linear(&xn, &host(&gate), None, n, k, out), host_linear(&xn, &host(&up), None, n, k, out));
+            let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
+            let err = relative_error(&host(&got), &want);
+            assert!(err <= tolerance(dtype), "batched gated gemv {dtype:?} n={n} k={k} out={out}: {err}");
+            if NAME == "cuda-test" && dtype == DType::BF16 {
+                let ran = zoo_backend_burn::cube::tensor_core_launches() - before;
+                assert!(ran >= 2, "bf16 n={n}: {ran} tensor-core launches, expected the gemv's and the gated gemv's");
+            }
+        }
+    }
+}
+
 #[test]
 fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
     let eps = 1e-5;

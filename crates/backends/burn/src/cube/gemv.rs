@@ -549,7 +549,7 @@ fn rows_dot2<F: Float, N: Size>(
 /// A finished product of row `r`, feature `o`: `+ bias`, rounded to `F`, `+ residual`, stored.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn store_product<F: Float>(
+pub(super) fn store_product<F: Float>(
     value: f32,
     r: usize,
     o: usize,

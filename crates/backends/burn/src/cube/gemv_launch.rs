@@ -1,12 +1,14 @@
 //! Launches of the GEMV kernels (`gemv.rs`): a GEMV's folded RMSNorm as kernel arguments, the
 //! single-row launch, and the multi-row launches of batched decode (each weight row read once
-//! per step for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows, the norm run by its own kernel first).
+//! per step for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows, the norm run by its own kernel first; on
+//! tensor cores where the shapes allow, `gemv_mma_launch.rs`).
 
 use burn::tensor::DType;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
 
+use super::gemv_mma_launch::{gated_gemv_rows_mma_launch, gemv_rows_mma_launch, mma_fits};
 use super::{array, empty_like, float, gemv, gemv_grid, gemv_width, norm_launch, row_stride};
 use crate::kernels::RowNorm;
 
@@ -130,14 +132,18 @@ pub(super) fn normed_rows<R: CubeRuntime>(x: &CubeTensor<R>, norm: &Folded<R>) -
 }
 
 /// `residual + x · wᵀ (+ bias)` for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows of `x` (normalised already;
-/// shapes checked by the caller): one plane per two output features and all rows, so each
-/// weight row is read once per step whatever the batch.
+/// shapes checked by the caller), each weight row read once per step whatever the batch: on
+/// tensor cores where [`mma_fits`] (16-bit weights of tile-friendly shapes), else one plane per
+/// two output features and all rows.
 pub(super) fn gemv_rows_launch<R: CubeRuntime>(
     x: &CubeTensor<R>,
     w: &CubeTensor<R>,
     bias: Option<CubeTensor<R>>,
     residual: Option<CubeTensor<R>>,
 ) -> CubeTensor<R> {
+    if mma_fits(x, &[w]) {
+        return gemv_rows_mma_launch(x, w, bias, residual);
+    }
     let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
     let out = w.meta.shape()[0];
     let width = gemv_width(x, std::slice::from_ref(w), k);
@@ -177,12 +183,15 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
 }
 
 /// `silu(x · gateᵀ) · (x · upᵀ)` for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows of `x` (normalised already):
-/// one plane per output feature and all rows.
+/// on tensor cores where [`mma_fits`], else one plane per output feature and all rows.
 pub(super) fn gated_gemv_rows_launch<R: CubeRuntime>(
     x: &CubeTensor<R>,
     gate: &CubeTensor<R>,
     up: &CubeTensor<R>,
 ) -> CubeTensor<R> {
+    if mma_fits(x, &[gate, up]) {
+        return gated_gemv_rows_mma_launch(x, gate, up);
+    }
     let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
     let out = gate.meta.shape()[0];
     let width = gemv_width(x, &[gate.clone(), up.clone()], k);

@@ -19,6 +19,8 @@ mod attention_launch;
 mod elementwise;
 mod gemv;
 mod gemv_launch;
+mod gemv_mma;
+mod gemv_mma_launch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,6 +36,7 @@ use zoo_core::{AttentionSpec, Qkv, SeqSpan};
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
 use attention_launch::{decode_launch, NewRows};
 use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
+pub use gemv_mma_launch::tensor_core_launches;
 
 /// Kernels zoo has launched on a GPU in this process (its own and cuBLAS calls).
 static LAUNCHES: AtomicU64 = AtomicU64::new(0);
