@@ -17,14 +17,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/cuda}"
-features="cuda wgpu"
+features="cuda train-cuda wgpu"
 if [ "${1:-}" = "--candle" ]; then
   cuda_root="$(bash "$root/scripts/setup-cuda-toolkit.sh")"
   export PATH="$cuda_root/bin:$PATH" CUDA_ROOT="$cuda_root" CUDA_PATH="$cuda_root" CUDA_HOME="$cuda_root"
   export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}" LIBRARY_PATH="$cuda_root/lib64"
   # Find the GPU machine's CUDA libraries at run time (the stub libcuda.so stays here).
   export RUSTFLAGS="${RUSTFLAGS:-} -L $cuda_root/lib64 -C link-arg=-Wl,-rpath,/usr/local/cuda/lib64"
-  features="cuda candle-cuda wgpu"
+  features="cuda train-cuda candle-cuda wgpu"
 fi
 cargo build --release -p zoo-cli --features "$features" --bin zoo
 mkdir -p dist/cuda

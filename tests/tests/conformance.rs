@@ -261,14 +261,26 @@ fn serving_scenario() -> Vec<Vec<(usize, usize)>> {
     steps
 }
 
+/// Three fresh sequences of one length in one step (a training batch, a batched prefill of
+/// equal prompts: one batched attention where a backend has it), then decoded side by side.
+fn fresh_batch_scenario() -> Vec<Vec<(usize, usize)>> {
+    let mut steps = vec![vec![(0, 9), (2, 9), (1, 9)]];
+    steps.extend((0..3).map(|_| vec![(0, 1), (1, 1), (2, 1)]));
+    steps
+}
+
 #[test]
 fn attention_gqa_multi_slot_decode_and_window() {
     for (n_heads, n_kv_heads) in [(6, 2), (4, 4), (4, 1)] {
         for window in [None, Some(5), Some(1)] {
             let spec = AttentionSpec { n_heads, n_kv_heads, head_dim: 8, scale: 8f32.sqrt().recip(), window };
-            conform(&format!("attention {n_heads}/{n_kv_heads} heads, window {window:?}"), REDUCTION, |b| {
-                attention_steps(b, &spec, &serving_scenario())
-            });
+            for (name, scenario) in [("serving", serving_scenario()), ("fresh batch", fresh_batch_scenario())] {
+                conform(
+                    &format!("attention {n_heads}/{n_kv_heads} heads, window {window:?}, {name}"),
+                    REDUCTION,
+                    |b| attention_steps(b, &spec, &scenario),
+                );
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ pub mod trainer;
 
 pub use error::{Result, TrainError};
 pub use family::Family;
-pub use options::{Event, StepReport, Summary, TrainOptions};
+pub use options::{Event, Precision, StepReport, Summary, TrainOptions};
 #[cfg(feature = "cuda")]
 pub use trainer::train_cuda;
 pub use trainer::{train, train_cpu};

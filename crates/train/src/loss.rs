@@ -3,7 +3,7 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend as BurnBackend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use zoo_backend_burn::{Burn, Kernels};
 use zoo_core::{Batch, KvCache, LogitsRows, Model};
 
@@ -26,7 +26,9 @@ pub fn cross_entropy<BB: BurnBackend + Kernels>(
     let mut cache = KvCache::new(backend, &model.info().kv, windows.len(), len)?;
     let step = cache.plan(&batch, LogitsRows::All)?;
     let logits = model.forward_step(&step, &mut cache)?; // (rows·len, vocab)
+                                                         // The loss is taken in f32 whatever the model computes in (mixed precision).
     let logits = logits.burn().clone();
+    let logits = if logits.dtype() == DType::F32 { logits } else { logits.cast(DType::F32) };
     let rows = targets.len();
     let targets = Tensor::<BB, 2, Int>::from_data(TensorData::new(targets, [rows, 1]), backend.device());
     let picked = log_softmax(logits, 1).gather(1, targets); // (rows, 1)

@@ -48,6 +48,39 @@ pub struct TrainOptions {
     pub adamw: AdamWSettings,
     /// Largest global gradient norm; larger gradients are scaled down to it.
     pub clip: f32,
+    /// The type the forward and backward passes compute in; `None`: the backend's default
+    /// (f32 on the CPU, bf16 on the GPU).
+    pub precision: Option<Precision>,
+}
+
+/// What a training step computes in. Parameters, gradients and the optimizer's moments stay
+/// f32 (master weights) whatever the choice: bf16 casts the weights for each forward pass
+/// (mixed precision), and the loss is taken in f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in f32.
+    F32,
+    /// Matrix products and activations in bf16.
+    Bf16,
+}
+
+impl Precision {
+    /// `f32` or `bf16`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "f32" => Some(Self::F32),
+            "bf16" => Some(Self::Bf16),
+            _ => None,
+        }
+    }
+
+    /// As `--precision` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
 }
 
 impl TrainOptions {
@@ -73,6 +106,7 @@ impl TrainOptions {
             sample_tokens: 32,
             adamw: AdamWSettings::default(),
             clip: 1.0,
+            precision: None,
         }
     }
 }
@@ -145,4 +179,27 @@ pub struct Summary {
     pub validation_loss: f32,
     /// ln(vocab): the loss of a uniform guess.
     pub uniform_loss: f32,
+    /// Tokens trained on by this invocation, after its first two steps (warm-up: kernels
+    /// compile) when it ran more.
+    pub tokens: u64,
+    /// Seconds the steps of [`Self::tokens`] took (evaluations and checkpoints apart).
+    pub step_seconds: f64,
+    /// Model FLOPs per trained token (forward and backward): 6 per weight of every matrix
+    /// product, plus attention's `12 · layers · width · context` (the usual count, causal
+    /// masking not discounted).
+    pub flops_per_token: f64,
+    /// What the steps computed in.
+    pub precision: Precision,
+}
+
+impl Summary {
+    /// Trained tokens per second of step time.
+    pub fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.step_seconds.max(1e-9)
+    }
+
+    /// Model FLOP/s: [`Self::flops_per_token`] times [`Self::tokens_per_second`].
+    pub fn flops_per_second(&self) -> f64 {
+        self.flops_per_token * self.tokens_per_second()
+    }
 }

@@ -83,11 +83,12 @@ pub fn update<BB: AutodiffBackend>(
     lr: f64,
     clip: f32,
 ) -> Result<f32> {
-    let mut square = 0.0f64;
-    for g in grads.values() {
-        square += scalar(g.clone().powi_scalar(2).sum())? as f64;
-    }
-    let norm = square.sqrt() as f32;
+    // Summed on the device and read once: one host round trip per step, not one per parameter.
+    let square = grads.values().map(|g| g.clone().powi_scalar(2).sum()).reduce(|a, b| a + b);
+    let norm = match square {
+        Some(square) => scalar(square)?.sqrt(),
+        None => 0.0,
+    };
     let scale = if norm > clip { clip / norm } else { 1.0 };
     for spec in specs {
         let param = params.get(&spec.name).ok_or_else(|| {

@@ -13,37 +13,46 @@ use zoo_core::{Model, WeightSource};
 
 use crate::data::{Data, TokenizerSource};
 use crate::error::{Result, TrainError};
-use crate::family::{Family, ParamSpec};
+use crate::family::{self, Family, ParamSpec};
 use crate::loss_log::LossLog;
 use crate::optimizer::Optimizer;
-use crate::options::{Event, StepReport, Summary, TrainOptions};
+use crate::options::{Event, Precision, StepReport, Summary, TrainOptions};
 use crate::run_dir::{RunDir, RunState};
 use crate::schedule::Schedule;
 use crate::step::{gradients, host, update, Plan};
 use crate::tensorboard::{self as tb, EventWriter};
 
-/// Trains on burn-ndarray (the CPU) under Burn's autodiff.
+/// Steps of an invocation left out of its reported throughput when it runs more of them.
+const WARM_UP_STEPS: u64 = 2;
+
+/// Trains on burn-ndarray (the CPU, f32) under Burn's autodiff.
 pub fn train_cpu(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> Result<Summary> {
     type Cpu = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
-    train::<Cpu>(options, Default::default(), "burn-ndarray", events)
+    if options.precision == Some(Precision::Bf16) {
+        return Err(TrainError::config("--precision", "burn-ndarray trains in f32 only"));
+    }
+    train::<Cpu>(options, Default::default(), "burn-ndarray", Precision::F32, events)
 }
 
-/// Trains on burn-cuda (GPU 0, f32) under Burn's autodiff.
+/// Trains on burn-cuda (GPU 0) under Burn's autodiff: bf16 mixed precision unless
+/// `--precision f32`.
 #[cfg(feature = "cuda")]
 pub fn train_cuda(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> Result<Summary> {
     type Gpu = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
-    train::<Gpu>(options, burn::backend::cuda::CudaDevice::new(0), "cuda", events)
+    let precision = options.precision.unwrap_or(Precision::Bf16);
+    train::<Gpu>(options, burn::backend::cuda::CudaDevice::new(0), "cuda", precision, events)
 }
 
-/// Trains on the Burn backend `BB` (an `Autodiff<…>`) on `device`.
+/// Trains on the Burn backend `BB` (an `Autodiff<…>`) on `device`, computing in `precision`.
 pub fn train<BB: AutodiffBackend + Kernels>(
     options: &TrainOptions,
     device: BB::Device,
     backend_name: &'static str,
+    precision: Precision,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary> {
     check_options(options)?;
-    let mut run = Run::<BB>::start(options, device, backend_name)?;
+    let mut run = Run::<BB>::start(options, device, backend_name, precision)?;
     run.run(options, events)
 }
 
@@ -80,10 +89,11 @@ struct Run<BB: AutodiffBackend + Kernels> {
     data: Data,
     state: RunState,
     plan: Plan,
+    precision: Precision,
 }
 
 impl<BB: AutodiffBackend + Kernels> Run<BB> {
-    fn start(o: &TrainOptions, device: BB::Device, backend_name: &'static str) -> Result<Self> {
+    fn start(o: &TrainOptions, device: BB::Device, backend_name: &'static str, precision: Precision) -> Result<Self> {
         let dir = RunDir::create(&o.out)?;
         let resuming = dir.has_checkpoint();
         if o.resume != resuming {
@@ -106,7 +116,11 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
         let plan = Plan { rows, micro: o.micro_batch.min(rows), window: context + 1, seed: state.seed };
         let specs = o.family.parameters(&config)?;
         let params = Params::<BB>::new();
-        let backend = Burn::<BB>::new(backend_name, device.clone(), DType::F32).with_params(params.clone());
+        let dtype = match precision {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        };
+        let backend = Burn::<BB>::new(backend_name, device.clone(), dtype).with_params(params.clone());
         let source: Box<dyn WeightSource> = if resuming {
             Box::new(dir.open_model()?)
         } else {
@@ -119,7 +133,20 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
                 optimizer.restore(&spec.name, dir.read_moments(&moments, &spec.name, state.step as usize, &device)?);
             }
         }
-        Ok(Self { family: o.family, dir, config, specs, params, backend, source, optimizer, data, state, plan })
+        Ok(Self {
+            family: o.family,
+            dir,
+            config,
+            specs,
+            params,
+            backend,
+            source,
+            optimizer,
+            data,
+            state,
+            plan,
+            precision,
+        })
     }
 
     /// A new run: data prepared, config resolved and written.
@@ -178,6 +205,9 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
         let mut log = LossLog::open(&self.dir.train_file("loss.csv"), Some(first_step))?;
         let mut board = EventWriter::create(&self.dir.train(), (first_step > 0).then_some(first_step))?;
         let (mut train_loss, mut validation_loss) = (f32::NAN, None);
+        // Throughput over all steps, and over the steps after the first WARM_UP_STEPS
+        // (which compile the GPU's kernels).
+        let (mut all, mut warm) = ((0u64, 0.0f64), (0u64, 0.0f64));
         while total == 0 || self.state.step < total {
             if o.time.is_some_and(|t| started.elapsed() >= t)
                 || o.stop_after.is_some_and(|n| self.state.step - first_step >= n)
@@ -200,6 +230,10 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
             }
             self.state.total_steps = total;
             let seconds = began.elapsed().as_secs_f64().max(1e-9);
+            all = (all.0 + self.plan.tokens(), all.1 + seconds);
+            if self.state.step - first_step > WARM_UP_STEPS {
+                warm = (warm.0 + self.plan.tokens(), warm.1 + seconds);
+            }
             let tokens_per_second = self.plan.tokens() as f64 / seconds;
             let step = self.state.step;
             events(Event::Step(StepReport { step, total_steps: total, loss, lr, grad_norm, tokens_per_second }));
@@ -231,7 +265,17 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
         self.save(events)?;
         self.plot(events);
         let uniform_loss = (self.data.vocab_size() as f32).ln();
-        Ok(Summary { steps: self.state.step, train_loss, validation_loss, uniform_loss })
+        let (tokens, step_seconds) = if warm.0 > 0 { warm } else { all };
+        Ok(Summary {
+            steps: self.state.step,
+            train_loss,
+            validation_loss,
+            uniform_loss,
+            tokens,
+            step_seconds,
+            flops_per_token: self.flops_per_token()?,
+            precision: self.precision,
+        })
     }
 
     fn evaluate(
@@ -244,6 +288,24 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
         let sample = crate::evaluate::sample(model, &self.data.tokenizer, self.data.delimiter, o.sample_tokens)?;
         events(Event::Evaluated { step: self.state.step, validation_loss, sample: &sample });
         Ok(validation_loss)
+    }
+
+    /// Model FLOPs per trained token: 6 per weight of each matrix product (every matrix but
+    /// the embedding tables; a head tied to the token embedding counts once as a product) and
+    /// `12 · layers · width · context` for attention's scores and weighted sums.
+    fn flops_per_token(&self) -> Result<f64> {
+        let products: usize = self
+            .specs
+            .iter()
+            .filter(|s| s.shape.len() == 2 && s.decay)
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
+        let (layers, width) =
+            (family::config_usize(&self.config, "n_layer")?, family::config_usize(&self.config, "n_embd")?);
+        let tied_head =
+            if self.specs.iter().any(|s| s.name == "lm_head.weight") { 0 } else { self.data.vocab_size() * width };
+        let context = self.family.context(&self.config)?;
+        Ok(6.0 * (products + tied_head) as f64 + 12.0 * (layers * width * context) as f64)
     }
 
     /// Draws `train/loss.png` from `train/loss.csv`; a failure is a warning, not an error.

@@ -120,6 +120,9 @@ pub(crate) fn attention<BB: Kernels>(
 ) -> Result<BurnTensor<BB>> {
     validate(qkv, kv, spans, spec)?;
     kv.write(&qkv.k.t, &qkv.v.t, spans, step);
+    if let Some(len) = fresh_equal_spans(spans) {
+        return Ok(attend_fresh(qkv.map(|t| &t.t), kv, len, spans, spec, step));
+    }
     attend(&qkv.q.t, kv, spans, spec, step)
 }
 
@@ -210,6 +213,47 @@ fn attend<BB: Kernels>(
         outputs.push(out);
     }
     Ok(BurnTensor::matrix(Tensor::cat(outputs, 0)))
+}
+
+/// The length of every span when `spans` are two or more fresh sequences of one length side
+/// by side (each `past == 0`, span `i` at rows `i · len`): a training batch, or a batched
+/// prefill of equal prompts. Their attention is then one batched product over all of them.
+fn fresh_equal_spans(spans: &[SeqSpan]) -> Option<usize> {
+    let len = spans.first()?.len;
+    let fresh = spans.iter().enumerate().all(|(i, s)| s.past == 0 && s.len == len && s.start == i * len);
+    (spans.len() > 1 && len > 0 && fresh).then_some(len)
+}
+
+/// Attention of `spans` (see [`fresh_equal_spans`]) over their own keys and values, batched:
+/// `(batch · nKV, group · len, hd)` products and one masked softmax for all sequences, instead
+/// of a loop over them (what makes training steps and their backward passes a few large
+/// kernels rather than many small ones).
+fn attend_fresh<BB: Kernels>(
+    Qkv { q, k, v }: Qkv<'_, Tensor<BB, 2>>,
+    kv: &BurnKv<BB>,
+    len: usize,
+    spans: &[SeqSpan],
+    spec: &AttentionSpec,
+    step: Option<&BurnStep<BB>>,
+) -> BurnTensor<BB> {
+    let (nh, nkv, hd, batch) = (spec.n_heads, spec.n_kv_heads, spec.head_dim, spans.len());
+    let group = nh / nkv;
+    let queries = q.clone().reshape([batch, len, nkv, group, hd]).permute([0, 2, 3, 1, 4]).reshape([
+        batch * nkv,
+        group * len,
+        hd,
+    ]);
+    let by_head = |t: &Tensor<BB, 2>| {
+        t.clone().reshape([batch, len, nkv, hd]).permute([0, 2, 1, 3]).reshape([batch * nkv, len, hd])
+    };
+    let (keys, values) = (by_head(k), by_head(v));
+    let scores = kv.products.and_then(|product| product(&queries, &keys, true, spec.scale));
+    let scores = scores.unwrap_or_else(|| queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale));
+    let probs = probabilities(scores, &spans[0], 0, spec, step, q);
+    let out = kv.products.and_then(|product| product(&probs, &values, false, 1.0));
+    let out = out.unwrap_or_else(|| probs.matmul(values)); // (batch · nKV, g·len, hd)
+    let out = out.reshape([batch, nkv, group, len, hd]).permute([0, 3, 1, 2, 4]).reshape([batch * len, nh * hd]);
+    BurnTensor::matrix(out)
 }
 
 /// Softmax of span `index`'s scores `(nKV, g·len, T)` under its causal (and sliding-window)

@@ -126,25 +126,36 @@ impl<BB: Kernels> Burn<BB> {
     }
 
     /// A weight from the parameter store: the stored tensor for a known name, otherwise the
-    /// view made resident, marked as requiring gradients and stored.
+    /// view made resident in f32, marked as requiring gradients and stored. The store keeps
+    /// f32 master weights whatever the backend computes in; a backend computing in bf16 or f16
+    /// (mixed-precision training) gets a cast of the master, which Burn's autodiff
+    /// differentiates, so gradients and optimizer updates stay in f32.
     fn param(&self, params: &Params<BB>, view: &WeightView) -> Result<BurnTensor<BB>> {
-        if let Some(t) = params.get(&view.name) {
-            let [rows, cols] = t.dims();
-            if rows * cols != view.numel() {
-                return Err(Error::Shape {
-                    op: "parameter",
-                    expected: format!("`{}` with {} elements", view.name, rows * cols),
-                    got: view.shape.clone(),
-                });
-            }
-            let layout = BurnTensor::<BB>::layout(&view.shape);
-            let t = if t.dims() == layout { t } else { t.reshape(layout) };
-            return BurnTensor::with_shape(t, view.shape.clone());
-        }
         let layout = BurnTensor::<BB>::layout(&view.shape);
-        let t = Tensor::from_data(TensorData::new(view.to_f32_vec(), layout), (&self.device, self.dtype));
-        let t = t.require_grad();
-        params.insert(view.name.clone(), t.clone());
+        let master = match params.get(&view.name) {
+            Some(t) => {
+                let [rows, cols] = t.dims();
+                if rows * cols != view.numel() {
+                    return Err(Error::Shape {
+                        op: "parameter",
+                        expected: format!("`{}` with {} elements", view.name, rows * cols),
+                        got: view.shape.clone(),
+                    });
+                }
+                if t.dims() == layout {
+                    t
+                } else {
+                    t.reshape(layout)
+                }
+            }
+            None => {
+                let data = TensorData::new(view.to_f32_vec(), layout);
+                let t = Tensor::from_data(data, (&self.device, BurnDType::F32)).require_grad();
+                params.insert(view.name.clone(), t.clone());
+                t
+            }
+        };
+        let t = if self.dtype == BurnDType::F32 { master } else { master.cast(self.dtype) };
         BurnTensor::with_shape(t, view.shape.clone())
     }
 

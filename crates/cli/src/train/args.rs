@@ -33,6 +33,11 @@ pub struct TrainArgs {
     /// Backend: burn-ndarray (CPU), or cuda in builds with the train-cuda feature.
     #[arg(long, value_name = "NAME", default_value = "burn-ndarray")]
     pub backend: String,
+    /// What the forward and backward passes compute in: bf16 (mixed precision: weights cast
+    /// per pass, loss, gradients and AdamW in f32) or f32. Default: f32 on burn-ndarray, bf16
+    /// on cuda.
+    #[arg(long, value_name = "TYPE", value_parser = ["bf16", "f32"])]
+    pub precision: Option<String>,
     /// The run's total optimizer steps; a resumed run continues until step N.
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,

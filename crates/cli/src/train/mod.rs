@@ -61,6 +61,7 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
     o.resume = args.resume;
     o.save_every = args.save_every;
     o.eval_every = args.eval_every;
+    o.precision = args.precision.as_deref().and_then(zoo_train::Precision::parse);
     Ok(o)
 }
 
@@ -105,6 +106,14 @@ fn print_summary(out: &mut dyn Write, s: &Summary, args: &TrainArgs) -> Result<(
         out,
         "trained {} steps: training loss {:.3}, validation loss {:.3} (uniform guess {:.3})",
         s.steps, s.train_loss, s.validation_loss, s.uniform_loss
+    )?;
+    writeln!(
+        out,
+        "throughput: {:.0} tokens/s in {}, {:.2} TFLOP/s of model FLOPs ({:.0} per token)",
+        s.tokens_per_second(),
+        s.precision.name(),
+        s.flops_per_second() / 1e12,
+        s.flops_per_token
     )?;
     writeln!(out, "run it: zoo run --weights {} --prompt \"...\"", args.out.display())?;
     Ok(())
