@@ -204,6 +204,18 @@ fn gemv_width<R: CubeRuntime>(x: &CubeTensor<R>, ws: &[CubeTensor<R>], k: usize)
     width
 }
 
+/// A GEMV's input `x` (`k` columns) as a kernel operand, with its `norm` folded; `None` where
+/// the norm's weight does not fit or the plane kernels don't run.
+fn gemv_input<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+    x: &Tensor<B, 2>,
+    norm: Option<&RowNorm<'_, B>>,
+    k: usize,
+) -> Option<(CubeTensor<R>, Folded<R>)> {
+    let norm = Folded::new(norm, k, x.dtype())?;
+    let x = float(x);
+    runs_plane_kernels(&x.client).then_some((x, norm))
+}
+
 /// RMSNorm of `x` (of `x + residual` when given, whose sum is returned too), one cube per row.
 #[allow(clippy::type_complexity)]
 fn norm<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
@@ -331,11 +343,7 @@ where
         if residual.is_some_and(|r| r.dims() != [n, out] || r.dtype() != x.dtype()) {
             return None;
         }
-        let norm = Folded::new(norm, k, x.dtype())?;
-        let x = float(x);
-        if !runs_plane_kernels(&x.client) {
-            return None;
-        }
+        let (x, norm) = gemv_input(x, norm, k)?;
         let w = float(w);
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
@@ -371,11 +379,7 @@ where
         if layers.len() != 3 || n == 0 || n > GEMV_MAX_ROWS || !layers.iter().all(|(w, _)| fits(w)) {
             return None;
         }
-        let norm = Folded::new(norm, k, x.dtype())?;
-        let x = float(x);
-        if !runs_plane_kernels(&x.client) {
-            return None;
-        }
+        let (x, norm) = gemv_input(x, norm, k)?;
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
@@ -438,11 +442,8 @@ where
         if n == 0 || n > GEMV_MAX_ROWS || k != k_w || up.dims() != [out, k] || gate.dtype() != x.dtype() {
             return None;
         }
-        let norm = Folded::new(norm, k, x.dtype())?;
-        let (x, gate, up) = (float(x), float(gate), float(up));
-        if !runs_plane_kernels(&x.client) {
-            return None;
-        }
+        let (x, norm) = gemv_input(x, norm, k)?;
+        let (gate, up) = (float(gate), float(up));
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
             return Some(wrap(gated_gemv_rows_launch(&x, &gate, &up)));
