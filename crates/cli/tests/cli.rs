@@ -13,7 +13,7 @@ use std::process::Command;
 
 use binary::zoo;
 use default_model::default_model_present;
-use fixtures::{fixture, reference};
+use fixtures::{fixture, greedy_run_args, reference};
 
 /// Runs `args`, expecting a failure reported on one `error:` line; returns that line.
 fn zoo_fails(args: &[&str]) -> String {
@@ -130,18 +130,8 @@ fn run_json_reproduces_the_reference_tokens() {
     {
         let reference = reference(source);
         let prompt = &reference["prompts"][1];
-        let out = zoo(&[
-            "run",
-            "--weights",
-            fixture(weights).to_str().unwrap(),
-            "--prompt",
-            prompt["text"].as_str().unwrap(),
-            "--max-tokens",
-            &prompt["tokens"].as_array().unwrap().len().to_string(),
-            "--temperature",
-            "0",
-            "--json",
-        ]);
+        let args = greedy_run_args(fixture(weights).to_str().unwrap(), prompt);
+        let out = zoo(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(out.code, 0, "{weights}: {}", out.stderr);
         let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(report["model"], family);

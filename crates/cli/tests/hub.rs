@@ -12,7 +12,7 @@ mod hub_server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fixtures::{fixture, reference};
+use fixtures::{fixture, greedy_run_args, reference};
 use hub_server::{HubServer, Repo};
 use zoo::{Hub, HubError, HubId};
 
@@ -69,23 +69,9 @@ fn zoo(args: &[&str], env: &[(&str, &str)]) -> Output {
 fn run_reference(source: &str, weights: &str, env: &[(&str, &str)]) -> (serde_json::Value, String) {
     let prompt = &reference(source)["prompts"][0];
     let logits = tempfile::NamedTempFile::new().unwrap();
-    let out = zoo(
-        &[
-            "run",
-            "--weights",
-            weights,
-            "--prompt",
-            prompt["text"].as_str().unwrap(),
-            "--max-tokens",
-            &prompt["tokens"].as_array().unwrap().len().to_string(),
-            "--temperature",
-            "0",
-            "--json",
-            "--dump-logits",
-            logits.path().to_str().unwrap(),
-        ],
-        env,
-    );
+    let mut args = greedy_run_args(weights, prompt);
+    args.extend(["--dump-logits".into(), logits.path().to_str().unwrap().into()]);
+    let out = zoo(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
     assert_eq!(out.code, 0, "{weights}: {}", out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["tokens"], prompt["tokens"], "{weights}");

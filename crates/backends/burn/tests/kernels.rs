@@ -112,12 +112,31 @@ fn relative_error(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
+/// Asserts that `got` is within [`tolerance`] of `want` (by [`relative_error`]); the message is
+/// `what` and the error.
+fn assert_close(got: &[f32], want: &[f32], dtype: DType, what: &str) {
+    let err = relative_error(got, want);
+    assert!(err <= tolerance(dtype), "{what}: {err}");
+}
+
 fn tolerance(dtype: DType) -> f32 {
     if dtype == DType::F32 {
         1e-4
     } else {
         1.6e-2
     }
+}
+
+/// `x · wᵀ + residual` on the host (`x: [n, k]`, `w: [out, k]`, `residual: [n, out]`), rounded
+/// to f32.
+fn host_linear_residual(x: &[f32], w: &[f32], residual: &[f32], n: usize, k: usize, out: usize) -> Vec<f32> {
+    host_linear(x, w, None, n, k, out).iter().zip(residual).map(|(y, r)| (y + *r as f64) as f32).collect()
+}
+
+/// `silu(x · gateᵀ) · (x · upᵀ)` on the host, rounded to f32.
+fn host_gated(x: &[f32], gate: &[f32], up: &[f32], n: usize, k: usize, out: usize) -> Vec<f32> {
+    let (gh, uh) = (host_linear(x, gate, None, n, k, out), host_linear(x, up, None, n, k, out));
+    gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect()
 }
 
 #[test]
@@ -218,17 +237,9 @@ fn gemv_with_folded_norm_and_residual_matches_composition() {
                 let norm = RowNorm { weight: g.as_ref(), eps };
                 let got = planed!(Gpu::gemv(&x, &w, None, Some(&norm), Some(&r)), "gemv with norm and residual");
                 let xn = host_rms_norm(&host(&x), g.as_ref().map(host).as_deref(), n, k, eps as f64);
-                let rh = host(&r);
-                let want: Vec<f32> = host_linear(&xn, &host(&w), None, n, k, out)
-                    .iter()
-                    .zip(&rh)
-                    .map(|(y, r)| (y + *r as f64) as f32)
-                    .collect();
-                let err = relative_error(&host(&got), &want);
-                assert!(
-                    err <= tolerance(dtype),
-                    "normed gemv {dtype:?} n={n} k={k} out={out} weighted={weighted}: {err}"
-                );
+                let want = host_linear_residual(&xn, &host(&w), &host(&r), n, k, out);
+                let what = format!("normed gemv {dtype:?} n={n} k={k} out={out} weighted={weighted}");
+                assert_close(&host(&got), &want, dtype, &what);
             }
         }
     }
@@ -248,20 +259,13 @@ fn batched_gemvs_with_folded_norm_match_composition() {
             let xn = host_rms_norm(&host(&x), Some(&host(&g)), n, k, eps as f64);
             let w = random([out, k], dtype);
             let got = planed!(Gpu::gemv(&x, &w, None, Some(&norm), Some(&r)), "batched normed gemv");
-            let want: Vec<f32> = host_linear(&xn, &host(&w), None, n, k, out)
-                .iter()
-                .zip(host(&r))
-                .map(|(y, r)| (y + r as f64) as f32)
-                .collect();
-            let err = relative_error(&host(&got), &want);
-            assert!(err <= tolerance(dtype), "batched gemv {dtype:?} n={n} k={k} out={out}: {err}");
+            let want = host_linear_residual(&xn, &host(&w), &host(&r), n, k, out);
+            assert_close(&host(&got), &want, dtype, &format!("batched gemv {dtype:?} n={n} k={k} out={out}"));
             let (gate, up) = (random([out, k], dtype), random([out, k], dtype));
             let got = planed!(Gpu::gated_gemv(&x, Some(&norm), &gate, &up), "batched gated gemv");
-            let (gh, uh) =
-                (host_linear(&xn, &host(&gate), None, n, k, out), host_linear(&xn, &host(&up), None, n, k, out));
-            let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
-            let err = relative_error(&host(&got), &want);
-            assert!(err <= tolerance(dtype), "batched gated gemv {dtype:?} n={n} k={k} out={out}: {err}");
+            let want = host_gated(&xn, &host(&gate), &host(&up), n, k, out);
+            let what = format!("batched gated gemv {dtype:?} n={n} k={k} out={out}");
+            assert_close(&host(&got), &want, dtype, &what);
             if NAME == "cuda-test" && dtype == DType::BF16 {
                 let ran = zoo_backend_burn::cube::tensor_core_launches() - before;
                 assert!(ran >= 2, "bf16 n={n}: {ran} tensor-core launches, expected the gemv's and the gated gemv's");
@@ -300,11 +304,9 @@ fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
             }
             let (gate, up) = (random([out, k], dtype), random([out, k], dtype));
             let got = planed!(Gpu::gated_gemv(&x, Some(&norm), &gate, &up), "normed gated gemv");
-            let (gh, uh) =
-                (host_linear(&xn, &host(&gate), None, n, k, out), host_linear(&xn, &host(&up), None, n, k, out));
-            let want: Vec<f32> = gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
-            let err = relative_error(&host(&got), &want);
-            assert!(err <= tolerance(dtype), "normed gated_gemv {dtype:?} n={n} k={k} out={out}: {err}");
+            let want = host_gated(&xn, &host(&gate), &host(&up), n, k, out);
+            let what = format!("normed gated_gemv {dtype:?} n={n} k={k} out={out}");
+            assert_close(&host(&got), &want, dtype, &what);
         }
     }
 }
@@ -376,11 +378,8 @@ fn causal_softmax_matches_masked_softmax() {
                     want[r * total + j] = ((row[j] as f64 - best).exp() / sum) as f32;
                 }
             }
-            let err = relative_error(&host(&got), &want);
-            assert!(
-                err <= tolerance(dtype),
-                "causal_softmax {dtype:?} {heads}x{len} past {past} window {window:?}: {err}"
-            );
+            let what = format!("causal_softmax {dtype:?} {heads}x{len} past {past} window {window:?}");
+            assert_close(&host(&got), &want, dtype, &what);
         }
     }
 }

@@ -79,8 +79,7 @@ where
         launch!(
             attention::decode_split_kernel,
             &client,
-            CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32),
-            threads,
+            (CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32), threads),
             width,
             array(&q),
             array(&k_cache),
@@ -117,8 +116,7 @@ where
             launch!(
                 attention::combine_kernel,
                 &client,
-                CubeCount::new_2d(spec.n_heads as u32, n as u32),
-                threads,
+                (CubeCount::new_2d(spec.n_heads as u32, n as u32), threads),
                 array(partial.as_ref().unwrap_or(&out)),
                 array(&out),
                 splits as u32,

@@ -10,16 +10,22 @@ pub(crate) const ROW_THREADS: u32 = 1024;
 /// Most vectors of a row one RMSNorm thread holds in registers (rows up to 64 Ki bf16).
 pub(crate) const ROW_VECTORS: usize = 8;
 
+/// Publishes each plane's `plane_value` (the same in every lane of the plane) in `scratch`,
+/// one slot per plane, and waits for the whole cube; returns how many planes wrote.
+#[cube]
+fn share_planes(plane_value: f32, scratch: &mut SharedMemory<f32>) -> u32 {
+    let plane = UNIT_POS_X / PLANE_DIM;
+    if UNIT_POS_PLANE == 0 {
+        scratch[plane as usize] = plane_value;
+    }
+    sync_cube();
+    CUBE_DIM_X / PLANE_DIM
+}
+
 /// Sum of `value` over the cube, through each plane's sum and shared memory.
 #[cube]
 pub(crate) fn cube_sum(value: f32, scratch: &mut SharedMemory<f32>) -> f32 {
-    let plane_total = plane_sum(value);
-    let plane = UNIT_POS_X / PLANE_DIM;
-    if UNIT_POS_PLANE == 0 {
-        scratch[plane as usize] = plane_total;
-    }
-    sync_cube();
-    let planes = CUBE_DIM_X / PLANE_DIM;
+    let planes = share_planes(plane_sum(value), scratch);
     let mut total = 0.0f32;
     for p in 0..planes {
         total += scratch[p as usize];
@@ -31,13 +37,7 @@ pub(crate) fn cube_sum(value: f32, scratch: &mut SharedMemory<f32>) -> f32 {
 /// Largest `value` over the cube.
 #[cube]
 pub(crate) fn cube_max(value: f32, scratch: &mut SharedMemory<f32>) -> f32 {
-    let plane_best = plane_max(value);
-    let plane = UNIT_POS_X / PLANE_DIM;
-    if UNIT_POS_PLANE == 0 {
-        scratch[plane as usize] = plane_best;
-    }
-    sync_cube();
-    let planes = CUBE_DIM_X / PLANE_DIM;
+    let planes = share_planes(plane_max(value), scratch);
     let mut best = scratch[0];
     for p in 1..planes {
         let candidate = scratch[p as usize];

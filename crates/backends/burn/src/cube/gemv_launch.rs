@@ -48,21 +48,46 @@ impl<R: CubeRuntime> Folded<R> {
 
 /// A GEMV's bias and residual as kernel arguments: each tensor, or `x` as a placeholder the
 /// kernel never reads, and whether it is real.
-struct Epilogue<R: CubeRuntime> {
-    bias: CubeTensor<R>,
-    residual: CubeTensor<R>,
-    has_bias: bool,
-    has_residual: bool,
+pub(super) struct Epilogue<R: CubeRuntime> {
+    pub(super) bias: CubeTensor<R>,
+    pub(super) residual: CubeTensor<R>,
+    pub(super) has_bias: bool,
+    pub(super) has_residual: bool,
 }
 
 impl<R: CubeRuntime> Epilogue<R> {
-    fn new(bias: Option<CubeTensor<R>>, residual: Option<CubeTensor<R>>, x: &CubeTensor<R>) -> Self {
+    /// `bias` and `residual` of a GEMV of `x`.
+    pub(super) fn new(bias: Option<CubeTensor<R>>, residual: Option<CubeTensor<R>>, x: &CubeTensor<R>) -> Self {
         Self {
             has_bias: bias.is_some(),
             has_residual: residual.is_some(),
             bias: bias.unwrap_or_else(|| x.clone()),
             residual: residual.unwrap_or_else(|| x.clone()),
         }
+    }
+}
+
+/// `x · wᵀ` (shapes checked by the caller): its operands, its shape and its output.
+pub(super) struct Product<'a, R: CubeRuntime> {
+    /// The input rows.
+    pub(super) x: &'a CubeTensor<R>,
+    /// The weights, one row per output feature (the gate's, in a gated product).
+    pub(super) w: &'a CubeTensor<R>,
+    /// Rows of `x`.
+    pub(super) n: usize,
+    /// Columns of `x` and `w`.
+    pub(super) k: usize,
+    /// Rows of `w`: output features.
+    pub(super) out: usize,
+    /// The output, `[n, out]` of `w`'s type, contiguous.
+    pub(super) y: CubeTensor<R>,
+}
+
+impl<'a, R: CubeRuntime> Product<'a, R> {
+    /// `x · wᵀ`'s shape and a fresh output for it.
+    pub(super) fn new(x: &'a CubeTensor<R>, w: &'a CubeTensor<R>) -> Self {
+        let (n, k, out) = (x.meta.shape()[0], x.meta.shape()[1], w.meta.shape()[0]);
+        Self { x, w, n, k, out, y: empty_like(w, n, out) }
     }
 }
 
@@ -75,23 +100,18 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
     norm: &Folded<R>,
     residual: Option<CubeTensor<R>>,
 ) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = w.meta.shape()[0];
+    let Product { n, k, out, y, .. } = Product::new(x, w);
     let norm_w = norm.weight_or(x);
     let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
-    let y = empty_like(w, n, out);
     let ep = Epilogue::new(bias, residual, x);
-    let (dtype, client) = (w.dtype, w.client.clone());
-    let (count, planes) = gemv_grid(n, out);
     let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
     // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
     // `residual` is `[n, out]` (checked by the caller).
     unsafe {
         launch!(
             gemv::gemv_kernel,
-            &client,
-            count,
-            planes,
+            &w.client,
+            gemv_grid(n, out),
             width,
             array(x),
             array(&norm_w),
@@ -110,7 +130,7 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
             ep.has_residual,
             norm.normed,
             norm.weighted(),
-            dtype.into(),
+            w.dtype.into(),
         );
     }
     y
@@ -141,15 +161,20 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
     bias: Option<CubeTensor<R>>,
     residual: Option<CubeTensor<R>>,
 ) -> CubeTensor<R> {
-    if mma_fits(x, &[w]) {
-        return gemv_rows_mma_launch(x, w, bias, residual);
-    }
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = w.meta.shape()[0];
-    let width = gemv_width(x, std::slice::from_ref(w), k);
-    let y = empty_like(w, n, out);
+    let product = Product::new(x, w);
     let ep = Epilogue::new(bias, residual, x);
-    let (dtype, client) = (w.dtype, w.client.clone());
+    if mma_fits(x, &[w]) {
+        gemv_rows_mma_launch(&product, &ep);
+    } else {
+        gemv_rows_plane_launch(&product, &ep);
+    }
+    product.y
+}
+
+/// [`gemv_rows_launch`] on plane-per-feature-pair cubes, into `p.y`.
+fn gemv_rows_plane_launch<R: CubeRuntime>(p: &Product<'_, R>, ep: &Epilogue<R>) {
+    let (x, w, n, k, out) = (p.x, p.w, p.n, p.k, p.out);
+    let width = gemv_width(x, std::slice::from_ref(w), k);
     let cubes = (out.div_ceil(2) as u32).div_ceil(gemv::PLANES);
     // SAFETY: planes past `out` return, a plane's second feature is dropped past `out`; rows
     // past `n` read row `n - 1` and are not written; `residual` is `[n, out]` (checked by the
@@ -157,15 +182,14 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
     unsafe {
         launch!(
             gemv::gemv_rows_kernel,
-            &client,
-            CubeCount::new_1d(cubes),
-            CubeDim::new_2d(32, gemv::PLANES),
+            &w.client,
+            (CubeCount::new_1d(cubes), CubeDim::new_2d(32, gemv::PLANES)),
             width,
             array(x),
             array(w),
             array(&ep.bias),
             array(&ep.residual),
-            array(&y),
+            array(&p.y),
             (k / width) as u32,
             out as u32,
             n as u32,
@@ -176,10 +200,9 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
             rows_variant(n),
             ep.has_bias,
             ep.has_residual,
-            dtype.into(),
+            w.dtype.into(),
         );
     }
-    y
 }
 
 /// `silu(x · gateᵀ) · (x · upᵀ)` for 2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows of `x` (normalised already):
@@ -189,26 +212,30 @@ pub(super) fn gated_gemv_rows_launch<R: CubeRuntime>(
     gate: &CubeTensor<R>,
     up: &CubeTensor<R>,
 ) -> CubeTensor<R> {
+    let product = Product::new(x, gate);
     if mma_fits(x, &[gate, up]) {
-        return gated_gemv_rows_mma_launch(x, gate, up);
+        gated_gemv_rows_mma_launch(&product, up);
+    } else {
+        gated_gemv_rows_plane_launch(&product, up);
     }
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = gate.meta.shape()[0];
+    product.y
+}
+
+/// [`gated_gemv_rows_launch`] on plane-per-feature cubes, into `p.y`.
+fn gated_gemv_rows_plane_launch<R: CubeRuntime>(p: &Product<'_, R>, up: &CubeTensor<R>) {
+    let (x, gate, n, k, out) = (p.x, p.w, p.n, p.k, p.out);
     let width = gemv_width(x, &[gate.clone(), up.clone()], k);
-    let y = empty_like(gate, n, out);
-    let (dtype, client) = (x.dtype, x.client.clone());
     // SAFETY: planes past `out` return; rows past `n` read row `n - 1` and are not written.
     unsafe {
         launch!(
             gemv::gated_gemv_rows_kernel,
-            &client,
-            CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)),
-            CubeDim::new_2d(32, gemv::PLANES),
+            &x.client,
+            (CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)), CubeDim::new_2d(32, gemv::PLANES)),
             width,
             array(x),
             array(gate),
             array(up),
-            array(&y),
+            array(&p.y),
             (k / width) as u32,
             out as u32,
             n as u32,
@@ -216,8 +243,7 @@ pub(super) fn gated_gemv_rows_launch<R: CubeRuntime>(
             row_stride(gate) / width as u32,
             row_stride(up) / width as u32,
             rows_variant(n),
-            dtype.into(),
+            x.dtype.into(),
         );
     }
-    y
 }

@@ -89,27 +89,30 @@ fn stage_chunk<F: Float, N: Size>(
     tiles: &mut SharedMemory<F>,
     base: usize,
 ) {
+    stage_held::<F, N>(held_w, tiles, base, W_LOADS);
+    stage_held::<F, N>(held_x, tiles, base + MMA_FEATURES * PITCH, X_LOADS);
+}
+
+/// This lane's `loads` fetched vectors (`held`) written into a tile from `base`: vector `v` of
+/// the chunk (`lane + i · 32`) at row `v / (CHUNK / VECTOR)` (`PITCH` apart), its column in
+/// the row.
+#[cube]
+fn stage_held<F: Float, N: Size>(
+    held: &Array<Vector<F, N>>,
+    tiles: &mut SharedMemory<F>,
+    base: usize,
+    #[comptime] loads: usize,
+) {
     let per_row = CHUNK / VECTOR;
     let lane = UNIT_POS_X as usize;
     #[unroll]
-    for i in 0..W_LOADS {
+    for i in 0..loads {
         let v = lane + i * 32;
         let at = base + (v / per_row) * PITCH + (v % per_row) * VECTOR;
-        let held = held_w[i];
+        let vector = held[i];
         #[unroll]
         for e in 0..VECTOR {
-            tiles[at + e] = held[e];
-        }
-    }
-    let x_base = base + MMA_FEATURES * PITCH;
-    #[unroll]
-    for i in 0..X_LOADS {
-        let v = lane + i * 32;
-        let at = x_base + (v / per_row) * PITCH + (v % per_row) * VECTOR;
-        let held = held_x[i];
-        #[unroll]
-        for e in 0..VECTOR {
-            tiles[at + e] = held[e];
+            tiles[at + e] = vector[e];
         }
     }
 }

@@ -12,7 +12,8 @@ use super::gemv_mma::{self, CHUNK, MMA_FEATURES, MMA_K, MMA_ROWS, MMA_WARPS};
 
 /// Elements per 16-byte load of a 16-bit type.
 const VECTOR: usize = 8;
-use super::{array, empty_like, row_stride};
+use super::gemv_launch::{Epilogue, Product};
+use super::{array, row_stride};
 
 thread_local! {
     /// Tensor-core GEMVs launched from this thread.
@@ -60,81 +61,57 @@ fn grid(out: usize) -> (CubeCount, CubeDim) {
     (CubeCount::new_1d((out / MMA_FEATURES) as u32), CubeDim::new_2d(32, MMA_WARPS))
 }
 
-/// `residual + x · wᵀ (+ bias)` on tensor cores (`mma_fits` holds; `residual` is `[n, out]`).
-pub(super) fn gemv_rows_mma_launch<R: CubeRuntime>(
-    x: &CubeTensor<R>,
-    w: &CubeTensor<R>,
-    bias: Option<CubeTensor<R>>,
-    residual: Option<CubeTensor<R>>,
-) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = w.meta.shape()[0];
-    let y = empty_like(w, n, out);
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    let bias = bias.unwrap_or_else(|| x.clone());
-    let residual = residual.unwrap_or_else(|| x.clone());
-    let (dtype, client) = (w.dtype, w.client.clone());
-    let (count, dim) = grid(out);
+/// `residual + x · wᵀ (+ bias)` on tensor cores into `p.y` (`mma_fits` holds; `residual` is
+/// `[n, out]`).
+pub(super) fn gemv_rows_mma_launch<R: CubeRuntime>(p: &Product<'_, R>, ep: &Epilogue<R>) {
     // SAFETY: `mma_fits` checked that every load is an aligned 16-byte vector inside its
     // operand (rows of `x` past `n` are not read) and that the cubes cover `out` exactly; only
     // rows below `n` are written.
     unsafe {
         launch!(
             gemv_mma::gemv_rows_mma_kernel,
-            &client,
-            count,
-            dim,
+            &p.w.client,
+            grid(p.out),
             VECTOR,
-            array(x),
-            array(w),
-            array(&bias),
-            array(&residual),
-            array(&y),
-            k as u32,
-            n as u32,
-            row_stride(x) / VECTOR as u32,
-            row_stride(w) / VECTOR as u32,
-            out as u32,
-            row_stride(&residual),
-            has_bias,
-            has_residual,
-            dtype.into(),
+            array(p.x),
+            array(p.w),
+            array(&ep.bias),
+            array(&ep.residual),
+            array(&p.y),
+            p.k as u32,
+            p.n as u32,
+            row_stride(p.x) / VECTOR as u32,
+            row_stride(p.w) / VECTOR as u32,
+            p.out as u32,
+            row_stride(&ep.residual),
+            ep.has_bias,
+            ep.has_residual,
+            p.w.dtype.into(),
         );
     }
-    y
 }
 
-/// `silu(x · gateᵀ) · (x · upᵀ)` on tensor cores (`mma_fits` holds for both weights).
-pub(super) fn gated_gemv_rows_mma_launch<R: CubeRuntime>(
-    x: &CubeTensor<R>,
-    gate: &CubeTensor<R>,
-    up: &CubeTensor<R>,
-) -> CubeTensor<R> {
-    let (n, k) = (x.meta.shape()[0], x.meta.shape()[1]);
-    let out = gate.meta.shape()[0];
-    let y = empty_like(gate, n, out);
-    let (dtype, client) = (x.dtype, x.client.clone());
-    let (count, dim) = grid(out);
+/// `silu(x · gateᵀ) · (x · upᵀ)` on tensor cores into `p.y` (`mma_fits` holds for both
+/// weights).
+pub(super) fn gated_gemv_rows_mma_launch<R: CubeRuntime>(p: &Product<'_, R>, up: &CubeTensor<R>) {
     // SAFETY: as in `gemv_rows_mma_launch`; `up` has `gate`'s shape (checked by the caller).
     unsafe {
         launch!(
             gemv_mma::gated_gemv_rows_mma_kernel,
-            &client,
-            count,
-            dim,
+            &p.x.client,
+            grid(p.out),
             VECTOR,
-            array(x),
-            array(gate),
+            array(p.x),
+            array(p.w),
             array(up),
-            array(&y),
-            k as u32,
-            out as u32,
-            n as u32,
-            row_stride(x) / VECTOR as u32,
-            row_stride(gate) / VECTOR as u32,
+            array(&p.y),
+            p.k as u32,
+            p.out as u32,
+            p.n as u32,
+            row_stride(p.x) / VECTOR as u32,
+            row_stride(p.w) / VECTOR as u32,
             row_stride(up) / VECTOR as u32,
-            dtype.into(),
+            p.x.dtype.into(),
         );
     }
-    y
 }

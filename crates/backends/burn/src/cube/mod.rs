@@ -2,14 +2,16 @@
 //! registers them for `cuda`). Each kernel has a test against the Burn-op composition it
 //! replaces (`tests/kernels.rs`, run on the GPU by `scripts/gpu-check.sh`).
 
-/// Launches the `#[cube(launch_unchecked)]` kernel `$kernel` on runtime `R` with the client,
-/// grid and arguments that follow, counted by [`count_launch`]: every launch of zoo's kernels
+/// Launches the `#[cube(launch_unchecked)]` kernel `$kernel` on runtime `R` with the client, the
+/// grid (a `(CubeCount, CubeDim)` pair, as [`elementwise_count`] and [`row_grid`] give) and
+/// the arguments that follow, counted by [`count_launch`]: every launch of zoo's kernels
 /// goes through here, so none goes uncounted. It expands to the unsafe launch: the caller's
 /// `unsafe` block and its `SAFETY` comment vouch for the kernel's indexing.
 macro_rules! launch {
-    ($($kernel:ident)::+, $($arg:expr),+ $(,)?) => {{
+    ($($kernel:ident)::+, $client:expr, $grid:expr, $($arg:expr),+ $(,)?) => {{
         $crate::cube::count_launch();
-        $($kernel)::+::launch_unchecked::<R>($($arg),+)
+        let (count, dim): (::burn_cubecl::cubecl::prelude::CubeCount, ::burn_cubecl::cubecl::prelude::CubeDim) = $grid;
+        $($kernel)::+::launch_unchecked::<R>($client, count, dim, $($arg),+)
     }};
 }
 
@@ -169,6 +171,12 @@ fn vector_width_up_to(cols: usize, elem_bytes: usize, max: usize) -> usize {
     width
 }
 
+/// One cube of `threads` threads per row, for `rows` rows.
+fn row_grid(rows: usize, threads: u32) -> (CubeCount, CubeDim) {
+    (CubeCount::new_1d(rows as u32), CubeDim::new_1d(threads))
+}
+
+/// One unit per element (or pair) of `units`, in cubes of 256.
 fn elementwise_count(units: usize) -> (CubeCount, CubeDim) {
     let threads = 256u32;
     let cubes = units.div_ceil(threads as usize) as u32;
@@ -194,6 +202,18 @@ fn gemv_width<R: CubeRuntime>(x: &CubeTensor<R>, ws: &[CubeTensor<R>], k: usize)
         width /= 2;
     }
     width
+}
+
+/// A GEMV's input `x` (`k` columns) as a kernel operand, with its `norm` folded; `None` where
+/// the norm's weight does not fit or the plane kernels don't run.
+fn gemv_input<R: CubeRuntime, B: burn::tensor::backend::Backend<FloatTensorPrimitive = CubeTensor<R>>>(
+    x: &Tensor<B, 2>,
+    norm: Option<&RowNorm<'_, B>>,
+    k: usize,
+) -> Option<(CubeTensor<R>, Folded<R>)> {
+    let norm = Folded::new(norm, k, x.dtype())?;
+    let x = float(x);
+    runs_plane_kernels(&x.client).then_some((x, norm))
 }
 
 /// RMSNorm of `x` (of `x + residual` when given, whose sum is returned too), one cube per row.
@@ -238,15 +258,13 @@ fn norm_launch<R: CubeRuntime>(
     let sum = if has_residual { empty_like(&x, rows, cols) } else { empty_like(&x, 1, width) };
     let residual = residual.unwrap_or_else(|| x.clone());
     let weight = weight.unwrap_or_else(|| x.clone());
-    let (dtype, client) = (x.dtype, x.client.clone());
     // SAFETY: one cube per row; each thread reads and writes only its own vectors below
     // `vectors` (`per_thread` of them at most, `threads` apart).
     unsafe {
         launch!(
             elementwise::rms_norm_kernel,
-            &client,
-            CubeCount::new_1d(rows as u32),
-            CubeDim::new_1d(threads as u32),
+            &x.client,
+            row_grid(rows, threads as u32),
             width,
             array(&x),
             array(&residual),
@@ -261,7 +279,7 @@ fn norm_launch<R: CubeRuntime>(
             per_thread,
             has_residual,
             has_weight,
-            dtype.into(),
+            x.dtype.into(),
         );
     }
     Some((has_residual.then_some(sum), y))
@@ -289,14 +307,12 @@ where
         }
         let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), [rows * 2, 1].into(), DType::F32);
         let width = gemv_width(&x, &[], cols);
-        let (dtype, client) = (x.dtype, x.client.clone());
         // SAFETY: one cube per row; threads stride over the row's `cols / width` vectors.
         unsafe {
             launch!(
                 argmax::argmax_kernel,
-                &client,
-                CubeCount::new_1d(rows as u32),
-                CubeDim::new_1d(argmax::ARGMAX_THREADS),
+                &x.client,
+                row_grid(rows, argmax::ARGMAX_THREADS),
                 width,
                 array(&x),
                 array(&out),
@@ -304,10 +320,10 @@ where
                 row_stride(&x) / width as u32,
                 f32::NEG_INFINITY,
                 f32::NAN,
-                dtype.into(),
+                x.dtype.into(),
             );
         }
-        let bytes = client.read_one(out.handle.clone()).ok()?;
+        let bytes = x.client.read_one(out.handle.clone()).ok()?;
         let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         Some(values.chunks_exact(2).take(rows).map(|p| (p[0] as u32, p[1])).collect())
     }
@@ -327,11 +343,7 @@ where
         if residual.is_some_and(|r| r.dims() != [n, out] || r.dtype() != x.dtype()) {
             return None;
         }
-        let norm = Folded::new(norm, k, x.dtype())?;
-        let x = float(x);
-        if !runs_plane_kernels(&x.client) {
-            return None;
-        }
+        let (x, norm) = gemv_input(x, norm, k)?;
         let w = float(w);
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
@@ -367,11 +379,7 @@ where
         if layers.len() != 3 || n == 0 || n > GEMV_MAX_ROWS || !layers.iter().all(|(w, _)| fits(w)) {
             return None;
         }
-        let norm = Folded::new(norm, k, x.dtype())?;
-        let x = float(x);
-        if !runs_plane_kernels(&x.client) {
-            return None;
-        }
+        let (x, norm) = gemv_input(x, norm, k)?;
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
@@ -384,17 +392,14 @@ where
         let bias_mask = layers.iter().enumerate().map(|(i, (_, b))| u32::from(b.is_some()) << i).sum::<u32>();
         let bs: Vec<CubeTensor<R>> = layers.iter().map(|(_, b)| b.map(float).unwrap_or_else(|| x.clone())).collect();
         let features = ws.iter().map(|w| w.meta.shape()[0]).sum();
-        let (count, planes) = gemv_grid(n, features);
-        let cubes = gemv_cubes(n, features);
-        let (dtype, client) = (x.dtype, x.client.clone());
+        let staged = staged_vectors(&x.client, k, width, gemv_cubes(n, features));
         // SAFETY: each plane checks its feature against the three weights' rows; the rows of
         // `x` and the weights' columns were checked above.
         unsafe {
             launch!(
                 gemv::gemv3_kernel,
-                &client,
-                count,
-                planes,
+                &x.client,
+                gemv_grid(n, features),
                 width,
                 array(&x),
                 array(&norm_w),
@@ -417,10 +422,10 @@ where
                 row_stride(&ws[2]) / width as u32,
                 norm.eps,
                 bias_mask,
-                staged_vectors(&client, k, width, cubes),
+                staged,
                 norm.normed,
                 norm.weighted(),
-                dtype.into(),
+                x.dtype.into(),
             );
         }
         Some(ys.into_iter().map(wrap).collect())
@@ -437,11 +442,8 @@ where
         if n == 0 || n > GEMV_MAX_ROWS || k != k_w || up.dims() != [out, k] || gate.dtype() != x.dtype() {
             return None;
         }
-        let norm = Folded::new(norm, k, x.dtype())?;
-        let (x, gate, up) = (float(x), float(gate), float(up));
-        if !runs_plane_kernels(&x.client) {
-            return None;
-        }
+        let (x, norm) = gemv_input(x, norm, k)?;
+        let (gate, up) = (float(gate), float(up));
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
             return Some(wrap(gated_gemv_rows_launch(&x, &gate, &up)));
@@ -449,17 +451,14 @@ where
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[gate.clone(), up.clone(), norm_w.clone()], k);
         let y = empty_like(&gate, n, out);
-        let (dtype, client) = (x.dtype, x.client.clone());
         let strides = (row_stride(&x) / width as u32, row_stride(&gate) / width as u32, row_stride(&up) / width as u32);
-        let (count, planes) = gemv_grid(n, out);
-        let cubes = gemv_cubes(n, out);
+        let staged = staged_vectors(&x.client, k, width, gemv_cubes(n, out));
         // SAFETY: planes past `out` return; rows and columns were checked above.
         unsafe {
             launch!(
                 gemv::gated_gemv_kernel,
-                &client,
-                count,
-                planes,
+                &x.client,
+                gemv_grid(n, out),
                 width,
                 array(&x),
                 array(&norm_w),
@@ -472,10 +471,10 @@ where
                 strides.1,
                 strides.2,
                 norm.eps,
-                staged_vectors(&client, k, width, cubes),
+                staged,
                 norm.normed,
                 norm.weighted(),
-                dtype.into(),
+                x.dtype.into(),
             );
         }
         Some(wrap(y))
@@ -510,17 +509,14 @@ where
         }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
         let q_out = empty_like(&q, n, q_cols);
-        let (count, dim) = elementwise_count(n * (spec.n_heads + spec.n_kv_heads) * half);
         let dtypes = [q.dtype.into(), slots.dtype.into()];
-        let client = q.client.clone();
         // SAFETY: units past the last pair return; the cache positions were reserved by the
         // caller (every row's position is below `room`).
         unsafe {
             launch!(
                 attention::rope_kv_kernel,
-                &client,
-                count,
-                dim,
+                &q.client,
+                elementwise_count(n * (spec.n_heads + spec.n_kv_heads) * half),
                 array(&q),
                 array(&k),
                 array(&v),
@@ -555,17 +551,13 @@ where
         }
         let (gate, up) = (float(gate), float(up));
         let y = empty_like(&gate, rows, cols);
-        let (count, dim) = elementwise_count(rows * cols);
-        let dtype = gate.dtype;
-        let client = gate.client.clone();
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
             launch!(
                 elementwise::silu_mul_kernel,
-                &client,
-                count,
-                dim,
+                &gate.client,
+                elementwise_count(rows * cols),
                 array(&gate),
                 array(&up),
                 array(&y),
@@ -573,7 +565,7 @@ where
                 cols as u32,
                 row_stride(&gate),
                 row_stride(&up),
-                dtype.into(),
+                gate.dtype.into(),
             );
         }
         Some(wrap(y))
@@ -594,17 +586,13 @@ where
             return None;
         }
         let y = empty_like(&x, rows, cols);
-        let (count, dim) = elementwise_count(rows * cols / 2);
-        let dtype = x.dtype;
-        let client = x.client.clone();
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
             launch!(
                 elementwise::rope_kernel,
-                &client,
-                count,
-                dim,
+                &x.client,
+                elementwise_count(rows * cols / 2),
                 array(&x),
                 array(&cos),
                 array(&sin),
@@ -615,7 +603,7 @@ where
                 row_stride(&cos),
                 row_stride(&sin),
                 head_dim,
-                dtype.into(),
+                x.dtype.into(),
             );
         }
         Some(wrap(y))
@@ -635,17 +623,14 @@ where
             return false;
         }
         let (slots, positions) = (int(&rows.slots), int(&rows.positions));
-        let (count, dim) = elementwise_count(n * cols);
         let dtypes = [k.dtype.into(), slots.dtype.into()];
-        let client = k.client.clone();
         // SAFETY: the kernel bounds-checks its own indices against the tensors' shapes,
         // which were checked above.
         unsafe {
             launch!(
                 attention::kv_write_kernel,
-                &client,
-                count,
-                dim,
+                &k.client,
+                elementwise_count(n * cols),
                 array(&k),
                 array(&v),
                 array(&slots),
@@ -677,14 +662,12 @@ where
         }
         let probs = empty_like(&scores, rows, cols);
         let window = window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
-        let (dtype, client) = (scores.dtype, scores.client.clone());
         // SAFETY: one cube per row; threads stride over the row's `cols` columns.
         unsafe {
             launch!(
                 attention::causal_softmax_kernel,
-                &client,
-                CubeCount::new_1d(rows as u32),
-                CubeDim::new_1d(attention::SOFTMAX_THREADS),
+                &scores.client,
+                row_grid(rows, attention::SOFTMAX_THREADS),
                 array(&scores),
                 array(&probs),
                 cols as u32,
@@ -692,7 +675,7 @@ where
                 span.len as u32,
                 span.past as u32,
                 window,
-                dtype.into(),
+                scores.dtype.into(),
             );
         }
         Some(wrap(probs))
