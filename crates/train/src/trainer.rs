@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::DType;
 use serde_json::Value;
-use zoo_backend_burn::{Burn, Kernels, Params};
+use zoo_backend_burn::{Burn, DeviceHooks, Kernels, Params};
 use zoo_core::{Model, WeightSource};
 
 use crate::data::{Data, TokenizerSource};
@@ -31,7 +31,7 @@ pub fn train_cpu(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> R
     if options.precision == Some(Precision::Bf16) {
         return Err(TrainError::config("--precision", "burn-ndarray trains in f32 only"));
     }
-    train::<Cpu>(options, Default::default(), "burn-ndarray", Precision::F32, events)
+    train::<Cpu>(options, Default::default(), "burn-ndarray", Precision::F32, None, events)
 }
 
 /// Trains on burn-cuda (GPU 0) under Burn's autodiff: bf16 mixed precision unless
@@ -40,19 +40,22 @@ pub fn train_cpu(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> R
 pub fn train_cuda(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> Result<Summary> {
     type Gpu = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
     let precision = options.precision.unwrap_or(Precision::Bf16);
-    train::<Gpu>(options, burn::backend::cuda::CudaDevice::new(0), "cuda", precision, events)
+    let hooks = Some(zoo_backend_burn::cuda_train::hooks());
+    train::<Gpu>(options, burn::backend::cuda::CudaDevice::new(0), "cuda", precision, hooks, events)
 }
 
-/// Trains on the Burn backend `BB` (an `Autodiff<…>`) on `device`, computing in `precision`.
+/// Trains on the Burn backend `BB` (an `Autodiff<…>`) on `device`, computing in `precision`,
+/// with the device's `hooks` (cuBLAS products on the GPU) where it has them.
 pub fn train<BB: AutodiffBackend + Kernels>(
     options: &TrainOptions,
     device: BB::Device,
     backend_name: &'static str,
     precision: Precision,
+    hooks: Option<DeviceHooks<BB>>,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary> {
     check_options(options)?;
-    let mut run = Run::<BB>::start(options, device, backend_name, precision)?;
+    let mut run = Run::<BB>::start(options, device, backend_name, precision, hooks)?;
     run.run(options, events)
 }
 
@@ -93,7 +96,13 @@ struct Run<BB: AutodiffBackend + Kernels> {
 }
 
 impl<BB: AutodiffBackend + Kernels> Run<BB> {
-    fn start(o: &TrainOptions, device: BB::Device, backend_name: &'static str, precision: Precision) -> Result<Self> {
+    fn start(
+        o: &TrainOptions,
+        device: BB::Device,
+        backend_name: &'static str,
+        precision: Precision,
+        hooks: Option<DeviceHooks<BB>>,
+    ) -> Result<Self> {
         let dir = RunDir::create(&o.out)?;
         let resuming = dir.has_checkpoint();
         if o.resume != resuming {
@@ -120,7 +129,10 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
             Precision::F32 => DType::F32,
             Precision::Bf16 => DType::BF16,
         };
-        let backend = Burn::<BB>::new(backend_name, device.clone(), dtype).with_params(params.clone());
+        let mut backend = Burn::<BB>::new(backend_name, device.clone(), dtype).with_params(params.clone());
+        if let Some(hooks) = hooks {
+            backend = backend.with_hooks(hooks);
+        }
         let source: Box<dyn WeightSource> = if resuming {
             Box::new(dir.open_model()?)
         } else {

@@ -99,7 +99,7 @@ fn cublas_present() -> bool {
 static BLAS: Mutex<Option<usize>> = Mutex::new(None);
 
 /// `x · wᵀ` (`x: [n, k]`, `w: [out, k]`) through cuBLAS: see [`batched_matmul`].
-fn matmul_nt(x: &Tensor<Gpu, 2>, w: &Tensor<Gpu, 2>) -> Option<Tensor<Gpu, 2>> {
+pub(crate) fn matmul_nt(x: &Tensor<Gpu, 2>, w: &Tensor<Gpu, 2>) -> Option<Tensor<Gpu, 2>> {
     let ([n, _], [out, _]) = (x.dims(), w.dims());
     let y = batched_matmul(&x.clone().unsqueeze(), &w.clone().unsqueeze(), true, 1.0)?;
     Some(y.reshape([n, out]))
@@ -111,16 +111,16 @@ fn matmul_nt(x: &Tensor<Gpu, 2>, w: &Tensor<Gpu, 2>) -> Option<Tensor<Gpu, 2>> {
 /// cache) as long as their last dimension is contiguous. `None` when the shapes or types don't
 /// fit, cuBLAS is not installed, or a call fails: the caller then uses Burn's matmul. cuBLAS
 /// runs outside CubeCL's stream, so the device is synchronised before and after.
-fn batched_matmul(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, transpose_b: bool, alpha: f32) -> Option<Tensor<Gpu, 3>> {
+pub(crate) fn batched_matmul(
+    a: &Tensor<Gpu, 3>,
+    b: &Tensor<Gpu, 3>,
+    transpose_b: bool,
+    alpha: f32,
+) -> Option<Tensor<Gpu, 3>> {
     let ([batch, m, k], [batch_b, b1, b2]) = (a.dims(), b.dims());
     let (n, k_b) = if transpose_b { (b1, b2) } else { (b2, b1) };
     let dtype = a.dtype();
-    let data_type = match dtype {
-        DType::BF16 => blas_sys::cudaDataType::CUDA_R_16BF,
-        DType::F16 => blas_sys::cudaDataType::CUDA_R_16F,
-        DType::F32 => blas_sys::cudaDataType::CUDA_R_32F,
-        _ => return None,
-    };
+    let data_type = blas_type(dtype)?;
     let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
     if batch != batch_b || k != k_b || b.dtype() != dtype || ![batch, m, n, k].into_iter().all(fits) {
         return None;
@@ -138,6 +138,7 @@ fn batched_matmul(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, transpose_b: bool, alp
     // Row-major `c = a · op(b)` is column-major `cᵀ = op(b)ᵀ · aᵀ`: cuBLAS's first operand is `b`.
     let gemm = Gemm {
         transpose_first: transpose_b,
+        transpose_second: false,
         m: n,
         n: m,
         k,
@@ -156,12 +157,65 @@ fn batched_matmul(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, transpose_b: bool, alp
     Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
 }
 
-/// One column-major strided-batched `c = alpha · op(first) · second` (`op` transposes when
-/// `transpose_first`), `c: m × n` contiguous per batch; operands as (leading dimension, batch
+/// cuBLAS's name for a float type zoo multiplies in.
+fn blas_type(dtype: DType) -> Option<blas_sys::cudaDataType> {
+    match dtype {
+        DType::BF16 => Some(blas_sys::cudaDataType::CUDA_R_16BF),
+        DType::F16 => Some(blas_sys::cudaDataType::CUDA_R_16F),
+        DType::F32 => Some(blas_sys::cudaDataType::CUDA_R_32F),
+        _ => None,
+    }
+}
+
+/// `aᵀ · b` (`a: [n, m]`, `b: [n, k]`, both contiguous, one type) through cuBLAS as a new
+/// contiguous `[m, k]` tensor: the weight gradient of `x · wᵀ` (`a` the output's gradient, `b`
+/// the input), without materialising a transpose. `None` when the operands don't fit or a
+/// call fails (the caller then uses Burn's ops).
+pub(crate) fn matmul_tn(a: &Tensor<Gpu, 2>, b: &Tensor<Gpu, 2>) -> Option<Tensor<Gpu, 2>> {
+    let ([n, m], [n_b, k]) = (a.dims(), b.dims());
+    let dtype = a.dtype();
+    let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
+    if n != n_b || b.dtype() != dtype || ![n, m, k].into_iter().all(fits) {
+        return None;
+    }
+    let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
+    let contiguous = |t: &CubeTensor<CudaRuntime>, cols: usize| t.meta.strides()[..] == [cols, 1];
+    if !contiguous(&a, m) || !contiguous(&b, k) {
+        return None;
+    }
+    // Row-major `c = aᵀ · b` is column-major `cᵀ (k × m) = b_c · a_cᵀ`, where `b_c` (k × n) and
+    // `a_c` (m × n) are the row-major operands read column-major.
+    let gemm = Gemm {
+        transpose_first: false,
+        transpose_second: true,
+        m: k,
+        n: m,
+        k: n,
+        first: (k, 0),
+        second: (m, 0),
+        batch: 1,
+        alpha: 1.0,
+        data_type: blas_type(dtype)?,
+    };
+    let client = a.client.clone();
+    let c = client.empty(m * k * dtype.size());
+    let ptr = |h: burn_cubecl::cubecl::server::Handle| client.get_resource(h).ok().map(|r| r.resource().ptr);
+    let (pa, pb, pc) = (ptr(a.handle.clone())?, ptr(b.handle.clone())?, ptr(c.clone())?);
+    crate::cube::count_launch();
+    if !client.exclusive(move || gemm.run(pb, pa, pc).is_ok()).ok()? {
+        return None;
+    }
+    let t = CubeTensor::new_contiguous(client, a.device.clone(), [m, k].into(), c, dtype);
+    Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+}
+
+/// One column-major strided-batched `c = alpha · op(first) · op(second)` (`op` transposes
+/// where asked), `c: m × n` contiguous per batch; operands as (leading dimension, batch
 /// stride) in elements.
 #[derive(Clone, Copy)]
 struct Gemm {
     transpose_first: bool,
+    transpose_second: bool,
     m: usize,
     n: usize,
     k: usize,
@@ -195,7 +249,7 @@ impl Gemm {
             blas::gemm_strided_batched_ex(
                 handle,
                 op(self.transpose_first),
-                op(false),
+                op(self.transpose_second),
                 self.m as i32,
                 self.n as i32,
                 self.k as i32,

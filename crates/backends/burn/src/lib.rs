@@ -19,6 +19,8 @@ mod attention;
 pub mod cube;
 #[cfg(feature = "cuda")]
 pub mod cuda_device;
+#[cfg(all(feature = "cuda", feature = "autodiff"))]
+pub mod cuda_train;
 pub mod kernels;
 pub mod params;
 mod registry;
