@@ -73,15 +73,12 @@ class Block(nn.Module):
         return x + self.mlp(ncr.norm(x))
 
 
-class GPT(nn.Module):
+class GPT(ncr.GPT):
+    """The reference model (its parameters and names) with batched blocks and forward pass."""
+
     def __init__(self, c: ncr.GPTConfig) -> None:
-        super().__init__()
-        self.config = c
-        self.transformer = nn.ModuleDict({
-            "wte": nn.Embedding(c.vocab_size, c.n_embd),
-            "h": nn.ModuleList([Block(c) for _ in range(c.n_layer)]),
-        })
-        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        super().__init__(c)
+        self.transformer["h"] = nn.ModuleList([Block(c) for _ in range(c.n_layer)])
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         t = ids.shape[1]

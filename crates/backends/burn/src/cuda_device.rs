@@ -131,10 +131,6 @@ pub(crate) fn batched_matmul(
         (s[2] == 1 && s[1] <= i32::MAX as usize).then(|| (s[0], s[1].max(1)))
     };
     let ((a_batch, lda), (b_batch, ldb)) = (strides(&a)?, strides(&b)?);
-    let client = a.client.clone();
-    let c = client.empty(batch * m * n * dtype.size());
-    let ptr = |h: burn_cubecl::cubecl::server::Handle| client.get_resource(h).ok().map(|r| r.resource().ptr);
-    let (pa, pb, pc) = (ptr(a.handle.clone())?, ptr(b.handle.clone())?, ptr(c.clone())?);
     // Row-major `c = a · op(b)` is column-major `cᵀ = op(b)ᵀ · aᵀ`: cuBLAS's first operand is `b`.
     let gemm = Gemm {
         transpose_first: transpose_b,
@@ -148,13 +144,7 @@ pub(crate) fn batched_matmul(
         alpha,
         data_type,
     };
-    crate::cube::count_launch();
-    let done = client.exclusive(move || gemm.run(pb, pa, pc).is_ok()).ok()?;
-    if !done {
-        return None;
-    }
-    let t = CubeTensor::new_contiguous(client, a.device.clone(), [batch, m, n].into(), c, dtype);
-    Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+    gemm.launch(&b, &a, [batch, m, n], dtype)
 }
 
 /// cuBLAS's name for a float type zoo multiplies in.
@@ -197,16 +187,7 @@ pub(crate) fn matmul_tn(a: &Tensor<Gpu, 2>, b: &Tensor<Gpu, 2>) -> Option<Tensor
         alpha: 1.0,
         data_type: blas_type(dtype)?,
     };
-    let client = a.client.clone();
-    let c = client.empty(m * k * dtype.size());
-    let ptr = |h: burn_cubecl::cubecl::server::Handle| client.get_resource(h).ok().map(|r| r.resource().ptr);
-    let (pa, pb, pc) = (ptr(a.handle.clone())?, ptr(b.handle.clone())?, ptr(c.clone())?);
-    crate::cube::count_launch();
-    if !client.exclusive(move || gemm.run(pb, pa, pc).is_ok()).ok()? {
-        return None;
-    }
-    let t = CubeTensor::new_contiguous(client, a.device.clone(), [m, k].into(), c, dtype);
-    Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+    gemm.launch(&b, &a, [m, k], dtype)
 }
 
 /// One column-major strided-batched `c = alpha · op(first) · op(second)` (`op` transposes
@@ -227,6 +208,27 @@ struct Gemm {
 }
 
 impl Gemm {
+    /// Runs on `first` and `second`'s buffers into a new contiguous tensor of `shape` (row-major,
+    /// `m · n` elements per batch), or `None` when a buffer cannot be resolved or cuBLAS fails.
+    fn launch<const D: usize>(
+        self,
+        first: &CubeTensor<CudaRuntime>,
+        second: &CubeTensor<CudaRuntime>,
+        shape: [usize; D],
+        dtype: DType,
+    ) -> Option<Tensor<Gpu, D>> {
+        let client = first.client.clone();
+        let c = client.empty(shape.iter().product::<usize>() * dtype.size());
+        let ptr = |h: burn_cubecl::cubecl::server::Handle| client.get_resource(h).ok().map(|r| r.resource().ptr);
+        let (p1, p2, pc) = (ptr(first.handle.clone())?, ptr(second.handle.clone())?, ptr(c.clone())?);
+        crate::cube::count_launch();
+        if !client.exclusive(move || self.run(p1, p2, pc).is_ok()).ok()? {
+            return None;
+        }
+        let t = CubeTensor::new_contiguous(client, first.device.clone(), shape.into(), c, dtype);
+        Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
+    }
+
     /// Runs on CubeCL's runner thread (its CUDA context current): waits for CubeCL's queued
     /// work, multiplies on cuBLAS's stream, and waits for that.
     fn run(self, first: u64, second: u64, c: u64) -> Result<(), String> {
