@@ -21,6 +21,7 @@ mod matmul_half;
 mod matmul_int8;
 mod norm;
 mod rope;
+mod sgemm;
 mod tensor;
 
 use zoo_core::registry::{BackendEntry, BackendOptions};
