@@ -183,7 +183,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
     if crate::sgemm::available() {
         let packed = PackedX::new(x, n, k);
-        return par_column_blocks(n, out_features, GEMM_COLS, out, |first, cols, part| {
+        return par_column_blocks(n, out_features, SGEMM_COLS, out, |first, cols, part| {
             crate::sgemm::multiply(&packed, &w[first * k..(first + cols) * k], cols, part)
         });
     }
@@ -204,7 +204,8 @@ pub(crate) fn gemm_dequantized(
     out: &mut [f32],
 ) {
     let packed = crate::sgemm::available().then(|| PackedX::new(x, n, k));
-    par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
+    let block = if packed.is_some() { SGEMM_COLS } else { GEMM_COLS };
+    par_column_blocks(n, out_features, block, out, |first, rows, part| {
         let mut tile = Vec::with_capacity(rows * k);
         w.dequantize_range(first * k..(first + rows) * k, &mut tile);
         match &packed {
@@ -214,8 +215,10 @@ pub(crate) fn gemm_dequantized(
     });
 }
 
-/// Output features per parallel task of the GEMM paths.
+/// Output features per parallel task of the GEMM paths on matrixmultiply.
 pub(crate) const GEMM_COLS: usize = 128;
+/// The same for [`crate::sgemm`].
+pub(crate) const SGEMM_COLS: usize = 64;
 
 /// `out = x · wᵀ` on the calling thread (matrixmultiply is built without its own threads:
 /// rayon is the one pool, so the two never compete for cores).
