@@ -6,6 +6,8 @@
 //! AVX-512 kernel ([`crate::sgemm`]) where [`crate::isa`] allows it, else matrixmultiply's
 //! through ndarray.
 
+use std::borrow::Cow;
+
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -178,23 +180,22 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     lanes + a[i..n].iter().zip(&b[i..n]).map(|(x, y)| x * y).sum::<f32>()
 }
 
-/// `out = x · wᵀ` for many rows: blocks of [`GEMM_COLS`] output features in parallel, each a
-/// single-threaded GEMM ([`crate::sgemm`] on the activations packed once, or matrixmultiply).
+/// `out = x · wᵀ` for many rows: blocks of output features in parallel, each a single-threaded
+/// GEMM ([`crate::sgemm`] on the activations packed once, or matrixmultiply on blocks of
+/// [`GEMM_COLS`]).
 pub(crate) fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
     if crate::sgemm::available() {
         let packed = PackedX::new(x, n, k);
-        return par_column_blocks(n, out_features, SGEMM_COLS, out, |first, cols, part| {
-            crate::sgemm::multiply(&packed, &w[first * k..(first + cols) * k], cols, part)
-        });
+        return crate::sgemm::gemm(&packed, out_features, out, |r| Cow::Borrowed(&w[r.start * k..r.end * k]));
     }
     par_column_blocks(n, out_features, GEMM_COLS, out, |first, cols, part| {
         gemm_serial(x, &w[first * k..(first + cols) * k], n, k, cols, part)
     });
 }
 
-/// `out = x · wᵀ` for many rows and a quantised `w`: tiles of [`GEMM_COLS`] weight rows are
-/// dequantised to f32 (row-major, as [`crate::sgemm`] reads them) and multiplied with a GEMM,
-/// the tiles in parallel.
+/// `out = x · wᵀ` for many rows and a quantised `w`: tiles of weight rows are dequantised to
+/// f32 (row-major, as [`crate::sgemm`] reads them) and multiplied with a GEMM, the tiles in
+/// parallel.
 pub(crate) fn gemm_dequantized(
     x: &[f32],
     w: &impl DequantizeRange,
@@ -203,22 +204,23 @@ pub(crate) fn gemm_dequantized(
     out_features: usize,
     out: &mut [f32],
 ) {
-    let packed = crate::sgemm::available().then(|| PackedX::new(x, n, k));
-    let block = if packed.is_some() { SGEMM_COLS } else { GEMM_COLS };
-    par_column_blocks(n, out_features, block, out, |first, rows, part| {
+    if crate::sgemm::available() {
+        let packed = PackedX::new(x, n, k);
+        return crate::sgemm::gemm(&packed, out_features, out, |r| {
+            let mut tile = Vec::with_capacity(r.len() * k);
+            w.dequantize_range(r.start * k..r.end * k, &mut tile);
+            Cow::Owned(tile)
+        });
+    }
+    par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
         let mut tile = Vec::with_capacity(rows * k);
         w.dequantize_range(first * k..(first + rows) * k, &mut tile);
-        match &packed {
-            Some(packed) => crate::sgemm::multiply(packed, &tile, rows, part),
-            None => gemm_serial(x, &tile, n, k, rows, part),
-        }
+        gemm_serial(x, &tile, n, k, rows, part);
     });
 }
 
 /// Output features per parallel task of the GEMM paths on matrixmultiply.
 pub(crate) const GEMM_COLS: usize = 128;
-/// The same for [`crate::sgemm`].
-pub(crate) const SGEMM_COLS: usize = 64;
 
 /// `out = x · wᵀ` on the calling thread (matrixmultiply is built without its own threads:
 /// rayon is the one pool, so the two never compete for cores).

@@ -7,12 +7,14 @@
 //! from its row as stored. The weights, the large operand that every block of output features
 //! reads for itself, are thus never packed or transposed: f32 weights are read in place and
 //! compressed ones from the row-major tile they are dequantised into. The price is an output
-//! in `[feature][token]` order, which [`multiply`] transposes once at the end (`n · cols`
+//! in `[feature][token]` order, which [`gemm`] transposes once at the end (`n · cols`
 //! moves against `n · cols · k` FMAs).
 //!
 //! Blocking: the inner dimension goes by slices of [`KC`] steps; within a slice each token
 //! panel (`KC · NR` floats, 32 KiB) stays in L1 while every block of weight rows passes over
 //! it, and the slice of the weight tile (`cols · KC` floats) stays in L2 across the panels.
+//!
+//! [`gemm`] runs blocks of [`COLS`] weight rows in parallel (rayon).
 //!
 //! [`available`] says whether to use it ([`crate::isa`] at [`Isa::Avx512`] or above); other
 //! CPUs keep matrixmultiply's GEMM (`crate::matmul::gemm_serial`).
@@ -21,7 +23,10 @@
 mod avx512;
 mod pack;
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::ops::Range;
+
+use rayon::prelude::*;
 
 use crate::isa::{isa, Isa};
 
@@ -34,33 +39,49 @@ pub const MR: usize = 12;
 /// Steps of the inner dimension per slice.
 pub const KC: usize = 256;
 
-/// Whether [`multiply`] runs here (and the GEMM paths should use it).
+/// Whether [`gemm`] runs here (and the GEMM paths should use it).
 pub fn available() -> bool {
     cfg!(target_arch = "x86_64") && isa() >= Isa::Avx512
 }
 
-thread_local! {
-    /// Each thread's `[cols, n]` product, before [`multiply`] transposes it.
-    static TRANSPOSED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
+/// Weight rows (output features) per parallel task.
+pub const COLS: usize = 64;
+/// Output rows per parallel task of the final transposition.
+const TRANSPOSE_ROWS: usize = 16;
 
-/// `out = x · wᵀ` (`out` `[x.n, cols]`, row-major) for the `cols` weight rows `w` (`[cols, x.k]`,
-/// row-major), on the calling thread.
+/// `out = x · wᵀ` (`out` `[x.n, m]`, row-major) for `m` weight rows of `x.k` elements, in
+/// parallel by blocks of [`COLS`] rows: `tile(rows)` gives the rows `rows` of `w` as f32,
+/// row-major (borrowed from f32 weights, or dequantised).
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F or a length does not match.
-pub fn multiply(x: &PackedX, w: &[f32], cols: usize, out: &mut [f32]) {
+pub fn gemm<'w>(x: &PackedX, m: usize, out: &mut [f32], tile: impl Fn(Range<usize>) -> Cow<'w, [f32]> + Sync) {
     let (n, k) = (x.n, x.k);
-    assert_eq!(w.len(), cols * k, "w is [cols, k]");
-    assert_eq!(out.len(), n * cols, "out is [n, cols]");
-    TRANSPOSED.with(|cell| {
-        let mut t = cell.borrow_mut();
-        t.clear();
-        t.resize(cols * n, 0.0);
-        multiply_transposed(x, w, cols, &mut t);
-        for (i, row) in out.chunks_exact_mut(cols).enumerate() {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = t[j * n + i];
+    assert_eq!(out.len(), n * m, "out is [n, m]");
+    if out.is_empty() {
+        return;
+    }
+    // Each block's product as `[feature][token]`, then all of them transposed into `out` by
+    // groups of rows (reading each block's tokens in runs, writing each row's features in runs).
+    let parts: Vec<Vec<f32>> = (0..m.div_ceil(COLS))
+        .into_par_iter()
+        .map(|b| {
+            let rows = b * COLS..m.min((b + 1) * COLS);
+            let w = tile(rows.clone());
+            assert_eq!(w.len(), rows.len() * k, "a tile is [rows, k]");
+            let mut part = vec![0f32; rows.len() * n];
+            multiply_transposed(x, &w, rows.len(), &mut part);
+            part
+        })
+        .collect();
+    out.par_chunks_mut(TRANSPOSE_ROWS * m).enumerate().for_each(|(chunk, dst)| {
+        let (first_row, rows) = (chunk * TRANSPOSE_ROWS, dst.len() / m);
+        for (b, part) in parts.iter().enumerate() {
+            for (j, tokens) in part.chunks_exact(n).enumerate() {
+                let column = b * COLS + j;
+                for (row, &value) in tokens[first_row..first_row + rows].iter().enumerate() {
+                    dst[row * m + column] = value;
+                }
             }
         }
     });
@@ -135,7 +156,7 @@ mod tests {
                     let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
                     let w: Vec<f32> = (0..cols * k).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
                     let mut got = vec![f32::NAN; n * cols];
-                    multiply(&PackedX::new(&x, n, k), &w, cols, &mut got);
+                    gemm(&PackedX::new(&x, n, k), cols, &mut got, |r| Cow::Borrowed(&w[r.start * k..r.end * k]));
                     let (want, scale) = reference(&x, &w, n, k, cols);
                     for (at, ((&g, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
                         let tolerance = 1e-6 * s.max(1.0);
@@ -152,7 +173,7 @@ mod tests {
             return;
         }
         let mut got = vec![f32::NAN; 3 * 5];
-        multiply(&PackedX::new(&[], 3, 0), &[], 5, &mut got);
+        gemm(&PackedX::new(&[], 3, 0), 5, &mut got, |_| Cow::Borrowed(&[]));
         assert!(got.iter().all(|&v| v == 0.0));
     }
 }
