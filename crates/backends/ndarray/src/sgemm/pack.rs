@@ -7,6 +7,9 @@ use rayon::prelude::*;
 
 use super::NR;
 
+/// Steps per group of the packing loop (16 steps of [`NR`] tokens: 2 KiB).
+const STEPS: usize = 16;
+
 /// `x` (`[n, k]`, row-major) packed into panels of [`NR`] tokens.
 pub struct PackedX {
     /// `panels · k · NR` elements: panel `i`'s step `p`, token `t` at `(i · k + p) · NR + t`.
@@ -24,10 +27,15 @@ impl PackedX {
         let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
         if k > 0 {
             data.par_chunks_mut(k * NR).enumerate().for_each(|(panel, dst)| {
-                let first = panel * NR;
-                for (t, row) in x[first * k..].chunks_exact(k).take(NR).enumerate() {
-                    for (p, &value) in row.iter().enumerate() {
-                        dst[p * NR + t] = value;
+                let rows: Vec<&[f32]> = x[panel * NR * k..].chunks_exact(k).take(NR).collect();
+                // By groups of [`STEPS`] steps, so that the strided writes stay in one L1-sized
+                // block while each row is read in runs.
+                for (group, block) in dst.chunks_mut(STEPS * NR).enumerate() {
+                    let steps = group * STEPS..group * STEPS + block.len() / NR;
+                    for (t, row) in rows.iter().enumerate() {
+                        for (step, &value) in row[steps.clone()].iter().enumerate() {
+                            block[step * NR + t] = value;
+                        }
                     }
                 }
             });
