@@ -1,10 +1,11 @@
-//! Times one decode-sized `linear` (one activation row) per weight type on the `ndarray`
-//! backend, to compare kernels on this machine: nanoseconds per weight row and GB/s of weight
-//! bytes read. The weights are synthetic (varied bytes, small finite scales), the size that of
-//! a 0.5B model's MLP projection unless given.
+//! Times one decode-sized `linear` (one activation row, or `TOKENS` of them for the prefill
+//! GEMM) per weight type on the `ndarray` backend, to compare kernels on this machine:
+//! nanoseconds per weight row, GB/s of weight bytes read and GFLOP/s. The weights are
+//! synthetic (varied bytes, small finite scales), the size that of a 0.5B model's MLP
+//! projection unless given.
 //!
 //! ```sh
-//! cargo run --release -p zoo-backend-ndarray --example linear_bench -- [ROWS COLS] [THREADS]
+//! cargo run --release -p zoo-backend-ndarray --example linear_bench -- [ROWS COLS] [THREADS] [TOKENS]
 //! ZOO_CPU_KERNELS=avx512 cargo run --release ...   # another kernel family (here: no VNNI)
 //! ```
 
@@ -21,30 +22,35 @@ fn main() {
         _ => (4864, 896),
     };
     let threads = args.get(2).copied().unwrap_or(1);
+    let tokens = args.get(3).copied().unwrap_or(1).max(1);
     let backend = NdArray::new(Some(threads));
-    let x = NdTensor::new((0..cols).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect(), vec![1, cols]).unwrap();
+    let x = (0..tokens * cols).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+    let x = NdTensor::new(x, vec![tokens, cols]).unwrap();
     println!(
-        "linear [1, {cols}] x [{rows}, {cols}]ᵀ, {threads} thread(s), kernels {:?}",
+        "linear [{tokens}, {cols}] x [{rows}, {cols}]ᵀ, {threads} thread(s), kernels {:?}",
         zoo_backend_ndarray::isa::isa()
     );
-    // Every compressed weight type (f32 and i8 are not weight formats this times).
-    for dtype in DType::ALL.into_iter().filter(|d| !matches!(d, DType::F32 | DType::I8)) {
+    // Every compressed weight type, and f32 for the GEMM (i8 is not a weight format this times).
+    for dtype in DType::ALL.into_iter().filter(|d| *d != DType::I8 && (tokens > 1 || *d != DType::F32)) {
         if cols % dtype.block_size() != 0 {
             continue;
         }
         let bytes = weight_bytes(dtype, rows * cols);
         let len = bytes.len();
-        let w = if dtype.is_block_quantized() {
+        let w = if dtype == DType::F32 {
+            let values = (0..rows * cols).map(|i| 0.01 * ((i % 11) as f32 - 5.0)).collect();
+            NdTensor::new(values, vec![rows, cols])
+        } else if dtype.is_block_quantized() {
             NdTensor::blocks(dtype, Bytes::from_vec(bytes), vec![rows, cols])
         } else {
             NdTensor::float16(dtype, Bytes::from_vec(bytes), vec![rows, cols])
         }
         .unwrap();
-        let calls = (40_000_000 / len).clamp(4, 2_000);
+        let calls = (40_000_000 / len / tokens).clamp(2, 2_000);
         let mut best = f64::MAX;
         // On a pool thread, as a decode step runs its ops (`Backend::scoped`).
         backend.scoped(&mut || {
-            for _ in 0..40 {
+            for _ in 0..(40 / tokens.min(8)) {
                 let start = Instant::now();
                 for _ in 0..calls {
                     std::hint::black_box(backend.linear(&x, &w, None).unwrap());
@@ -53,16 +59,20 @@ fn main() {
             }
         });
         println!(
-            "{dtype:>5}: {:8.1} µs per call, {:6.2} ns per row, {:6.1} GB/s",
+            "{dtype:>5}: {:8.1} µs per call, {:6.2} ns per row, {:6.1} GB/s, {:6.1} GFLOP/s",
             best * 1e6,
             best * 1e9 / rows as f64,
-            len as f64 / best / 1e9
+            len as f64 / best / 1e9,
+            2.0 * (tokens * rows * cols) as f64 / best / 1e9
         );
     }
 }
 
 /// `numel` elements of `dtype` as bytes: varied quants, every f16 scale small and finite.
 fn weight_bytes(dtype: DType, numel: usize) -> Vec<u8> {
+    if dtype == DType::F32 {
+        return vec![0; 4 * numel]; // only its length is used
+    }
     let len = dtype.bytes_for(numel).expect("whole blocks");
     let mut data: Vec<u8> = (0..len).map(|i| ((i * 37 + i / 7) % 256) as u8).collect();
     let scale = |i: usize| f16::from_f32(0.001 + 0.0007 * (i % 5) as f32).to_le_bytes();

@@ -1,11 +1,12 @@
 //! # zoo-backend-ndarray
 //!
-//! zoo's own CPU backend. Computes in f32 on ndarray + matrixmultiply, with rayon spreading
-//! matrix products and attention heads over all cores. f32 weights that are aligned in the
-//! checkpoint's memory map are used in place; f16/bf16 matrices stay 16-bit, int8 weights stay
-//! int8 and ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`) stay blocks, widened row by row (group by
-//! group, block by block) inside `linear` and `embedding`. The kernels use AVX-512 or AVX2 where
-//! the CPU has them ([`isa`]; `ZOO_CPU_KERNELS` caps the choice).
+//! zoo's own CPU backend. Computes in f32 on ndarray, with rayon spreading matrix products and
+//! attention heads over all cores; the matrix products of long inputs (prefill) run on zoo's
+//! own AVX-512 GEMM (`sgemm`), or matrixmultiply's on CPUs without AVX-512. f32 weights that
+//! are aligned in the checkpoint's memory map are used in place; f16/bf16 matrices stay 16-bit,
+//! int8 weights stay int8 and ggml blocks (`Q8_0`, `Q4_0`, `Q4_1`) stay blocks, widened row by
+//! row (group by group, block by block) inside `linear` and `embedding`. The kernels use
+//! AVX-512 or AVX2 where the CPU has them ([`isa`]; `ZOO_CPU_KERNELS` caps the choice).
 //!
 //! Registered as `ndarray`, the default backend on CPU.
 
@@ -21,6 +22,7 @@ mod matmul_half;
 mod matmul_int8;
 mod norm;
 mod rope;
+mod sgemm;
 mod tensor;
 
 use zoo_core::registry::{BackendEntry, BackendOptions};

@@ -2,14 +2,18 @@
 //!
 //! Decode steps multiply a few rows by a large matrix, which is bound by reading the weights:
 //! there we split the output features across threads and stream each weight row once. Longer
-//! inputs (prefill) go to matrixmultiply's blocked GEMM through ndarray, on blocks of output
-//! features in parallel.
+//! inputs (prefill) go to a blocked GEMM on blocks of output features in parallel: zoo's own
+//! AVX-512 kernel ([`crate::sgemm`]) where [`crate::isa`] allows it, else matrixmultiply's
+//! through ndarray.
+
+use std::borrow::Cow;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use zoo_core::{Error, Result};
 
+use crate::sgemm::PackedX;
 use crate::tensor::{DequantizeRange, NdTensor};
 
 /// Up to this many input rows, use the row-streaming kernel.
@@ -176,16 +180,22 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     lanes + a[i..n].iter().zip(&b[i..n]).map(|(x, y)| x * y).sum::<f32>()
 }
 
-/// `out = x · wᵀ` for many rows: blocks of [`GEMM_COLS`] output features in parallel, each a
-/// single-threaded matrixmultiply GEMM.
+/// `out = x · wᵀ` for many rows: blocks of output features in parallel, each a single-threaded
+/// GEMM ([`crate::sgemm`] on the activations packed once, or matrixmultiply on blocks of
+/// [`GEMM_COLS`]).
 pub(crate) fn gemm(x: &[f32], w: &[f32], n: usize, k: usize, out_features: usize, out: &mut [f32]) {
+    if crate::sgemm::available() {
+        let packed = PackedX::new(x, n, k);
+        return crate::sgemm::gemm(&packed, out_features, out, |r| Cow::Borrowed(&w[r.start * k..r.end * k]));
+    }
     par_column_blocks(n, out_features, GEMM_COLS, out, |first, cols, part| {
         gemm_serial(x, &w[first * k..(first + cols) * k], n, k, cols, part)
     });
 }
 
-/// `out = x · wᵀ` for many rows and a quantised `w`: tiles of [`GEMM_COLS`] weight rows are
-/// dequantised to f32 and multiplied with a GEMM, the tiles in parallel.
+/// `out = x · wᵀ` for many rows and a quantised `w`: tiles of weight rows are dequantised to
+/// f32 (row-major, as [`crate::sgemm`] reads them) and multiplied with a GEMM, the tiles in
+/// parallel.
 pub(crate) fn gemm_dequantized(
     x: &[f32],
     w: &impl DequantizeRange,
@@ -194,6 +204,14 @@ pub(crate) fn gemm_dequantized(
     out_features: usize,
     out: &mut [f32],
 ) {
+    if crate::sgemm::available() {
+        let packed = PackedX::new(x, n, k);
+        return crate::sgemm::gemm(&packed, out_features, out, |r| {
+            let mut tile = Vec::with_capacity(r.len() * k);
+            w.dequantize_range(r.start * k..r.end * k, &mut tile);
+            Cow::Owned(tile)
+        });
+    }
     par_column_blocks(n, out_features, GEMM_COLS, out, |first, rows, part| {
         let mut tile = Vec::with_capacity(rows * k);
         w.dequantize_range(first * k..(first + rows) * k, &mut tile);
@@ -201,7 +219,7 @@ pub(crate) fn gemm_dequantized(
     });
 }
 
-/// Output features per parallel task of the GEMM paths.
+/// Output features per parallel task of the GEMM paths on matrixmultiply.
 pub(crate) const GEMM_COLS: usize = 128;
 
 /// `out = x · wᵀ` on the calling thread (matrixmultiply is built without its own threads:
@@ -268,6 +286,36 @@ mod tests {
             let want = naive(&x, &w, n, k, m);
             for (g, e) in got.values().iter().zip(&want) {
                 assert!((g - e).abs() < 1e-4, "{g} vs {e} at {:?}", (n, k, m));
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_paths_match_the_f64_product_on_odd_shapes() {
+        // `gemm` as dispatched (the AVX-512 kernel unless `ZOO_CPU_KERNELS` caps it) and
+        // matrixmultiply's `gemm_serial` (the fallback) on every CPU.
+        for n in 1..=40 {
+            for k in [1, 7, 33, 64, 250] {
+                for m in [1, 17, 32, 33, 130] {
+                    let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+                    let w: Vec<f32> = (0..m * k).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
+                    let mut dispatched = vec![f32::NAN; n * m];
+                    gemm(&x, &w, n, k, m, &mut dispatched);
+                    let mut fallback = vec![f32::NAN; n * m];
+                    gemm_serial(&x, &w, n, k, m, &mut fallback);
+                    for (at, (&a, &b)) in dispatched.iter().zip(&fallback).enumerate() {
+                        let (i, j) = (at / m, at % m);
+                        let products = (0..k).map(|t| f64::from(x[i * k + t]) * f64::from(w[j * k + t]));
+                        let (want, scale) = products.fold((0f64, 0f64), |(s, a), p| (s + p, a + p.abs()));
+                        for got in [a, b] {
+                            assert!(
+                                (f64::from(got) - want).abs() <= 1e-6 * scale.max(1.0),
+                                "{got} vs {want} at {:?}",
+                                (n, k, m, i, j)
+                            );
+                        }
+                    }
+                }
             }
         }
     }
