@@ -18,8 +18,17 @@ use crate::tensor::{DequantizeRange, NdTensor};
 
 /// Up to this many input rows, use the row-streaming kernel.
 pub(crate) const GEMV_MAX_ROWS: usize = 4;
-/// The same for block-quantised weights, whose GEMM path dequantises every weight first.
-pub(crate) const BLOCK_GEMV_MAX_ROWS: usize = 16;
+/// Up to how many input rows block-quantised weights use the row-streaming kernel: their GEMM
+/// path dequantises every weight first, which pays off from 13 rows with zoo's AVX-512 GEMM
+/// (a 16-row step, as `zoo serve` batches 16 sequences: 1.2–1.3× faster on SmolLM2 Q4_1 and the
+/// 415M Q4_0/Q4_K_M, equal at 12 rows, slower at 8) and from 17 with matrixmultiply's.
+pub(crate) fn block_gemv_max_rows() -> usize {
+    if crate::sgemm::available() {
+        12
+    } else {
+        16
+    }
+}
 /// Output features per parallel task in the row-streaming kernel.
 pub(crate) const GEMV_CHUNK: usize = 64;
 
@@ -45,7 +54,7 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
     let mut out = vec![0f32; n * out_features];
     let blocks = w.quant_blocks().filter(|b| k % b.dtype.block_size() == 0);
     if let Some(b) = blocks {
-        if n <= BLOCK_GEMV_MAX_ROWS {
+        if n <= block_gemv_max_rows() {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
         } else {
             gemm_dequantized(x.values(), b, n, k, out_features, &mut out);

@@ -31,7 +31,7 @@ mod tests {
     use zoo_core::{Bytes, DType, WeightView};
 
     use crate::block_dot::Activations;
-    use crate::matmul::{linear, BLOCK_GEMV_MAX_ROWS};
+    use crate::matmul::{block_gemv_max_rows, linear};
     use crate::tensor::NdTensor;
 
     /// A weight of `dtype` blocks with varied scales, mins and values, and the f32 weight it
@@ -60,7 +60,7 @@ mod tests {
                 let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
                 // Decode-sized inputs meet the weights as the kernels see them (16 bits for the
                 // 4-bit types, f32 for Q8_0); the result is exact on those.
-                let x_seen: Vec<f32> = if n <= BLOCK_GEMV_MAX_ROWS {
+                let x_seen: Vec<f32> = if n <= block_gemv_max_rows() {
                     x.chunks(k).flat_map(|row| Activations::new(dtype, row).seen()).collect()
                 } else {
                     x.clone()
