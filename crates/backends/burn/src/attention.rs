@@ -111,6 +111,26 @@ impl<BB: BurnBackend> BurnKv<BB> {
     }
 }
 
+impl<BB: Kernels> BurnKv<BB> {
+    /// `softmax(q · kᵀ · scale, masked) · v` for queries grouped by kv head, `(heads, g·len, hd)`
+    /// against keys and values `(heads, T, hd)`: the products through the device's BLAS where
+    /// it has one, else Burn's matmul; span `index`'s mask (`like` gives its device and type).
+    fn weigh(
+        &self,
+        Qkv { q, k, v }: Qkv<'_, Tensor<BB, 3>>,
+        (index, span): (usize, &SeqSpan),
+        spec: &AttentionSpec,
+        step: Option<&BurnStep<BB>>,
+        like: &Tensor<BB, 2>,
+    ) -> Tensor<BB, 3> {
+        let scores = self.products.and_then(|product| product(q, k, true, spec.scale));
+        let scores = scores.unwrap_or_else(|| q.clone().matmul(k.clone().swap_dims(1, 2)).mul_scalar(spec.scale));
+        let probs = probabilities(scores, span, index, spec, step, like);
+        let out = self.products.and_then(|product| product(&probs, v, false, 1.0));
+        out.unwrap_or_else(|| probs.matmul(v.clone()))
+    }
+}
+
 pub(crate) fn attention<BB: Kernels>(
     qkv: Qkv<'_, BurnTensor<BB>>,
     kv: &mut BurnKv<BB>,
@@ -204,11 +224,7 @@ fn attend<BB: Kernels>(
             .reshape([span.len, nkv, group, hd])
             .permute([1, 2, 0, 3])
             .reshape([nkv, group * span.len, hd]);
-        let scores = kv.products.and_then(|product| product(&queries, &keys, true, spec.scale));
-        let scores = scores.unwrap_or_else(|| queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale)); // (nKV, g·len, T)
-        let probs = probabilities(scores, span, index, spec, step, q);
-        let out = kv.products.and_then(|product| product(&probs, &values, false, 1.0));
-        let out = out.unwrap_or_else(|| probs.matmul(values)); // (nKV, g·len, hd)
+        let out = kv.weigh(Qkv::new(&queries, &keys, &values), (index, span), spec, step, q); // (nKV, g·len, hd)
         let out = out.reshape([nkv, group, span.len, hd]).permute([2, 0, 1, 3]).reshape([span.len, nh * hd]);
         outputs.push(out);
     }
@@ -247,11 +263,8 @@ fn attend_fresh<BB: Kernels>(
         t.clone().reshape([batch, len, nkv, hd]).permute([0, 2, 1, 3]).reshape([batch * nkv, len, hd])
     };
     let (keys, values) = (by_head(k), by_head(v));
-    let scores = kv.products.and_then(|product| product(&queries, &keys, true, spec.scale));
-    let scores = scores.unwrap_or_else(|| queries.matmul(keys.swap_dims(1, 2)).mul_scalar(spec.scale));
-    let probs = probabilities(scores, &spans[0], 0, spec, step, q);
-    let out = kv.products.and_then(|product| product(&probs, &values, false, 1.0));
-    let out = out.unwrap_or_else(|| probs.matmul(values)); // (batch · nKV, g·len, hd)
+    // Every sequence has span 0's shape and mask.
+    let out = kv.weigh(Qkv::new(&queries, &keys, &values), (0, &spans[0]), spec, step, q); // (batch · nKV, g·len, hd)
     let out = out.reshape([batch, nkv, group, len, hd]).permute([0, 3, 1, 2, 4]).reshape([batch * len, nh * hd]);
     BurnTensor::matrix(out)
 }
