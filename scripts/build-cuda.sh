@@ -31,7 +31,7 @@ mkdir -p dist/cuda
 cp "$CARGO_TARGET_DIR/release/zoo" dist/cuda/zoo
 strip dist/cuda/zoo
 # The CubeCL kernel tests (crates/backends/burn/tests/kernels.rs), run there by gpu-check.sh.
-kernel_tests="$(cargo test --release -p zoo-backend-burn --features cuda --test kernels --no-run \
+kernel_tests="$(cargo test --release -p zoo-backend-burn --features cuda,autodiff --test kernels --no-run \
   --message-format=json | grep -o '"executable":"[^"]*kernels-[^"]*"' | tail -1 | cut -d'"' -f4)"
 cp "$kernel_tests" dist/cuda/kernel-tests
 strip dist/cuda/kernel-tests

@@ -301,11 +301,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         crate::sampler::greedy_rows_on_host(self, logits)
     }
 
-    /// Runs `f` (one forward step) in the backend's execution context. CPU backends with a
-    /// thread pool run it on a pool thread, so each op's parallel work starts without handing
-    /// the step between threads; the default just calls `f`. Callers that want `f`'s value use
-    /// [`scoped`].
-    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+    /// Runs `f` (one forward step over `rows` token rows, or a training step) in the backend's
+    /// execution context. CPU backends with a thread pool run it on a pool thread, so each op's
+    /// parallel work starts without handing the step between threads; GPU backends may run long
+    /// steps on the thread that submits their work; the default just calls `f`. Callers that
+    /// want `f`'s value use [`scoped`].
+    fn scoped(&self, _rows: usize, f: &mut (dyn FnMut() + Send)) {
         f()
     }
 
@@ -472,12 +473,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> Result<Self::Tensor>;
 }
 
-/// Runs `f` through [`Backend::scoped`] (so in `backend`'s execution context) and returns its
-/// value; [`Error::Backend`] if the backend never ran it.
-pub fn scoped<B: Backend, T: Send>(backend: &B, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+/// Runs `f` (over `rows` token rows) through [`Backend::scoped`], so in `backend`'s execution
+/// context, and returns its value; [`Error::Backend`] if the backend never ran it.
+pub fn scoped<B: Backend, T: Send>(backend: &B, rows: usize, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let mut f = Some(f);
     let mut value = None;
-    backend.scoped(&mut || {
+    backend.scoped(rows, &mut || {
         if let Some(f) = f.take() {
             value = Some(f());
         }

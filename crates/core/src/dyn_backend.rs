@@ -353,7 +353,7 @@ erased_backend! {
         fn device_description() -> Option<String>;
         fn launches() -> Option<u64>;
         fn synchronize() -> Result<()>;
-        fn scoped(f: &mut (dyn FnMut() + Send));
+        fn scoped(rows: usize, f: &mut (dyn FnMut() + Send));
         fn prepare_step<'a>(step: &'a Step<'a>) -> Result<StepInput<'a>>;
     }
     tensor {

@@ -81,7 +81,7 @@ pub fn forward<B: Backend>(
         return Err(crate::Error::TokenOutOfRange { id, vocab_size });
     }
     let step = cache.plan(batch, rows)?;
-    let logits = scoped(model.backend(), || model.forward_step(&step, cache))?;
+    let logits = scoped(model.backend(), step.tokens.len(), || model.forward_step(&step, cache))?;
     cache.commit(&step);
     Ok(logits)
 }

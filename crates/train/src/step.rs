@@ -51,13 +51,19 @@ pub fn gradients<BB: AutodiffBackend + Kernels>(
     step: u64,
 ) -> Result<(f32, Grads<BB>)> {
     let passes = plan.passes();
-    let (mut loss, mut sums) = (0.0f32, Grads::<BB>::new());
+    let (mut loss, mut sums) = (None, Grads::<BB>::new());
     for pass in 0..passes {
         let rows = plan.micro.min(plan.rows - pass * plan.micro);
         let draw = step * passes as u64 + pass as u64;
         let windows = random_windows(data, plan.seed, draw, rows, plan.window);
         let weighted = crate::loss::cross_entropy(model, &windows)?.mul_scalar(rows as f32 / plan.rows as f32);
-        loss += scalar(weighted.clone())?;
+        // Summed on the device and read after the last backward pass: reading it here would
+        // make the host wait for the forward pass before queueing the backward one.
+        let value = weighted.clone().inner();
+        loss = Some(match loss {
+            Some(sum) => sum + value,
+            None => value,
+        });
         let grads = weighted.backward();
         for (name, param) in params.all() {
             if let Some(g) = param.grad(&grads) {
@@ -69,6 +75,10 @@ pub fn gradients<BB: AutodiffBackend + Kernels>(
             }
         }
     }
+    let loss = match loss {
+        Some(sum) => scalar(sum)?,
+        None => f32::NAN,
+    };
     Ok((loss, sums))
 }
 

@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::DType;
 use serde_json::Value;
 use zoo_backend_burn::{Burn, DeviceHooks, Kernels, Params};
-use zoo_core::{Model, WeightSource};
+use zoo_core::{Backend, Model, WeightSource};
 
 use crate::data::{Data, TokenizerSource};
 use crate::error::{Result, TrainError};
@@ -43,6 +43,10 @@ pub fn train_cuda(options: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> 
     let hooks = Some(zoo_backend_burn::cuda_train::hooks());
     train::<Gpu>(options, burn::backend::cuda::CudaDevice::new(0), "cuda", precision, hooks, events)
 }
+
+/// What one optimizer step leaves: the loss, the gradient norm before clipping, and the model
+/// over the updated parameters.
+type Stepped<BB> = (f32, f32, Box<dyn Model<Burn<BB>>>);
 
 /// Trains on the Burn backend `BB` (an `Autodiff<…>`) on `device`, computing in `precision`,
 /// with the device's `hooks` (cuBLAS products on the GPU) where it has them.
@@ -200,6 +204,31 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
         self.family.load(self.backend.clone(), &self.config, self.source.as_ref())
     }
 
+    /// One optimizer step at learning rate `lr`, in the backend's execution context (on a GPU,
+    /// its launches execute where they are issued): the loss, the gradient norm before
+    /// clipping, and the model over the updated parameters.
+    fn step(&mut self, model: &dyn Model<Burn<BB>>, lr: f64, clip: f32) -> Result<Stepped<BB>> {
+        let backend = self.backend.clone();
+        let work = || {
+            let (loss, grads) = gradients(model, &self.params, &self.data.train, &self.plan, self.state.step)?;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged { step: self.state.step, loss });
+            }
+            let grad_norm = update(&mut self.optimizer, &self.params, &self.specs, grads, lr, clip)?;
+            let model = self.family.load(self.backend.clone(), &self.config, self.source.as_ref())?;
+            Ok((loss, grad_norm, model))
+        };
+        let mut work = Some(work);
+        let mut outcome = None;
+        backend.scoped(self.plan.rows * (self.plan.window - 1), &mut || outcome = work.take().map(|mut w| w()));
+        outcome.unwrap_or_else(|| {
+            Err(TrainError::Model(zoo_core::Error::Backend {
+                backend: self.backend.name().into(),
+                message: "the training step did not run (the device's execution thread failed)".into(),
+            }))
+        })
+    }
+
     fn run(&mut self, o: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> Result<Summary> {
         let mut model = self.load()?;
         let started = Instant::now();
@@ -229,12 +258,8 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
             let began = Instant::now();
             let schedule = Schedule::new(self.state.lr, total.max(self.state.step + 1));
             let lr = schedule.at(self.state.step);
-            let (loss, grads) = gradients(model.as_ref(), &self.params, &self.data.train, &self.plan, self.state.step)?;
-            if !loss.is_finite() {
-                return Err(TrainError::Diverged { step: self.state.step, loss });
-            }
-            let grad_norm = update(&mut self.optimizer, &self.params, &self.specs, grads, lr, o.clip)?;
-            model = self.load()?;
+            let (loss, grad_norm);
+            (loss, grad_norm, model) = self.step(model.as_ref(), lr, o.clip)?;
             self.state.step += 1;
             self.state.tokens += self.plan.tokens();
             if total == 0 {

@@ -126,11 +126,7 @@ pub(crate) fn batched_matmul(
         return None;
     }
     let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
-    let strides = |t: &CubeTensor<CudaRuntime>| {
-        let s = t.meta.strides();
-        (s[2] == 1 && s[1] <= i32::MAX as usize).then(|| (s[0], s[1].max(1)))
-    };
-    let ((a_batch, lda), (b_batch, ldb)) = (strides(&a)?, strides(&b)?);
+    let ((a_batch, lda), (b_batch, ldb)) = (blas_strides(&a)?, blas_strides(&b)?);
     // Row-major `c = a · op(b)` is column-major `cᵀ = op(b)ᵀ · aᵀ`: cuBLAS's first operand is `b`.
     let gemm = Gemm {
         transpose_first: transpose_b,
@@ -157,22 +153,30 @@ fn blas_type(dtype: DType) -> Option<blas_sys::cudaDataType> {
     }
 }
 
-/// `aᵀ · b` (`a: [n, m]`, `b: [n, k]`, both contiguous, one type) through cuBLAS as a new
-/// contiguous `[m, k]` tensor: the weight gradient of `x · wᵀ` (`a` the output's gradient, `b`
-/// the input), without materialising a transpose. `None` when the operands don't fit or a
-/// call fails (the caller then uses Burn's ops).
+/// `aᵀ · b` (`a: [n, m]`, `b: [n, k]`) through cuBLAS as a new contiguous `[m, k]` tensor: the
+/// weight gradient of `x · wᵀ` (`a` the output's gradient, `b` the input), without
+/// materialising a transpose. See [`batched_matmul_tn`].
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 pub(crate) fn matmul_tn(a: &Tensor<Gpu, 2>, b: &Tensor<Gpu, 2>) -> Option<Tensor<Gpu, 2>> {
-    let ([n, m], [n_b, k]) = (a.dims(), b.dims());
+    let ([_, m], [_, k]) = (a.dims(), b.dims());
+    let c = batched_matmul_tn(&a.clone().unsqueeze(), &b.clone().unsqueeze(), 1.0)?;
+    Some(c.reshape([m, k]))
+}
+
+/// `alpha · aᵀ · b` for each matrix of `a: [batch, n, m]` and `b: [batch, n, k]` (one type, last
+/// dimensions contiguous) through cuBLAS, as a new contiguous `[batch, m, k]` tensor, without
+/// materialising a transpose (the gradients of products). `None` when the operands don't fit
+/// or a call fails: the caller then uses Burn's ops.
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+pub(crate) fn batched_matmul_tn(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, alpha: f32) -> Option<Tensor<Gpu, 3>> {
+    let ([batch, n, m], [batch_b, n_b, k]) = (a.dims(), b.dims());
     let dtype = a.dtype();
     let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
-    if n != n_b || b.dtype() != dtype || ![n, m, k].into_iter().all(fits) {
+    if batch != batch_b || n != n_b || b.dtype() != dtype || ![batch, n, m, k].into_iter().all(fits) {
         return None;
     }
     let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
-    let contiguous = |t: &CubeTensor<CudaRuntime>, cols: usize| t.meta.strides()[..] == [cols, 1];
-    if !contiguous(&a, m) || !contiguous(&b, k) {
-        return None;
-    }
+    let ((a_batch, lda), (b_batch, ldb)) = (blas_strides(&a)?, blas_strides(&b)?);
     // Row-major `c = aᵀ · b` is column-major `cᵀ (k × m) = b_c · a_cᵀ`, where `b_c` (k × n) and
     // `a_c` (m × n) are the row-major operands read column-major.
     let gemm = Gemm {
@@ -181,13 +185,20 @@ pub(crate) fn matmul_tn(a: &Tensor<Gpu, 2>, b: &Tensor<Gpu, 2>) -> Option<Tensor
         m: k,
         n: m,
         k: n,
-        first: (k, 0),
-        second: (m, 0),
-        batch: 1,
-        alpha: 1.0,
+        first: (ldb, b_batch),
+        second: (lda, a_batch),
+        batch,
+        alpha,
         data_type: blas_type(dtype)?,
     };
-    gemm.launch(&b, &a, [m, k], dtype)
+    gemm.launch(&b, &a, [batch, m, k], dtype)
+}
+
+/// A batch of matrices' (batch stride, leading dimension) in elements, as cuBLAS reads them:
+/// `None` unless the last dimension is contiguous.
+fn blas_strides(t: &CubeTensor<CudaRuntime>) -> Option<(usize, usize)> {
+    let s = t.meta.strides();
+    (s[2] == 1 && s[1] <= i32::MAX as usize).then(|| (s[0], s[1].max(1)))
 }
 
 /// One column-major strided-batched `c = alpha · op(first) · op(second)` (`op` transposes

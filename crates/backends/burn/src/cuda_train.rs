@@ -1,5 +1,6 @@
 //! [`DeviceHooks`](crate::DeviceHooks) for training on burn-cuda under Burn's autodiff: a
-//! linear layer's `x · wᵀ`, forward and backward, through cuBLAS on Burn's buffers.
+//! linear layer's `x · wᵀ` and attention's batched products (`q · kᵀ`, `p · v`), forward and
+//! backward, through cuBLAS on Burn's buffers.
 //!
 //! Burn 0.21 without its autotuning multiplies training-sized products (tens of thousands of
 //! rows) with a generic kernel far from tensor-core speed: over half of a training step's
@@ -7,7 +8,9 @@
 //! product is an autodiff operation of its own here: the forward pass is
 //! [`crate::cuda_device::matmul_nt`], and the backward pass computes `∂x = ∂y · w` and
 //! `∂w = ∂yᵀ · x` through the same cuBLAS GEMM, each falling back to Burn's matmul when cuBLAS
-//! refuses the operands.
+//! refuses the operands. Attention's products are [`BatchedProduct`]: `c = α · a · op(b)`
+//! with `∂a = α · ∂c · op(b)ᵀ` and `∂b` from `α · ∂cᵀ · a` (or `α · aᵀ · ∂c`), the transposed
+//! operand read in place by cuBLAS.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -19,7 +22,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::CubeBackend;
 
-use crate::cuda_device::{batched_matmul, matmul_nt as cublas_nt, matmul_tn};
+use crate::cuda_device::{batched_matmul, batched_matmul_tn, matmul_nt as cublas_nt, matmul_tn};
 
 type Gpu = CubeBackend<CudaRuntime, f32, i32, u8>;
 type Train = Autodiff<Gpu>;
@@ -32,7 +35,7 @@ pub fn hooks() -> crate::DeviceHooks<Train> {
         zeros: |_, _, _| None,
         free_bytes: |_| None,
         matmul_nt,
-        batched_matmul: |_, _, _, _| None,
+        batched_matmul: batched_product,
     }
 }
 
@@ -93,4 +96,74 @@ fn input_gradient(grad: Tensor<Gpu, 2>, w: Tensor<Gpu, 2>) -> FloatTensor<Gpu> {
 fn weight_gradient(grad: Tensor<Gpu, 2>, x: Tensor<Gpu, 2>) -> FloatTensor<Gpu> {
     let product = matmul_tn(&grad, &x).unwrap_or_else(|| grad.transpose().matmul(x));
     product.into_primitive().tensor()
+}
+
+/// `alpha · a · bᵀ` (`transpose_b`) or `alpha · a · b` over a batch on the tape: computed by
+/// cuBLAS, differentiated by [`BatchedProduct`].
+fn batched_product(
+    a: &Tensor<Train, 3>,
+    b: &Tensor<Train, 3>,
+    transpose_b: bool,
+    alpha: f32,
+) -> Option<Tensor<Train, 3>> {
+    let c = batched_matmul(&a.clone().inner(), &b.clone().inner(), transpose_b, alpha)?;
+    let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
+    let c = c.into_primitive().tensor();
+    let product = BatchedProduct { transpose_b, alpha };
+    let out = match product.prepare::<NoCheckpointing>([a.node.clone(), b.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let a_state = b.is_tracked().then(|| prep.checkpoint(&a));
+            let b_state = a.is_tracked().then(|| prep.checkpoint(&b));
+            prep.finish((a_state, b_state), c)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(c),
+    };
+    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
+
+/// The backward pass of `c = alpha · a · op(b)` over a batch (`op` transposes when
+/// `transpose_b`).
+#[derive(Debug)]
+struct BatchedProduct {
+    transpose_b: bool,
+    alpha: f32,
+}
+
+impl Backward<Gpu, 2> for BatchedProduct {
+    /// The checkpointed `a` and `b`, where the other operand needs a gradient.
+    type State = (Option<NodeId>, Option<NodeId>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let (a, b) = ops.state;
+        let a: Option<FloatTensor<Gpu>> = a.map(|id| checkpointer.retrieve_node_output(id));
+        let b: Option<FloatTensor<Gpu>> = b.map(|id| checkpointer.retrieve_node_output(id));
+        let Self { transpose_b, alpha } = self;
+        binary::<Gpu, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |grad| {
+                let (grad, b) = (batch(grad), batch(b.expect("checkpointed for a's gradient")));
+                // ∂a = α · ∂c · op(b)ᵀ: `b` itself when `op` transposed it, else `bᵀ`.
+                let product = batched_matmul(&grad, &b, !transpose_b, alpha);
+                let fallback = || match transpose_b {
+                    true => grad.clone().matmul(b.clone()).mul_scalar(alpha),
+                    false => grad.clone().matmul(b.clone().swap_dims(1, 2)).mul_scalar(alpha),
+                };
+                product.unwrap_or_else(fallback).into_primitive().tensor()
+            },
+            |grad| {
+                let (grad, a) = (batch(grad), batch(a.expect("checkpointed for b's gradient")));
+                // ∂b = α · ∂cᵀ · a (`b` transposed), or α · aᵀ · ∂c.
+                let (first, second) = if transpose_b { (grad, a) } else { (a, grad) };
+                let product = batched_matmul_tn(&first, &second, alpha);
+                let fallback = || first.clone().swap_dims(1, 2).matmul(second.clone()).mul_scalar(alpha);
+                product.unwrap_or_else(fallback).into_primitive().tensor()
+            },
+        );
+    }
+}
+
+fn batch(t: FloatTensor<Gpu>) -> Tensor<Gpu, 3> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
 }

@@ -49,6 +49,13 @@ pub trait Kernels: BurnBackend {
         None
     }
 
+    /// Runs `f` (a step over `rows` token rows) where its launches cost least; `false` if it
+    /// never ran. The default calls `f` here; see the CubeCL backends' for when they move it.
+    fn scoped(_device: &Self::Device, _rows: usize, f: &mut (dyn FnMut() + Send)) -> bool {
+        f();
+        true
+    }
+
     /// Each row's largest value of `logits: [rows, vocab]` and its index (the first on ties),
     /// picked on the device; `None` when the backend has no such kernel.
     fn argmax_rows(_logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
@@ -179,7 +186,10 @@ impl Kernels for burn::backend::NdArray<f32> {}
 
 /// Training differentiates Burn's own ops: no fused kernels, whatever the inner backend has.
 #[cfg(feature = "autodiff")]
-impl<BB: BurnBackend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> Kernels
+impl<BB: Kernels, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> Kernels
     for burn::backend::Autodiff<BB, C>
 {
+    fn scoped(device: &Self::Device, rows: usize, f: &mut (dyn FnMut() + Send)) -> bool {
+        BB::scoped(device, rows, f)
+    }
 }

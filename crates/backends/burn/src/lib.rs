@@ -364,6 +364,10 @@ impl<BB: Kernels> Backend for Burn<BB> {
         BB::launches()
     }
 
+    fn scoped(&self, rows: usize, f: &mut (dyn FnMut() + Send)) {
+        BB::scoped(&self.device, rows, f);
+    }
+
     fn synchronize(&self) -> Result<()> {
         BB::sync(&self.device).map_err(|e| Error::Backend { backend: self.name.into(), message: format!("{e:?}") })
     }

@@ -582,3 +582,51 @@ fn cublas_batched_matmul_matches_burn_on_cache_views() {
         }
     }
 }
+
+/// The training hooks' products (`x · wᵀ`, and attention's batched `α · a · op(b)`) against
+/// Burn's differentiated matmul in f32: the same values and the same gradients of both
+/// operands, on odd shapes, within 2e-3 (the prefill test's bound against Burn: Burn's f32
+/// matmul may multiply in TF32 on tensor cores, cuBLAS here in full f32).
+#[cfg(all(feature = "cuda", feature = "autodiff"))]
+#[test]
+fn training_products_match_burn_values_and_gradients() {
+    use burn::backend::Autodiff;
+    type Train = Autodiff<Gpu>;
+    let hooks = zoo_backend_burn::cuda_train::hooks();
+    let random3 =
+        |shape: [usize; 3]| Tensor::<Train, 3>::random(shape, Distribution::Normal(0.0, 1.0), &device()).require_grad();
+    let flat = |t: Tensor<Gpu, 3>| host(&t.reshape([-1, 1]));
+    let check = |what: &str, got: Tensor<Gpu, 3>, want: Tensor<Gpu, 3>| {
+        let err = relative_error(&flat(got), &flat(want));
+        assert!(err <= 2e-3, "{what}: {err}");
+    };
+    for (batch, m, n, k, transpose_b, alpha) in
+        [(3, 5, 6, 7, true, 0.125), (3, 5, 6, 7, false, 1.0), (12, 64, 64, 32, true, 0.2)]
+    {
+        let a = random3([batch, m, k]);
+        let b = random3(if transpose_b { [batch, n, k] } else { [batch, k, n] });
+        let weights = Tensor::<Train, 3>::random([batch, m, n], Distribution::Normal(0.0, 1.0), &device());
+        let got = (hooks.batched_matmul)(&a, &b, transpose_b, alpha).expect("cuBLAS product");
+        let op_b = if transpose_b { b.clone().swap_dims(1, 2) } else { b.clone() };
+        let want = a.clone().matmul(op_b).mul_scalar(alpha);
+        let case = format!("{batch}x{m}x{n}x{k} transpose_b={transpose_b}");
+        check(&format!("product {case}"), got.clone().inner(), want.clone().inner());
+        let got_grads = (got * weights.clone()).sum().backward();
+        let want_grads = (want * weights).sum().backward();
+        let grad = |t: &Tensor<Train, 3>, g| t.grad(g).expect("a gradient");
+        check(&format!("∂a {case}"), grad(&a, &got_grads), grad(&a, &want_grads));
+        check(&format!("∂b {case}"), grad(&b, &got_grads), grad(&b, &want_grads));
+    }
+    // A linear layer's `x · wᵀ`.
+    let x = Tensor::<Train, 2>::random([37, 29], Distribution::Normal(0.0, 1.0), &device()).require_grad();
+    let w = Tensor::<Train, 2>::random([11, 29], Distribution::Normal(0.0, 1.0), &device()).require_grad();
+    let weights = Tensor::<Train, 2>::random([37, 11], Distribution::Normal(0.0, 1.0), &device());
+    let got = (hooks.matmul_nt)(&x, &w).expect("cuBLAS linear");
+    let want = x.clone().matmul(w.clone().transpose());
+    let three = |t: Tensor<Gpu, 2>| t.unsqueeze::<3>();
+    check("linear", three(got.clone().inner()), three(want.clone().inner()));
+    let got_grads = (got * weights.clone()).sum().backward();
+    let want_grads = (want * weights).sum().backward();
+    check("linear ∂x", three(x.grad(&got_grads).unwrap()), three(x.grad(&want_grads).unwrap()));
+    check("linear ∂w", three(w.grad(&got_grads).unwrap()), three(w.grad(&want_grads).unwrap()));
+}

@@ -49,7 +49,7 @@ fn main() {
         let calls = (40_000_000 / len / tokens).clamp(2, 2_000);
         let mut best = f64::MAX;
         // On a pool thread, as a decode step runs its ops (`Backend::scoped`).
-        backend.scoped(&mut || {
+        backend.scoped(tokens, &mut || {
             for _ in 0..(40 / tokens.min(8)) {
                 let start = Instant::now();
                 for _ in 0..calls {

@@ -97,7 +97,7 @@ impl Backend for NdArray {
 
     /// Runs the step on a thread of rayon's pool: parallel ops then split from a worker, and
     /// with one thread they run inline instead of waking the pool for every op.
-    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+    fn scoped(&self, _rows: usize, f: &mut (dyn FnMut() + Send)) {
         // From outside the pool, `rayon::scope` runs its closure on a worker and waits for it.
         rayon::scope(|_| f())
     }

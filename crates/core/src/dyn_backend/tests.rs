@@ -57,7 +57,7 @@ impl Backend for Probe {
             _ => Support::Converted,
         }
     }
-    fn scoped(&self, f: &mut (dyn FnMut() + Send)) {
+    fn scoped(&self, _rows: usize, f: &mut (dyn FnMut() + Send)) {
         self.record("scoped");
         if !self.drops_scoped_work {
             f()
@@ -193,20 +193,20 @@ fn scoped_returns_the_closures_value_from_the_backends_context() {
     let probe = Probe::default();
     let backend = DynBackend::new(probe.clone());
     let mut steps = 0;
-    let value = scoped(&backend, || {
+    let value = scoped(&backend, 1, || {
         steps += 1;
         Ok(steps * 10)
     });
     assert_eq!(value.unwrap(), 10);
     assert_eq!(probe.calls(), ["scoped"], "the probe's own `scoped` ran the closure");
-    let failed: Result<()> = scoped(&backend, || unused("step"));
+    let failed: Result<()> = scoped(&backend, 1, || unused("step"));
     assert!(failed.unwrap_err().to_string().contains("step is not used"), "the closure's error is returned");
 }
 
 #[test]
 fn scoped_reports_work_the_backend_never_ran() {
     let backend = DynBackend::new(Probe { drops_scoped_work: true, ..Probe::default() });
-    let err = scoped(&backend, || Ok(1)).unwrap_err();
+    let err = scoped(&backend, 1, || Ok(1)).unwrap_err();
     assert!(matches!(err, Error::Backend { ref backend, .. } if backend == "probe"), "{err}");
 }
 

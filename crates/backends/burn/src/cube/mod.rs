@@ -296,6 +296,20 @@ where
         Some(LAUNCHES.load(Ordering::Relaxed))
     }
 
+    /// Steps past the GEMV's rows (prefill, training) run on CubeCL's runner thread, the
+    /// thread that executes every launch, allocation and cuBLAS call: a task sent from there
+    /// runs at once, in place, so each op skips the hand-over, and cuBLAS's blocking calls the
+    /// round trip (prefill 1.5× on Qwen2.5-0.5B). Decode steps stay on the caller's thread:
+    /// there the hand-over pipelines the caller's work with the runner's (0.5B decode 13%
+    /// slower in place).
+    fn scoped(device: &Self::Device, rows: usize, f: &mut (dyn FnMut() + Send)) -> bool {
+        if rows <= GEMV_MAX_ROWS {
+            f();
+            return true;
+        }
+        R::client(device).exclusive(f).is_ok()
+    }
+
     fn argmax_rows(logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
         let [rows, cols] = logits.dims();
         if rows == 0 || cols == 0 || cols >= 1 << 24 {
