@@ -8,7 +8,7 @@ use zoo_checkpoint::TextTokenizer;
 use zoo_core::Tokenizer;
 
 mod gguf_writer;
-use gguf_writer::{corrupted, write, Writer};
+use gguf_writer::{corrupted, with_file, write, Writer};
 
 /// `<unk> <s> </s>`, the 256 byte tokens (ids 3..259), then `extra` pieces with their scores.
 fn spm_vocab(extra: &[(&str, f32)]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
@@ -48,8 +48,7 @@ const HI: u32 = 265;
 const USER: u32 = 266;
 
 fn load(bytes: &[u8]) -> Result<TextTokenizer, String> {
-    let dir = tempfile::tempdir().unwrap();
-    TextTokenizer::load(&write(dir.path(), bytes)).map_err(|e| e.to_string())
+    with_file(bytes, |path| TextTokenizer::load(path).map_err(|e| e.to_string()))
 }
 
 /// Loading fails with one line naming the file; returns it.
