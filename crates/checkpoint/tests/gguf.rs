@@ -10,13 +10,11 @@ use zoo_checkpoint::gguf::Gguf;
 use zoo_core::{DType, WeightSource};
 
 mod gguf_writer;
-use gguf_writer::{corrupted, write, Writer};
+use gguf_writer::{corrupted, with_file, write, Writer};
 
 /// Opening `bytes` fails; the error names the file and is returned.
 fn open_err(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), bytes);
-    let err = Gguf::open(&path).err().expect("opening must fail").to_string();
+    let err = with_file(bytes, |path| Gguf::open(path).err().expect("opening must fail").to_string());
     assert!(err.contains("model.gguf"), "error does not name the file: {err}");
     err
 }
@@ -55,9 +53,7 @@ fn llama() -> Writer {
 
 #[test]
 fn a_llama_file_reads_back_under_hf_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), &llama().bytes());
-    let gguf = Gguf::open(&path).unwrap();
+    let gguf = with_file(&llama().bytes(), |path| Gguf::open(path).unwrap());
     assert_eq!(gguf.version(), 3);
     assert_eq!(
         gguf.names(),
@@ -87,9 +83,7 @@ fn a_llama_file_reads_back_under_hf_names() {
 
 #[test]
 fn a_llama_file_is_a_whole_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), &llama().bytes());
-    let ckpt = zoo_checkpoint::open(&path).unwrap();
+    let ckpt = with_file(&llama().bytes(), |path| zoo_checkpoint::open(path).unwrap());
     assert_eq!(ckpt.config["model_type"], "llama");
     assert_eq!(ckpt.config["num_key_value_heads"], 1);
     assert_eq!(ckpt.config["vocab_size"], 1, "from token_embd's shape when the metadata has none");
@@ -195,9 +189,8 @@ fn bad_tensor_infos_name_the_tensor() {
 
 #[test]
 fn undecodable_types_fail_when_read_naming_the_tensor() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), &Writer::new().tensor("blk.0.ffn_up.weight", &[256], 10, vec![0; 84]).bytes());
-    let gguf = Gguf::open(&path).unwrap();
+    let bytes = Writer::new().tensor("blk.0.ffn_up.weight", &[256], 10, vec![0; 84]).bytes();
+    let gguf = with_file(&bytes, |path| Gguf::open(path).unwrap());
     let err = gguf.get("model.layers.0.mlp.up_proj.weight").unwrap_err().to_string();
     assert!(err.contains("model.gguf") && err.contains("blk.0.ffn_up.weight") && err.contains("Q2_K"), "{err}");
 }

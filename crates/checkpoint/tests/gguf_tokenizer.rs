@@ -8,7 +8,7 @@ use zoo_checkpoint::TextTokenizer;
 use zoo_core::Tokenizer;
 
 mod gguf_writer;
-use gguf_writer::{corrupted, write, Writer};
+use gguf_writer::{corrupted, with_file, write, Writer};
 
 /// `<unk> <s> </s>`, the 256 byte tokens (ids 3..259), then `extra` pieces with their scores.
 fn spm_vocab(extra: &[(&str, f32)]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
@@ -40,16 +40,15 @@ fn spm(extra: &[(&str, f32)]) -> Writer {
 /// Pieces for "hi!" and friends; `▁hi` outranks `hi`.
 const PIECES: &[(&str, f32)] =
     &[("▁", -1.0), ("h", -2.0), ("i", -3.0), ("!", -4.0), ("▁h", -5.0), ("▁hi", -6.0), ("hi", -7.0), ("<|user|>", 0.0)];
-const SPACE: u32 = 259;
-const BANG: u32 = 262;
-const SPACE_H: u32 = 263;
-const SPACE_HI: u32 = 264;
-const HI: u32 = 265;
-const USER: u32 = 266;
+
+/// The id of `piece` in `spm(PIECES)`: the extra pieces follow the 259 fixed tokens.
+fn id(piece: &str) -> u32 {
+    let index = PIECES.iter().position(|(p, _)| *p == piece).expect("one of PIECES");
+    259 + index as u32
+}
 
 fn load(bytes: &[u8]) -> Result<TextTokenizer, String> {
-    let dir = tempfile::tempdir().unwrap();
-    TextTokenizer::load(&write(dir.path(), bytes)).map_err(|e| e.to_string())
+    with_file(bytes, |path| TextTokenizer::load(path).map_err(|e| e.to_string()))
 }
 
 /// Loading fails with one line naming the file; returns it.
@@ -64,13 +63,13 @@ fn sentencepiece_merges_by_score_with_byte_fallback() {
     let tok = load(&spm(PIECES).metadata_only()).unwrap();
     // "hi!é": prefix ▁, `▁hi` (its pieces join before `hi` would), `!`, then é's two bytes.
     let ids = tok.encode("hi!é", true).unwrap();
-    assert_eq!(ids, [1, SPACE_HI, BANG, 3 + 0xC3, 3 + 0xA9]);
+    assert_eq!(ids, [1, id("▁hi"), id("!"), 3 + 0xC3, 3 + 0xA9]);
     assert_eq!(tok.decode(&ids, true).unwrap(), "hi!é");
     assert_eq!(tok.decode(&ids, false).unwrap(), "<s> hi!é");
     // A space after the prefix, and text after a user-defined token gets a prefix of its own.
-    assert_eq!(tok.encode(" hi", false).unwrap(), [SPACE, SPACE_HI]);
-    assert_eq!(tok.encode("hi<|user|>hi", false).unwrap(), [SPACE_HI, USER, SPACE_HI]);
-    assert_eq!(tok.decode(&[SPACE, SPACE_HI], true).unwrap(), " hi");
+    assert_eq!(tok.encode(" hi", false).unwrap(), [id("▁"), id("▁hi")]);
+    assert_eq!(tok.encode("hi<|user|>hi", false).unwrap(), [id("▁hi"), id("<|user|>"), id("▁hi")]);
+    assert_eq!(tok.decode(&[id("▁"), id("▁hi")], true).unwrap(), " hi");
     assert_eq!(tok.encode("", true).unwrap(), [1]);
 }
 
@@ -93,10 +92,10 @@ fn flags_and_special_ids_are_followed() {
         .bool("tokenizer.ggml.add_eos_token", true)
         .u32("tokenizer.ggml.eos_token_id", 2);
     let tok = load(&w.metadata_only()).unwrap();
-    assert_eq!(tok.encode("hi", true).unwrap(), [HI, 2]);
-    assert_eq!(tok.encode(" !", false).unwrap(), [SPACE, BANG]);
-    assert_eq!(tok.decode(&[SPACE, BANG, 2], true).unwrap(), " !");
-    assert_eq!(tok.encode(" h", false).unwrap(), [SPACE_H]);
+    assert_eq!(tok.encode("hi", true).unwrap(), [id("hi"), 2]);
+    assert_eq!(tok.encode(" !", false).unwrap(), [id("▁"), id("!")]);
+    assert_eq!(tok.decode(&[id("▁"), id("!"), 2], true).unwrap(), " !");
+    assert_eq!(tok.encode(" h", false).unwrap(), [id("▁h")]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use zoo_checkpoint::Safetensors;
-use zoo_core::{DType, WeightSource};
+use zoo_core::{DType, WeightSource, WeightView};
 
 /// A safetensors file: 8-byte little-endian header length, JSON header, data.
 fn file_bytes(header: &str, data: &[u8]) -> Vec<u8> {
@@ -36,24 +36,34 @@ fn good_data() -> Vec<u8> {
     data
 }
 
-fn open_err(bytes: &[u8]) -> String {
+/// Writes `bytes` to a temporary `model.safetensors` and hands `open`'s result for it to `read`.
+fn opened<T>(bytes: &[u8], read: impl FnOnce(zoo_checkpoint::Result<Safetensors>) -> T) -> T {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "model.safetensors", bytes);
-    let err = Safetensors::open(&path).err().expect("opening must fail").to_string();
+    read(Safetensors::open(&write(dir.path(), "model.safetensors", bytes)))
+}
+
+/// Opening `bytes` fails; the error names the file and is returned.
+fn open_err(bytes: &[u8]) -> String {
+    let err = opened(bytes, |st| st.err().expect("opening must fail").to_string());
     assert!(err.contains("model.safetensors"), "error does not name the file: {err}");
     err
 }
 
+/// Opening `bytes` succeeds and `get` on the file fails; the error is returned.
+fn get_err(bytes: &[u8], get: impl FnOnce(&Safetensors) -> zoo_core::Result<WeightView>) -> String {
+    opened(bytes, |st| get(&st.unwrap()).unwrap_err().to_string())
+}
+
 #[test]
 fn reads_a_valid_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "model.safetensors", &file_bytes(GOOD_HEADER, &good_data()));
-    let st = Safetensors::open(&path).unwrap();
-    assert_eq!(st.names(), ["a", "b"]);
-    let a = st.get("a").unwrap();
-    assert_eq!((a.dtype, a.shape.clone()), (DType::F32, vec![2]));
-    assert_eq!(a.to_f32_vec(), [1.5, -2.0]);
-    assert_eq!(st.get("b").unwrap().to_f32_vec(), [1.0, 2.0]);
+    opened(&file_bytes(GOOD_HEADER, &good_data()), |st| {
+        let st = st.unwrap();
+        assert_eq!(st.names(), ["a", "b"]);
+        let a = st.get("a").unwrap();
+        assert_eq!((a.dtype, a.shape.clone()), (DType::F32, vec![2]));
+        assert_eq!(a.to_f32_vec(), [1.5, -2.0]);
+        assert_eq!(st.get("b").unwrap().to_f32_vec(), [1.0, 2.0]);
+    });
 }
 
 #[test]
@@ -95,26 +105,19 @@ fn shape_disagreeing_with_offsets_is_an_error() {
 #[test]
 fn unsupported_dtype_names_file_and_tensor() {
     let header = r#"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "model.safetensors", &file_bytes(header, &[0; 8]));
-    let st = Safetensors::open(&path).unwrap();
-    let err = st.get("ids").unwrap_err().to_string();
+    let err = get_err(&file_bytes(header, &[0; 8]), |st| st.get("ids"));
     assert!(err.contains("model.safetensors") && err.contains("`ids`") && err.contains("I64"), "{err}");
 }
 
 #[test]
 fn missing_tensor_names_file_and_tensor() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "model.safetensors", &file_bytes(GOOD_HEADER, &good_data()));
-    let err = Safetensors::open(&path).unwrap().get("nope").unwrap_err().to_string();
+    let err = get_err(&file_bytes(GOOD_HEADER, &good_data()), |st| st.get("nope"));
     assert!(err.contains("model.safetensors") && err.contains("`nope`"), "{err}");
 }
 
 #[test]
 fn wrong_shape_names_tensor_and_both_shapes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "model.safetensors", &file_bytes(GOOD_HEADER, &good_data()));
-    let err = Safetensors::open(&path).unwrap().get_shaped("a", &[3]).unwrap_err().to_string();
+    let err = get_err(&file_bytes(GOOD_HEADER, &good_data()), |st| st.get_shaped("a", &[3]));
     assert!(err.contains("`a`") && err.contains("[2]") && err.contains("[3]"), "{err}");
 }
 

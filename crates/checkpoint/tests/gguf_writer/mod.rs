@@ -11,6 +11,13 @@ pub fn write(dir: &Path, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// Writes `bytes` to `model.gguf` in a fresh temporary folder and hands its path to `read` (the
+/// file lives until `read` returns).
+pub fn with_file<T>(bytes: &[u8], read: impl FnOnce(&Path) -> T) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    read(&write(dir.path(), bytes))
+}
+
 /// Copies of `bytes`, without end, each with `flips` bytes at `from` or later overwritten:
 /// positions and values from one xorshift64 sequence started at `seed` (the same corruptions on
 /// every run).
