@@ -110,7 +110,7 @@ pub(crate) fn matmul_nt(x: &Tensor<Gpu, 2>, w: &Tensor<Gpu, 2>) -> Option<Tensor
 /// contiguous `[batch, m, n]` tensor. The operands may be strided views (a slice of the KV
 /// cache) as long as their last dimension is contiguous. `None` when the shapes or types don't
 /// fit, cuBLAS is not installed, or a call fails: the caller then uses Burn's matmul. cuBLAS
-/// runs outside CubeCL's stream, so the device is synchronised before and after.
+/// runs on a stream of its own, ordered with CubeCL's on the device (see `blas_lane`).
 pub(crate) fn batched_matmul(
     a: &Tensor<Gpu, 3>,
     b: &Tensor<Gpu, 3>,
@@ -232,21 +232,36 @@ impl Gemm {
         let c = client.empty(shape.iter().product::<usize>() * dtype.size());
         let ptr = |h: burn_cubecl::cubecl::server::Handle| client.get_resource(h).ok().map(|r| r.resource().ptr);
         let (p1, p2, pc) = (ptr(first.handle.clone())?, ptr(second.handle.clone())?, ptr(c.clone())?);
+        if !cublas_present() {
+            return None;
+        }
         crate::cube::count_launch();
-        if !client.exclusive(move || self.run(p1, p2, pc).is_ok()).ok()? {
+        let device = first.device.index as u32;
+        let ordered = crate::blas_lane::enabled()
+            .then(|| crate::blas_lane::ordered(&client, device, move |handle| self.queue(handle, p1, p2, pc)).ok())
+            .flatten();
+        let done = match ordered {
+            Some(work) => work.is_ok(),
+            None => client.exclusive(move || self.run_synchronised(p1, p2, pc).is_ok()).ok()?,
+        };
+        if !done {
             return None;
         }
         let t = CubeTensor::new_contiguous(client, first.device.clone(), shape.into(), c, dtype);
         Some(Tensor::from_primitive(TensorPrimitive::Float(t)))
     }
 
-    /// Runs on CubeCL's runner thread (its CUDA context current): waits for CubeCL's queued
-    /// work, multiplies on cuBLAS's stream, and waits for that.
-    fn run(self, first: u64, second: u64, c: u64) -> Result<(), String> {
-        if !cublas_present() {
-            return Err("cuBLAS is not installed".into());
-        }
-        let handle = blas_handle()?;
+    /// Runs on CubeCL's runner thread (its CUDA context current): waits for all queued work,
+    /// multiplies on the process handle's (default) stream, and waits for that.
+    fn run_synchronised(self, first: u64, second: u64, c: u64) -> Result<(), String> {
+        result::ctx::synchronize().map_err(|e| e.to_string())?;
+        self.queue(blas_handle()?, first, second, c)?;
+        result::ctx::synchronize().map_err(|e| e.to_string())
+    }
+
+    /// Queues the product through `handle`, on the stream it is bound to (on CubeCL's runner
+    /// thread, its CUDA context current).
+    fn queue(self, handle: blas_sys::cublasHandle_t, first: u64, second: u64, c: u64) -> Result<(), String> {
         let beta = 0.0f32;
         let op = |t: bool| {
             if t {
@@ -255,7 +270,6 @@ impl Gemm {
                 blas_sys::cublasOperation_t::CUBLAS_OP_N
             }
         };
-        result::ctx::synchronize().map_err(|e| e.to_string())?;
         // SAFETY: the pointers are live device buffers of the shapes and strides checked by
         // `batched_matmul`; alpha and beta are f32 as CUBLAS_COMPUTE_32F requires.
         unsafe {
@@ -284,9 +298,8 @@ impl Gemm {
                 blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
                 blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(|e| format!("{e:?}"))
         }
-        result::ctx::synchronize().map_err(|e| e.to_string())
     }
 }
 

@@ -15,6 +15,8 @@
 //! SwiGLU, RoPE from cached tables, the KV write and attention over the resident cache.
 
 mod attention;
+#[cfg(feature = "cuda")]
+mod blas_lane;
 #[cfg(feature = "cubecl")]
 pub mod cube;
 #[cfg(feature = "cuda")]

@@ -19,6 +19,7 @@ mod argmax;
 mod attention;
 mod attention_launch;
 mod elementwise;
+pub(crate) mod fence;
 mod gemv;
 mod gemv_launch;
 mod gemv_mma;
