@@ -10,7 +10,8 @@
 //! `cuStreamWaitValue32`, refuse CubeCL's pooled memory with "invalid argument" on an H200,
 //! driver 580; the lane's two kernels are a few lines of PTX, below.) The GEMM reads its operands after everything before it and CubeCL reads
 //! the result after the GEMM, and the host goes on queueing work meanwhile; before, the whole
-//! device was synchronised before and after each call (`ZOO_BLAS_SYNC=1` still does that).
+//! device was synchronised before and after each call (`ZOO_BLAS_SYNC=1` still does that, and
+//! so does a process whose lane could not be set up, with the same results).
 //!
 //! Buffers stay valid: CubeCL reuses a freed buffer only for work queued after the spinning
 //! kernel, on the same stream. Equality waits make the numbers safe to wrap: a lane's stream
@@ -96,25 +97,23 @@ pub(crate) fn enabled() -> bool {
 /// Runs `enqueue` (which queues cuBLAS work through the handle it is given, bound to the lane's
 /// stream, on CubeCL's runner thread) after the work `client` queued on this thread's stream
 /// and before any it queues next: `enqueue`'s result, or `Err` (the outer one) when the lane
-/// cannot be set up or ordered, and `enqueue` did not run; then [`unavailable`] says so once
-/// and [`enabled`] turns false.
+/// cannot be set up or ordered, and `enqueue` did not run; then [`enabled`] turns false.
 pub(crate) fn ordered(
     client: &ComputeClient<CudaRuntime>,
     device: u32,
     enqueue: impl FnOnce(blas_sys::cublasHandle_t) -> Result<(), String> + Send,
 ) -> Result<Result<(), String>, String> {
     let outcome = try_ordered(client, device, enqueue);
-    if let Err(why) = &outcome {
-        unavailable(why);
+    if outcome.is_err() {
+        unavailable();
     }
     outcome
 }
 
-/// Reports (once) why cuBLAS calls cannot be ordered on the device, and turns that off.
-fn unavailable(why: &str) {
-    if !DISABLED.swap(true, Ordering::Relaxed) {
-        eprintln!("zoo: cuBLAS calls cannot be ordered on the device ({why}); synchronising around each instead");
-    }
+/// Turns ordering off for the process: the products stay right, synchronised around each
+/// call as without lanes.
+fn unavailable() {
+    DISABLED.store(true, Ordering::Relaxed);
 }
 
 /// Set once ordering has failed.
@@ -187,11 +186,11 @@ impl OnLane {
         let stream = self.stream as sys::CUstream;
         self.launch(self.kernels.0, address, seq).map_err(|e| format!("the lane's wait: {e:?}"))?;
         let work = enqueue(self.handle as blas_sys::cublasHandle_t);
-        if let Err(e) = self.launch(self.kernels.1, address + 4, seq) {
+        if self.launch(self.kernels.1, address + 4, seq).is_err() {
             // CubeCL's signal is queued, so the lane's stream drains.
             // SAFETY: the lane's live stream.
             let _ = unsafe { result::stream::synchronize(stream) };
-            unavailable(&format!("the lane's answer: {e:?}"));
+            unavailable();
             return Ok((false, work));
         }
         Ok((true, work))
