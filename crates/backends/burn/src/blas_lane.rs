@@ -134,33 +134,30 @@ fn try_ordered(
     lane.seq = lane.seq.wrapping_add(1).max(1);
     let (seq, address) = (lane.seq, lane.address);
     let on_lane = OnLane { stream: lane.stream, handle: lane.handle, kernels: lane.kernels };
-    // SAFETY: the flags buffer holds two `u32`s.
-    let flags = || unsafe { ArrayArg::from_raw_parts_binding(lane.flags.clone().binding(), 2) };
-    // SAFETY: one unit writes the first of the two flags.
-    unsafe {
-        signal_kernel::launch_unchecked::<CudaRuntime>(
-            client,
-            CubeCount::new_single(),
-            CubeDim::new_1d(1),
-            flags(),
-            seq,
-        )
-    };
+    let flags = lane.flags.clone();
+    // SAFETY: one unit writes the first of the two flags (the buffer holds two `u32`s).
+    unsafe { fence(signal_kernel::launch_unchecked::<CudaRuntime>, client, &flags, seq) };
     let (answered, work) =
         client.exclusive(move || on_lane.queue(address, seq, enqueue)).map_err(|e| format!("{e:?}"))??;
     if answered {
         // SAFETY: one unit reads the second flag until the lane's stream has written `seq`.
-        unsafe {
-            wait_kernel::launch_unchecked::<CudaRuntime>(
-                client,
-                CubeCount::new_single(),
-                CubeDim::new_1d(1),
-                flags(),
-                seq,
-            )
-        };
+        unsafe { fence(wait_kernel::launch_unchecked::<CudaRuntime>, client, &flags, seq) };
     }
     Ok(work)
+}
+
+/// A fence kernel's generated launcher: `(client, count, dim, flags, value)`.
+type FenceLaunch = unsafe fn(&ComputeClient<CudaRuntime>, CubeCount, CubeDim, ArrayArg<CudaRuntime>, u32);
+
+/// Launches one of CubeCL's fence kernels on one unit over the two flags.
+///
+/// # Safety
+/// `flags` holds two `u32`s.
+unsafe fn fence(kernel: FenceLaunch, client: &ComputeClient<CudaRuntime>, flags: &Handle, value: u32) {
+    // SAFETY: the caller's: two elements.
+    let flags = unsafe { ArrayArg::from_raw_parts_binding(flags.clone().binding(), 2) };
+    // SAFETY: the kernel reads or writes only those two elements.
+    unsafe { kernel(client, CubeCount::new_single(), CubeDim::new_1d(1), flags, value) }
 }
 
 /// What the runner thread needs of a lane, as addresses (sendable).

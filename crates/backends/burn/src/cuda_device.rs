@@ -119,28 +119,11 @@ pub(crate) fn batched_matmul(
 ) -> Option<Tensor<Gpu, 3>> {
     let ([batch, m, k], [batch_b, b1, b2]) = (a.dims(), b.dims());
     let (n, k_b) = if transpose_b { (b1, b2) } else { (b2, b1) };
-    let dtype = a.dtype();
-    let data_type = blas_type(dtype)?;
-    let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
-    if batch != batch_b || k != k_b || b.dtype() != dtype || ![batch, m, n, k].into_iter().all(fits) {
+    if batch != batch_b || k != k_b {
         return None;
     }
-    let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
-    let ((a_batch, lda), (b_batch, ldb)) = (blas_strides(&a)?, blas_strides(&b)?);
     // Row-major `c = a · op(b)` is column-major `cᵀ = op(b)ᵀ · aᵀ`: cuBLAS's first operand is `b`.
-    let gemm = Gemm {
-        transpose_first: transpose_b,
-        transpose_second: false,
-        m: n,
-        n: m,
-        k,
-        first: (ldb, b_batch),
-        second: (lda, a_batch),
-        batch,
-        alpha,
-        data_type,
-    };
-    gemm.launch(&b, &a, [batch, m, n], dtype)
+    Operands::new(a, b, [batch, m, n, k])?.multiply((transpose_b, false), (n, m, k), alpha, [batch, m, n])
 }
 
 /// cuBLAS's name for a float type zoo multiplies in.
@@ -170,28 +153,63 @@ pub(crate) fn matmul_tn(a: &Tensor<Gpu, 2>, b: &Tensor<Gpu, 2>) -> Option<Tensor
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 pub(crate) fn batched_matmul_tn(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, alpha: f32) -> Option<Tensor<Gpu, 3>> {
     let ([batch, n, m], [batch_b, n_b, k]) = (a.dims(), b.dims());
-    let dtype = a.dtype();
-    let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
-    if batch != batch_b || n != n_b || b.dtype() != dtype || ![batch, n, m, k].into_iter().all(fits) {
+    if batch != batch_b || n != n_b {
         return None;
     }
-    let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
-    let ((a_batch, lda), (b_batch, ldb)) = (blas_strides(&a)?, blas_strides(&b)?);
     // Row-major `c = aᵀ · b` is column-major `cᵀ (k × m) = b_c · a_cᵀ`, where `b_c` (k × n) and
     // `a_c` (m × n) are the row-major operands read column-major.
-    let gemm = Gemm {
-        transpose_first: false,
-        transpose_second: true,
-        m: k,
-        n: m,
-        k: n,
-        first: (ldb, b_batch),
-        second: (lda, a_batch),
-        batch,
-        alpha,
-        data_type: blas_type(dtype)?,
-    };
-    gemm.launch(&b, &a, [batch, m, k], dtype)
+    Operands::new(a, b, [batch, n, m, k])?.multiply((false, true), (k, m, n), alpha, [batch, m, k])
+}
+
+/// The operands of a batched product as cuBLAS reads them, with their (batch stride, leading
+/// dimension) and cuBLAS's name for their type.
+struct Operands {
+    a: CubeTensor<CudaRuntime>,
+    b: CubeTensor<CudaRuntime>,
+    a_strides: (usize, usize),
+    b_strides: (usize, usize),
+    dtype: DType,
+}
+
+impl Operands {
+    /// `a` and `b` when they are of one type cuBLAS multiplies, every size of `sizes` is in
+    /// cuBLAS's range and both last dimensions are contiguous.
+    fn new(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, sizes: [usize; 4]) -> Option<Self> {
+        let dtype = a.dtype();
+        let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
+        if b.dtype() != dtype || blas_type(dtype).is_none() || !sizes.into_iter().all(fits) {
+            return None;
+        }
+        let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
+        let (a_strides, b_strides) = (blas_strides(&a)?, blas_strides(&b)?);
+        Some(Self { a, b, a_strides, b_strides, dtype })
+    }
+
+    /// cuBLAS's column-major `alpha · op(b) · op(a)` (`transpose` says which `op` transposes),
+    /// `(m, n, k)` in cuBLAS's terms, as a new contiguous row-major tensor of `shape`.
+    fn multiply(
+        self,
+        (transpose_first, transpose_second): (bool, bool),
+        (m, n, k): (usize, usize, usize),
+        alpha: f32,
+        shape: [usize; 3],
+    ) -> Option<Tensor<Gpu, 3>> {
+        let (b_batch, ldb) = self.b_strides;
+        let (a_batch, lda) = self.a_strides;
+        let gemm = Gemm {
+            transpose_first,
+            transpose_second,
+            m,
+            n,
+            k,
+            first: (ldb, b_batch),
+            second: (lda, a_batch),
+            batch: shape[0],
+            alpha,
+            data_type: blas_type(self.dtype)?,
+        };
+        gemm.launch(&self.b, &self.a, shape, self.dtype)
+    }
 }
 
 /// A batch of matrices' (batch stride, leading dimension) in elements, as cuBLAS reads them:

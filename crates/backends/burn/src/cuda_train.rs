@@ -42,19 +42,41 @@ pub fn hooks() -> crate::DeviceHooks<Train> {
 /// `x · wᵀ` on the tape: computed by cuBLAS, differentiated by [`LinearProduct`].
 fn matmul_nt(x: &Tensor<Train, 2>, w: &Tensor<Train, 2>) -> Option<Tensor<Train, 2>> {
     let y = cublas_nt(&x.clone().inner(), &w.clone().inner())?;
-    let (x, w) = (x.clone().into_primitive().tensor(), w.clone().into_primitive().tensor());
-    let y = y.into_primitive().tensor();
-    let out =
-        match LinearProduct.prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                // Each operand's gradient needs the other operand.
-                let x_state = w.is_tracked().then(|| prep.checkpoint(&x));
-                let w_state = x.is_tracked().then(|| prep.checkpoint(&w));
-                prep.finish((x_state, w_state), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+    Some(on_tape(LinearProduct, (x, w), y))
+}
+
+/// `value` (computed from `lhs` and `rhs` off the tape) recorded as `op`'s result, each
+/// operand checkpointed where the other's gradient needs it.
+fn on_tape<Op, const D: usize>(
+    op: Op,
+    (lhs, rhs): (&Tensor<Train, D>, &Tensor<Train, D>),
+    value: Tensor<Gpu, D>,
+) -> Tensor<Train, D>
+where
+    Op: Backward<Gpu, 2, State = (Option<NodeId>, Option<NodeId>)>,
+{
+    let (lhs, rhs) = (lhs.clone().into_primitive().tensor(), rhs.clone().into_primitive().tensor());
+    let value = value.into_primitive().tensor();
+    let out = match op.prepare::<NoCheckpointing>([lhs.node.clone(), rhs.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let lhs_state = rhs.is_tracked().then(|| prep.checkpoint(&lhs));
+            let rhs_state = lhs.is_tracked().then(|| prep.checkpoint(&rhs));
+            prep.finish((lhs_state, rhs_state), value)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(value),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// A product's operands as [`on_tape`] checkpointed them (each where the other needs a
+/// gradient).
+type Operands = (Option<FloatTensor<Gpu>>, Option<FloatTensor<Gpu>>);
+
+/// The checkpointed operands back, in a backward pass.
+fn operands((lhs, rhs): (Option<NodeId>, Option<NodeId>), checkpointer: &mut Checkpointer) -> Operands {
+    let lhs = lhs.map(|id| checkpointer.retrieve_node_output(id));
+    let rhs = rhs.map(|id| checkpointer.retrieve_node_output(id));
+    (lhs, rhs)
 }
 
 /// The backward pass of `y = x · wᵀ`.
@@ -66,9 +88,7 @@ impl Backward<Gpu, 2> for LinearProduct {
     type State = (Option<NodeId>, Option<NodeId>);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let (x, w) = ops.state;
-        let x: Option<FloatTensor<Gpu>> = x.map(|id| checkpointer.retrieve_node_output(id));
-        let w: Option<FloatTensor<Gpu>> = w.map(|id| checkpointer.retrieve_node_output(id));
+        let (x, w) = operands(ops.state, checkpointer);
         binary::<Gpu, _, _>(
             ops.parents,
             ops.node,
@@ -107,18 +127,7 @@ fn batched_product(
     alpha: f32,
 ) -> Option<Tensor<Train, 3>> {
     let c = batched_matmul(&a.clone().inner(), &b.clone().inner(), transpose_b, alpha)?;
-    let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
-    let c = c.into_primitive().tensor();
-    let product = BatchedProduct { transpose_b, alpha };
-    let out = match product.prepare::<NoCheckpointing>([a.node.clone(), b.node.clone()]).compute_bound().stateful() {
-        OpsKind::Tracked(mut prep) => {
-            let a_state = b.is_tracked().then(|| prep.checkpoint(&a));
-            let b_state = a.is_tracked().then(|| prep.checkpoint(&b));
-            prep.finish((a_state, b_state), c)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(c),
-    };
-    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+    Some(on_tape(BatchedProduct { transpose_b, alpha }, (a, b), c))
 }
 
 /// The backward pass of `c = alpha · a · op(b)` over a batch (`op` transposes when
@@ -134,9 +143,7 @@ impl Backward<Gpu, 2> for BatchedProduct {
     type State = (Option<NodeId>, Option<NodeId>);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let (a, b) = ops.state;
-        let a: Option<FloatTensor<Gpu>> = a.map(|id| checkpointer.retrieve_node_output(id));
-        let b: Option<FloatTensor<Gpu>> = b.map(|id| checkpointer.retrieve_node_output(id));
+        let (a, b) = operands(ops.state, checkpointer);
         let Self { transpose_b, alpha } = self;
         binary::<Gpu, _, _>(
             ops.parents,
