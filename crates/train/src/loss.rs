@@ -26,8 +26,8 @@ pub fn cross_entropy<BB: BurnBackend + Kernels>(
     let mut cache = KvCache::new(backend, &model.info().kv, windows.len(), len)?;
     let step = cache.plan(&batch, LogitsRows::All)?;
     let logits = model.forward_step(&step, &mut cache)?; // (rows·len, vocab)
-                                                         // The loss is taken in f32 whatever the model computes in (mixed precision).
     let logits = logits.burn().clone();
+    // The loss is taken in f32 whatever the model computes in (mixed precision).
     let logits = if logits.dtype() == DType::F32 { logits } else { logits.cast(DType::F32) };
     let rows = targets.len();
     let targets = Tensor::<BB, 2, Int>::from_data(TensorData::new(targets, [rows, 1]), backend.device());

@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::DType;
 use serde_json::Value;
 use zoo_backend_burn::{Burn, DeviceHooks, Kernels, Params};
-use zoo_core::{Backend, Model, WeightSource};
+use zoo_core::{Model, WeightSource};
 
 use crate::data::{Data, TokenizerSource};
 use crate::error::{Result, TrainError};
@@ -208,25 +208,19 @@ impl<BB: AutodiffBackend + Kernels> Run<BB> {
     /// its launches execute where they are issued): the loss, the gradient norm before
     /// clipping, and the model over the updated parameters.
     fn step(&mut self, model: &dyn Model<Burn<BB>>, lr: f64, clip: f32) -> Result<Stepped<BB>> {
-        let backend = self.backend.clone();
-        let work = || {
-            let (loss, grads) = gradients(model, &self.params, &self.data.train, &self.plan, self.state.step)?;
-            if !loss.is_finite() {
-                return Err(TrainError::Diverged { step: self.state.step, loss });
-            }
-            let grad_norm = update(&mut self.optimizer, &self.params, &self.specs, grads, lr, clip)?;
-            let model = self.family.load(self.backend.clone(), &self.config, self.source.as_ref())?;
-            Ok((loss, grad_norm, model))
-        };
-        let mut work = Some(work);
-        let mut outcome = None;
-        backend.scoped(self.plan.rows * (self.plan.window - 1), &mut || outcome = work.take().map(|mut w| w()));
-        outcome.unwrap_or_else(|| {
-            Err(TrainError::Model(zoo_core::Error::Backend {
-                backend: self.backend.name().into(),
-                message: "the training step did not run (the device's execution thread failed)".into(),
-            }))
-        })
+        let (backend, rows) = (self.backend.clone(), self.plan.tokens() as usize);
+        // The outer result says whether the step ran at all; the inner one is the step's.
+        zoo_core::backend::scoped(&backend, rows, || Ok(self.optimizer_step(model, lr, clip)))?
+    }
+
+    /// [`Self::step`]'s work, in whatever context it runs.
+    fn optimizer_step(&mut self, model: &dyn Model<Burn<BB>>, lr: f64, clip: f32) -> Result<Stepped<BB>> {
+        let (loss, grads) = gradients(model, &self.params, &self.data.train, &self.plan, self.state.step)?;
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged { step: self.state.step, loss });
+        }
+        let grad_norm = update(&mut self.optimizer, &self.params, &self.specs, grads, lr, clip)?;
+        Ok((loss, grad_norm, self.load()?))
     }
 
     fn run(&mut self, o: &TrainOptions, events: &mut dyn FnMut(Event<'_>)) -> Result<Summary> {

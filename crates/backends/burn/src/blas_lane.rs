@@ -20,7 +20,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::cubecl::prelude::*;
@@ -91,7 +91,11 @@ static LANES: Mutex<Option<HashMap<(u32, StreamId), Lane>>> = Mutex::new(None);
 /// Whether cuBLAS calls are ordered on the device (the default) rather than by synchronising
 /// the whole device around each (`ZOO_BLAS_SYNC=1`).
 pub(crate) fn enabled() -> bool {
-    !DISABLED.load(Ordering::Relaxed) && std::env::var_os("ZOO_BLAS_SYNC").is_none_or(|v| v.is_empty() || v == "0")
+    // Read once: the environment is not looked up on every product.
+    static ASKED_TO_SYNC: OnceLock<bool> = OnceLock::new();
+    let asked =
+        *ASKED_TO_SYNC.get_or_init(|| std::env::var_os("ZOO_BLAS_SYNC").is_some_and(|v| !v.is_empty() && v != "0"));
+    !asked && !DISABLED.load(Ordering::Relaxed)
 }
 
 /// Runs `enqueue` (which queues cuBLAS work through the handle it is given, bound to the lane's

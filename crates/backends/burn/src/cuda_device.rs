@@ -169,6 +169,7 @@ struct Operands {
     a_strides: (usize, usize),
     b_strides: (usize, usize),
     dtype: DType,
+    data_type: blas_sys::cudaDataType,
 }
 
 impl Operands {
@@ -176,13 +177,14 @@ impl Operands {
     /// cuBLAS's range and both last dimensions are contiguous.
     fn new(a: &Tensor<Gpu, 3>, b: &Tensor<Gpu, 3>, sizes: [usize; 4]) -> Option<Self> {
         let dtype = a.dtype();
+        let data_type = blas_type(dtype)?;
         let fits = |d: usize| d > 0 && d <= i32::MAX as usize;
-        if b.dtype() != dtype || blas_type(dtype).is_none() || !sizes.into_iter().all(fits) {
+        if b.dtype() != dtype || !sizes.into_iter().all(fits) {
             return None;
         }
         let (a, b) = (a.clone().into_primitive().tensor(), b.clone().into_primitive().tensor());
         let (a_strides, b_strides) = (blas_strides(&a)?, blas_strides(&b)?);
-        Some(Self { a, b, a_strides, b_strides, dtype })
+        Some(Self { a, b, a_strides, b_strides, dtype, data_type })
     }
 
     /// cuBLAS's column-major `alpha · op(b) · op(a)` (`transpose` says which `op` transposes),
@@ -206,7 +208,7 @@ impl Operands {
             second: (lda, a_batch),
             batch: shape[0],
             alpha,
-            data_type: blas_type(self.dtype)?,
+            data_type: self.data_type,
         };
         gemm.launch(&self.b, &self.a, shape, self.dtype)
     }
@@ -246,13 +248,13 @@ impl Gemm {
         shape: [usize; D],
         dtype: DType,
     ) -> Option<Tensor<Gpu, D>> {
+        if !cublas_present() {
+            return None;
+        }
         let client = first.client.clone();
         let c = client.empty(shape.iter().product::<usize>() * dtype.size());
         let ptr = |h: burn_cubecl::cubecl::server::Handle| client.get_resource(h).ok().map(|r| r.resource().ptr);
         let (p1, p2, pc) = (ptr(first.handle.clone())?, ptr(second.handle.clone())?, ptr(c.clone())?);
-        if !cublas_present() {
-            return None;
-        }
         crate::cube::count_launch();
         let device = first.device.index as u32;
         let ordered = crate::blas_lane::enabled()

@@ -49,11 +49,11 @@ pub trait Kernels: BurnBackend {
         None
     }
 
-    /// Runs `f` (a step over `rows` token rows) where its launches cost least; `false` if it
-    /// never ran. The default calls `f` here; see the CubeCL backends' for when they move it.
-    fn scoped(_device: &Self::Device, _rows: usize, f: &mut (dyn FnMut() + Send)) -> bool {
-        f();
-        true
+    /// Runs `f` (a step over `rows` token rows) where its launches cost least (callers learn
+    /// whether it ran from what `f` leaves). The default calls `f` here; see the CubeCL
+    /// backends' for when they move it.
+    fn scoped(_device: &Self::Device, _rows: usize, f: &mut (dyn FnMut() + Send)) {
+        f()
     }
 
     /// Each row's largest value of `logits: [rows, vocab]` and its index (the first on ties),
@@ -189,7 +189,7 @@ impl Kernels for burn::backend::NdArray<f32> {}
 impl<BB: Kernels, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> Kernels
     for burn::backend::Autodiff<BB, C>
 {
-    fn scoped(device: &Self::Device, rows: usize, f: &mut (dyn FnMut() + Send)) -> bool {
+    fn scoped(device: &Self::Device, rows: usize, f: &mut (dyn FnMut() + Send)) {
         BB::scoped(device, rows, f)
     }
 }

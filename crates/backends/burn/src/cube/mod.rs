@@ -303,12 +303,12 @@ where
     /// round trip (prefill 1.5× on Qwen2.5-0.5B). Decode steps stay on the caller's thread:
     /// there the hand-over pipelines the caller's work with the runner's (0.5B decode 13%
     /// slower in place).
-    fn scoped(device: &Self::Device, rows: usize, f: &mut (dyn FnMut() + Send)) -> bool {
+    fn scoped(device: &Self::Device, rows: usize, f: &mut (dyn FnMut() + Send)) {
         if rows <= GEMV_MAX_ROWS {
-            f();
-            return true;
+            return f();
         }
-        R::client(device).exclusive(f).is_ok()
+        // A failed hand-over means `f` never ran: `zoo_core::backend::scoped` reports that.
+        let _ = R::client(device).exclusive(f);
     }
 
     fn argmax_rows(logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
