@@ -6,8 +6,9 @@
 //! target/release/examples/gpu_microbench            # on the GPU machine
 //! ```
 //!
-//! Launch figures: the host time of the submitting loop and the wall time until the device
-//! finished, per call (CubeCL hands every launch and allocation to one runner thread per device,
+//! Launch figures (on CUDA first by the number of buffers and scalars a launch binds, handed
+//! over to CubeCL's runner thread and in place): the host time of the submitting loop and the
+//! wall time until the device finished, per call (CubeCL hands every launch and allocation to one runner thread per device,
 //! which calls the driver; where host and wall time agree, that thread sets the pace). GEMV
 //! figures: weight bytes read per second, cycling over enough copies of each weight that none
 //! is served from L2; compare them with the device's copy bandwidth (`scripts/bench-gpu.sh`
@@ -176,7 +177,172 @@ mod bench {
         });
     }
 
+    /// Kernels that touch one element of each of their arrays: the host cost of a launch by
+    /// the number of buffers bound (and of scalars passed) to it.
+    mod touch {
+        use burn_cubecl::cubecl;
+        use burn_cubecl::cubecl::prelude::*;
+
+        #[cube(launch_unchecked)]
+        pub fn one(a: &mut Array<f32>) {
+            if ABSOLUTE_POS == 0 {
+                a[0] += 1.0;
+            }
+        }
+
+        #[cube(launch_unchecked)]
+        pub fn four(a: &mut Array<f32>, b: &Array<f32>, c: &Array<f32>, d: &Array<f32>) {
+            if ABSOLUTE_POS == 0 {
+                a[0] += b[0] + c[0] + d[0];
+            }
+        }
+
+        #[cube(launch_unchecked)]
+        #[allow(clippy::too_many_arguments)]
+        pub fn twelve(
+            a: &mut Array<f32>,
+            b: &Array<f32>,
+            c: &Array<f32>,
+            d: &Array<f32>,
+            e: &Array<f32>,
+            f: &Array<f32>,
+            g: &Array<f32>,
+            h: &Array<f32>,
+            i: &Array<f32>,
+            j: &Array<f32>,
+            k: &Array<f32>,
+            l: &Array<f32>,
+        ) {
+            if ABSOLUTE_POS == 0 {
+                a[0] += b[0] + c[0] + d[0] + e[0] + f[0] + g[0] + h[0] + i[0] + j[0] + k[0] + l[0];
+            }
+        }
+
+        #[cube(launch_unchecked)]
+        #[allow(clippy::too_many_arguments)]
+        pub fn one_scalars(
+            a: &mut Array<f32>,
+            s0: u32,
+            s1: u32,
+            s2: u32,
+            s3: u32,
+            s4: u32,
+            s5: u32,
+            s6: u32,
+            s7: u32,
+            s8: u32,
+            s9: u32,
+            s10: u32,
+            s11: u32,
+        ) {
+            if ABSOLUTE_POS == 0 {
+                a[0] += f32::cast_from(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11);
+            }
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn bindings() {
+        use burn_cubecl::cubecl::prelude::{ArrayArg, CubeCount, CubeDim};
+        type R = burn_cubecl::cubecl::cuda::CudaRuntime;
+        let buffer = || Tensor::<Gpu, 2>::zeros([1, 64], &device()).into_primitive().tensor();
+        let t: Vec<_> = (0..12).map(|_| buffer()).collect();
+        let client = t[0].client.clone();
+        // SAFETY: each kernel touches element 0 of arrays of 64.
+        let a = |i: usize| unsafe { ArrayArg::<R>::from_raw_parts_binding(t[i].handle.clone().binding(), 64) };
+        let grid = (CubeCount::Static(1, 1, 1), CubeDim::new_1d(32));
+        for exclusive in [false, true] {
+            let mode = if exclusive { "in place" } else { "handed over" };
+            let run = |f: &mut (dyn FnMut() + Send)| {
+                if exclusive {
+                    let _ = client.exclusive(f);
+                } else {
+                    f();
+                }
+            };
+            per_call(&format!("1 buffer ({mode})"), 20_000, || {
+                run(&mut || unsafe { touch::one::launch_unchecked::<R>(&client, grid.0.clone(), grid.1, a(0)) })
+            });
+            per_call(&format!("4 buffers ({mode})"), 20_000, || {
+                run(&mut || unsafe {
+                    touch::four::launch_unchecked::<R>(&client, grid.0.clone(), grid.1, a(0), a(1), a(2), a(3))
+                })
+            });
+            per_call(&format!("12 buffers ({mode})"), 20_000, || {
+                run(&mut || unsafe {
+                    touch::twelve::launch_unchecked::<R>(
+                        &client,
+                        grid.0.clone(),
+                        grid.1,
+                        a(0),
+                        a(1),
+                        a(2),
+                        a(3),
+                        a(4),
+                        a(5),
+                        a(6),
+                        a(7),
+                        a(8),
+                        a(9),
+                        a(10),
+                        a(11),
+                    )
+                })
+            });
+            per_call(&format!("1 buffer, 12 scalars ({mode})"), 20_000, || {
+                run(&mut || unsafe {
+                    touch::one_scalars::launch_unchecked::<R>(
+                        &client,
+                        grid.0.clone(),
+                        grid.1,
+                        a(0),
+                        1,
+                        2,
+                        3,
+                        4,
+                        5,
+                        6,
+                        7,
+                        8,
+                        9,
+                        10,
+                        11,
+                        12,
+                    )
+                })
+            });
+            // The same launches, 100 per hand-over: the runner's own cost per launch.
+            per_call(&format!("12 buffers, 100 per call ({mode})"), 200, || {
+                run(&mut || {
+                    for _ in 0..100 {
+                        unsafe {
+                            touch::twelve::launch_unchecked::<R>(
+                                &client,
+                                grid.0.clone(),
+                                grid.1,
+                                a(0),
+                                a(1),
+                                a(2),
+                                a(3),
+                                a(4),
+                                a(5),
+                                a(6),
+                                a(7),
+                                a(8),
+                                a(9),
+                                a(10),
+                                a(11),
+                            )
+                        }
+                    }
+                })
+            });
+        }
+    }
+
     pub fn run() {
+        #[cfg(feature = "cuda")]
+        bindings();
         launches();
         gemvs("Qwen2.5-0.5B", 896, 896, 128, 4864);
         gemvs("Mistral-7B", 4096, 4096, 1024, 14336);

@@ -31,6 +31,8 @@ mod step;
 pub mod tensor;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_device;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_upload;
 
 use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
@@ -65,7 +67,8 @@ pub struct Burn<BB: BurnBackend> {
 #[derive(Debug)]
 pub struct DeviceHooks<BB: BurnBackend> {
     /// Row-major bytes of a `[rows, cols]` matrix of the given element type to a resident
-    /// tensor (instead of Burn's `from_data`).
+    /// tensor (instead of Burn's `from_data`), of that type or of one the device can store
+    /// (burn-wgpu widens bf16 to f32); the caller casts it to the backend's type.
     pub upload: Uploader<BB>,
     /// A zeroed `[rows, cols]` tensor in an exact-size allocation of its own (instead of a
     /// slice of Burn's memory pool).
@@ -339,7 +342,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
         let stored = stored_float(view.dtype);
         if let (Some(dtype), Some(hooks)) = (stored, self.hooks) {
             if let Some(t) = (hooks.upload)(view.data.as_slice(), layout, dtype, &self.device) {
-                let t = if dtype == self.dtype { t } else { t.cast(self.dtype) };
+                let t = if t.dtype() == self.dtype { t } else { t.cast(self.dtype) };
                 return BurnTensor::with_shape(t, view.shape.clone());
             }
         }

@@ -201,7 +201,9 @@ mod wgpu {
             .map_err(|message| Error::Backend { backend: name.into(), message })?;
         // No first-run note: CubeCL's WGSL path keeps no compiled-kernel cache (shaders are
         // translated in-process at each run), so the note would repeat on every run.
-        let backend = Burn::<Gpu>::new(name, device, dtype).with_device_description(Some(summary.line()));
+        let backend = Burn::<Gpu>::new(name, device, dtype)
+            .with_hooks(crate::wgpu_upload::hooks())
+            .with_device_description(Some(summary.line()));
         Ok(DynBackend::new(backend))
     }
 

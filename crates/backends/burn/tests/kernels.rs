@@ -26,6 +26,11 @@ mod gpu {
         Device::new(0)
     }
 
+    /// The backend's device hooks (weight uploads through pinned staging).
+    pub fn hooks() -> zoo_backend_burn::DeviceHooks<Gpu> {
+        zoo_backend_burn::cuda_device::hooks()
+    }
+
     /// The float types under test.
     pub fn dtypes() -> Vec<DType> {
         vec![DType::BF16, DType::F32]
@@ -39,6 +44,11 @@ mod gpu {
 
     pub type Gpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
     pub const NAME: &str = "wgpu-test";
+
+    /// The backend's device hooks (weight uploads in pieces).
+    pub fn hooks() -> zoo_backend_burn::DeviceHooks<Gpu> {
+        zoo_backend_burn::wgpu_upload::hooks()
+    }
 
     /// Adapter 0 (`ZOO_WGPU_TEST_DEVICE` picks another); no adapter fails the test with the
     /// reason (CI installs lavapipe, so a missing adapter is an error, not a skip).
@@ -137,6 +147,31 @@ fn host_linear_residual(x: &[f32], w: &[f32], residual: &[f32], n: usize, k: usi
 fn host_gated(x: &[f32], gate: &[f32], up: &[f32], n: usize, k: usize, out: usize) -> Vec<f32> {
     let (gh, uh) = (host_linear(x, gate, None, n, k, out), host_linear(x, up, None, n, k, out));
     gh.iter().zip(&uh).map(|(g, u)| (g / (1.0 + (-g).exp()) * u) as f32).collect()
+}
+
+/// The device's weight upload (pinned staging on CUDA, 1 MiB pieces on wgpu, where bf16 is
+/// widened to f32) puts every value where it belongs, for a weight of several pieces whose last
+/// one is short, in every type the backend tests and in bf16.
+#[test]
+fn weight_upload_reproduces_every_value() {
+    let shape = [1031, 1030];
+    // Multiples of 1/4 up to 12 are exact in every float type; a period of 97 elements shows
+    // any piece landing at the wrong offset.
+    let values: Vec<f32> = (0..shape[0] * shape[1]).map(|i| ((i % 97) as f32 - 48.0) / 4.0).collect();
+    let mut types = dtypes();
+    if !types.contains(&DType::BF16) {
+        types.push(DType::BF16);
+    }
+    for dtype in types {
+        let data = TensorData::new(values.clone(), shape).convert_dtype(dtype);
+        let t = (gpu::hooks().upload)(data.as_bytes(), shape, dtype, &device()).expect("the upload ran");
+        assert_eq!(t.dims(), shape, "{dtype:?}");
+        let widened = dtype == DType::BF16 && t.dtype() == DType::F32;
+        assert!(t.dtype() == dtype || widened, "{dtype:?} uploaded as {:?}", t.dtype());
+        let got = host(&t);
+        let wrong = got.iter().zip(&values).position(|(g, v)| g != v);
+        assert!(wrong.is_none(), "{dtype:?}: first wrong value at {wrong:?}");
+    }
 }
 
 #[test]
