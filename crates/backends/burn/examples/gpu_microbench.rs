@@ -251,6 +251,28 @@ mod bench {
         // SAFETY: each kernel touches element 0 of arrays of 64.
         let a = |i: usize| unsafe { ArrayArg::<R>::from_raw_parts_binding(t[i].handle.clone().binding(), 64) };
         let grid = (CubeCount::Static(1, 1, 1), CubeDim::new_1d(32));
+        // SAFETY (every launch below): each kernel touches element 0 of arrays of 64.
+        let twelve = || unsafe {
+            let b: [ArrayArg<R>; 12] = std::array::from_fn(a);
+            let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11] = b;
+            touch::twelve::launch_unchecked::<R>(
+                &client,
+                grid.0.clone(),
+                grid.1,
+                b0,
+                b1,
+                b2,
+                b3,
+                b4,
+                b5,
+                b6,
+                b7,
+                b8,
+                b9,
+                b10,
+                b11,
+            )
+        };
         for exclusive in [false, true] {
             let mode = if exclusive { "in place" } else { "handed over" };
             let run = |f: &mut (dyn FnMut() + Send)| {
@@ -268,74 +290,10 @@ mod bench {
                     touch::four::launch_unchecked::<R>(&client, grid.0.clone(), grid.1, a(0), a(1), a(2), a(3))
                 })
             });
-            per_call(&format!("12 buffers ({mode})"), 20_000, || {
-                run(&mut || unsafe {
-                    touch::twelve::launch_unchecked::<R>(
-                        &client,
-                        grid.0.clone(),
-                        grid.1,
-                        a(0),
-                        a(1),
-                        a(2),
-                        a(3),
-                        a(4),
-                        a(5),
-                        a(6),
-                        a(7),
-                        a(8),
-                        a(9),
-                        a(10),
-                        a(11),
-                    )
-                })
-            });
-            per_call(&format!("1 buffer, 12 scalars ({mode})"), 20_000, || {
-                run(&mut || unsafe {
-                    touch::one_scalars::launch_unchecked::<R>(
-                        &client,
-                        grid.0.clone(),
-                        grid.1,
-                        a(0),
-                        1,
-                        2,
-                        3,
-                        4,
-                        5,
-                        6,
-                        7,
-                        8,
-                        9,
-                        10,
-                        11,
-                        12,
-                    )
-                })
-            });
-            // The same launches, 100 per hand-over: the runner's own cost per launch.
+            per_call(&format!("12 buffers ({mode})"), 20_000, || run(&mut || twelve()));
+            // The same launches, 100 per call: a burst fills CubeCL's channel.
             per_call(&format!("12 buffers, 100 per call ({mode})"), 200, || {
-                run(&mut || {
-                    for _ in 0..100 {
-                        unsafe {
-                            touch::twelve::launch_unchecked::<R>(
-                                &client,
-                                grid.0.clone(),
-                                grid.1,
-                                a(0),
-                                a(1),
-                                a(2),
-                                a(3),
-                                a(4),
-                                a(5),
-                                a(6),
-                                a(7),
-                                a(8),
-                                a(9),
-                                a(10),
-                                a(11),
-                            )
-                        }
-                    }
-                })
+                run(&mut || (0..100).for_each(|_| twelve()))
             });
         }
     }
