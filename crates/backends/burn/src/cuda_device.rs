@@ -6,7 +6,8 @@
 //! pageable host-to-device transfer; on the GPU machine that ran at 0.3–0.4 GB/s, most of it
 //! spent faulting in new pages. Here each weight goes from the memory-mapped checkpoint through
 //! one pinned staging buffer, allocated once and reused, straight into a contiguous device
-//! allocation of its own: one host copy, one DMA.
+//! allocation of its own: one host copy, one DMA. (Quantised weights arrive here dequantised
+//! to f32 on the host; the device casts them.)
 
 use std::sync::Mutex;
 
