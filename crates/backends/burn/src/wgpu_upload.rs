@@ -36,6 +36,11 @@ fn piece_bytes() -> usize {
     })
 }
 
+/// Bytes of pieces in flight between syncs: CubeCL's wgpu stream waits for its queue every 64
+/// writes anyway, so syncing after 64 MiB of 1 MiB pieces adds little, and bounds how much of
+/// CubeCL's pool the pieces take.
+const WINDOW_BYTES: usize = 64 << 20;
+
 /// Threads per cube of the copy kernels.
 const COPY_THREADS: u32 = 256;
 
@@ -73,7 +78,7 @@ pub fn hooks() -> crate::DeviceHooks<Gpu> {
 }
 
 /// How a weight's bytes land on the device.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Landing {
     /// As they are, in the weight's own type.
     Copied,
@@ -127,19 +132,22 @@ fn upload(bytes: &[u8], shape: [usize; 2], dtype: DType, device: &WgpuDevice) ->
     let stored_len = len / dtype.size() * stored.size();
     let handle = client.memory_persistent_allocation(stored_len, |len| client.empty(len)).ok()?;
     let out_words = stored_len / 4;
-    // Every piece stays alive until the device has copied them all, so no piece's buffer is
-    // written again while a copy may still read it.
-    let pieces: Vec<_> = bytes
-        .chunks(piece_len)
-        .enumerate()
-        .map(|(i, piece)| {
-            let staged = client.create_from_slice(piece);
-            let words = (piece.len() / 4) as u32;
-            let offset = (i * piece_len / 4) as u32;
-            copy_piece(&client, landing, &staged, &handle, offset, words, out_words);
-            staged
-        })
-        .collect();
+    // Pieces stay alive until the device has copied them (a sync every window), so no piece's
+    // buffer is written again while a copy may still read it, and the pool never holds more
+    // than a window of them.
+    let window = (WINDOW_BYTES / piece_len).max(1);
+    let mut pieces = Vec::with_capacity(window);
+    for (i, piece) in bytes.chunks(piece_len).enumerate() {
+        let staged = client.create_from_slice(piece);
+        let words = (piece.len() / 4) as u32;
+        let offset = (i * piece_len / 4) as u32;
+        copy_piece(&client, landing, &staged, &handle, offset, words, out_words);
+        pieces.push(staged);
+        if pieces.len() == window {
+            block_on(client.sync()).ok()?;
+            pieces.clear();
+        }
+    }
     block_on(client.sync()).ok()?;
     drop(pieces);
     let t = CubeTensor::new_contiguous(client, device.clone(), shape.into(), handle, stored);
