@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use zoo_checkpoint::Message;
 use zoo_core::{
-    forward, generate_batch, Batch, GenerateOptions, Generation, KvCache, LogitsRows, Sampler, SamplingParams, Session,
+    forward, generate_batch, Backend as _, Batch, GenerateOptions, Generation, KvCache, LogitsRows, Sampler,
+    SamplingParams, Session,
 };
 
 use crate::args::RunArgs;
@@ -196,6 +197,9 @@ impl Job<'_> {
                 s.decode_tok_s()
             )?;
         }
+        for note in pipe.backend.take_notes() {
+            writeln!(err, "zoo: {note}")?;
+        }
         for ((prompt, prompt_tokens), generation) in prompts.iter().zip(ids).zip(generations) {
             if json {
                 writeln!(out, "{}", serde_json::to_string(&report(pipe, prompt, prompt_tokens, generation))?)?;
@@ -278,5 +282,8 @@ pub(crate) fn write_stats(err: &mut dyn Write, generation: &Generation, pipe: &P
         s.prefill_tok_s(),
         s.decode_tok_s(),
     )?;
+    for note in pipe.backend.take_notes() {
+        writeln!(err, "zoo: {note}")?;
+    }
     Ok(())
 }

@@ -112,7 +112,7 @@ fn bench_profile_counts_each_op_per_decode_step() {
     // pass each (whose ops alone are profiled); every token's greedy pick is one argmax.
     assert_eq!(calls("scoped"), 1.0);
     assert_eq!(calls("prepare_step"), 1.0);
-    assert_eq!(calls("embedding"), 1.0);
+    assert_eq!(calls("embedding_step"), 1.0);
     assert_eq!(calls("rope_attention_step"), layers);
     assert_eq!(calls("argmax_rows"), 5.0 / 4.0);
     let costliest: Vec<f64> = ops.iter().map(|o| o["us_per_step"].as_f64().unwrap()).collect();

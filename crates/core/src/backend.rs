@@ -223,6 +223,18 @@ impl<'a> StepInput<'a> {
     }
 }
 
+/// What a backend keeps between the forward steps of one KV cache (burn-cuda: the decode steps
+/// it recorded as CUDA graphs, which hold that cache's buffers). Kept with the cache, dropped
+/// with it; empty for backends that keep nothing.
+#[derive(Default)]
+pub struct StepMemory(pub Option<Box<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for StepMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "StepMemory(kept)" } else { "StepMemory(empty)" })
+    }
+}
+
 /// How a backend holds weights stored in one [`DType`]: the answer of [`Backend::supports`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Support {
@@ -310,10 +322,36 @@ pub trait Backend: Clone + Send + Sync + 'static {
         f()
     }
 
+    /// What the backend has to tell the user since the last call (a fallback it took while
+    /// generating: burn-cuda turning CUDA graphs off, with the reason), taken: the CLI prints
+    /// them after a run. Libraries don't print.
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Runs one forward step, which `run` computes op by op. A backend that can record a step
+    /// and replay the recording (burn-cuda: a CUDA graph) may instead replay one it recorded in
+    /// `memory` earlier, with `step`'s tokens, slots and positions, and return what `run` would
+    /// have returned; the default runs `run`.
+    fn run_step(
+        &self,
+        _memory: &mut StepMemory,
+        _step: &Step<'_>,
+        run: &mut dyn FnMut() -> Result<Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        run()
+    }
+
     /// Prepares what every layer of one forward step reads (positions, spans), once per step.
     /// The default prepares nothing; GPU backends upload the step's tables here.
     fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
         Ok(StepInput::host(step))
+    }
+
+    /// [`Backend::embedding`] of the step's tokens, reading what `prepare_step` made (a GPU
+    /// backend's copy of the token ids).
+    fn embedding_step(&self, table: &Self::Tensor, input: &StepInput<'_>) -> Result<Self::Tensor> {
+        self.embedding(table, input.step.tokens)
     }
 
     /// [`Backend::rope`] at the step's positions, reading what `prepare_step` made.

@@ -16,7 +16,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::backend::{
-    AttentionSpec, Backend, KvSpec, Qkv, RopeSpec, SeqSpan, StepInput, Support, TensorShape, UnaryOp,
+    AttentionSpec, Backend, KvSpec, Qkv, RopeSpec, SeqSpan, StepInput, StepMemory, Support, TensorShape, UnaryOp,
 };
 use crate::kv_cache::Step;
 use crate::op_profile::OpProfile;
@@ -306,7 +306,7 @@ macro_rules! erased_backend {
     ) => {
         /// The object-safe mirror of [`Backend`], implemented for every backend.
         #[allow(clippy::too_many_arguments)]
-        trait ErasedBackend: Send + Sync {
+        trait ErasedBackend: Send + Sync + ErasedRunStep {
             $( fn $h $(<$hl>)? (&self, $($ha: $hty),*) $(-> $hret)?; )*
             $( fn $t(&self, $($ta: $tty),*) -> Result<$tret>; )*
         }
@@ -330,6 +330,19 @@ macro_rules! erased_backend {
             type Tensor = DynTensor;
             type KvBuffer = DynKv;
 
+            fn run_step(
+                &self,
+                memory: &mut StepMemory,
+                step: &Step<'_>,
+                run: &mut dyn FnMut() -> Result<DynTensor>,
+            ) -> Result<DynTensor> {
+                // A profile times each op of the step, so the step runs op by op (no replay).
+                match self.profile {
+                    Some(_) => run(),
+                    None => self.inner.run_step_erased(memory, step, run),
+                }
+            }
+
             $(
                 fn $h $(<$hl>)? (&self, $($ha: $hty),*) $(-> $hret)? {
                     self.timed(stringify!($h), || self.inner.$h($($ha),*))
@@ -344,6 +357,32 @@ macro_rules! erased_backend {
     };
 }
 
+/// [`Backend::run_step`] made object-safe: the step's closure computes erased tensors, which
+/// the inner backend gets back as its own.
+trait ErasedRunStep {
+    fn run_step_erased(
+        &self,
+        memory: &mut StepMemory,
+        step: &Step<'_>,
+        run: &mut dyn FnMut() -> Result<DynTensor>,
+    ) -> Result<DynTensor>;
+}
+
+impl<B: Backend> ErasedRunStep for B {
+    fn run_step_erased(
+        &self,
+        memory: &mut StepMemory,
+        step: &Step<'_>,
+        run: &mut dyn FnMut() -> Result<DynTensor>,
+    ) -> Result<DynTensor> {
+        let out = Backend::run_step(self, memory, step, &mut || {
+            let t = run()?;
+            <&DynTensor as Down<B>>::down(&t, self).cloned()
+        })?;
+        Ok(<DynTensor as Erase<B>>::erase(out))
+    }
+}
+
 // Every op of `Backend`, one entry each: an op left out would never reach a backend's override.
 erased_backend! {
     host {
@@ -352,6 +391,7 @@ erased_backend! {
         fn startup_note() -> Option<String>;
         fn device_description() -> Option<String>;
         fn launches() -> Option<u64>;
+        fn take_notes() -> Vec<String>;
         fn synchronize() -> Result<()>;
         fn scoped(rows: usize, f: &mut (dyn FnMut() + Send));
         fn prepare_step<'a>(step: &'a Step<'a>) -> Result<StepInput<'a>>;
@@ -377,6 +417,7 @@ erased_backend! {
         fn add_rms_norm(x: &DynTensor, y: &DynTensor, weight: Option<&DynTensor>, eps: f32)
             -> Result<(DynTensor, DynTensor)>;
         fn embedding(table: &DynTensor, ids: &[u32]) -> Result<DynTensor>;
+        fn embedding_step(table: &DynTensor, input: &StepInput<'_>) -> Result<DynTensor>;
         fn linear(x: &DynTensor, w: &DynTensor, bias: Option<&DynTensor>) -> Result<DynTensor>;
         fn add(a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;
         fn mul(a: &DynTensor, b: &DynTensor) -> Result<DynTensor>;

@@ -1,7 +1,7 @@
 //! The KV cache: one backend buffer per layer, holding several sequences ("slots"), plus each
 //! slot's length. Lengths live here, on the host; keys and values stay on the device.
 
-use crate::backend::{Backend, KvSpec, SeqSpan};
+use crate::backend::{Backend, KvSpec, SeqSpan, StepMemory};
 use crate::{Error, Result};
 
 /// What a model's cache looks like: layers × kv heads × head size.
@@ -75,6 +75,8 @@ pub struct KvCache<B: Backend> {
     layers: Vec<B::KvBuffer>,
     lens: Vec<usize>,
     capacity: usize,
+    /// The backend's memory of this cache's steps ([`Backend::run_step`]).
+    memory: StepMemory,
 }
 
 impl<B: Backend> KvCache<B> {
@@ -82,7 +84,7 @@ impl<B: Backend> KvCache<B> {
     pub fn new(backend: &B, layout: &KvLayout, slots: usize, capacity: usize) -> Result<Self> {
         let spec = KvSpec { slots, n_kv_heads: layout.n_kv_heads, head_dim: layout.head_dim, capacity };
         let layers = (0..layout.n_layers).map(|_| backend.new_kv(&spec)).collect::<Result<_>>()?;
-        Ok(Self { layers, lens: vec![0; slots], capacity })
+        Ok(Self { layers, lens: vec![0; slots], capacity, memory: StepMemory::default() })
     }
 
     /// Tokens cached for `slot`.
@@ -142,6 +144,17 @@ impl<B: Backend> KvCache<B> {
             |rows: &Vec<usize>| rows.len() == positions.len() && rows.iter().enumerate().all(|(i, &r)| i == r);
         let logit_rows = logit_rows.filter(|rows| !every_row(rows));
         Ok(Step { tokens: &batch.tokens, spans, positions, logit_rows })
+    }
+
+    /// Takes the backend's step memory out (to lend it to [`Backend::run_step`] while the step
+    /// borrows the cache); [`KvCache::restore_memory`] puts it back.
+    pub(crate) fn take_memory(&mut self) -> StepMemory {
+        std::mem::take(&mut self.memory)
+    }
+
+    /// Puts back what [`KvCache::take_memory`] took.
+    pub(crate) fn restore_memory(&mut self, memory: StepMemory) {
+        self.memory = memory;
     }
 
     /// Records that a step's tokens are now cached.

@@ -32,8 +32,8 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use backend::{
-    scoped, AttentionSpec, Backend, KvGrowth, KvSpec, Qkv, RopeConvention, RopeSpec, SeqSpan, StepInput, Support,
-    TensorShape, UnaryOp,
+    scoped, AttentionSpec, Backend, KvGrowth, KvSpec, Qkv, RopeConvention, RopeSpec, SeqSpan, StepInput, StepMemory,
+    Support, TensorShape, UnaryOp,
 };
 pub use batch::generate_batch;
 pub use dtype::DType;

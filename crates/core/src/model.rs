@@ -81,7 +81,12 @@ pub fn forward<B: Backend>(
         return Err(crate::Error::TokenOutOfRange { id, vocab_size });
     }
     let step = cache.plan(batch, rows)?;
-    let logits = scoped(model.backend(), step.tokens.len(), || model.forward_step(&step, cache))?;
+    let backend = model.backend();
+    let mut memory = cache.take_memory();
+    let logits = backend
+        .run_step(&mut memory, &step, &mut || scoped(backend, step.tokens.len(), || model.forward_step(&step, cache)));
+    cache.restore_memory(memory);
+    let logits = logits?;
     cache.commit(&step);
     Ok(logits)
 }

@@ -278,7 +278,7 @@ impl<B: Backend> Model<B> for Decoder<B> {
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
         let input = b.prepare_step(step)?;
-        let mut x = b.embedding(&self.embed_tokens, step.tokens)?; // (T, H)
+        let mut x = b.embedding_step(&self.embed_tokens, &input)?; // (T, H)
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(b, &x, cache.layer_mut(i), &input)?;
         }

@@ -211,7 +211,7 @@ impl<B: Backend> Model<B> for NanoChat<B> {
     fn forward_step(&self, step: &Step<'_>, cache: &mut KvCache<B>) -> Result<B::Tensor> {
         let b = &self.backend;
         let input = b.prepare_step(step)?;
-        let mut x = self.norm.forward(b, &b.embedding(&self.wte, step.tokens)?)?; // (T, C)
+        let mut x = self.norm.forward(b, &b.embedding_step(&self.wte, &input)?)?; // (T, C)
         for (i, block) in self.h.iter().enumerate() {
             x = b.add(&x, &block.attn.forward(b, &self.norm.forward(b, &x)?, cache.layer_mut(i), &input)?)?;
             x = b.add(&x, &block.mlp.forward(b, &self.norm.forward(b, &x)?)?)?;

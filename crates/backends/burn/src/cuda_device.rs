@@ -79,7 +79,15 @@ fn resident(
 
 /// The hooks for burn-cuda.
 pub fn hooks() -> crate::DeviceHooks<Gpu> {
-    crate::DeviceHooks { upload, zeros, free_bytes, matmul_nt, batched_matmul }
+    crate::DeviceHooks {
+        upload,
+        zeros,
+        free_bytes,
+        matmul_nt,
+        batched_matmul,
+        take_notes: crate::cuda_graph::take_notes,
+        run_step: crate::cuda_graph::run_step,
+    }
 }
 
 /// Whether cuBLAS can be called: cudarc loads it at run time (and says whether it loads),

@@ -11,12 +11,31 @@ use zoo_core::Qkv;
 
 /// Where one row of a decode step reads and writes the KV cache.
 pub struct RowTable<BB: BurnBackend> {
+    /// The token id of each row.
+    pub tokens: Tensor<BB, 1, Int>,
     /// The KV-cache slot of each row.
     pub slots: Tensor<BB, 1, Int>,
     /// The absolute position of each row.
     pub positions: Tensor<BB, 1, Int>,
     /// The largest position plus one: the most keys a row attends to.
     pub extent: usize,
+    /// `extent` rounded up to its bucket ([`key_bound`]): what kernels size their grids and
+    /// tables by, so that every decode step of a bucket launches the same work (a recorded
+    /// step replays for all of them).
+    pub bound: usize,
+}
+
+/// The (index, value) of each of `rows` rows from the bytes of [`Kernels::argmax_launch`]'s
+/// output.
+pub fn picks(bytes: &[u8], rows: usize) -> Vec<(u32, f32)> {
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    values.chunks_exact(2).take(rows).map(|p| (p[0] as u32, p[1])).collect()
+}
+
+/// The bucket of a step whose rows attend to at most `extent` keys: the next power of two, at
+/// least 512.
+pub fn key_bound(extent: usize) -> usize {
+    extent.max(1).next_power_of_two().max(512)
 }
 
 /// One layer's KV cache as kernels see it: `[slots · kv_heads · room, head_dim]` each.
@@ -54,6 +73,23 @@ pub trait Kernels: BurnBackend {
     /// backends' for when they move it.
     fn scoped(_device: &Self::Device, _rows: usize, f: &mut (dyn FnMut() + Send)) {
         f()
+    }
+
+    /// Called with each forward step's row table once it is uploaded (a step being recorded
+    /// for replay notes its input buffers).
+    fn step_prepared(_rows: &RowTable<Self>) {}
+
+    /// Rows `ids` of `table` (the token embedding, ids read on the device); `None` when the
+    /// backend has no such kernel.
+    fn embed_rows(_table: &Tensor<Self, 2>, _ids: &Tensor<Self, 1, Int>) -> Option<Tensor<Self, 2>> {
+        None
+    }
+
+    /// Launches the argmax of each row of `logits: [rows, vocab]` without reading it back: a
+    /// `[rows · 2, 1]` f32 tensor of (index, value) per row; `None` when the backend has no
+    /// such kernel.
+    fn argmax_launch(_logits: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
+        None
     }
 
     /// Each row's largest value of `logits: [rows, vocab]` and its index (the first on ties),

@@ -21,6 +21,8 @@ mod blas_lane;
 pub mod cube;
 #[cfg(feature = "cuda")]
 pub mod cuda_device;
+#[cfg(feature = "cuda")]
+mod cuda_graph;
 #[cfg(all(feature = "cuda", feature = "autodiff"))]
 pub mod cuda_train;
 pub mod kernels;
@@ -38,7 +40,7 @@ use burn::tensor::activation::{relu, silu, softmax};
 use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
 use zoo_core::{
-    AttentionSpec, Backend, DType, Error, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Step, StepInput, Support,
+    AttentionSpec, Backend, DType, Error, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Step, StepInput, StepMemory, Support,
     TensorShape, UnaryOp, WeightView,
 };
 
@@ -79,6 +81,26 @@ pub struct DeviceHooks<BB: BurnBackend> {
     pub matmul_nt: fn(&Tensor<BB, 2>, &Tensor<BB, 2>) -> Resident<BB>,
     /// Prefill attention's batched products, through the device's own BLAS.
     pub batched_matmul: BatchedMatmul<BB>,
+    /// What the device has to tell the user ([`Backend::take_notes`]), taken.
+    pub take_notes: fn() -> Vec<String>,
+    /// One forward step ([`Backend::run_step`]): burn-cuda replays decode steps as CUDA graphs
+    /// (see [`cuda_graph`](crate::cuda_graph)); others call the closure.
+    pub run_step: StepRunner<BB>,
+}
+
+/// Runs one forward step (the closure computes it op by op), or replays a recording of one
+/// kept in the step memory.
+pub type StepRunner<BB> =
+    fn(&Device<BB>, &mut StepMemory, &Step<'_>, &mut dyn FnMut() -> Result<BurnTensor<BB>>) -> Result<BurnTensor<BB>>;
+
+/// [`DeviceHooks::run_step`] of devices that replay nothing.
+pub fn run_directly<BB: BurnBackend>(
+    _: &Device<BB>,
+    _: &mut StepMemory,
+    _: &Step<'_>,
+    run: &mut dyn FnMut() -> Result<BurnTensor<BB>>,
+) -> Result<BurnTensor<BB>> {
+    run()
 }
 
 /// `alpha · a · bᵀ` (when the flag is set) or `alpha · a · b` over a batch of matrices, or
@@ -378,12 +400,32 @@ impl<BB: Kernels> Backend for Burn<BB> {
         BB::scoped(&self.device, rows, f);
     }
 
+    fn take_notes(&self) -> Vec<String> {
+        self.hooks.map(|hooks| (hooks.take_notes)()).unwrap_or_default()
+    }
+
+    fn run_step(
+        &self,
+        memory: &mut StepMemory,
+        step: &Step<'_>,
+        run: &mut dyn FnMut() -> Result<BurnTensor<BB>>,
+    ) -> Result<BurnTensor<BB>> {
+        match self.hooks {
+            Some(hooks) => (hooks.run_step)(&self.device, memory, step, run),
+            None => run(),
+        }
+    }
+
     fn synchronize(&self) -> Result<()> {
         BB::sync(&self.device).map_err(|e| Error::Backend { backend: self.name.into(), message: format!("{e:?}") })
     }
 
     fn argmax_rows(&self, logits: &BurnTensor<BB>) -> Result<Vec<u32>> {
-        let Some(picks) = BB::argmax_rows(&logits.t) else {
+        let picks = match &logits.picks {
+            Some(picks) => Some(picks.to_vec()),
+            None => BB::argmax_rows(&logits.t),
+        };
+        let Some(picks) = picks else {
             return zoo_core::sampler::greedy_rows_on_host(self, logits);
         };
         picks
@@ -496,7 +538,21 @@ impl<BB: Kernels> Backend for Burn<BB> {
 
     fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
         let prepared = BurnStep::<BB>::new(step, &self.device);
+        BB::step_prepared(&prepared.rows);
         Ok(StepInput { step, prepared: Some(Box::new(prepared)) })
+    }
+
+    fn embedding_step(&self, table: &BurnTensor<BB>, input: &StepInput<'_>) -> Result<BurnTensor<BB>> {
+        let Some(step) = input.prepared::<BurnStep<BB>>() else {
+            return self.embedding(table, input.step.tokens);
+        };
+        let (vocab, _) = table.dims2("embedding")?;
+        if let Some(&id) = input.step.tokens.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::TokenOutOfRange { id, vocab_size: vocab });
+        }
+        let ids = &step.rows.tokens;
+        let rows = BB::embed_rows(&table.t, ids).unwrap_or_else(|| table.t.clone().select(0, ids.clone()));
+        Ok(BurnTensor::matrix(rows))
     }
 
     fn rope_step(&self, x: &BurnTensor<BB>, input: &StepInput<'_>, spec: &RopeSpec) -> Result<BurnTensor<BB>> {
@@ -533,7 +589,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
         if let Some(step) = input.prepared::<BurnStep<BB>>() {
             if rope.head_dim == spec.head_dim && rope.head_dim % 2 == 0 {
                 let dtype = qkv.q.t.dtype();
-                let (cos, sin) = self.rope_tables.get(rope, step.rows.extent, &self.device, dtype);
+                let (cos, sin) = self.rope_tables.get(rope, step.rows.bound, &self.device, dtype);
                 let rows = || step.rope_rows(&self.rope_tables, rope, &self.device, dtype);
                 let spans = &input.step.spans;
                 if let Some(y) = attention::rope_attention(qkv, kv, spans, spec, step, (&cos, &sin), rows)? {
@@ -690,6 +746,17 @@ impl<BB: Kernels> Burn<BB> {
         let index = Tensor::<BB, 1, Int>::from_data(TensorData::new(rows, [count]), &self.device);
         Ok(BurnTensor::matrix(x.t.clone().select(0, index)))
     }
+}
+
+/// Where compiled GPU kernels of `kind` are kept: `kernels/<kind>/<build>` under zoo's cache
+/// directory. CubeCL names a cached kernel by its type and settings, not its code, so a kernel
+/// changed by a new build of zoo would otherwise load the old build's binary; `<build>` is
+/// stamped when this crate's sources are compiled (`build.rs`), so each build of the kernels
+/// compiles its own, and copies of one binary share theirs.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) fn kernel_cache(kind: &str) -> std::path::PathBuf {
+    let build = concat!("build-", env!("ZOO_KERNELS_BUILD"));
+    zoo_core::registry::cache_dir().join("kernels").join(kind).join(build)
 }
 
 /// Call from a binary to make sure this crate (and so its registrations) is linked.

@@ -31,7 +31,7 @@ mod gpu {
         result
     }
 
-    /// Points CubeCL's compiled-kernel cache at zoo's cache directory (`kernels/cubecl`), unless
+    /// Points CubeCL's compiled-kernel cache at zoo's cache directory (`kernels/cubecl/<build>`), unless
     /// a `cubecl.toml` already names one, before CubeCL first reads its configuration.
     pub(super) fn cache_kernels() {
         use burn_cubecl::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
@@ -48,9 +48,9 @@ mod gpu {
         });
     }
 
-    /// Where zoo keeps CubeCL's compiled kernels.
+    /// Where zoo keeps CubeCL's compiled kernels, per build of zoo ([`crate::kernel_cache`]).
     fn kernel_cache() -> std::path::PathBuf {
-        zoo_core::registry::cache_dir().join("kernels").join("cubecl")
+        crate::kernel_cache("cubecl")
     }
 
     /// Whether zoo's kernel cache held nothing when this process first looked (before the

@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend as BurnBackend;
 use burn::tensor::{DType as BurnDType, Int, Tensor, TensorData};
 use zoo_core::{RopeSpec, Step};
 
-use crate::kernels::RowTable;
+use crate::kernels::{key_bound, RowTable};
 
 /// RoPE `cos`/`sin` tables `[positions, head_dim / 2]` per rotary spec, built on the host once
 /// (angles in f32 exactly as the reference computes them) and kept on the device.
@@ -79,10 +79,12 @@ impl<BB: BurnBackend> BurnStep<BB> {
             slots.extend(std::iter::repeat_n(span.slot as i64, span.len));
         }
         let positions: Vec<i64> = step.positions.iter().map(|&p| p as i64).collect();
+        let tokens: Vec<i64> = step.tokens.iter().map(|&t| i64::from(t)).collect();
         let int = |v: Vec<i64>| Tensor::<BB, 1, Int>::from_data(TensorData::new(v, [n]), device);
         let extent = step.positions.iter().max().map_or(0, |&p| p + 1);
+        let (tokens, slots, positions) = (int(tokens), int(slots), int(positions));
         Self {
-            rows: RowTable { slots: int(slots), positions: int(positions), extent },
+            rows: RowTable { tokens, slots, positions, extent, bound: key_bound(extent) },
             rope: Mutex::default(),
             masks: Mutex::default(),
         }
@@ -100,7 +102,7 @@ impl<BB: BurnBackend> BurnStep<BB> {
         if let Some((_, cos, sin)) = rows.iter().find(|(s, _, _)| s == spec) {
             return (cos.clone(), sin.clone());
         }
-        let (cos, sin) = tables.get(spec, self.rows.extent, device, dtype);
+        let (cos, sin) = tables.get(spec, self.rows.bound, device, dtype);
         let index = self.rows.positions.clone();
         let (cos, sin) = (cos.select(0, index.clone()), sin.select(0, index));
         rows.push((spec.clone(), cos.clone(), sin.clone()));

@@ -11,13 +11,16 @@ pub struct BurnTensor<BB: BurnBackend> {
     /// The values as `[product of leading dims, last dim]`.
     pub(crate) t: Tensor<BB, 2>,
     shape: Vec<usize>,
+    /// Each row's argmax (index, value), when whoever made these logits picked it already (a
+    /// replayed decode step does, inside its CUDA graph).
+    pub(crate) picks: Option<std::sync::Arc<Vec<(u32, f32)>>>,
 }
 
 impl<BB: BurnBackend> BurnTensor<BB> {
     /// Wraps a rank-2 Burn tensor whose zoo shape is its own.
     pub(crate) fn matrix(t: Tensor<BB, 2>) -> Self {
         let shape = t.dims().to_vec();
-        Self { t, shape }
+        Self { t, shape, picks: None }
     }
 
     /// Wraps `t` under zoo shape `shape` (same number of elements, same last dimension).
@@ -26,7 +29,7 @@ impl<BB: BurnBackend> BurnTensor<BB> {
         if rows * cols != shape.iter().product::<usize>() {
             return Err(Error::Shape { op: "burn tensor", expected: format!("{} elements", rows * cols), got: shape });
         }
-        Ok(Self { t, shape })
+        Ok(Self { t, shape, picks: None })
     }
 
     /// The Burn tensor, `[product of leading dims, last dim]` (a trainer's loss reads the

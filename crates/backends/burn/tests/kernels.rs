@@ -8,7 +8,7 @@
 #![cfg(any(feature = "cuda", feature = "wgpu"))]
 
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use zoo_backend_burn::kernels::{Kernels, KvView, RowNorm, RowTable};
+use zoo_backend_burn::kernels::{key_bound, Kernels, KvView, RowNorm, RowTable};
 use zoo_backend_burn::Burn;
 use zoo_core::{
     AttentionSpec, Backend, Batch, KvCache, KvLayout, LogitsRows, Qkv, RopeConvention, RopeSpec, StepInput, TensorShape,
@@ -178,9 +178,17 @@ fn weight_upload_reproduces_every_value() {
 #[test]
 fn gemv_matches_matmul() {
     for dtype in dtypes() {
-        for (n, k, out) in
-            [(1, 896, 4864), (1, 5120, 1024), (1, 904, 151), (3, 904, 151), (8, 4864, 896), (2, 27, 5), (7, 1000, 77)]
-        {
+        for (n, k, out) in [
+            (1, 896, 4864),
+            (1, 5120, 1024),
+            (1, 904, 151),
+            (3, 904, 151),
+            (8, 4864, 896),
+            (2, 27, 5),
+            (7, 1000, 77),
+            (1, 4864, 896),
+            (1, 4100, 77),
+        ] {
             for with_bias in [false, true] {
                 let (x, w) = (random([n, k], dtype), random([out, k], dtype));
                 let bias = with_bias.then(|| random([1, out], dtype));
@@ -260,6 +268,20 @@ fn host_rms_norm(x: &[f32], weight: Option<&[f32]>, n: usize, k: usize, eps: f64
             (x[i] as f64 / (ms + eps).sqrt() * weight.map_or(1.0, |w| w[i % k] as f64)) as f32
         })
         .collect()
+}
+
+#[test]
+fn split_gemv_with_residual_matches_composition() {
+    // Few output features, long rows, no norm: the GEMV splits each row over four planes
+    // (Qwen2.5-0.5B's down projection, and uneven shares with a half-empty last cube).
+    for dtype in dtypes() {
+        for (k, out) in [(4864, 896), (4100, 77)] {
+            let (x, w, r) = (random([1, k], dtype), random([out, k], dtype), random([1, out], dtype));
+            let got = planed!(Gpu::gemv(&x, &w, None, None, Some(&r)), "split gemv with residual");
+            let want = host_linear_residual(&host(&x), &host(&w), &host(&r), 1, k, out);
+            assert_close(&host(&got), &want, dtype, &format!("split gemv {dtype:?} k={k} out={out}"));
+        }
+    }
 }
 
 #[test]
@@ -377,6 +399,22 @@ fn rms_norm_matches_composition() {
 }
 
 #[test]
+fn embed_rows_matches_select() {
+    // An odd width, a repeated id, the last row of the table.
+    let (vocab, dim) = (1001, 904);
+    for dtype in gpu::dtypes() {
+        let table = random([vocab, dim], dtype);
+        let ids = Tensor::<Gpu, 1, Int>::from_data(TensorData::new(vec![7i64, 1000, 7, 0], [4]), &gpu::device());
+        let Some(got) = Gpu::embed_rows(&table, &ids) else {
+            assert!(!plane_kernels(), "embed_rows declined on a device with plane kernels");
+            continue;
+        };
+        let want = table.select(0, ids);
+        assert_eq!(host(&got), host(&want), "embed_rows {dtype:?}");
+    }
+}
+
+#[test]
 fn silu_mul_matches_composition() {
     for dtype in dtypes() {
         let (g, u) = (random([3, 4864], dtype), random([3, 4864], dtype));
@@ -448,7 +486,13 @@ fn kv_write_places_rows_at_slot_and_position() {
     let view = KvView { k: &kc, v: &vc, room, n_kv_heads: heads };
     let (k, v) = (random([2, heads * hd], DType::F32), random([2, heads * hd], DType::F32));
     let int = |v: Vec<i64>| Tensor::<Gpu, 1, Int>::from_data(TensorData::new(v, [2]), &device());
-    let rows = RowTable { slots: int(vec![2, 0]), positions: int(vec![5, 11]), extent: 12 };
+    let rows = RowTable {
+        tokens: int(vec![0, 0]),
+        slots: int(vec![2, 0]),
+        positions: int(vec![5, 11]),
+        extent: 12,
+        bound: key_bound(12),
+    };
     assert!(Gpu::kv_write(&view, &k, &v, &rows));
     let (kh, vh, kin, vin) = (host(&kc), host(&vc), host(&k), host(&v));
     for (r, (slot, pos)) in [(2usize, 5usize), (0, 11)].into_iter().enumerate() {

@@ -1,10 +1,15 @@
 //! Tests of the erased backend over a probe backend that records which of its ops run: overrides
-//! of default-bodied ops, `scoped` and `supports` must be reached through [`DynBackend`].
+//! of default-bodied ops, `scoped`, `run_step` and `supports` must be reached through
+//! [`DynBackend`].
 
 use std::sync::{Arc, Mutex};
 
 use super::{DynBackend, DynKv, DynTensor};
-use crate::backend::{scoped, AttentionSpec, Backend, KvSpec, Qkv, RopeSpec, SeqSpan, Support, TensorShape, UnaryOp};
+use crate::backend::{
+    scoped, AttentionSpec, Backend, KvSpec, Qkv, RopeSpec, SeqSpan, StepMemory, Support, TensorShape, UnaryOp,
+};
+use crate::kv_cache::Step;
+use crate::op_profile::OpProfile;
 use crate::{DType, Error, Result, WeightView};
 
 /// The probe's tensor: values under a shape.
@@ -62,6 +67,21 @@ impl Backend for Probe {
         if !self.drops_scoped_work {
             f()
         }
+    }
+    /// Runs the first step of a memory, then "replays": returns the count of steps so far.
+    fn run_step(
+        &self,
+        memory: &mut StepMemory,
+        _: &Step<'_>,
+        run: &mut dyn FnMut() -> Result<Values>,
+    ) -> Result<Values> {
+        self.record("run_step");
+        let steps = memory.0.get_or_insert_with(|| Box::new(0u32)).downcast_mut::<u32>().expect("the probe's memory");
+        *steps += 1;
+        if *steps > 1 {
+            return Ok(Values { values: vec![*steps as f32], shape: vec![1, 1] });
+        }
+        run()
     }
     fn weight(&self, view: &WeightView) -> Result<Values> {
         Ok(Values { values: view.to_f32_vec(), shape: view.shape.clone() })
@@ -228,4 +248,27 @@ fn wrapping_a_dyn_backend_again_shares_it() {
     assert_eq!(format!("{backend:?}"), "DynBackend(probe)");
     backend.add_rms_norm(&row(&backend), &row(&backend), None, 1e-5).unwrap();
     assert_eq!(probe.calls(), ["add_rms_norm"]);
+}
+
+#[test]
+fn run_step_reaches_the_backend_with_its_memory_unless_profiled() {
+    let probe = Probe::default();
+    let backend = DynBackend::new(probe.clone());
+    let tokens = [1u32];
+    let step = Step { tokens: &tokens, spans: vec![], positions: vec![0], logit_rows: None };
+    let mut memory = StepMemory::default();
+    let mut runs = 0;
+    let mut run = || {
+        runs += 1;
+        backend.upload(&[1.0, 2.0], &[1, 2])
+    };
+    let first = backend.run_step(&mut memory, &step, &mut run).unwrap();
+    assert_eq!(backend.to_host(&first).unwrap(), [1.0, 2.0], "the closure's tensor crosses the erasure");
+    let second = backend.run_step(&mut memory, &step, &mut run).unwrap();
+    assert_eq!(backend.to_host(&second).unwrap(), [2.0], "the probe answered from its memory");
+    assert_eq!(probe.calls(), ["run_step", "run_step"]);
+    let profiled = backend.clone().profiled(Arc::new(OpProfile::default()));
+    profiled.run_step(&mut memory, &step, &mut run).unwrap();
+    assert_eq!(probe.calls().len(), 2, "a profiled step runs op by op, not through the backend");
+    assert_eq!(runs, 2);
 }

@@ -55,7 +55,7 @@ where
     }
     let (slots, positions) = (int(&rows.slots), int(&rows.positions));
     let out = empty_like(&q, n, cols);
-    let keys = spec.window.map_or(rows.extent, |w| w.min(rows.extent)).max(1);
+    let keys = spec.window.map_or(rows.bound, |w| w.min(rows.bound)).max(1);
     let splits = keys.div_ceil(attention::SPLIT);
     let direct = splits == 1;
     // Split statistics for the merge; a single split writes `out` directly and never reads

@@ -177,3 +177,26 @@ pub(crate) fn rope_kernel<F: Float>(
     y[out] = F::cast_from(x1 * cs - x2 * sn);
     y[out + half] = F::cast_from(x2 * cs + x1 * sn);
 }
+
+/// Row `ids[r]` of `table` to row `r` of `out` (the token embedding): one cube per row, threads
+/// striding over its `row_vectors` vectors; `table_stride` counts vectors between table rows.
+/// Token ids are read on the device, so a recorded decode step replays with new ids.
+#[cube(launch_unchecked)]
+pub(crate) fn gather_rows_kernel<F: Float, N: Size, I: Numeric>(
+    table: &Array<Vector<F, N>>,
+    ids: &Array<I>,
+    out: &mut Array<Vector<F, N>>,
+    row_vectors: u32,
+    table_stride: u32,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS_X as usize;
+    let id = u32::cast_from(ids[row]) as usize;
+    let src = id * table_stride as usize;
+    let dst = row * row_vectors as usize;
+    let mut c = UNIT_POS_X as usize;
+    while c < row_vectors as usize {
+        out[dst + c] = table[src + c];
+        c += CUBE_DIM_X as usize;
+    }
+}

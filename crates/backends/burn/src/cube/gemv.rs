@@ -236,11 +236,15 @@ fn plane_dot<F: Float, N: Size>(
 }
 
 /// `y = residual + norm(x) · wᵀ (+ bias)` (each part when its flag says so); one plane per
-/// (output feature, row). The product is rounded to `F` before the residual is added, as the
-/// unfused ops round. Strides of `x` and `w` count vectors, those of `y` and `residual`
-/// elements.
+/// (output feature, row), or with `parts` above 1 (no norm), `parts` planes per feature, each
+/// summing its share of the row, added in shared memory: a projection with few output
+/// features and long rows (Qwen2.5-0.5B's down projection: 896 features of 4 864) otherwise
+/// runs too few planes to keep the memory busy. The product is rounded to `F` before the
+/// residual is added, as the unfused ops round. Strides of `x` and `w` count vectors, those of
+/// `y` and `residual` elements.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
+// `div_ceil` has no CubeCL expansion: the share is computed by hand.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
 pub(crate) fn gemv_kernel<F: Float, N: Size>(
     x: &Array<Vector<F, N>>,
     norm_w: &Array<Vector<F, N>>,
@@ -255,23 +259,58 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
     y_stride: u32,
     residual_stride: u32,
     eps: f32,
+    #[comptime] parts: usize,
     #[comptime] has_bias: bool,
     #[comptime] has_residual: bool,
     #[comptime] normed: bool,
     #[comptime] weighted: bool,
     #[define(F)] _dtype: StorageType,
 ) {
-    let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
-    if o >= out_features as usize {
-        terminate!();
-    }
     let x_off = r * x_stride as usize;
-    let w_off = o * w_stride as usize;
-    let value = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors as usize, eps, normed, weighted);
-    if UNIT_POS_X == 0 {
-        let (ys, rs) = (y_stride as usize, residual_stride as usize);
-        store_product::<F>(value, r, o, bias, residual, y, ys, rs, has_bias, has_residual);
+    let (ys, rs) = (y_stride as usize, residual_stride as usize);
+    if comptime!(parts == 1) {
+        let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
+        if o >= out_features as usize {
+            terminate!();
+        }
+        let w_off = o * w_stride as usize;
+        let value = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors as usize, eps, normed, weighted);
+        if UNIT_POS_X == 0 {
+            store_product::<F>(value, r, o, bias, residual, y, ys, rs, has_bias, has_residual);
+        }
+    } else {
+        let plane = UNIT_POS_Y as usize;
+        let o = CUBE_POS_Y as usize * (CUBE_DIM_Y as usize / parts) + plane / parts;
+        let part = plane % parts;
+        let k = k_vectors as usize;
+        let share = (k + parts - 1) / parts;
+        let lo = part * share;
+        let mut len = 0usize;
+        if lo < k {
+            len = k - lo;
+            if len > share {
+                len = share;
+            }
+        }
+        let mut partial = SharedMemory::<f32>::new(PLANES as usize);
+        let mut value = 0.0f32;
+        // Uniform per plane: every lane of a plane has the same feature.
+        if o < out_features as usize {
+            value = row_dot::<F, N>(x, norm_w, w, x_off + lo, o * w_stride as usize + lo, len, eps, false, false);
+        }
+        if UNIT_POS_X == 0 {
+            partial[plane] = value;
+        }
+        sync_cube();
+        if part == 0 && UNIT_POS_X == 0 && o < out_features as usize {
+            let mut total = 0.0f32;
+            #[unroll]
+            for p in 0..parts {
+                total += partial[plane + p];
+            }
+            store_product::<F>(total, r, o, bias, residual, y, ys, rs, has_bias, has_residual);
+        }
     }
 }
 

@@ -105,13 +105,14 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
     let width = gemv_width(x, &[w.clone(), norm_w.clone()], k);
     let ep = Epilogue::new(bias, residual, x);
     let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
-    // SAFETY: planes past `out` return; the rows of `x` and the columns of `w` match, and
-    // `residual` is `[n, out]` (checked by the caller).
+    let parts = split_parts(n, out, k / width, norm.normed);
+    // SAFETY: planes past `out` return (or, split, skip their product and store); the rows of
+    // `x` and the columns of `w` match, and `residual` is `[n, out]` (checked by the caller).
     unsafe {
         launch!(
             gemv::gemv_kernel,
             &w.client,
-            gemv_grid(n, out),
+            gemv_grid(n, out * parts),
             width,
             array(x),
             array(&norm_w),
@@ -126,6 +127,7 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
             out as u32,
             row_stride(&ep.residual),
             norm.eps,
+            parts,
             ep.has_bias,
             ep.has_residual,
             norm.normed,
@@ -134,6 +136,19 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
         );
     }
     y
+}
+
+/// Planes per output feature of a single GEMV: 4 when the product has at most 2 048 (row,
+/// feature) pairs, rows of at least 512 vectors and no folded norm (whose sum of squares
+/// covers the whole row), else 1. `ZOO_GEMV_SPLIT=0` keeps 1.
+fn split_parts(n: usize, out: usize, k_vectors: usize, normed: bool) -> usize {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("ZOO_GEMV_SPLIT").is_ok_and(|v| v == "0"));
+    if off || normed || n * out > 2048 || k_vectors < 512 {
+        1
+    } else {
+        4
+    }
 }
 
 /// Rows per compiled multi-row GEMV variant for a batch of `n` (2 to [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS)): the

@@ -11,6 +11,17 @@ macro_rules! launch {
     ($($kernel:ident)::+, $client:expr, $grid:expr, $($arg:expr),+ $(,)?) => {{
         $crate::cube::count_launch();
         let (count, dim): (::burn_cubecl::cubecl::prelude::CubeCount, ::burn_cubecl::cubecl::prelude::CubeDim) = $grid;
+        // A step being recorded for replay (`record`) sends the launch to the recorder too.
+        #[cfg(feature = "cuda")]
+        if $crate::cube::record::recording() {
+            $($kernel)::+::launch_unchecked::<$crate::cube::record::RecRuntime>(
+                &$crate::cube::record::client(),
+                count.clone(),
+                dim,
+                $($arg),+
+            );
+            $crate::cube::record::end_launch();
+        }
         $($kernel)::+::launch_unchecked::<R>($client, count, dim, $($arg),+)
     }};
 }
@@ -24,6 +35,8 @@ mod gemv;
 mod gemv_launch;
 mod gemv_mma;
 mod gemv_mma_launch;
+#[cfg(feature = "cuda")]
+pub(crate) mod record;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,7 +59,12 @@ static LAUNCHES: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one kernel launch (see [`Kernels::launches`]).
 pub(crate) fn count_launch() {
-    LAUNCHES.fetch_add(1, Ordering::Relaxed);
+    count_launches(1);
+}
+
+/// Counts `n` kernel launches (a replayed step's kernels, launched as one CUDA graph).
+pub(crate) fn count_launches(n: u64) {
+    LAUNCHES.fetch_add(n, Ordering::Relaxed);
 }
 
 /// Decode steps up to this many rows use the GEMV kernel; longer ones Burn's matmul.
@@ -79,7 +97,11 @@ fn dense<R: CubeRuntime>(t: CubeTensor<R>) -> CubeTensor<R> {
 /// The flat buffer behind the rank-2 `t`, as a kernel argument: kernels take arrays plus row
 /// strides as scalars, which travel in the launch's parameters (a tensor argument's shape and
 /// strides are uploaded to the GPU on every launch).
-fn array<R: CubeRuntime>(t: &CubeTensor<R>) -> ArrayArg<R> {
+fn array<R: CubeRuntime, L: Runtime>(t: &CubeTensor<R>) -> ArrayArg<L> {
+    #[cfg(feature = "cuda")]
+    if std::any::TypeId::of::<L>() == std::any::TypeId::of::<record::RecRuntime>() {
+        record::push_handle(&t.handle);
+    }
     let shape = t.meta.shape();
     let span = match shape.len() {
         0 => 1,
@@ -312,6 +334,12 @@ where
     }
 
     fn argmax_rows(logits: &Tensor<Self, 2>) -> Option<Vec<(u32, f32)>> {
+        let out = float(&Self::argmax_launch(logits)?);
+        let bytes = out.client.read_one(out.handle.clone()).ok()?;
+        Some(crate::kernels::picks(&bytes, logits.dims()[0]))
+    }
+
+    fn argmax_launch(logits: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
         let [rows, cols] = logits.dims();
         if rows == 0 || cols == 0 || cols >= 1 << 24 {
             return None;
@@ -338,9 +366,7 @@ where
                 x.dtype.into(),
             );
         }
-        let bytes = x.client.read_one(out.handle.clone()).ok()?;
-        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        Some(values.chunks_exact(2).take(rows).map(|p| (p[0] as u32, p[1])).collect())
+        Some(wrap(out))
     }
 
     fn gemv(
@@ -559,6 +585,43 @@ where
         Some(wrap(q_out))
     }
 
+    fn step_prepared(rows: &RowTable<Self>) {
+        #[cfg(feature = "cuda")]
+        record::note_inputs(&int(&rows.tokens), &int(&rows.slots), &int(&rows.positions));
+        #[cfg(not(feature = "cuda"))]
+        let _ = rows;
+    }
+
+    fn embed_rows(table: &Tensor<Self, 2>, ids: &Tensor<Self, 1, Int>) -> Option<Tensor<Self, 2>> {
+        let [_, cols] = table.dims();
+        let (table, ids) = (float(table), int(ids));
+        let rows = ids.meta.shape()[0];
+        let width = gemv_width(&table, &[], cols);
+        if rows == 0 || cols == 0 || !rows_aligned(&table, width) {
+            return None;
+        }
+        let y = empty_like(&table, rows, cols);
+        let vectors = cols / width;
+        let threads = vectors.next_multiple_of(32).min(256) as u32;
+        // SAFETY: one cube per id; the caller checked every id against the table's rows, and
+        // threads stride over the row's `vectors` vectors.
+        unsafe {
+            launch!(
+                elementwise::gather_rows_kernel,
+                &table.client,
+                row_grid(rows, threads),
+                width,
+                array(&table),
+                array(&ids),
+                array(&y),
+                vectors as u32,
+                row_stride(&table) / width as u32,
+                [table.dtype.into(), ids.dtype.into()],
+            );
+        }
+        Some(wrap(y))
+    }
+
     fn silu_mul(gate: &Tensor<Self, 2>, up: &Tensor<Self, 2>) -> Option<Tensor<Self, 2>> {
         let [rows, cols] = gate.dims();
         if up.dims() != [rows, cols] {
@@ -714,7 +777,7 @@ where
     ) -> Option<Tensor<Self, 2>> {
         let [n, _] = q.dims();
         let (hd, kv_cols) = (spec.head_dim, spec.n_kv_heads * spec.head_dim);
-        let tables_fit = cos.dims() == sin.dims() && cos.dims()[1] == hd / 2 && cos.dims()[0] >= rows.extent;
+        let tables_fit = cos.dims() == sin.dims() && cos.dims()[1] == hd / 2 && cos.dims()[0] >= rows.bound;
         if hd % 2 != 0 || k.dims() != [n, kv_cols] || v.dims() != [n, kv_cols] || !tables_fit {
             return None;
         }
