@@ -514,9 +514,13 @@ fn kv_write_places_rows_at_slot_and_position() {
 #[test]
 fn decode_attention_matches_burn_ops() {
     for (dtype, rotate) in dtypes().into_iter().flat_map(|d| [(d, false), (d, true)]) {
-        for (heads, kv_heads, hd, past, window) in
-            [(14, 2, 64, 127, None), (40, 8, 128, 300, None), (8, 8, 128, 2500, Some(1000)), (4, 1, 256, 37, Some(16))]
-        {
+        for (heads, kv_heads, hd, past, window) in [
+            (14, 2, 64, 127, None),
+            (40, 8, 128, 300, None),
+            (8, 8, 128, 2500, Some(1000)),
+            (4, 1, 256, 37, Some(16)),
+            (8, 2, 64, 1100, None),
+        ] {
             let backend = Burn::<Gpu>::new(NAME, device(), dtype);
             let spec = AttentionSpec { n_heads: heads, n_kv_heads: kv_heads, head_dim: hd, scale: 0.125, window };
             let rope = RopeSpec::new(hd, 10000.0, RopeConvention::HalfSplit);

@@ -202,8 +202,11 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
     let cur = hi - 1;
     // Keys of this split read from the cache: all of them, or all but the new one.
     let mut cached_end = end;
+    // The split holding the new position: the last one with keys (splits past the keys, which
+    // a step's bucket can leave, hold none and take no part).
+    let holds_new = end == hi && start < end;
     if fused {
-        if end == hi {
+        if holds_new {
             cached_end = cur;
         }
         let half = head_dim / 2;
@@ -211,7 +214,7 @@ pub(crate) fn decode_split_kernel<F: Float, N: Size, I: Numeric>(
         let table = cur * table_stride as usize;
         let k_off = row * new_k_stride as usize + kv_head * head_dim;
         let v_off = row * new_v_stride as usize + kv_head * head_dim;
-        let writes = end == hi && head % group == 0;
+        let writes = holds_new && head % group == 0;
         let dst = (base + cur) * cache_stride as usize;
         let mut c = t;
         while c < half {
