@@ -105,7 +105,15 @@ pub(crate) fn run_step(
     };
     let kept = &mut graphs.kept[at];
     if kept.checked {
-        return kept.graph.replay(&client, step).map_err(|e| failure(&e));
+        // A replay that fails leaves the step to the ops (which write the same cache row the
+        // graph would have), and this cache to them from now on.
+        match kept.graph.replay(&client, step) {
+            Ok(out) => return Ok(out),
+            Err(e) => {
+                turn_off(graphs, &format!("a replay failed: {e}"));
+                return run();
+            }
+        }
     }
     // First replay of this shape: run the step as usual too, and compare.
     let expected = run()?;
@@ -172,10 +180,6 @@ fn note(message: String) {
 /// [`crate::DeviceHooks::take_notes`] for burn-cuda.
 pub(crate) fn take_notes() -> Vec<String> {
     std::mem::take(&mut *NOTES.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-fn failure(message: &str) -> Error {
-    Error::Backend { backend: "cuda".into(), message: format!("CUDA graph replay: {message}") }
 }
 
 /// Whether two logits tensors hold the same bits.

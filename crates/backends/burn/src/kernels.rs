@@ -229,3 +229,23 @@ impl<BB: Kernels, C: burn::backend::autodiff::checkpoint::strategy::CheckpointSt
         BB::scoped(device, rows, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{key_bound, picks};
+
+    #[test]
+    fn key_bounds_are_powers_of_two_from_512() {
+        for (extent, bound) in [(0, 512), (1, 512), (512, 512), (513, 1024), (1024, 1024), (1025, 2048), (5000, 8192)] {
+            assert_eq!(key_bound(extent), bound, "extent {extent}");
+        }
+        // Every extent of a bucket has the same bound, and the bound covers it.
+        assert!((1025..=2048).all(|e| key_bound(e) == 2048 && e <= 2048));
+    }
+
+    #[test]
+    fn picks_read_index_and_value_per_row() {
+        let bytes: Vec<u8> = [3.0f32, 0.5, 7.0, -1.0, 99.0, 99.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(picks(&bytes, 2), [(3, 0.5), (7, -1.0)]);
+    }
+}
