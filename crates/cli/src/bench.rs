@@ -10,10 +10,10 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use zoo_core::sampler::Greedy;
-use zoo_core::{Backend as _, GenerateOptions, OpProfile, OpTime, Session, Stats};
+use zoo_core::{GenerateOptions, OpProfile, OpTime, Session, Stats};
 
 use crate::args::BenchArgs;
-use crate::run::load_options;
+use crate::run::{load_options, write_notes};
 use zoo::Pipeline;
 
 /// Text repeated to make the synthetic prompt (any text works; this one tokenizes normally).
@@ -85,9 +85,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         let stats = one_run(&pipe, &prompt, &options, needed, measured)?;
         let label = if i < args.warmup { "warm-up".to_string() } else { format!("run {}", i - args.warmup + 1) };
         writeln!(err, "{label}: prefill {:.1} tok/s, decode {:.1} tok/s", stats.prefill_tok_s(), stats.decode_tok_s())?;
-        for note in pipe.backend.take_notes() {
-            writeln!(err, "zoo: {note}")?;
-        }
+        write_notes(err, &pipe)?;
         if i >= args.warmup {
             runs.push(RunFigures { prefill_tok_s: stats.prefill_tok_s(), decode_tok_s: stats.decode_tok_s() });
         }

@@ -197,9 +197,7 @@ impl Job<'_> {
                 s.decode_tok_s()
             )?;
         }
-        for note in pipe.backend.take_notes() {
-            writeln!(err, "zoo: {note}")?;
-        }
+        write_notes(err, pipe)?;
         for ((prompt, prompt_tokens), generation) in prompts.iter().zip(ids).zip(generations) {
             if json {
                 writeln!(out, "{}", serde_json::to_string(&report(pipe, prompt, prompt_tokens, generation))?)?;
@@ -282,6 +280,11 @@ pub(crate) fn write_stats(err: &mut dyn Write, generation: &Generation, pipe: &P
         s.prefill_tok_s(),
         s.decode_tok_s(),
     )?;
+    write_notes(err, pipe)
+}
+
+/// What the backend has to tell the user since the last call (a fallback it took), a line each.
+pub(crate) fn write_notes(err: &mut dyn Write, pipe: &Pipeline) -> Result<()> {
     for note in pipe.backend.take_notes() {
         writeln!(err, "zoo: {note}")?;
     }

@@ -78,8 +78,7 @@ fn replayable(step: &Step<'_>) -> Option<Shape> {
     if rows == 0 || rows > crate::cube::GEMV_MAX_ROWS || !decode || step.logit_rows.is_some() {
         return None;
     }
-    let extent = step.positions.iter().max().map_or(0, |&p| p + 1);
-    Some(Shape { rows, bound: key_bound(extent) })
+    Some(Shape { rows, bound: key_bound(crate::step::extent(step)) })
 }
 
 /// [`crate::DeviceHooks::run_step`] for burn-cuda.
@@ -117,12 +116,12 @@ pub(crate) fn run_step(
     }
     // First replay of this shape: run the step as usual too, and compare.
     let expected = run()?;
-    match kept.graph.replay(&client, step).and_then(|got| same(&expected, &got)) {
-        Ok(true) => {
+    match kept.graph.replay(&client, step) {
+        Ok(got) if same(&expected, &got) => {
             kept.checked = true;
             VALIDATED.lock().unwrap_or_else(PoisonError::into_inner).insert(kept.graph.signature);
         }
-        Ok(false) => turn_off(graphs, "a replayed step's logits differ from the step run op by op"),
+        Ok(_) => turn_off(graphs, "a replayed step's logits differ from the step run op by op"),
         Err(e) => turn_off(graphs, &e),
     }
     Ok(expected)
@@ -183,9 +182,9 @@ pub(crate) fn take_notes() -> Vec<String> {
 }
 
 /// Whether two logits tensors hold the same bits.
-fn same(a: &BurnTensor<Gpu>, b: &BurnTensor<Gpu>) -> std::result::Result<bool, String> {
+fn same(a: &BurnTensor<Gpu>, b: &BurnTensor<Gpu>) -> bool {
     let bytes = |t: &BurnTensor<Gpu>| t.t.clone().into_data().into_bytes();
-    Ok(a.shape() == b.shape() && bytes(a)[..] == bytes(b)[..])
+    a.shape() == b.shape() && bytes(a)[..] == bytes(b)[..]
 }
 
 /// Signatures of recorded steps whose replay matched the step run op by op.
@@ -337,10 +336,7 @@ impl Graph {
         client: &ComputeClient<CudaRuntime>,
         step: &Step<'_>,
     ) -> std::result::Result<BurnTensor<Gpu>, String> {
-        let tokens: Vec<i64> = step.tokens.iter().map(|&t| i64::from(t)).collect();
-        let slots: Vec<i64> = step.spans.iter().map(|s| s.slot as i64).collect();
-        let positions: Vec<i64> = step.positions.iter().map(|&p| p as i64).collect();
-        let writes: Vec<(u64, Vec<u8>)> = [tokens, slots, positions]
+        let writes: Vec<(u64, Vec<u8>)> = crate::step::row_columns(step)
             .into_iter()
             .zip(self.inputs)
             .map(|(values, (address, dtype))| Ok((address, int_bytes(&values, dtype)?)))

@@ -410,10 +410,8 @@ impl<BB: Kernels> Backend for Burn<BB> {
         step: &Step<'_>,
         run: &mut dyn FnMut() -> Result<BurnTensor<BB>>,
     ) -> Result<BurnTensor<BB>> {
-        match self.hooks {
-            Some(hooks) => (hooks.run_step)(&self.device, memory, step, run),
-            None => run(),
-        }
+        let runner = self.hooks.map_or(run_directly as StepRunner<BB>, |hooks| hooks.run_step);
+        runner(&self.device, memory, step, run)
     }
 
     fn synchronize(&self) -> Result<()> {
@@ -455,10 +453,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
     }
 
     fn embedding(&self, table: &BurnTensor<BB>, ids: &[u32]) -> Result<BurnTensor<BB>> {
-        let (vocab, _) = table.dims2("embedding")?;
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::TokenOutOfRange { id, vocab_size: vocab });
-        }
+        check_ids(table, ids)?;
         self.gather(table, ids.iter().map(|&i| i as i64).collect())
     }
 
@@ -546,10 +541,7 @@ impl<BB: Kernels> Backend for Burn<BB> {
         let Some(step) = input.prepared::<BurnStep<BB>>() else {
             return self.embedding(table, input.step.tokens);
         };
-        let (vocab, _) = table.dims2("embedding")?;
-        if let Some(&id) = input.step.tokens.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::TokenOutOfRange { id, vocab_size: vocab });
-        }
+        check_ids(table, input.step.tokens)?;
         let ids = &step.rows.tokens;
         let rows = BB::embed_rows(&table.t, ids).unwrap_or_else(|| table.t.clone().select(0, ids.clone()));
         Ok(BurnTensor::matrix(rows))
@@ -745,6 +737,15 @@ impl<BB: Kernels> Burn<BB> {
         let count = rows.len();
         let index = Tensor::<BB, 1, Int>::from_data(TensorData::new(rows, [count]), &self.device);
         Ok(BurnTensor::matrix(x.t.clone().select(0, index)))
+    }
+}
+
+/// An embedding lookup's `ids` checked against the rows of `table`.
+fn check_ids<BB: BurnBackend>(table: &BurnTensor<BB>, ids: &[u32]) -> Result<()> {
+    let (vocab, _) = table.dims2("embedding")?;
+    match ids.iter().find(|&&id| id as usize >= vocab) {
+        Some(&id) => Err(Error::TokenOutOfRange { id, vocab_size: vocab }),
+        None => Ok(()),
     }
 }
 

@@ -56,6 +56,20 @@ impl<BB: BurnBackend> RopeTables<BB> {
     }
 }
 
+/// The host values of a step's row table, one per row: token ids, slots, positions (what
+/// [`BurnStep::new`] uploads, and what a replayed step writes into the recorded buffers).
+pub(crate) fn row_columns(step: &Step<'_>) -> [Vec<i64>; 3] {
+    let tokens = step.tokens.iter().map(|&t| i64::from(t)).collect();
+    let slots = step.spans.iter().flat_map(|span| std::iter::repeat_n(span.slot as i64, span.len)).collect();
+    let positions = step.positions.iter().map(|&p| p as i64).collect();
+    [tokens, slots, positions]
+}
+
+/// The largest position of `step` plus one: the most keys a row attends to.
+pub(crate) fn extent(step: &Step<'_>) -> usize {
+    step.positions.iter().max().map_or(0, |&p| p + 1)
+}
+
 /// One forward step's device inputs: every row's slot and position (uploaded once), and the
 /// step's RoPE rows and attention masks, made by the first layer that needs them.
 pub(crate) struct BurnStep<BB: BurnBackend> {
@@ -74,15 +88,9 @@ impl<BB: BurnBackend> BurnStep<BB> {
     /// Uploads the step's row table.
     pub(crate) fn new(step: &Step<'_>, device: &BB::Device) -> Self {
         let n = step.positions.len();
-        let mut slots = Vec::with_capacity(n);
-        for span in &step.spans {
-            slots.extend(std::iter::repeat_n(span.slot as i64, span.len));
-        }
-        let positions: Vec<i64> = step.positions.iter().map(|&p| p as i64).collect();
-        let tokens: Vec<i64> = step.tokens.iter().map(|&t| i64::from(t)).collect();
         let int = |v: Vec<i64>| Tensor::<BB, 1, Int>::from_data(TensorData::new(v, [n]), device);
-        let extent = step.positions.iter().max().map_or(0, |&p| p + 1);
-        let (tokens, slots, positions) = (int(tokens), int(slots), int(positions));
+        let extent = extent(step);
+        let [tokens, slots, positions] = row_columns(step).map(int);
         Self {
             rows: RowTable { tokens, slots, positions, extent, bound: key_bound(extent) },
             rope: Mutex::default(),
