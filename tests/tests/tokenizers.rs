@@ -87,6 +87,27 @@ fn mistral_adds_bos_and_byte_fallback_round_trips() {
     assert_eq!(tokenizer.decode(&ids, true).unwrap(), "Paris 🦀");
 }
 
+/// Streaming every vector's ids one by one (all vectors as one long stream, so the text runs to
+/// tens of thousands of characters) gives exactly the whole decode: pieces decoded in context
+/// agree with decoding everything, for byte-level BPE (GPT-2, Qwen2) and SentencePiece with
+/// byte fallback (Mistral, and the GGUF-built vocabulary).
+#[test]
+fn streamed_text_equals_the_whole_decode_on_real_vocabularies() {
+    for (fixture, name) in [
+        ("gpt2-tiny", "ggml-vocab-gpt-2.gguf"),
+        ("qwen2-tiny", "ggml-vocab-qwen2.gguf"),
+        ("mistral-tiny", "mistral-v0.1"),
+        ("llama3-rope-gguf/model.bf16.gguf", "mistral-v0.1"),
+    ] {
+        let tokenizer = TextTokenizer::load(&fixtures_dir().join(fixture)).unwrap();
+        let ids: Vec<u32> = vectors(name).into_iter().flat_map(|(_, ids)| ids).collect();
+        let mut stream = zoo_core::TextStream::new(&tokenizer, &[]);
+        let mut streamed: String = ids.iter().map(|&id| stream.push(id).unwrap().text).collect();
+        streamed += &stream.finish().unwrap();
+        assert_eq!(streamed, tokenizer.decode(&ids, true).unwrap(), "{fixture}: {} ids", ids.len());
+    }
+}
+
 #[derive(Deserialize)]
 struct ChatCase {
     messages: Vec<Message>,

@@ -15,22 +15,34 @@ pub struct Piece {
 /// Turns token ids into printable text.
 ///
 /// A character split across tokens is held back until its last byte arrives (decoding shows it as
-/// U+FFFD until then), and so is any tail that could be the start of a stop string.
+/// U+FFFD until then, one per byte with byte-fallback vocabularies), and so is any tail that
+/// could be the start of a stop string.
+///
+/// Each token costs two decodes of a few tokens, not a decode of everything so far: the text of
+/// the tokens not yet settled is what decoding them after a few settled ones adds to decoding
+/// those alone (so a decoder that treats the first token specially, such as SentencePiece's
+/// leading-space strip, sees them in context), appended to the settled text.
 pub struct TextStream<'t> {
     tokenizer: &'t dyn Tokenizer,
     stops: Vec<String>,
     ids: Vec<u32>,
+    /// The text of `ids[..settled_ids]`, which ends with a whole character.
+    settled: String,
+    settled_ids: usize,
     /// Bytes of the decoded text already handed out.
     emitted: usize,
     /// The final text, once a stop string ended it.
     stopped_at: Option<usize>,
 }
 
+/// Settled tokens decoded again before the new ones, as their context.
+const CONTEXT_TOKENS: usize = 4;
+
 impl<'t> TextStream<'t> {
     /// A stream with no tokens yet; empty stop strings are ignored.
     pub fn new(tokenizer: &'t dyn Tokenizer, stops: &[String]) -> Self {
         let stops = stops.iter().filter(|s| !s.is_empty()).cloned().collect();
-        Self { tokenizer, stops, ids: Vec::new(), emitted: 0, stopped_at: None }
+        Self { tokenizer, stops, ids: Vec::new(), settled: String::new(), settled_ids: 0, emitted: 0, stopped_at: None }
     }
 
     /// Adds a token.
@@ -39,13 +51,14 @@ impl<'t> TextStream<'t> {
             return Ok(Piece { text: String::new(), stopped: true });
         }
         self.ids.push(id);
-        let text = self.tokenizer.decode(&self.ids, true)?;
+        let text = self.decoded()?;
         if let Some(at) = self.find_stop(&text) {
             self.stopped_at = Some(at);
             return Ok(Piece { text: self.take(&text, at), stopped: true });
         }
         let mut safe = text.len() - self.held_back(&text);
-        if text[..safe].ends_with('\u{FFFD}') {
+        // A character whose bytes are still arriving decodes as one U+FFFD per byte so far.
+        while text[..safe].ends_with('\u{FFFD}') {
             safe -= '\u{FFFD}'.len_utf8();
         }
         Ok(Piece { text: self.take(&text, safe), stopped: false })
@@ -63,6 +76,24 @@ impl<'t> TextStream<'t> {
         let mut text = self.tokenizer.decode(&self.ids, true)?;
         if let Some(at) = self.stopped_at {
             text.truncate(at);
+        }
+        Ok(text)
+    }
+
+    /// The text of every token so far, from the settled text and the new tokens decoded after a
+    /// few settled ones; settles them when their text ends with a whole character.
+    fn decoded(&mut self) -> Result<String> {
+        let from = self.settled_ids.saturating_sub(CONTEXT_TOKENS);
+        let context = self.tokenizer.decode(&self.ids[from..self.settled_ids], true)?;
+        let window = self.tokenizer.decode(&self.ids[from..], true)?;
+        let text = match window.strip_prefix(context.as_str()) {
+            Some(tail) => [self.settled.as_str(), tail].concat(),
+            // The new tokens changed how their context decodes: decode everything.
+            None => self.tokenizer.decode(&self.ids, true)?,
+        };
+        if text.len() > self.settled.len() && !text.ends_with('\u{FFFD}') {
+            self.settled.clone_from(&text);
+            self.settled_ids = self.ids.len();
         }
         Ok(text)
     }
@@ -147,6 +178,36 @@ mod tests {
         assert_eq!(pieces.concat(), "añ東🚀");
     }
 
+    /// [`Bytes`], but an incomplete character decodes as one U+FFFD per byte, as a byte-fallback
+    /// vocabulary's does.
+    struct ByteFallback;
+
+    impl Tokenizer for ByteFallback {
+        fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
+            Bytes.encode(text, special)
+        }
+        fn decode(&self, ids: &[u32], _: bool) -> Result<String> {
+            let bytes: Vec<u8> = ids.iter().map(|&i| i as u8).collect();
+            let valid = std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
+            let text = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+            Ok(text.to_string() + &"\u{FFFD}".repeat(bytes.len() - valid))
+        }
+        fn vocab_size(&self) -> usize {
+            256
+        }
+        fn token_to_id(&self, _: &str) -> Option<u32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_character_shown_as_one_replacement_per_byte_is_held_back_whole() {
+        let mut s = TextStream::new(&ByteFallback, &[]);
+        let pieces: Vec<String> = "a🦙.c🚀".bytes().map(|b| s.push(u32::from(b)).unwrap().text).collect();
+        assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+        assert_eq!(pieces.concat() + &s.finish().unwrap(), "a🦙.c🚀");
+    }
+
     #[test]
     fn stop_strings_match_across_tokens_and_are_not_shown() {
         let (pieces, text, stopped) = stream("Hello\nUser: more", &["\nUser:"]);
@@ -168,5 +229,65 @@ mod tests {
         let (_, text, stopped) = stream("one. two! three", &["!", "two"]);
         assert!(stopped);
         assert_eq!(text, "one. ");
+    }
+    /// Words of a SentencePiece-like vocabulary: `▁` marks a leading space, and decoding drops
+    /// the space the whole text would start with.
+    struct Pieces(Vec<&'static str>);
+
+    impl Tokenizer for Pieces {
+        fn encode(&self, _: &str, _: bool) -> Result<Vec<u32>> {
+            Ok(Vec::new())
+        }
+        fn decode(&self, ids: &[u32], _: bool) -> Result<String> {
+            let text: String = ids.iter().map(|&i| self.0[i as usize].replace('▁', " ")).collect();
+            Ok(text.strip_prefix(' ').unwrap_or(&text).to_string())
+        }
+        fn vocab_size(&self) -> usize {
+            self.0.len()
+        }
+        fn token_to_id(&self, _: &str) -> Option<u32> {
+            None
+        }
+    }
+
+    #[test]
+    fn tokens_decoded_in_context_give_the_whole_decode() {
+        let vocab = Pieces(vec!["▁The", "▁cap", "ital", "▁of", "▁France", "▁is", "▁Paris", "."]);
+        let ids: Vec<u32> = (0..300).map(|i| [0, 1, 2, 3, 4, 5, 6, 7][i % 8]).collect();
+        let mut s = TextStream::new(&vocab, &[]);
+        let mut pieces: Vec<String> = ids.iter().map(|&id| s.push(id).unwrap().text).collect();
+        pieces.push(s.finish().unwrap());
+        assert_eq!(pieces.concat(), vocab.decode(&ids, true).unwrap());
+    }
+
+    /// [`Bytes`], remembering the longest run of ids one decode was asked for.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Tokenizer for Counting {
+        fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
+            Bytes.encode(text, special)
+        }
+        fn decode(&self, ids: &[u32], special: bool) -> Result<String> {
+            self.0.fetch_max(ids.len(), std::sync::atomic::Ordering::Relaxed);
+            Bytes.decode(ids, special)
+        }
+        fn vocab_size(&self) -> usize {
+            257
+        }
+        fn token_to_id(&self, _: &str) -> Option<u32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_long_stream_decodes_a_few_tokens_per_token() {
+        let counting = Counting(std::sync::atomic::AtomicUsize::new(0));
+        let text = "añ東🚀 and some ascii. ".repeat(200);
+        let mut s = TextStream::new(&counting, &["STOP".to_string()]);
+        let pieces: Vec<String> = text.bytes().map(|b| s.push(u32::from(b)).unwrap().text).collect();
+        // The context plus a character's four bytes at most, however long the stream.
+        let longest = counting.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(pieces.concat() + &s.finish().unwrap(), text);
+        assert!(longest <= CONTEXT_TOKENS + 4, "decoded {longest} ids at once");
     }
 }

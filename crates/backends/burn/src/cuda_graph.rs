@@ -34,6 +34,7 @@ use cudarc::driver::{result, sys};
 use zoo_core::{Error, Result, Step, StepMemory, TensorShape};
 
 use crate::cube::record::{self, Input, Recorded, Recording};
+use crate::grid_dependency::with_grid_dependency;
 use crate::kernels::{key_bound, Kernels};
 use crate::BurnTensor;
 
@@ -266,6 +267,8 @@ struct Ready {
     shared: u32,
     pointers: Vec<u64>,
     info: Vec<u64>,
+    /// Whether the kernel waits for its predecessors itself (see [`crate::grid_dependency`]).
+    dependent: bool,
 }
 
 impl Graph {
@@ -307,7 +310,7 @@ impl Graph {
                 let input_at = |i: &Input| address(&i.handle).map(|a| (a, i.dtype));
                 let inputs = [input_at(&held_inputs[0])?, input_at(&held_inputs[1])?, input_at(&held_inputs[2])?];
                 let picks = picks_handle.as_ref().map(address).transpose()?;
-                let (exec, graph, stream) = capture(&ready)?;
+                let (exec, graph, stream) = capture_overlapped(&ready)?;
                 Ok(Built { exec, graph, stream, inputs, picks, timing: Timing::new() })
             })
             .map_err(|e| format!("{e:?}"))??;
@@ -448,6 +451,7 @@ fn prepare(launch: &Recorded, pointers: Vec<u64>) -> std::result::Result<Ready, 
         shared: compiled.shared,
         pointers,
         info: info.data.clone(),
+        dependent: compiled.dependent,
     })
 }
 
@@ -457,6 +461,7 @@ struct Compiled {
     function: usize,
     block: (u32, u32, u32),
     shared: u32,
+    dependent: bool,
 }
 
 /// Kernels compiled so far, by CubeCL's kernel id.
@@ -525,11 +530,13 @@ struct Image {
     name: String,
     shared: u32,
     block: (u32, u32, u32),
+    /// Whether the source was patched for programmatic dependent launch.
+    dependent: bool,
     cubin: Vec<u8>,
 }
 
 /// First line of a kept kernel image.
-const IMAGE_MAGIC: &str = "zoo-graph-kernel 1";
+const IMAGE_MAGIC: &str = "zoo-graph-kernel 2";
 
 impl Image {
     /// CubeCL's CUDA source for `kernel`, through NVRTC to a binary for `arch`.
@@ -539,13 +546,16 @@ impl Image {
             .map_err(|e| format!("compiling {}: {e:?}", kernel.name()))?;
         let shared = compiled.repr.as_ref().map_or(0, |r| r.shared_memory_size()) as u32;
         let cube = compiled.cube_dim;
-        let cubin = nvrtc(&compiled.source, arch)?;
-        Ok(Self { name: compiled.entrypoint_name, shared, block: (cube.x, cube.y, cube.z), cubin })
+        let patched = (arch >= 90).then(|| with_grid_dependency(&compiled.source)).flatten();
+        let dependent = patched.is_some();
+        let cubin = nvrtc(patched.as_deref().unwrap_or(&compiled.source), arch)?;
+        Ok(Self { name: compiled.entrypoint_name, shared, block: (cube.x, cube.y, cube.z), dependent, cubin })
     }
 
     fn encode(&self) -> Vec<u8> {
         let (x, y, z) = self.block;
-        let header = format!("{IMAGE_MAGIC}\n{}\n{} {x} {y} {z}\n", self.name, self.shared);
+        let dependent = u32::from(self.dependent);
+        let header = format!("{IMAGE_MAGIC}\n{}\n{} {x} {y} {z} {dependent}\n", self.name, self.shared);
         [header.as_bytes(), &self.cubin].concat()
     }
 
@@ -558,9 +568,9 @@ impl Image {
         }
         let numbers: Vec<u32> =
             std::str::from_utf8(numbers).ok()?.split(' ').map(|n| n.parse().ok()).collect::<Option<_>>()?;
-        let [shared, x, y, z] = numbers[..] else { return None };
+        let [shared, x, y, z, dependent @ (0 | 1)] = numbers[..] else { return None };
         let name = String::from_utf8(name.to_vec()).ok()?;
-        Some(Self { name, shared, block: (x, y, z), cubin: cubin.to_vec() })
+        Some(Self { name, shared, block: (x, y, z), dependent: dependent == 1, cubin: cubin.to_vec() })
     }
 
     /// Loads the binary into the current context.
@@ -580,7 +590,7 @@ impl Image {
             .map_err(|e| format!("{e:?}"))?;
             function
         };
-        Ok(Compiled { function: function as usize, block: self.block, shared: self.shared })
+        Ok(Compiled { function: function as usize, block: self.block, shared: self.shared, dependent: self.dependent })
     }
 }
 
@@ -634,9 +644,10 @@ fn store(path: &std::path::Path, bytes: &[u8]) {
     }
 }
 
-/// Captures `launches` on a new stream of zoo's own; returns the graph's executable, the graph
-/// and the stream.
-fn capture(launches: &[Ready]) -> std::result::Result<(usize, usize, usize), String> {
+/// Captures `launches` on a new stream of zoo's own, as programmatic dependent launches with
+/// `programmatic` (each kernel may start while the one before finishes, up to its own wait);
+/// returns the graph's executable, the graph and the stream.
+fn capture(launches: &[Ready], programmatic: bool) -> std::result::Result<(usize, usize, usize), String> {
     let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
         .map_err(|e| format!("cuStreamCreate: {e:?}"))?;
     // SAFETY: a live stream of the current context; each function was loaded in it, and its
@@ -646,12 +657,7 @@ fn capture(launches: &[Ready]) -> std::result::Result<(usize, usize, usize), Str
         result::stream::begin_capture(stream, mode).map_err(|e| format!("cuStreamBeginCapture: {e:?}"))?;
         let mut failed = None;
         for l in launches {
-            let mut pointers = l.pointers.clone();
-            let mut params: Vec<*mut c_void> = pointers.iter_mut().map(|p| (p as *mut u64).cast()).collect();
-            params.push(l.info.as_ptr() as *mut c_void);
-            let launched =
-                result::launch_kernel(l.function as sys::CUfunction, l.grid, l.block, l.shared, stream, &mut params);
-            if let Err(e) = launched {
+            if let Err(e) = launch(l, stream, programmatic) {
                 failed = Some(format!("cuLaunchKernel: {e:?}"));
                 break;
             }
@@ -679,4 +685,56 @@ fn capture(launches: &[Ready]) -> std::result::Result<(usize, usize, usize), Str
         };
         Ok((exec as usize, graph as usize, stream as usize))
     }
+}
+
+/// Whether replayed kernels may overlap as programmatic dependent launches (`ZOO_CUDA_PDL=0`
+/// turns it off).
+fn programmatic_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("ZOO_CUDA_PDL").map_or(true, |v| v != "0"))
+}
+
+/// [`capture`] of `ready`, as programmatic dependent launches where every kernel waits for its
+/// predecessors itself; a capture the driver refuses that way is made again without.
+fn capture_overlapped(ready: &[Ready]) -> std::result::Result<(usize, usize, usize), String> {
+    let programmatic = programmatic_enabled() && ready.iter().all(|r| r.dependent);
+    match capture(ready, programmatic) {
+        Err(e) if programmatic => {
+            note(format!("CUDA graphs without programmatic dependent launch ({e})"));
+            capture(ready, false)
+        }
+        captured => captured,
+    }
+}
+
+/// Launches `l` on `stream`; with `programmatic`, allowed to start before the kernel before it
+/// on the stream has finished (its `griddepcontrol.wait` orders what matters).
+///
+/// # Safety
+/// `l.function` is loaded in the current context; its pointers and argument block are the
+/// kernel's parameters.
+unsafe fn launch(l: &Ready, stream: sys::CUstream, programmatic: bool) -> std::result::Result<(), result::DriverError> {
+    let mut pointers = l.pointers.clone();
+    let mut params: Vec<*mut c_void> = pointers.iter_mut().map(|p| (p as *mut u64).cast()).collect();
+    params.push(l.info.as_ptr() as *mut c_void);
+    if !programmatic {
+        return result::launch_kernel(l.function as sys::CUfunction, l.grid, l.block, l.shared, stream, &mut params);
+    }
+    // SAFETY: a plain C struct and union, valid zeroed; the fields set are the attribute's.
+    let mut attribute: sys::CUlaunchAttribute = std::mem::zeroed();
+    attribute.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attribute.value.programmaticStreamSerializationAllowed = 1;
+    let config = sys::CUlaunchConfig {
+        gridDimX: l.grid.0,
+        gridDimY: l.grid.1,
+        gridDimZ: l.grid.2,
+        blockDimX: l.block.0,
+        blockDimY: l.block.1,
+        blockDimZ: l.block.2,
+        sharedMemBytes: l.shared,
+        hStream: stream,
+        attrs: &mut attribute,
+        numAttrs: 1,
+    };
+    sys::cuLaunchKernelEx(&config, l.function as sys::CUfunction, params.as_mut_ptr(), std::ptr::null_mut()).result()
 }

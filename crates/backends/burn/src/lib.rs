@@ -25,6 +25,7 @@ pub mod cuda_device;
 mod cuda_graph;
 #[cfg(all(feature = "cuda", feature = "autodiff"))]
 pub mod cuda_train;
+mod grid_dependency;
 pub mod kernels;
 pub mod params;
 mod registry;

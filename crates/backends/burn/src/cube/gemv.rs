@@ -14,6 +14,8 @@
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
+use super::first_round::{inputs_ready_if, inputs_ready_unless, load_round, load_round2, ROUND};
+
 /// Planes per cube: output features handled by one cube.
 pub(crate) const PLANES: u32 = 8;
 
@@ -54,8 +56,9 @@ fn square_sum<N: Size>(v: Vector<f32, N>) -> f32 {
 }
 
 /// The plane's dot product of `k_vectors` vectors of `x` from `x_off` with those of `w` from
-/// `w_off` (every lane gets the sum). With `normed`, `x` is RMS-normalised first (times `norm_w`
-/// when `weighted`): its sum of squares is gathered in the same pass, so the norm before a
+/// `w_off` (every lane gets the sum), the first round of `w`'s loads already in `first` (see
+/// [`load_round`]). With `normed`, `x` is RMS-normalised first (times `norm_w` when
+/// `weighted`): its sum of squares is gathered in the same pass, so the norm before a
 /// projection costs no launch and no extra read of the weights. Each lane keeps four loads of
 /// `w` in flight: with one plane per output feature, a 7B model's projections have too few
 /// planes per SM to cover memory latency with one load each.
@@ -64,6 +67,7 @@ fn square_sum<N: Size>(v: Vector<f32, N>) -> f32 {
 fn row_dot<F: Float, N: Size>(
     x: &Array<Vector<F, N>>,
     norm_w: &Array<Vector<F, N>>,
+    first: &Array<Vector<F, N>>,
     w: &Array<Vector<F, N>>,
     x_off: usize,
     w_off: usize,
@@ -78,7 +82,26 @@ fn row_dot<F: Float, N: Size>(
     // holds, and planes in flight decide the bandwidth.
     let mut acc = Vector::<f32, N>::new(0.0);
     let mut squares = 0.0f32;
-    let mut i = UNIT_POS_X as usize;
+    // The first round: `x` read (zero past the row, where `first` is zero too), then multiplied.
+    let mut xs = Array::<Vector<f32, N>>::new(ROUND);
+    #[unroll]
+    for j in 0..ROUND {
+        let i = UNIT_POS_X as usize + j * lanes;
+        let mut v = Vector::<f32, N>::new(0.0);
+        if i < k_vectors {
+            v = Vector::<f32, N>::cast_from(x[x_off + i]);
+            if normed {
+                squares += square_sum::<N>(v);
+            }
+            v = scaled::<F, N>(v, norm_w, i, weighted);
+        }
+        xs[j] = v;
+    }
+    #[unroll]
+    for j in 0..ROUND {
+        acc += Vector::<f32, N>::cast_from(first[j]) * xs[j];
+    }
+    let mut i = UNIT_POS_X as usize + ROUND * lanes;
     while i + 3 * lanes < k_vectors {
         let w0 = w[w_off + i];
         let w1 = w[w_off + i + lanes];
@@ -165,17 +188,26 @@ fn stage_row<F: Float, N: Size>(
 }
 
 /// `Σᵢ staged[i] · w[w_off + i]` over a row staged by [`stage_row`], every lane getting the
-/// sum; four weight loads in flight per lane (see `row_dot`).
+/// sum, the first round of `w`'s loads already in `first`; four weight loads in flight per lane
+/// (see `row_dot`).
 #[cube]
 fn staged_dot<F: Float, N: Size>(
     staged: &SharedMemory<Vector<f32, N>>,
+    first: &Array<Vector<F, N>>,
     w: &Array<Vector<F, N>>,
     w_off: usize,
     k_vectors: usize,
 ) -> f32 {
     let lanes = CUBE_DIM_X as usize;
     let mut acc = Vector::<f32, N>::new(0.0);
-    let mut i = UNIT_POS_X as usize;
+    #[unroll]
+    for j in 0..ROUND {
+        let i = UNIT_POS_X as usize + j * lanes;
+        if i < k_vectors {
+            acc += Vector::<f32, N>::cast_from(first[j]) * staged[i];
+        }
+    }
+    let mut i = UNIT_POS_X as usize + ROUND * lanes;
     while i + 3 * lanes < k_vectors {
         let w0 = w[w_off + i];
         let w1 = w[w_off + i + lanes];
@@ -207,7 +239,8 @@ fn horizontal_sum<N: Size>(v: Vector<f32, N>) -> f32 {
 
 /// A plane's dot product of row `x_off` of `x` (normalised with `normed`) with weight row
 /// `w_off` of `w`: from the cube's staged copy (`staged_vectors` > 0; `inv` is its `1 / rms`) or
-/// read and normalised by the plane itself (`row_dot`).
+/// read and normalised by the plane itself (`row_dot`); `first` holds the first round of `w`'s
+/// loads.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 // `dot` is assigned in one of two comptime branches: the initial value is never read.
@@ -217,6 +250,7 @@ fn plane_dot<F: Float, N: Size>(
     norm_w: &Array<Vector<F, N>>,
     staged: &SharedMemory<Vector<f32, N>>,
     inv: f32,
+    first: &Array<Vector<F, N>>,
     w: &Array<Vector<F, N>>,
     x_off: usize,
     w_off: usize,
@@ -228,15 +262,16 @@ fn plane_dot<F: Float, N: Size>(
 ) -> f32 {
     let mut dot = 0.0f32;
     if comptime!(staged_vectors > 0) {
-        dot = staged_dot::<F, N>(staged, w, w_off, k_vectors) * inv;
+        dot = staged_dot::<F, N>(staged, first, w, w_off, k_vectors) * inv;
     } else {
-        dot = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors, eps, normed, weighted);
+        dot = row_dot::<F, N>(x, norm_w, first, w, x_off, w_off, k_vectors, eps, normed, weighted);
     }
     dot
 }
 
 /// `y = residual + norm(x) · wᵀ (+ bias)` (each part when its flag says so); one plane per
-/// (output feature, row), or with `parts` above 1 (no norm), `parts` planes per feature, each
+/// (output feature, row), the row staged in shared memory when `staged_vectors` > 0 (see
+/// [`stage_row`]: a normed launch of many cubes, the LM head), or with `parts` above 1 (no norm), `parts` planes per feature, each
 /// summing its share of the row, added in shared memory: a projection with few output
 /// features and long rows (Qwen2.5-0.5B's down projection: 896 features of 4 864) otherwise
 /// runs too few planes to keep the memory busy. The product is rounded to `F` before the
@@ -260,10 +295,12 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
     residual_stride: u32,
     eps: f32,
     #[comptime] parts: usize,
+    #[comptime] staged_vectors: usize,
     #[comptime] has_bias: bool,
     #[comptime] has_residual: bool,
     #[comptime] normed: bool,
     #[comptime] weighted: bool,
+    #[comptime] early: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let r = CUBE_POS_X as usize;
@@ -271,11 +308,38 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
     let (ys, rs) = (y_stride as usize, residual_stride as usize);
     if comptime!(parts == 1) {
         let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
-        if o >= out_features as usize {
+        let live = o < out_features as usize;
+        let (k, w_off) = (k_vectors as usize, o * w_stride as usize);
+        let mut first = Array::<Vector<F, N>>::new(ROUND);
+        inputs_ready_unless(early);
+        if live {
+            load_round::<F, N>(w, w_off, k, &mut first);
+        }
+        inputs_ready_if(early);
+        // Staged (see `stage_row`), every unit of the cube takes part before any leaves.
+        let mut staged = SharedMemory::<Vector<f32, N>>::new(comptime!(staged_vectors.max(1)));
+        let mut inv = 1.0f32;
+        if comptime!(staged_vectors > 0) {
+            inv = stage_row::<F, N>(x, norm_w, x_off, k, eps, &mut staged, normed, weighted);
+        }
+        if !live {
             terminate!();
         }
-        let w_off = o * w_stride as usize;
-        let value = row_dot::<F, N>(x, norm_w, w, x_off, w_off, k_vectors as usize, eps, normed, weighted);
+        let value = plane_dot::<F, N>(
+            x,
+            norm_w,
+            &staged,
+            inv,
+            &first,
+            w,
+            x_off,
+            w_off,
+            k,
+            eps,
+            staged_vectors,
+            normed,
+            weighted,
+        );
         if UNIT_POS_X == 0 {
             store_product::<F>(value, r, o, bias, residual, y, ys, rs, has_bias, has_residual);
         }
@@ -295,9 +359,16 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
         }
         let mut partial = SharedMemory::<f32>::new(PLANES as usize);
         let mut value = 0.0f32;
+        let w_off = o * w_stride as usize + lo;
+        let mut first = Array::<Vector<F, N>>::new(ROUND);
         // Uniform per plane: every lane of a plane has the same feature.
+        inputs_ready_unless(early);
         if o < out_features as usize {
-            value = row_dot::<F, N>(x, norm_w, w, x_off + lo, o * w_stride as usize + lo, len, eps, false, false);
+            load_round::<F, N>(w, w_off, len, &mut first);
+        }
+        inputs_ready_if(early);
+        if o < out_features as usize {
+            value = row_dot::<F, N>(x, norm_w, &first, w, x_off + lo, w_off, len, eps, false, false);
         }
         if UNIT_POS_X == 0 {
             partial[plane] = value;
@@ -344,6 +415,7 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     #[comptime] staged_vectors: usize,
     #[comptime] normed: bool,
     #[comptime] weighted: bool,
+    #[comptime] early: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
@@ -351,6 +423,16 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     let (n0, n1, n2) = (n0 as usize, n1 as usize, n2 as usize);
     let x_off = r * x_stride as usize;
     let k = k_vectors as usize;
+    let mut first = Array::<Vector<F, N>>::new(ROUND);
+    inputs_ready_unless(early);
+    if o < n0 {
+        load_round::<F, N>(w0, o * w0_stride as usize, k, &mut first);
+    } else if o < n0 + n1 {
+        load_round::<F, N>(w1, (o - n0) * w1_stride as usize, k, &mut first);
+    } else if o < n0 + n1 + n2 {
+        load_round::<F, N>(w2, (o - n0 - n1) * w2_stride as usize, k, &mut first);
+    }
+    inputs_ready_if(early);
     let mut staged = SharedMemory::<Vector<f32, N>>::new(comptime!(staged_vectors.max(1)));
     let mut inv = 1.0f32;
     if comptime!(staged_vectors > 0) {
@@ -361,8 +443,21 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     }
     if o < n0 {
         let w_off = o * w0_stride as usize;
-        let mut value =
-            plane_dot::<F, N>(x, norm_w, &staged, inv, w0, x_off, w_off, k, eps, staged_vectors, normed, weighted);
+        let mut value = plane_dot::<F, N>(
+            x,
+            norm_w,
+            &staged,
+            inv,
+            &first,
+            w0,
+            x_off,
+            w_off,
+            k,
+            eps,
+            staged_vectors,
+            normed,
+            weighted,
+        );
         if UNIT_POS_X == 0 {
             if bias_mask & 1 != 0 {
                 value += f32::cast_from(b0[o]);
@@ -372,8 +467,21 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     } else if o < n0 + n1 {
         let o1 = o - n0;
         let w_off = o1 * w1_stride as usize;
-        let mut value =
-            plane_dot::<F, N>(x, norm_w, &staged, inv, w1, x_off, w_off, k, eps, staged_vectors, normed, weighted);
+        let mut value = plane_dot::<F, N>(
+            x,
+            norm_w,
+            &staged,
+            inv,
+            &first,
+            w1,
+            x_off,
+            w_off,
+            k,
+            eps,
+            staged_vectors,
+            normed,
+            weighted,
+        );
         if UNIT_POS_X == 0 {
             if bias_mask & 2 != 0 {
                 value += f32::cast_from(b1[o1]);
@@ -383,8 +491,21 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     } else {
         let o2 = o - n0 - n1;
         let w_off = o2 * w2_stride as usize;
-        let mut value =
-            plane_dot::<F, N>(x, norm_w, &staged, inv, w2, x_off, w_off, k, eps, staged_vectors, normed, weighted);
+        let mut value = plane_dot::<F, N>(
+            x,
+            norm_w,
+            &staged,
+            inv,
+            &first,
+            w2,
+            x_off,
+            w_off,
+            k,
+            eps,
+            staged_vectors,
+            normed,
+            weighted,
+        );
         if UNIT_POS_X == 0 {
             if bias_mask & 4 != 0 {
                 value += f32::cast_from(b2[o2]);
@@ -394,14 +515,42 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     }
 }
 
+/// Vector `i` of the (normalised) input row as a product reads it: from the cube's staged copy
+/// (`staged_vectors` > 0), or read from `x`, its squares added to `squares` when `normed`, and
+/// times the norm's weight when `weighted`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+// `v` is assigned in one of two comptime branches: its initial value is never read.
+#[allow(unused_assignments)]
+fn input_vector<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
+    norm_w: &Array<Vector<F, N>>,
+    staged: &SharedMemory<Vector<f32, N>>,
+    x_off: usize,
+    i: usize,
+    squares: &mut f32,
+    #[comptime] staged_vectors: usize,
+    #[comptime] normed: bool,
+    #[comptime] weighted: bool,
+) -> Vector<f32, N> {
+    let mut v = Vector::<f32, N>::new(0.0);
+    if comptime!(staged_vectors > 0) {
+        v = staged[i];
+    } else {
+        v = Vector::<f32, N>::cast_from(x[x_off + i]);
+        if normed {
+            *squares += square_sum::<N>(v);
+        }
+        v = scaled::<F, N>(v, norm_w, i, weighted);
+    }
+    v
+}
+
 /// `y = silu(norm(x) · gateᵀ) · (norm(x) · upᵀ)` (`norm` with `normed`, see `row_dot`): both
 /// rows read in one pass by one plane, `x` from the cube's staged copy (`staged_vectors` > 0,
 /// see [`stage_row`]) or read and normalised by the plane; `y` contiguous.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-// `x0`, `x1`, `xv` are assigned in one of two comptime branches: their initial values are
-// never read.
-#[allow(unused_assignments)]
 pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     x: &Array<Vector<F, N>>,
     norm_w: &Array<Vector<F, N>>,
@@ -417,12 +566,21 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     #[comptime] staged_vectors: usize,
     #[comptime] normed: bool,
     #[comptime] weighted: bool,
+    #[comptime] early: bool,
     #[define(F)] _dtype: StorageType,
 ) {
     let o = CUBE_POS_Y as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
     let r = CUBE_POS_X as usize;
     let k_vectors = k_vectors as usize;
     let x_off = r * x_stride as usize;
+    let g_off = o * gate_stride as usize;
+    let u_off = o * up_stride as usize;
+    let mut first = Array::<Vector<F, N>>::new(ROUND);
+    inputs_ready_unless(early);
+    if o < out_features as usize {
+        load_round2::<F, N>(gate, up, g_off, u_off, k_vectors, &mut first);
+    }
+    inputs_ready_if(early);
     let mut staged = SharedMemory::<Vector<f32, N>>::new(comptime!(staged_vectors.max(1)));
     let mut inv = 1.0f32;
     if comptime!(staged_vectors > 0) {
@@ -431,33 +589,31 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
     if o >= out_features as usize {
         terminate!();
     }
-    let g_off = o * gate_stride as usize;
-    let u_off = o * up_stride as usize;
     let lanes = CUBE_DIM_X as usize;
     let mut acc_g = Vector::<f32, N>::new(0.0);
     let mut acc_u = Vector::<f32, N>::new(0.0);
     let mut squares = 0.0f32;
-    let mut i = UNIT_POS_X as usize;
+    // The first round (two steps), loaded above; `x` is zero past the row, as `first` is.
+    #[unroll]
+    for j in 0..ROUND / 2 {
+        let i = UNIT_POS_X as usize + j * lanes;
+        let mut xv = Vector::<f32, N>::new(0.0);
+        if i < k_vectors {
+            xv = input_vector::<F, N>(x, norm_w, &staged, x_off, i, &mut squares, staged_vectors, normed, weighted);
+        }
+        acc_g += Vector::<f32, N>::cast_from(first[2 * j]) * xv;
+        acc_u += Vector::<f32, N>::cast_from(first[2 * j + 1]) * xv;
+    }
+    let mut i = UNIT_POS_X as usize + (ROUND / 2) * lanes;
     // Two steps per iteration: four weight loads in flight per lane (see `row_dot`).
     while i + lanes < k_vectors {
         let g0 = gate[g_off + i];
         let u0 = up[u_off + i];
         let g1 = gate[g_off + i + lanes];
         let u1 = up[u_off + i + lanes];
-        let mut x0 = Vector::<f32, N>::new(0.0);
-        let mut x1 = Vector::<f32, N>::new(0.0);
-        if comptime!(staged_vectors > 0) {
-            x0 = staged[i];
-            x1 = staged[i + lanes];
-        } else {
-            x0 = Vector::<f32, N>::cast_from(x[x_off + i]);
-            x1 = Vector::<f32, N>::cast_from(x[x_off + i + lanes]);
-            if normed {
-                squares += square_sum::<N>(x0) + square_sum::<N>(x1);
-            }
-            x0 = scaled::<F, N>(x0, norm_w, i, weighted);
-            x1 = scaled::<F, N>(x1, norm_w, i + lanes, weighted);
-        }
+        let x0 = input_vector::<F, N>(x, norm_w, &staged, x_off, i, &mut squares, staged_vectors, normed, weighted);
+        let x1 =
+            input_vector::<F, N>(x, norm_w, &staged, x_off, i + lanes, &mut squares, staged_vectors, normed, weighted);
         acc_g += Vector::<f32, N>::cast_from(g0) * x0;
         acc_u += Vector::<f32, N>::cast_from(u0) * x0;
         acc_g += Vector::<f32, N>::cast_from(g1) * x1;
@@ -465,16 +621,7 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
         i += 2 * lanes;
     }
     while i < k_vectors {
-        let mut xv = Vector::<f32, N>::new(0.0);
-        if comptime!(staged_vectors > 0) {
-            xv = staged[i];
-        } else {
-            xv = Vector::<f32, N>::cast_from(x[x_off + i]);
-            if normed {
-                squares += square_sum::<N>(xv);
-            }
-            xv = scaled::<F, N>(xv, norm_w, i, weighted);
-        }
+        let xv = input_vector::<F, N>(x, norm_w, &staged, x_off, i, &mut squares, staged_vectors, normed, weighted);
         acc_g += Vector::<f32, N>::cast_from(gate[g_off + i]) * xv;
         acc_u += Vector::<f32, N>::cast_from(up[u_off + i]) * xv;
         i += lanes;
@@ -495,93 +642,6 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
         let u = f32::cast_from(F::cast_from(u));
         let silu = g / (1.0f32 + f32::exp(-g));
         y[r * out_features as usize + o] = F::cast_from(silu * u);
-    }
-}
-
-/// Row `r` of the `rows` a multi-row variant serves, as an offset into `x`: rows past the real
-/// `n` repeat the last real one (their products are computed and dropped), so one compiled
-/// variant serves every batch up to its size.
-#[cube]
-fn row_offset(r: usize, n: usize, stride: usize) -> usize {
-    let last = n - 1;
-    let row = if r < last { r } else { last };
-    row * stride
-}
-
-/// `dots_a[r] = x[r] · wa` and `dots_b[r] = x[r] · wb` for `rows` rows of `x` (already
-/// normalised) and two weight rows (a gate and an up row, or two neighbouring features), every lane getting the sums. Each
-/// weight vector is read once for all rows (batched decode reads the weights at the speed of one
-/// row), and each vector of `x` is read and widened once for both weight rows, which halves the
-/// traffic of `x` through L1 and the conversions per product. Accumulators stay scalar (one FMA per element and row):
-/// eight rows of vector accumulators would cost 64 registers a lane.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn rows_dot2<F: Float, N: Size>(
-    x: &Array<Vector<F, N>>,
-    wa: &Array<Vector<F, N>>,
-    wb: &Array<Vector<F, N>>,
-    a_off: usize,
-    b_off: usize,
-    x_stride: usize,
-    n: usize,
-    k_vectors: usize,
-    dots_a: &mut Array<f32>,
-    dots_b: &mut Array<f32>,
-    #[comptime] rows: usize,
-) {
-    let width = wa.vector_size();
-    let lanes = CUBE_DIM_X as usize;
-    #[unroll]
-    for r in 0..rows {
-        dots_a[r] = 0.0;
-        dots_b[r] = 0.0;
-    }
-    let mut i = UNIT_POS_X as usize;
-    while i + lanes < k_vectors {
-        let a0 = Vector::<f32, N>::cast_from(wa[a_off + i]);
-        let b0 = Vector::<f32, N>::cast_from(wb[b_off + i]);
-        let a1 = Vector::<f32, N>::cast_from(wa[a_off + i + lanes]);
-        let b1 = Vector::<f32, N>::cast_from(wb[b_off + i + lanes]);
-        #[unroll]
-        for r in 0..rows {
-            let off = row_offset(r, n, x_stride) + i;
-            let x0 = Vector::<f32, N>::cast_from(x[off]);
-            let x1 = Vector::<f32, N>::cast_from(x[off + lanes]);
-            let mut da = dots_a[r];
-            let mut db = dots_b[r];
-            #[unroll]
-            for j in 0..width {
-                da += a0[j] * x0[j];
-                db += b0[j] * x0[j];
-                da += a1[j] * x1[j];
-                db += b1[j] * x1[j];
-            }
-            dots_a[r] = da;
-            dots_b[r] = db;
-        }
-        i += 2 * lanes;
-    }
-    if i < k_vectors {
-        let a0 = Vector::<f32, N>::cast_from(wa[a_off + i]);
-        let b0 = Vector::<f32, N>::cast_from(wb[b_off + i]);
-        #[unroll]
-        for r in 0..rows {
-            let x0 = Vector::<f32, N>::cast_from(x[row_offset(r, n, x_stride) + i]);
-            let mut da = dots_a[r];
-            let mut db = dots_b[r];
-            #[unroll]
-            for j in 0..width {
-                da += a0[j] * x0[j];
-                db += b0[j] * x0[j];
-            }
-            dots_a[r] = da;
-            dots_b[r] = db;
-        }
-    }
-    #[unroll]
-    for r in 0..rows {
-        dots_a[r] = plane_sum(dots_a[r]);
-        dots_b[r] = plane_sum(dots_b[r]);
     }
 }
 
@@ -608,107 +668,4 @@ pub(super) fn store_product<F: Float>(
         value = f32::cast_from(F::cast_from(value)) + f32::cast_from(residual[r * residual_stride + o]);
     }
     y[r * y_stride + o] = F::cast_from(value);
-}
-
-/// `y = residual + x · wᵀ (+ bias)` for the `n` (2 to `rows`) rows of `x`: one plane per two
-/// output features and all rows (see `rows_dot2`), `x` normalised beforehand. Strides of `x` and
-/// `w` count vectors, those of `y` and `residual` elements.
-#[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemv_rows_kernel<F: Float, N: Size>(
-    x: &Array<Vector<F, N>>,
-    w: &Array<Vector<F, N>>,
-    bias: &Array<F>,
-    residual: &Array<F>,
-    y: &mut Array<F>,
-    k_vectors: u32,
-    out_features: u32,
-    live_rows: u32,
-    x_stride: u32,
-    w_stride: u32,
-    y_stride: u32,
-    residual_stride: u32,
-    #[comptime] rows: usize,
-    #[comptime] has_bias: bool,
-    #[comptime] has_residual: bool,
-    #[define(F)] _dtype: StorageType,
-) {
-    let out = out_features as usize;
-    let oa = 2 * (CUBE_POS_X as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize);
-    if oa >= out {
-        terminate!();
-    }
-    let has_b = oa + 1 < out;
-    let ob = if has_b { oa + 1 } else { oa };
-    let mut dots_a = Array::<f32>::new(rows);
-    let mut dots_b = Array::<f32>::new(rows);
-    let w_stride = w_stride as usize;
-    let n = live_rows as usize;
-    let (k, xs) = (k_vectors as usize, x_stride as usize);
-    rows_dot2::<F, N>(x, w, w, oa * w_stride, ob * w_stride, xs, n, k, &mut dots_a, &mut dots_b, rows);
-    if UNIT_POS_X == 0 {
-        let (ys, rs) = (y_stride as usize, residual_stride as usize);
-        #[unroll]
-        for r in 0..rows {
-            if r < n {
-                store_product::<F>(dots_a[r], r, oa, bias, residual, y, ys, rs, has_bias, has_residual);
-                if has_b {
-                    store_product::<F>(dots_b[r], r, ob, bias, residual, y, ys, rs, has_bias, has_residual);
-                }
-            }
-        }
-    }
-}
-
-/// `y = silu(x · gateᵀ) · (x · upᵀ)` for the `n` (2 to `rows`) rows of `x`, normalised
-/// beforehand: one plane per output feature and all rows, the gate and up rows its two weight
-/// rows (see `rows_dot2`); `y` contiguous.
-#[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gated_gemv_rows_kernel<F: Float, N: Size>(
-    x: &Array<Vector<F, N>>,
-    gate: &Array<Vector<F, N>>,
-    up: &Array<Vector<F, N>>,
-    y: &mut Array<F>,
-    k_vectors: u32,
-    out_features: u32,
-    live_rows: u32,
-    x_stride: u32,
-    gate_stride: u32,
-    up_stride: u32,
-    #[comptime] rows: usize,
-    #[define(F)] _dtype: StorageType,
-) {
-    let o = CUBE_POS_X as usize * CUBE_DIM_Y as usize + UNIT_POS_Y as usize;
-    if o >= out_features as usize {
-        terminate!();
-    }
-    let mut g = Array::<f32>::new(rows);
-    let mut u = Array::<f32>::new(rows);
-    let n = live_rows as usize;
-    rows_dot2::<F, N>(
-        x,
-        gate,
-        up,
-        o * gate_stride as usize,
-        o * up_stride as usize,
-        x_stride as usize,
-        n,
-        k_vectors as usize,
-        &mut g,
-        &mut u,
-        rows,
-    );
-    if UNIT_POS_X == 0 {
-        #[unroll]
-        for r in 0..rows {
-            if r < n {
-                // Rounded like the unfused ops: each product to F, then silu(gate) · up.
-                let gv = f32::cast_from(F::cast_from(g[r]));
-                let uv = f32::cast_from(F::cast_from(u[r]));
-                let silu = gv / (1.0f32 + f32::exp(-gv));
-                y[r * out_features as usize + o] = F::cast_from(silu * uv);
-            }
-        }
-    }
 }

@@ -9,7 +9,10 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
 
 use super::gemv_mma_launch::{gated_gemv_rows_mma_launch, gemv_rows_mma_launch, mma_fits};
-use super::{array, empty_like, float, gemv, gemv_grid, gemv_width, norm_launch, row_stride};
+use super::{
+    array, empty_like, float, gemv, gemv_cubes, gemv_grid, gemv_rows, gemv_width, norm_launch, row_stride,
+    staged_vectors,
+};
 use crate::kernels::RowNorm;
 
 /// A GEMV's folded RMSNorm as kernel arguments.
@@ -106,6 +109,8 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
     let ep = Epilogue::new(bias, residual, x);
     let (x_stride, w_stride) = (row_stride(x) / width as u32, row_stride(w) / width as u32);
     let parts = split_parts(n, out, k / width, norm.normed);
+    // A folded norm read by every plane is issue-bound on a long launch (the LM head): staged.
+    let staged = if norm.normed && parts == 1 { staged_vectors(&w.client, k, width, gemv_cubes(n, out)) } else { 0 };
     // SAFETY: planes past `out` return (or, split, skip their product and store); the rows of
     // `x` and the columns of `w` match, and `residual` is `[n, out]` (checked by the caller).
     unsafe {
@@ -128,10 +133,12 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
             row_stride(&ep.residual),
             norm.eps,
             parts,
+            staged,
             ep.has_bias,
             ep.has_residual,
             norm.normed,
             norm.weighted(),
+            super::first_round::early_weights(),
             w.dtype.into(),
         );
     }
@@ -196,7 +203,7 @@ fn gemv_rows_plane_launch<R: CubeRuntime>(p: &Product<'_, R>, ep: &Epilogue<R>) 
     // caller).
     unsafe {
         launch!(
-            gemv::gemv_rows_kernel,
+            gemv_rows::gemv_rows_kernel,
             &w.client,
             (CubeCount::new_1d(cubes), CubeDim::new_2d(32, gemv::PLANES)),
             width,
@@ -243,7 +250,7 @@ fn gated_gemv_rows_plane_launch<R: CubeRuntime>(p: &Product<'_, R>, up: &CubeTen
     // SAFETY: planes past `out` return; rows past `n` read row `n - 1` and are not written.
     unsafe {
         launch!(
-            gemv::gated_gemv_rows_kernel,
+            gemv_rows::gated_gemv_rows_kernel,
             &x.client,
             (CubeCount::new_1d((out as u32).div_ceil(gemv::PLANES)), CubeDim::new_2d(32, gemv::PLANES)),
             width,

@@ -31,16 +31,18 @@ mod attention;
 mod attention_launch;
 mod elementwise;
 pub(crate) mod fence;
+pub(crate) mod first_round;
 mod gemv;
 mod gemv_launch;
 mod gemv_mma;
 mod gemv_mma_launch;
+mod gemv_rows;
 #[cfg(feature = "cuda")]
 pub(crate) mod record;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use burn::tensor::{DType, Int, Tensor, TensorPrimitive};
+use burn::tensor::{Int, Tensor, TensorPrimitive};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::cubecl::server::{MemoryLayout, MemoryLayoutDescriptor};
 use burn_cubecl::kernel::into_contiguous;
@@ -348,25 +350,7 @@ where
         if !runs_plane_kernels(&x.client) {
             return None;
         }
-        let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), [rows * 2, 1].into(), DType::F32);
-        let width = gemv_width(&x, &[], cols);
-        // SAFETY: one cube per row; threads stride over the row's `cols / width` vectors.
-        unsafe {
-            launch!(
-                argmax::argmax_kernel,
-                &x.client,
-                row_grid(rows, argmax::ARGMAX_THREADS),
-                width,
-                array(&x),
-                array(&out),
-                (cols / width) as u32,
-                row_stride(&x) / width as u32,
-                f32::NEG_INFINITY,
-                f32::NAN,
-                x.dtype.into(),
-            );
-        }
-        Some(wrap(out))
+        Some(wrap(argmax::launch(&x, rows, cols)))
     }
 
     fn gemv(
@@ -466,6 +450,7 @@ where
                 staged,
                 norm.normed,
                 norm.weighted(),
+                first_round::early_weights(),
                 x.dtype.into(),
             );
         }
@@ -515,6 +500,7 @@ where
                 staged,
                 norm.normed,
                 norm.weighted(),
+                first_round::early_weights(),
                 x.dtype.into(),
             );
         }
