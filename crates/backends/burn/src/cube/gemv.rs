@@ -385,6 +385,26 @@ pub(crate) fn gemv_kernel<F: Float, N: Size>(
     }
 }
 
+/// The first lane's store of a plane's product for feature `o`: `+ bias[o]` when `has_bias`,
+/// rounded to `F`, at `y[row_off + o]`.
+#[cube]
+fn store_feature<F: Float>(
+    value: f32,
+    bias: &Array<F>,
+    y: &mut Array<F>,
+    row_off: usize,
+    o: usize,
+    #[comptime] has_bias: bool,
+) {
+    if UNIT_POS_X == 0 {
+        let mut value = value;
+        if has_bias {
+            value += f32::cast_from(bias[o]);
+        }
+        y[row_off + o] = F::cast_from(value);
+    }
+}
+
 /// Three linears of one (normalised, with `normed`) input in one launch (attention's q, k and v): output features
 /// `0..n0` are `w0`'s, then `n1` of `w1`'s, then `w2`'s; `bias_mask` bit `i` says `bᵢ` is real.
 /// The outputs are contiguous (`yᵢ` rows of `nᵢ`).
@@ -443,7 +463,7 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
     }
     if o < n0 {
         let w_off = o * w0_stride as usize;
-        let mut value = plane_dot::<F, N>(
+        let value = plane_dot::<F, N>(
             x,
             norm_w,
             &staged,
@@ -458,16 +478,10 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
             normed,
             weighted,
         );
-        if UNIT_POS_X == 0 {
-            if bias_mask & 1 != 0 {
-                value += f32::cast_from(b0[o]);
-            }
-            y0[r * n0 + o] = F::cast_from(value);
-        }
+        store_feature::<F>(value, b0, y0, r * n0, o, comptime!(bias_mask & 1 != 0));
     } else if o < n0 + n1 {
-        let o1 = o - n0;
-        let w_off = o1 * w1_stride as usize;
-        let mut value = plane_dot::<F, N>(
+        let w_off = (o - n0) * w1_stride as usize;
+        let value = plane_dot::<F, N>(
             x,
             norm_w,
             &staged,
@@ -482,16 +496,10 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
             normed,
             weighted,
         );
-        if UNIT_POS_X == 0 {
-            if bias_mask & 2 != 0 {
-                value += f32::cast_from(b1[o1]);
-            }
-            y1[r * n1 + o1] = F::cast_from(value);
-        }
+        store_feature::<F>(value, b1, y1, r * n1, o - n0, comptime!(bias_mask & 2 != 0));
     } else {
-        let o2 = o - n0 - n1;
-        let w_off = o2 * w2_stride as usize;
-        let mut value = plane_dot::<F, N>(
+        let w_off = (o - n0 - n1) * w2_stride as usize;
+        let value = plane_dot::<F, N>(
             x,
             norm_w,
             &staged,
@@ -506,12 +514,7 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
             normed,
             weighted,
         );
-        if UNIT_POS_X == 0 {
-            if bias_mask & 4 != 0 {
-                value += f32::cast_from(b2[o2]);
-            }
-            y2[r * n2 + o2] = F::cast_from(value);
-        }
+        store_feature::<F>(value, b2, y2, r * n2, o - n0 - n1, comptime!(bias_mask & 4 != 0));
     }
 }
 
