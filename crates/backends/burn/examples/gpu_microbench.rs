@@ -85,8 +85,7 @@ mod bench {
         let view = KvView { k: &kc, v: &vc, room, n_kv_heads: heads };
         let (k, v) = (random([1, heads * hd]), random([1, heads * hd]));
         let int = |v: Vec<i64>| Tensor::<Gpu, 1, Int>::from_data(TensorData::new(v, [1]), &device());
-        let rows =
-            RowTable { tokens: int(vec![0]), slots: int(vec![0]), positions: int(vec![3]), extent: 4, bound: 512 };
+        let rows = RowTable { tokens: int(vec![0]), slots: int(vec![0]), positions: int(vec![3]), bound: 512 };
         per_call("kv_write (launch, no allocation)", 20_000, || {
             assert!(Gpu::kv_write(&view, &k, &v, &rows));
         });

@@ -17,11 +17,9 @@ pub struct RowTable<BB: BurnBackend> {
     pub slots: Tensor<BB, 1, Int>,
     /// The absolute position of each row.
     pub positions: Tensor<BB, 1, Int>,
-    /// The largest position plus one: the most keys a row attends to.
-    pub extent: usize,
-    /// `extent` rounded up to its bucket ([`key_bound`]): what kernels size their grids and
-    /// tables by, so that every decode step of a bucket launches the same work (a recorded
-    /// step replays for all of them).
+    /// The most keys a row attends to (the largest position plus one) rounded up to its bucket
+    /// ([`key_bound`]): what kernels size their grids and tables by, so that every decode step
+    /// of a bucket launches the same work (a recorded step replays for all of them).
     pub bound: usize,
 }
 

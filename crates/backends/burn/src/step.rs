@@ -89,10 +89,9 @@ impl<BB: BurnBackend> BurnStep<BB> {
     pub(crate) fn new(step: &Step<'_>, device: &BB::Device) -> Self {
         let n = step.positions.len();
         let int = |v: Vec<i64>| Tensor::<BB, 1, Int>::from_data(TensorData::new(v, [n]), device);
-        let extent = extent(step);
         let [tokens, slots, positions] = row_columns(step).map(int);
         Self {
-            rows: RowTable { tokens, slots, positions, extent, bound: key_bound(extent) },
+            rows: RowTable { tokens, slots, positions, bound: key_bound(extent(step)) },
             rope: Mutex::default(),
             masks: Mutex::default(),
         }

@@ -486,13 +486,8 @@ fn kv_write_places_rows_at_slot_and_position() {
     let view = KvView { k: &kc, v: &vc, room, n_kv_heads: heads };
     let (k, v) = (random([2, heads * hd], DType::F32), random([2, heads * hd], DType::F32));
     let int = |v: Vec<i64>| Tensor::<Gpu, 1, Int>::from_data(TensorData::new(v, [2]), &device());
-    let rows = RowTable {
-        tokens: int(vec![0, 0]),
-        slots: int(vec![2, 0]),
-        positions: int(vec![5, 11]),
-        extent: 12,
-        bound: key_bound(12),
-    };
+    let rows =
+        RowTable { tokens: int(vec![0, 0]), slots: int(vec![2, 0]), positions: int(vec![5, 11]), bound: key_bound(12) };
     assert!(Gpu::kv_write(&view, &k, &v, &rows));
     let (kh, vh, kin, vin) = (host(&kc), host(&vc), host(&k), host(&v));
     for (r, (slot, pos)) in [(2usize, 5usize), (0, 11)].into_iter().enumerate() {
