@@ -68,7 +68,7 @@ struct Kept {
 /// Whether decode steps may be replayed (`ZOO_CUDA_GRAPHS=0` turns it off).
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("ZOO_CUDA_GRAPHS").map_or(true, |v| v != "0"))
+    *ON.get_or_init(|| crate::cube::switched_on("ZOO_CUDA_GRAPHS"))
 }
 
 /// The shape of `step` when it is a decode step a graph can replay: every row one new token
@@ -691,7 +691,7 @@ fn capture(launches: &[Ready], programmatic: bool) -> std::result::Result<(usize
 /// turns it off).
 fn programmatic_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("ZOO_CUDA_PDL").map_or(true, |v| v != "0"))
+    *ON.get_or_init(|| crate::cube::switched_on("ZOO_CUDA_PDL"))
 }
 
 /// [`capture`] of `ready`, as programmatic dependent launches where every kernel waits for its

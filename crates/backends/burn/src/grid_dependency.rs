@@ -23,16 +23,12 @@ const GRID_DEPENDENCY: &str = "asm volatile(\"griddepcontrol.wait;\" ::: \"memor
 /// kernel entry whose body can be found. Launched without the attribute, both instructions do
 /// nothing.
 pub(crate) fn with_grid_dependency(source: &str) -> Option<String> {
-    let marker = format!("// {INPUTS_READY}");
+    let marker = format!("// {INPUTS_READY}\n");
     if source.matches("__global__").count() != 1 {
         return None;
     }
-    if source.lines().any(|line| line.trim() == marker) {
-        let lines: Vec<String> = source
-            .lines()
-            .map(|line| if line.trim() == marker { GRID_DEPENDENCY.trim_end().to_string() } else { line.to_string() })
-            .collect();
-        return Some(lines.join("\n") + "\n");
+    if source.contains(&marker) {
+        return Some(source.replace(&marker, GRID_DEPENDENCY));
     }
     let entry = source.find("__global__")?;
     let body = entry + source[entry..].find(") {\n")? + ") {\n".len();

@@ -45,7 +45,7 @@ pub(crate) fn inputs_ready_unless(#[comptime] early: bool) {
 /// `ZOO_GEMV_EARLY=0`, for measuring).
 pub(crate) fn early_weights() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("ZOO_GEMV_EARLY").map_or(true, |v| v != "0"))
+    *ON.get_or_init(|| super::switched_on("ZOO_GEMV_EARLY"))
 }
 
 /// `round[j] = w[w_off + lane + j · lanes]` for `j < ROUND`, zero past the row's `k_vectors`:

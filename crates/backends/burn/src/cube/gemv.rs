@@ -36,6 +36,27 @@ fn scaled<F: Float, N: Size>(
     v
 }
 
+/// Vector `i` of row `x_off` of `x` as a plane reads it itself: widened to f32, its squares
+/// added to `squares` when `normed` (the row's norm is applied to the finished sum), times the
+/// norm's weight when `weighted`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn read_input<F: Float, N: Size>(
+    x: &Array<Vector<F, N>>,
+    norm_w: &Array<Vector<F, N>>,
+    x_off: usize,
+    i: usize,
+    squares: &mut f32,
+    #[comptime] normed: bool,
+    #[comptime] weighted: bool,
+) -> Vector<f32, N> {
+    let v = Vector::<f32, N>::cast_from(x[x_off + i]);
+    if normed {
+        *squares += square_sum::<N>(v);
+    }
+    scaled::<F, N>(v, norm_w, i, weighted)
+}
+
 /// `1 / sqrt(mean(x²) + eps)` of a row from the plane's per-lane sums of squares `squares`
 /// over its `cols` elements.
 #[cube]
@@ -89,11 +110,7 @@ fn row_dot<F: Float, N: Size>(
         let i = UNIT_POS_X as usize + j * lanes;
         let mut v = Vector::<f32, N>::new(0.0);
         if i < k_vectors {
-            v = Vector::<f32, N>::cast_from(x[x_off + i]);
-            if normed {
-                squares += square_sum::<N>(v);
-            }
-            v = scaled::<F, N>(v, norm_w, i, weighted);
+            v = read_input::<F, N>(x, norm_w, x_off, i, &mut squares, normed, weighted);
         }
         xs[j] = v;
     }
@@ -121,11 +138,8 @@ fn row_dot<F: Float, N: Size>(
         i += 4 * lanes;
     }
     while i < k_vectors {
-        let xv = Vector::<f32, N>::cast_from(x[x_off + i]);
-        if normed {
-            squares += square_sum::<N>(xv);
-        }
-        acc += Vector::<f32, N>::cast_from(w[w_off + i]) * scaled::<F, N>(xv, norm_w, i, weighted);
+        let xv = read_input::<F, N>(x, norm_w, x_off, i, &mut squares, normed, weighted);
+        acc += Vector::<f32, N>::cast_from(w[w_off + i]) * xv;
         i += lanes;
     }
     let mut dot = plane_sum(horizontal_sum::<N>(acc));
@@ -161,11 +175,7 @@ fn stage_row<F: Float, N: Size>(
     let mut squares = 0.0f32;
     let mut i = UNIT_POS_Y as usize * lanes + UNIT_POS_X as usize;
     while i < k_vectors {
-        let v = Vector::<f32, N>::cast_from(x[x_off + i]);
-        if normed {
-            squares += square_sum::<N>(v);
-        }
-        staged[i] = scaled::<F, N>(v, norm_w, i, weighted);
+        staged[i] = read_input::<F, N>(x, norm_w, x_off, i, &mut squares, normed, weighted);
         i += units;
     }
     let mut partial = SharedMemory::<f32>::new(PLANES as usize);
@@ -519,8 +529,7 @@ pub(crate) fn gemv3_kernel<F: Float, N: Size>(
 }
 
 /// Vector `i` of the (normalised) input row as a product reads it: from the cube's staged copy
-/// (`staged_vectors` > 0), or read from `x`, its squares added to `squares` when `normed`, and
-/// times the norm's weight when `weighted`.
+/// (`staged_vectors` > 0), or read by the plane itself ([`read_input`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 // `v` is assigned in one of two comptime branches: its initial value is never read.
@@ -540,11 +549,7 @@ fn input_vector<F: Float, N: Size>(
     if comptime!(staged_vectors > 0) {
         v = staged[i];
     } else {
-        v = Vector::<f32, N>::cast_from(x[x_off + i]);
-        if normed {
-            *squares += square_sum::<N>(v);
-        }
-        v = scaled::<F, N>(v, norm_w, i, weighted);
+        v = read_input::<F, N>(x, norm_w, x_off, i, squares, normed, weighted);
     }
     v
 }

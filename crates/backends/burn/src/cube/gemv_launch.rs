@@ -149,9 +149,9 @@ pub(super) fn gemv_launch<R: CubeRuntime>(
 /// feature) pairs, rows of at least 512 vectors and no folded norm (whose sum of squares
 /// covers the whole row), else 1. `ZOO_GEMV_SPLIT=0` keeps 1.
 fn split_parts(n: usize, out: usize, k_vectors: usize, normed: bool) -> usize {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| std::env::var("ZOO_GEMV_SPLIT").is_ok_and(|v| v == "0"));
-    if off || normed || n * out > 2048 || k_vectors < 512 {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| super::switched_on("ZOO_GEMV_SPLIT"));
+    if !on || normed || n * out > 2048 || k_vectors < 512 {
         1
     } else {
         4

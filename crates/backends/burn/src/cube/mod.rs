@@ -147,6 +147,13 @@ fn empty_many<R: CubeRuntime>(like: &CubeTensor<R>, rows: usize, cols: &[usize])
     layouts.into_iter().zip(shapes).map(tensor).collect()
 }
 
+/// Whether the switch `var` is on: it is unless set to `0` (the `ZOO_…=0` switches that turn a
+/// GPU path off, for measuring). Each caller keeps the answer in a `OnceLock`, so the
+/// environment is read once per process, not per launch.
+pub(crate) fn switched_on(var: &str) -> bool {
+    std::env::var(var).map_or(true, |v| v != "0")
+}
+
 /// Whether `client`'s device runs zoo's plane kernels (GEMVs, norms, argmax, decode attention):
 /// plane operations, and planes of exactly 32 lanes (the GEMVs give a plane of 32 units to each
 /// output feature, the block reductions keep 32 per-plane partials). CUDA has both; wgpu has
