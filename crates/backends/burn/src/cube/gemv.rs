@@ -645,12 +645,18 @@ pub(crate) fn gated_gemv_kernel<F: Float, N: Size>(
         u *= inv;
     }
     if UNIT_POS_X == 0 {
-        // Rounded like the unfused ops: each product to F, then silu(gate) · up.
-        let g = f32::cast_from(F::cast_from(g));
-        let u = f32::cast_from(F::cast_from(u));
-        let silu = g / (1.0f32 + f32::exp(-g));
-        y[r * out_features as usize + o] = F::cast_from(silu * u);
+        y[r * out_features as usize + o] = swiglu_of_products::<F>(g, u);
     }
+}
+
+/// `silu(g) · u` of a gate and an up product, rounded like the unfused ops: each product to `F`
+/// first, then the result.
+#[cube]
+pub(super) fn swiglu_of_products<F: Float>(g: f32, u: f32) -> F {
+    let g = f32::cast_from(F::cast_from(g));
+    let u = f32::cast_from(F::cast_from(u));
+    let silu = g / (1.0f32 + f32::exp(-g));
+    F::cast_from(silu * u)
 }
 
 /// A finished product of row `r`, feature `o`: `+ bias`, rounded to `F`, `+ residual`, stored.

@@ -17,7 +17,7 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::cmma::{self, Matrix, MatrixIdent, MatrixLayout};
 use burn_cubecl::cubecl::prelude::*;
 
-use super::gemv::store_product;
+use super::gemv::{store_product, swiglu_of_products};
 
 /// Warps per cube, each taking its share of the `k` range.
 pub(crate) const MMA_WARPS: u32 = 8;
@@ -272,10 +272,6 @@ pub(crate) fn gated_gemv_rows_mma_kernel<F: Float, N: Size>(
     let u = cube_total(&acc_u, &mut sums);
     let r = UNIT_POS_Y as usize;
     if r < n {
-        // Rounded like the unfused ops: each product to F, then silu(gate) · up.
-        let g = f32::cast_from(F::cast_from(g));
-        let u = f32::cast_from(F::cast_from(u));
-        let silu = g / (1.0f32 + f32::exp(-g));
-        y[r * out_features as usize + f0 + UNIT_POS_X as usize] = F::cast_from(silu * u);
+        y[r * out_features as usize + f0 + UNIT_POS_X as usize] = swiglu_of_products::<F>(g, u);
     }
 }

@@ -5,7 +5,7 @@
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 
-use super::gemv::store_product;
+use super::gemv::{store_product, swiglu_of_products};
 
 /// Row `r` of the `rows` a multi-row variant serves, as an offset into `x`: rows past the real
 /// `n` repeat the last real one (their products are computed and dropped), so one compiled
@@ -187,11 +187,7 @@ pub(crate) fn gated_gemv_rows_kernel<F: Float, N: Size>(
         #[unroll]
         for r in 0..rows {
             if r < n {
-                // Rounded like the unfused ops: each product to F, then silu(gate) · up.
-                let gv = f32::cast_from(F::cast_from(g[r]));
-                let uv = f32::cast_from(F::cast_from(u[r]));
-                let silu = gv / (1.0f32 + f32::exp(-gv));
-                y[r * out_features as usize + o] = F::cast_from(silu * uv);
+                y[r * out_features as usize + o] = swiglu_of_products::<F>(g[r], u[r]);
             }
         }
     }
