@@ -49,7 +49,8 @@ where
     let width = vector_width_up_to(hd, k_cache.dtype.size(), max_width(&k_cache.client));
     let same_rows = row_stride(&k_cache) == row_stride(&v_cache);
     let head_vectors = hd / width;
-    let fits = head_vectors <= attention::ATTENTION_THREADS as usize && rows_aligned(&k_cache, width);
+    let threads = attention_threads();
+    let fits = head_vectors <= threads as usize && rows_aligned(&k_cache, width);
     if !same_rows || !fits || k_cache.dtype != q.dtype || v_cache.dtype != q.dtype {
         return None;
     }
@@ -71,7 +72,7 @@ where
     let dtypes = [q.dtype.into(), slots.dtype.into()];
     let (dtype, client) = (q.dtype, q.client.clone());
     let window = spec.window.map_or(0, |w| w.min(u32::MAX as usize) as u32);
-    let threads = CubeDim::new_1d(attention::ATTENTION_THREADS);
+    let cube = CubeDim::new_1d(threads);
     // SAFETY: every row's position is below `room` (the caller reserved the cache); each
     // cube reads only its split's keys, and threads stride over the head's channels; fused,
     // the new rows and the table row of each position were checked by the caller, and only
@@ -80,7 +81,7 @@ where
         launch!(
             attention::decode_split_kernel,
             &client,
-            (CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32), threads),
+            (CubeCount::new_3d(spec.n_heads as u32, n as u32, splits as u32), cube),
             width,
             array(&q),
             array(&k_cache),
@@ -108,16 +109,17 @@ where
             spec.n_heads / spec.n_kv_heads,
             hd,
             head_vectors,
-            attention::ATTENTION_THREADS as usize / head_vectors,
+            threads as usize / head_vectors,
             direct,
             fused,
+            early_loads(),
             dtypes,
         );
         if !direct {
             launch!(
                 attention::combine_kernel,
                 &client,
-                (CubeCount::new_2d(spec.n_heads as u32, n as u32), threads),
+                (CubeCount::new_2d(spec.n_heads as u32, n as u32), cube),
                 array(partial.as_ref().unwrap_or(&out)),
                 array(&out),
                 splits as u32,
@@ -149,3 +151,20 @@ fn split_len(keys: usize, pairs: usize) -> usize {
 
 /// (row, head) pairs below which decode attention splits its keys more finely (see [`split_len`]).
 const FEW_PAIRS: usize = 32;
+
+/// Threads of a decode attention cube: [`attention::ATTENTION_THREADS`], or
+/// `ZOO_ATTENTION_THREADS` (a power of two from 64 to 1 024), for measuring.
+fn attention_threads() -> u32 {
+    static THREADS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let chosen = std::env::var("ZOO_ATTENTION_THREADS").ok().and_then(|v| v.parse::<u32>().ok());
+        chosen.filter(|n| n.is_power_of_two() && (64..=1024).contains(n)).unwrap_or(attention::ATTENTION_THREADS)
+    })
+}
+
+/// Whether fused decode attention loads its first key and values before it waits for the q/k/v
+/// projection (on unless `ZOO_ATTENTION_EARLY=0`, for measuring).
+fn early_loads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| super::switched_on("ZOO_ATTENTION_EARLY"))
+}
