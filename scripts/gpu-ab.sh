@@ -23,10 +23,15 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -*) echo "gpu-ab: unknown option $1; --help" >&2; exit 2 ;;
     *) break ;;
   esac
 done
 [ $# -gt 0 ] || { echo "gpu-ab: name at least one variant (a zoo binary and settings); --help" >&2; exit 2; }
+for variant in "$@"; do
+  read -r -a words <<< "$variant"
+  [ -x "${words[0]:-}" ] || { echo "gpu-ab: '${words[0]:-}' (variant '$variant') is not an executable zoo" >&2; exit 2; }
+done
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 mkdir -p "$out"
