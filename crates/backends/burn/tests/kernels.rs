@@ -332,6 +332,43 @@ fn batched_gemvs_with_folded_norm_match_composition() {
     }
 }
 
+/// Batched q/k/v with biases (Qwen2's) and without: on CUDA with bf16 weights, one split-k
+/// tensor-core launch for the three weights, its partial sums added by a second kernel, against
+/// f64 on the host; shapes of Qwen2.5-0.5B, Mistral-7B, and odd sizes with uneven shares of `k`.
+#[test]
+fn batched_gemv_many_with_biases_matches_composition() {
+    let eps = 1e-6;
+    for dtype in dtypes() {
+        let shapes = [
+            (8, 896, [896, 128, 128], [true, true, true]),
+            (2, 4096, [4096, 1024, 1024], [false, false, false]),
+            (5, 1344, [96, 32, 64], [true, false, true]),
+            (3, 64, [32, 32, 32], [false, true, false]),
+        ];
+        for (n, k, outs, with_bias) in shapes {
+            let before = zoo_backend_burn::cube::tensor_core_launches();
+            let (x, g) = (random([n, k], dtype), random([1, k], dtype));
+            let norm = RowNorm { weight: Some(&g), eps };
+            let xn = host_rms_norm(&host(&x), Some(&host(&g)), n, k, eps as f64);
+            let ws: Vec<_> = outs.iter().map(|&o| random([o, k], dtype)).collect();
+            let bs: Vec<_> = outs.iter().zip(with_bias).map(|(&o, b)| b.then(|| random([1, o], dtype))).collect();
+            let layers: Vec<_> = ws.iter().zip(&bs).map(|(w, b)| (w, b.as_ref())).collect();
+            let got = planed!(Gpu::gemv_many(&x, Some(&norm), &layers), "batched gemv_many with biases");
+            for (i, y) in got.iter().enumerate() {
+                let bias = bs[i].as_ref().map(host);
+                let want: Vec<f32> =
+                    host_linear(&xn, &host(&ws[i]), bias.as_deref(), n, k, outs[i]).iter().map(|&v| v as f32).collect();
+                let what = format!("batched gemv_many {dtype:?} layer {i} n={n} k={k} outs={outs:?}");
+                assert_close(&host(y), &want, dtype, &what);
+            }
+            if NAME == "cuda-test" && dtype == DType::BF16 {
+                let ran = zoo_backend_burn::cube::tensor_core_launches() - before;
+                assert_eq!(ran, 1, "bf16 n={n} k={k}: q, k and v in one tensor-core launch");
+            }
+        }
+    }
+}
+
 #[test]
 fn gemv_many_and_gated_gemv_with_folded_norm_match_composition() {
     let eps = 1e-5;

@@ -8,9 +8,12 @@ use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
 
-use super::gemv_mma_launch::{gated_gemv_rows_mma_launch, gemv_rows_mma_launch, mma_fits};
+use super::gemv_mma::MMA_FEATURES;
+use super::gemv_mma_launch::{
+    gated_gemv_rows_mma_launch, gemv_many_mma_launch, gemv_rows_mma_launch, mma_fits, mma_splits,
+};
 use super::{
-    array, empty_like, float, gemv, gemv_cubes, gemv_grid, gemv_rows, gemv_width, norm_launch, row_stride,
+    array, empty_like, empty_many, float, gemv, gemv_cubes, gemv_grid, gemv_rows, gemv_width, norm_launch, row_stride,
     staged_vectors,
 };
 use crate::kernels::RowNorm;
@@ -202,13 +205,38 @@ pub(super) fn gemv_rows_launch<R: CubeRuntime>(
     residual: Option<CubeTensor<R>>,
 ) -> CubeTensor<R> {
     let product = Product::new(x, w);
-    let ep = Epilogue::new(bias, residual, x);
-    if mma_fits(x, &[w]) {
-        gemv_rows_mma_launch(&product, &ep);
+    if !mma_fits(x, &[w]) {
+        gemv_rows_plane_launch(&product, &Epilogue::new(bias, residual, x));
+        return product.y;
+    }
+    let splits = mma_splits(product.out / MMA_FEATURES, product.k);
+    if splits > 1 {
+        gemv_many_mma_launch(x, &[w], &[bias], residual, std::slice::from_ref(&product.y), splits);
     } else {
-        gemv_rows_plane_launch(&product, &ep);
+        gemv_rows_mma_launch(&product, &Epilogue::new(bias, residual, x));
     }
     product.y
+}
+
+/// `x · wᵢᵀ (+ biasᵢ)` for the three weights of `ws` (q, k and v) and 2 to
+/// [`GEMV_MAX_ROWS`](super::GEMV_MAX_ROWS) rows of `x` (normalised already; shapes checked by
+/// the caller): one split-k tensor-core launch for all three where [`mma_fits`], else a
+/// [`gemv_rows_launch`] each.
+pub(super) fn gemv_many_rows_launch<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    ws: &[CubeTensor<R>],
+    biases: Vec<Option<CubeTensor<R>>>,
+) -> Vec<CubeTensor<R>> {
+    let refs: Vec<&CubeTensor<R>> = ws.iter().collect();
+    if !mma_fits(x, &refs) {
+        return ws.iter().zip(biases).map(|(w, b)| gemv_rows_launch(x, w, b, None)).collect();
+    }
+    let n = x.meta.shape()[0];
+    let outs: Vec<usize> = ws.iter().map(|w| w.meta.shape()[0]).collect();
+    let ys = empty_many(x, n, &outs);
+    let splits = mma_splits(outs.iter().sum::<usize>() / MMA_FEATURES, x.meta.shape()[1]);
+    gemv_many_mma_launch(x, &refs, &biases, None, &ys, splits);
+    ys
 }
 
 /// [`gemv_rows_launch`] on plane-per-feature-pair cubes, into `p.y`.

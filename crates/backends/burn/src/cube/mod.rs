@@ -36,6 +36,7 @@ mod gemv;
 mod gemv_launch;
 mod gemv_mma;
 mod gemv_mma_launch;
+mod gemv_mma_split;
 mod gemv_rows;
 #[cfg(feature = "cuda")]
 pub(crate) mod record;
@@ -53,7 +54,7 @@ use zoo_core::{AttentionSpec, Qkv, SeqSpan};
 
 use crate::kernels::{Kernels, KvView, RowNorm, RowTable};
 use attention_launch::{decode_launch, NewRows};
-use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_rows_launch, normed_rows, Folded};
+use gemv_launch::{gated_gemv_rows_launch, gemv_launch, gemv_many_rows_launch, gemv_rows_launch, normed_rows, Folded};
 pub use gemv_mma_launch::tensor_core_launches;
 
 /// Kernels zoo has launched on a GPU in this process (its own and cuBLAS calls).
@@ -415,8 +416,8 @@ where
         let ws: Vec<CubeTensor<R>> = layers.iter().map(|(w, _)| float(w)).collect();
         if n > 1 {
             let x = normed_rows(&x, &norm)?;
-            let biases = layers.iter().map(|(_, b)| b.map(float));
-            return Some(ws.iter().zip(biases).map(|(w, b)| wrap(gemv_rows_launch(&x, w, b, None))).collect());
+            let biases = layers.iter().map(|(_, b)| b.map(float)).collect();
+            return Some(gemv_many_rows_launch(&x, &ws, biases).into_iter().map(wrap).collect());
         }
         let norm_w = norm.weight_or(&x);
         let width = gemv_width(&x, &[ws.clone(), vec![norm_w.clone()]].concat(), k);
