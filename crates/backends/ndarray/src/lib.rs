@@ -110,6 +110,15 @@ impl Backend for NdArray {
         matmul::linear(x, w, bias)
     }
 
+    fn linears(&self, x: &NdTensor, layers: &[(&NdTensor, Option<&NdTensor>)]) -> Result<Vec<NdTensor>> {
+        matmul::linears(x, layers)
+    }
+
+    fn gated_linear(&self, x: &NdTensor, gate: &NdTensor, up: &NdTensor, op: UnaryOp) -> Result<NdTensor> {
+        let (gate, up) = matmul::linear_pair(x, gate, up)?;
+        elementwise::gated(&gate, &up, op)
+    }
+
     fn add(&self, a: &NdTensor, b: &NdTensor) -> Result<NdTensor> {
         elementwise::add(a, b)
     }

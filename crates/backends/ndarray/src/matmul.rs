@@ -29,8 +29,19 @@ pub(crate) fn block_gemv_max_rows() -> usize {
         16
     }
 }
-/// Output features per parallel task in the row-streaming kernel.
+/// Output features per parallel task in the row-streaming kernel, about.
 pub(crate) const GEMV_CHUNK: usize = 64;
+
+/// Output features per parallel task for a product of `out_features`: about [`GEMV_CHUNK`],
+/// in a number of tasks that the pool's threads share evenly (a multiple of 4 features, the
+/// last task shorter). With fixed chunks of 64, two threads split a 192-feature projection (a
+/// small model's k or v) 128 : 64 and a 576-feature one 320 : 256, and the first thread's
+/// extra chunk is time the second waits; here 96 : 96 and 300 : 276.
+pub(crate) fn feature_chunk(out_features: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let tasks = out_features.div_ceil(GEMV_CHUNK).div_ceil(threads) * threads;
+    out_features.div_ceil(tasks.max(1)).next_multiple_of(4).max(4)
+}
 
 pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdTensor> {
     let (n, k) = x.dims2("linear")?;
@@ -84,12 +95,39 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
     NdTensor::new(out, vec![n, out_features])
 }
 
+/// `x · wᵀ (+ bias)` for each of `layers` (q, k and v; a gate and an up projection). For a few
+/// rows of `x` (decode) the products run side by side on the pool, so the threads share all
+/// their chunks and meet once, instead of waiting for each other at the end of every product;
+/// longer inputs take them in turn, each GEMM parallel on its own. The results do not depend
+/// on the order the chunks run in.
+pub fn linears(x: &NdTensor, layers: &[(&NdTensor, Option<&NdTensor>)]) -> Result<Vec<NdTensor>> {
+    let (n, _) = x.dims2("linear")?;
+    if n <= GEMV_MAX_ROWS && layers.len() > 1 {
+        layers.par_iter().map(|(w, b)| linear(x, w, *b)).collect()
+    } else {
+        layers.iter().map(|(w, b)| linear(x, w, *b)).collect()
+    }
+}
+
+/// `(x · aᵀ, x · bᵀ)` (a gate and an up projection), side by side for a few rows of `x`, as
+/// [`linears`] runs its products.
+pub fn linear_pair(x: &NdTensor, a: &NdTensor, b: &NdTensor) -> Result<(NdTensor, NdTensor)> {
+    let (n, _) = x.dims2("linear")?;
+    if n <= GEMV_MAX_ROWS {
+        let (ya, yb) = rayon::join(|| linear(x, a, None), || linear(x, b, None));
+        Ok((ya?, yb?))
+    } else {
+        Ok((linear(x, a, None)?, linear(x, b, None)?))
+    }
+}
+
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`.
 fn gemv_rows(x: &[f32], w: &[f32], k: usize, out_features: usize, out: &mut [f32]) {
     let rows = x.len() / k;
     let mut transposed = vec![0f32; out.len()]; // [out_features, rows]: chunks stay contiguous
-    transposed.par_chunks_mut(GEMV_CHUNK * rows).enumerate().for_each(|(chunk, dst)| {
-        let first = chunk * GEMV_CHUNK;
+    let size = feature_chunk(out_features);
+    transposed.par_chunks_mut(size * rows).enumerate().for_each(|(chunk, dst)| {
+        let first = chunk * size;
         for (jj, cell) in dst.chunks_exact_mut(rows).enumerate() {
             let w_row = &w[(first + jj) * k..(first + jj + 1) * k];
             for (i, value) in cell.iter_mut().enumerate() {
@@ -104,7 +142,7 @@ fn gemv_rows(x: &[f32], w: &[f32], k: usize, out_features: usize, out: &mut [f32
     }
 }
 
-/// Fills `out` (`[rows, out_features]`) for a few input rows by chunks of [`GEMV_CHUNK`]
+/// Fills `out` (`[rows, out_features]`) for a few input rows by chunks of [`feature_chunk`]
 /// output features in parallel: `dots(first, row, dst)` writes the products of input row `row`
 /// with weight rows `first..first + dst.len()`. Each chunk of weight rows is streamed once and
 /// meets every input row while it is in cache.
@@ -115,14 +153,15 @@ pub(crate) fn par_feature_chunks(
     dots: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
     let mut chunked = vec![0f32; out.len()]; // [chunk][row][feature in chunk]
-    chunked.par_chunks_mut(GEMV_CHUNK * rows).enumerate().for_each(|(chunk, dst)| {
+    let size = feature_chunk(out_features);
+    chunked.par_chunks_mut(size * rows).enumerate().for_each(|(chunk, dst)| {
         let features = dst.len() / rows;
         for (row, part) in dst.chunks_exact_mut(features).enumerate() {
-            dots(chunk * GEMV_CHUNK, row, part);
+            dots(chunk * size, row, part);
         }
     });
-    for (chunk, src) in chunked.chunks(GEMV_CHUNK * rows).enumerate() {
-        let (first, features) = (chunk * GEMV_CHUNK, src.len() / rows);
+    for (chunk, src) in chunked.chunks(size * rows).enumerate() {
+        let (first, features) = (chunk * size, src.len() / rows);
         for (i, part) in src.chunks_exact(features).enumerate() {
             out[i * out_features + first..i * out_features + first + features].copy_from_slice(part);
         }

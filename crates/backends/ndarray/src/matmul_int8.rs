@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::matmul::{dot_widened, GEMV_CHUNK};
+use crate::matmul::{dot_widened, feature_chunk};
 use crate::tensor::Int8;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`.
@@ -15,8 +15,9 @@ pub fn gemv_rows(x: &[f32], w: &Int8, k: usize, out_features: usize, out: &mut [
     let rows = x.len() / k;
     let q = w.q();
     let mut transposed = vec![0f32; out.len()]; // [out_features, rows]
-    transposed.par_chunks_mut(GEMV_CHUNK * rows).enumerate().for_each(|(chunk, dst)| {
-        let first = chunk * GEMV_CHUNK;
+    let size = feature_chunk(out_features);
+    transposed.par_chunks_mut(size * rows).enumerate().for_each(|(chunk, dst)| {
+        let first = chunk * size;
         for (jj, cell) in dst.chunks_exact_mut(rows).enumerate() {
             let start = (first + jj) * k;
             for (i, value) in cell.iter_mut().enumerate() {
