@@ -62,6 +62,26 @@ pub fn detected() -> Isa {
     Isa::Portable
 }
 
+/// Whether the CPU carries out each 512-bit vector operation as two 256-bit halves: AMD's
+/// family 19h (Zen 3 and Zen 4; Zen 3 has no AVX-512, so in practice Zen 4). There zoo's
+/// AVX-512 GEMM gains less over the row-streaming kernels than on CPUs with full-width 512-bit
+/// units (Intel's), which moves the point where block-quantised products switch to the GEMM
+/// (`matmul::block_gemv_max_rows`).
+pub fn splits_512_bit_ops() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        let vendor = __cpuid(0);
+        let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6E65, 0x444D_4163];
+        let eax = __cpuid(1).eax;
+        let (base, extended) = ((eax >> 8) & 0xF, (eax >> 20) & 0xFF);
+        let family = if base == 0xF { base + extended } else { base };
+        amd && family == 0x19
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,16 +19,26 @@ use crate::tensor::{DequantizeRange, NdTensor};
 /// Up to this many input rows, use the row-streaming kernel.
 pub(crate) const GEMV_MAX_ROWS: usize = 4;
 /// Up to how many input rows block-quantised weights use the row-streaming kernel: their GEMM
-/// path dequantises every weight first, which pays off from 13 rows with zoo's AVX-512 GEMM
-/// (a 16-row step, as `zoo serve` batches 16 sequences: 1.2–1.3× faster on SmolLM2 Q4_1 and the
-/// 415M Q4_0/Q4_K_M, equal at 12 rows, slower at 8) and from 17 with matrixmultiply's.
+/// path dequantises every weight first, which pays off from 13 rows with zoo's AVX-512 GEMM on
+/// CPUs with full-width 512-bit units (a 16-row step, as `zoo serve` batches 16 sequences:
+/// 1.2–1.3× faster on an Intel Xeon with SmolLM2 Q4_1 and the 415M Q4_0/Q4_K_M, equal at 12
+/// rows, slower at 8), and from 17 with matrixmultiply's or where 512-bit operations run as two
+/// halves ([`crate::isa::splits_512_bit_ops`]: on an AMD EPYC of family 19h the row-streaming
+/// kernel was 1.14–1.37× faster than the GEMM at 13 and 16 rows). `ZOO_BLOCK_GEMV_ROWS` (1 to
+/// [`BLOCK_GEMV_ROWS_MAX`]) sets it, for measuring.
 pub(crate) fn block_gemv_max_rows() -> usize {
-    if crate::sgemm::available() {
-        12
-    } else {
-        16
-    }
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| {
+        let chosen = std::env::var("ZOO_BLOCK_GEMV_ROWS").ok().and_then(|v| v.trim().parse().ok());
+        let gemm_from_13 = crate::sgemm::available() && !crate::isa::splits_512_bit_ops();
+        let default = if gemm_from_13 { 12 } else { BLOCK_GEMV_ROWS_MAX };
+        chosen.filter(|n| (1..=BLOCK_GEMV_ROWS_MAX).contains(n)).unwrap_or(default)
+    })
 }
+
+/// The most input rows the row-streaming kernel for block-quantised weights takes.
+pub(crate) const BLOCK_GEMV_ROWS_MAX: usize = 16;
+
 /// Output features per parallel task in the row-streaming kernel, about.
 pub(crate) const GEMV_CHUNK: usize = 64;
 
