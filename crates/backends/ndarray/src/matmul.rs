@@ -162,14 +162,26 @@ pub(crate) fn par_feature_chunks(
     out: &mut [f32],
     dots: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
-    let mut chunked = vec![0f32; out.len()]; // [chunk][row][feature in chunk]
-    let size = feature_chunk(out_features);
-    chunked.par_chunks_mut(size * rows).enumerate().for_each(|(chunk, dst)| {
+    par_feature_tiles(rows, out_features, out, |first, dst| {
         let features = dst.len() / rows;
         for (row, part) in dst.chunks_exact_mut(features).enumerate() {
-            dots(chunk * size, row, part);
+            dots(first, row, part);
         }
     });
+}
+
+/// [`par_feature_chunks`] with every input row of a chunk at once: `tile(first, dst)` writes
+/// the products of all `rows` input rows with weight rows `first..first + f` into `dst`
+/// (`rows` runs of `f`), so a kernel can take several input rows per pass over the weights.
+pub(crate) fn par_feature_tiles(
+    rows: usize,
+    out_features: usize,
+    out: &mut [f32],
+    tile: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let mut chunked = vec![0f32; out.len()]; // [chunk][row][feature in chunk]
+    let size = feature_chunk(out_features);
+    chunked.par_chunks_mut(size * rows).enumerate().for_each(|(chunk, dst)| tile(chunk * size, dst));
     for (chunk, src) in chunked.chunks(size * rows).enumerate() {
         let (first, features) = (chunk * size, src.len() / rows);
         for (i, part) in src.chunks_exact(features).enumerate() {

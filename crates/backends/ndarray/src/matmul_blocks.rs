@@ -7,21 +7,24 @@
 //!   integer arithmetic for the 4-bit types and the K-quants), parallel over output features;
 //! - many rows (prefill): `crate::matmul`'s GEMM path dequantises tiles of weight rows.
 
-use crate::block_dot::{rows_dot, Activations};
-use crate::matmul::par_feature_chunks;
+use crate::block_dot::{rows_dot_tile, Activations};
+use crate::matmul::par_feature_tiles;
 use crate::tensor::Blocks;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x`, parallel over `j`. `k` is whole blocks.
 /// Each row of `x` is prepared once ([`Activations`]); every chunk of weight rows is then
-/// streamed once, multiplied with each row of `x` while it is in cache.
+/// streamed once, multiplied with each row of `x` while it is in cache (4-bit blocks widened
+/// once for several rows: [`rows_dot_tile`]).
 pub fn gemv_rows(x: &[f32], w: &Blocks, k: usize, out_features: usize, out: &mut [f32]) {
     let activations: Vec<Activations> = x.chunks_exact(k).map(|row| Activations::new(w.dtype, row)).collect();
     let block = w.dtype.block_size();
     let row_bytes = k / block * w.dtype.block_bytes();
     let weights = w.block_bytes(0..out_features * k / block);
-    par_feature_chunks(activations.len(), out_features, out, |first, row, dst| {
-        let w_chunk = &weights[first * row_bytes..(first + dst.len()) * row_bytes];
-        rows_dot(w.dtype, w_chunk, row_bytes, &activations[row], dst);
+    let rows = activations.len();
+    par_feature_tiles(rows, out_features, out, |first, dst| {
+        let features = dst.len() / rows;
+        let w_chunk = &weights[first * row_bytes..(first + features) * row_bytes];
+        rows_dot_tile(w.dtype, w_chunk, row_bytes, &activations, dst);
     });
 }
 

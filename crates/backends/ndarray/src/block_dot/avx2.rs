@@ -56,10 +56,36 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
         i16::MIN, // bit 15
     );
     // SAFETY: AVX2 and FMA are present (the caller's contract).
-    unsafe { nibble_rows::<R, K, _>(w, row_bytes, x, lut, Avx2Nibbles { lane_bits }) }
+    let [rows] = unsafe { transpose(nibble_tile::<R, 1, K, _>(w, row_bytes, [x], lut, Avx2Nibbles { lane_bits })) };
+    rows
 }
 
-/// What a kernel of [`nibble_rows`] does with its own instructions: put the 5-bit types' fifth
+/// `w_row · x_a` for `R` consecutive rows of `Q4_0` or `Q4_1` blocks (`K`) and the `A`
+/// activation rows `xs` (a few rows of a batched step): each weight block is widened once for
+/// all of them. `result[r][a]` equals `q4_rows`' `[r]` for `xs[a]`, bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn q4_tile<const R: usize, const A: usize, K: NibbleKind>(
+    w: &[u8],
+    row_bytes: usize,
+    xs: [&Q16Row; A],
+    lut: &F16Table,
+) -> [[f32; A]; R] {
+    debug_assert!(K::LAYOUT.mask_at.is_none(), "4-bit types only: no fifth bits");
+    let ops = Avx2Nibbles { lane_bits: _mm256_setzero_si256() };
+    // SAFETY: AVX2 and FMA are present (the caller's contract).
+    unsafe { nibble_tile::<R, A, K, _>(w, row_bytes, xs, lut, ops) }
+}
+
+/// `[[v; 1]; R]` as `[[v; R]; 1]`: a one-activation tile as a row of results.
+#[inline(always)]
+pub(super) fn transpose<const R: usize>(tile: [[f32; 1]; R]) -> [[f32; R]; 1] {
+    [std::array::from_fn(|r| tile[r][0])]
+}
+
+/// What a kernel of [`nibble_tile`] does with its own instructions: put the 5-bit types' fifth
 /// bits in place, and multiply a block's quants with its activations.
 pub(super) trait NibbleOps: Copy {
     /// `(lo, hi)` with 16 added to each element whose bit of `mask` is set (bit `j` for element
@@ -117,37 +143,41 @@ impl NibbleOps for Avx2Nibbles {
     }
 }
 
-/// The body of the 4/5-bit rows kernels (`q4_rows` here and in `avx512`), inlined into each:
-/// per block of `x`, for each of the `R` rows, the nibbles widened to i16 (fifth bits added by
-/// `ops`), their products with the block's activations by `ops`, one FMA with the scales, and
-/// the offset term `m · x.s`.
+/// The body of the 4/5-bit kernels (`q4_rows` and `q4_tile` here, `q4_rows` in `avx512`),
+/// inlined into each: per block, for each of the `R` weight rows, the nibbles widened to i16
+/// once (fifth bits added by `ops`), then for each of the `A` activation rows in `xs` their
+/// products by `ops`, one FMA with the scales, and the offset term `m · x.s`. Each (row,
+/// activation row) pair is computed exactly as with `A = 1`; more activation rows only share
+/// the widening.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and `ops`'s instructions.
 #[inline(always)]
-pub(super) unsafe fn nibble_rows<const R: usize, K: NibbleKind, O: NibbleOps>(
+pub(super) unsafe fn nibble_tile<const R: usize, const A: usize, K: NibbleKind, O: NibbleOps>(
     w: &[u8],
     row_bytes: usize,
-    x: &Q16Row,
+    xs: [&Q16Row; A],
     lut: &F16Table,
     ops: O,
-) -> [f32; R] {
+) -> [[f32; A]; R] {
     let layout = K::LAYOUT;
     let size = layout.size();
-    let blocks = x.d.len();
+    let blocks = xs[0].d.len();
     assert!(blocks * size <= row_bytes && w.len() >= R * row_bytes);
-    assert!(x.q.len() >= blocks * QK && x.s.len() >= blocks);
-    let (w, xq) = (w.as_ptr(), x.q.as_ptr());
+    assert!(xs.iter().all(|x| x.d.len() == blocks && x.q.len() >= blocks * QK && x.s.len() >= blocks));
+    let w = w.as_ptr();
     // SAFETY: the instructions are present (the caller's contract); every block read is in
     // bounds (asserted above), and so are its fields.
     unsafe {
         let low_nibble = _mm256_set1_epi16(0x0F);
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut min_acc = [0f32; R];
+        let mut acc = [[_mm256_setzero_ps(); A]; R];
+        let mut min_acc = [[0f32; A]; R];
         for blk in 0..blocks {
-            let q = xq.add(blk * QK);
-            let (xlo, xhi) = (_mm256_loadu_si256(q.cast()), _mm256_loadu_si256(q.add(16).cast()));
-            let (xd, xs) = (x.d[blk], x.s[blk]);
+            // Each activation row's block: its two vectors of quants, its scale and its sum.
+            let xv: [(__m256i, __m256i, f32, f32); A] = std::array::from_fn(|a| {
+                let q = xs[a].q.as_ptr().add(blk * QK);
+                (_mm256_loadu_si256(q.cast()), _mm256_loadu_si256(q.add(16).cast()), xs[a].d[blk], xs[a].s[blk])
+            });
             for r in 0..R {
                 let b = w.add(r * row_bytes + blk * size);
                 _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
@@ -157,17 +187,19 @@ pub(super) unsafe fn nibble_rows<const R: usize, K: NibbleKind, O: NibbleOps>(
                 if let Some(at) = layout.mask_at {
                     (lo, hi) = ops.fifth_bits(lo, hi, b.add(at).cast::<u32>().read_unaligned());
                 }
-                let products = ops.products(lo, xlo, hi, xhi);
                 let dw = half_at(lut, b);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r]);
                 let m = match layout.min_at {
                     Some(at) => half_at(lut, b.add(at)),
                     None => layout.offset * dw,
                 };
-                min_acc[r] += m * xs;
+                for (a, &(xlo, xhi, xd, x_sum)) in xv.iter().enumerate() {
+                    let products = ops.products(lo, xlo, hi, xhi);
+                    acc[r][a] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r][a]);
+                    min_acc[r][a] += m * x_sum;
+                }
             }
         }
-        std::array::from_fn(|r| sum8(acc[r]) + min_acc[r])
+        std::array::from_fn(|r| std::array::from_fn(|a| sum8(acc[r][a]) + min_acc[r][a]))
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{nibble_rows, NibbleOps};
+use super::avx2::{nibble_tile, transpose, NibbleOps};
 use super::{F16Table, NibbleKind, Q16Row};
 
 /// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
@@ -37,7 +37,8 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
 ) -> [f32; R] {
     let sixteen = _mm256_set1_epi16(16);
     // SAFETY: the instructions are present (the caller's contract).
-    unsafe { nibble_rows::<R, K, _>(w, row_bytes, x, lut, VnniNibbles { sixteen }) }
+    let [rows] = unsafe { transpose(nibble_tile::<R, 1, K, _>(w, row_bytes, [x], lut, VnniNibbles { sixteen })) };
+    rows
 }
 
 /// The AVX-512 [`NibbleOps`]: fifth bits by two masked adds (the mask's halves are lane masks

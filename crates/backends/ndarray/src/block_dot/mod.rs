@@ -21,7 +21,8 @@
 //! (`vpdpwssd`; `Q8_0`, `Q4_0` and `Q4_1` stay on `avx2`'s); with AVX2 and
 //! FMA (an AVX-512 CPU without VNNI included) those in `avx2` and `k_quants_avx2`; elsewhere
 //! the plain loops here.
-//! All compute the same sums in another order.
+//! All compute the same sums in another order. A batched step's rows share each widened 4-bit
+//! block ([`rows_dot_tile`]), each row's sums unchanged.
 
 use std::sync::OnceLock;
 
@@ -138,6 +139,69 @@ fn rows_dot_with(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: 
             }
         }
         _ => {}
+    }
+}
+
+/// Activation rows that share each widened weight block in [`rows_dot_tile`].
+const TILE_ACTIVATIONS: usize = 4;
+/// Weight rows per call of the tile kernel.
+const TILE_ROWS: usize = 1;
+
+/// `out[a · f + j] = w_row(j) · xs[a]` for the `f` weight rows of `weights` (each `row_bytes`
+/// long) and each activation row of `xs`, prepared for `dtype` (`out`: `xs.len()` rows of `f`).
+/// With AVX2, `Q4_0` and `Q4_1` widen each weight block once for [`TILE_ACTIVATIONS`] rows of a
+/// batched step (the widening is most of a 4-bit kernel's instructions, and a batched step is
+/// bound by them); other types, and the rows left over, go through [`rows_dot`] one by one. The
+/// values are [`rows_dot`]'s for each row, bit for bit.
+pub fn rows_dot_tile(dtype: DType, weights: &[u8], row_bytes: usize, xs: &[Activations], out: &mut [f32]) {
+    let features = out.len() / xs.len().max(1);
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx2 && matches!(dtype, DType::Q4_0 | DType::Q4_1) && xs.iter().all(|x| x.q16.is_some()) {
+        done = xs.len() / TILE_ACTIVATIONS * TILE_ACTIVATIONS;
+        let groups = xs[..done].chunks_exact(TILE_ACTIVATIONS).zip(out.chunks_exact_mut(TILE_ACTIVATIONS * features));
+        for (group, dst) in groups {
+            let qs: [&Q16Row; TILE_ACTIVATIONS] =
+                std::array::from_fn(|a| group[a].q16.as_ref().expect("checked above"));
+            // SAFETY (both): `isa()` found AVX2 and FMA.
+            match dtype {
+                DType::Q4_0 => unsafe { x86_tile::<Q4_0>(weights, row_bytes, qs, dst) },
+                _ => unsafe { x86_tile::<Q4_1>(weights, row_bytes, qs, dst) },
+            }
+        }
+    }
+    for (x, dst) in xs[done..].iter().zip(out[done * features..].chunks_exact_mut(features.max(1))) {
+        rows_dot(dtype, weights, row_bytes, x, dst);
+    }
+}
+
+/// [`rows_dot_tile`]'s AVX2 part: every weight row of `weights` against the activation rows
+/// `qs`, [`TILE_ROWS`] weight rows per call, the rest one by one; `dst` holds `qs.len()` rows
+/// of results.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+unsafe fn x86_tile<K: NibbleKind>(weights: &[u8], row_bytes: usize, qs: [&Q16Row; TILE_ACTIVATIONS], dst: &mut [f32]) {
+    let lut = f16_table();
+    let features = dst.len() / TILE_ACTIVATIONS;
+    let mut put = |j: usize, column: &[f32; TILE_ACTIVATIONS]| {
+        for (a, &v) in column.iter().enumerate() {
+            dst[a * features + j] = v;
+        }
+    };
+    let tiled = features / TILE_ROWS * TILE_ROWS;
+    for (t, w) in weights[..tiled * row_bytes].chunks_exact(TILE_ROWS * row_bytes).enumerate() {
+        // SAFETY: the caller's contract.
+        let tile = unsafe { avx2::q4_tile::<TILE_ROWS, TILE_ACTIVATIONS, K>(w, row_bytes, qs, lut) };
+        tile.iter().enumerate().for_each(|(r, column)| put(t * TILE_ROWS + r, column));
+    }
+    for j in tiled..features {
+        // SAFETY: the caller's contract.
+        let [column] =
+            unsafe { avx2::q4_tile::<1, TILE_ACTIVATIONS, K>(&weights[j * row_bytes..], row_bytes, qs, lut) };
+        put(j, &column);
     }
 }
 
@@ -381,6 +445,36 @@ mod tests {
                     let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
                     let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
                     assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} {level:?} row {j}: {g} vs {want}");
+                }
+            }
+        }
+    }
+
+    /// A batched step's tile kernel gives each activation row exactly what the one-row kernels
+    /// give it: 1 to 9 activation rows (whole groups of four and leftovers), 13 weight rows
+    /// (pairs and a leftover), every block type (the ones without a tile kernel go row by row).
+    #[test]
+    fn tiles_equal_rows_bit_for_bit() {
+        let (rows, k) = (13, 256);
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K] {
+            let data = blocks(dtype, rows, k);
+            let row_bytes = data.len() / rows;
+            for n in 1..=9 {
+                let xs: Vec<Vec<f32>> = (0..n)
+                    .map(|a| (0..k).map(|i| ((i * 7 + a * 3) % 13) as f32 / 5.0 - 1.2 + a as f32 * 0.1).collect())
+                    .collect();
+                let acts: Vec<Activations> = xs.iter().map(|x| Activations::new(dtype, x)).collect();
+                let mut tiled = vec![f32::NAN; n * rows];
+                rows_dot_tile(dtype, &data, row_bytes, &acts, &mut tiled);
+                for (a, act) in acts.iter().enumerate() {
+                    let mut want = vec![f32::NAN; rows];
+                    rows_dot(dtype, &data, row_bytes, act, &mut want);
+                    let got = &tiled[a * rows..(a + 1) * rows];
+                    assert_eq!(
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{dtype} n={n} row {a}"
+                    );
                 }
             }
         }
