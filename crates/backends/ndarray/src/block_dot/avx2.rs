@@ -225,24 +225,43 @@ pub(super) unsafe fn sum8(v: __m256) -> f32 {
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
-    let blocks = x.len() / QK;
-    assert!(w.len() >= blocks * 34);
-    let (w, xp) = (w.as_ptr(), x.as_ptr());
-    // Two accumulators (even and odd blocks) and two partial sums per block, so that no FMA waits
-    // on the latency of the one before it.
-    let mut acc = [_mm256_setzero_ps(); 2];
+    // SAFETY: AVX2 and FMA are present (the caller's contract).
+    let [dot] = unsafe { q8_0_tile::<1>(w, [x], lut) };
+    dot
+}
+
+/// `w_row · x_a` for a row of `Q8_0` blocks and the `A` f32 activation rows `xs` (a few rows
+/// of a batched step, each as long as the row): each block's bytes are widened to f32 once for
+/// all of them. `result[a]` equals `q8_0_row` for `xs[a]`, bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn q8_0_tile<const A: usize>(w: &[u8], xs: [&[f32]; A], lut: &F16Table) -> [f32; A] {
+    let blocks = xs[0].len() / QK;
+    assert!(w.len() >= blocks * 34 && xs.iter().all(|x| x.len() >= blocks * QK));
+    let w = w.as_ptr();
+    // Two accumulators per activation row (even and odd blocks) and two partial sums per block,
+    // so that no FMA waits on the latency of the one before it.
+    let mut acc = [[_mm256_setzero_ps(); 2]; A];
     for blk in 0..blocks {
-        // SAFETY: block `blk` of `w` and of `x` are in bounds (asserted above).
-        let (b, xb) = unsafe { (w.add(blk * 34), xp.add(blk * QK)) };
+        // SAFETY: block `blk` of `w` and of every row of `xs` are in bounds (asserted above).
+        let b = unsafe { w.add(blk * 34) };
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + 33).cast());
-        let mut sums = [_mm256_setzero_ps(); 2];
-        for c in 0..4 {
-            let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + 8 * c).cast()));
-            sums[c % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(xb.add(8 * c)), sums[c % 2]);
+        let q: [__m256; 4] = std::array::from_fn(|c| unsafe {
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + 8 * c).cast())))
+        });
+        let scale = _mm256_set1_ps(unsafe { half_at(lut, b) });
+        for (a, x) in xs.iter().enumerate() {
+            let xb = unsafe { x.as_ptr().add(blk * QK) };
+            let mut sums = [_mm256_setzero_ps(); 2];
+            for (c, &qc) in q.iter().enumerate() {
+                sums[c % 2] = _mm256_fmadd_ps(qc, unsafe { _mm256_loadu_ps(xb.add(8 * c)) }, sums[c % 2]);
+            }
+            let sum = _mm256_add_ps(sums[0], sums[1]);
+            acc[a][blk % 2] = _mm256_fmadd_ps(scale, sum, acc[a][blk % 2]);
         }
-        let sum = _mm256_add_ps(sums[0], sums[1]);
-        acc[blk % 2] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(lut, b)), sum, acc[blk % 2]);
     }
-    sum8(_mm256_add_ps(acc[0], acc[1]))
+    std::array::from_fn(|a| unsafe { sum8(_mm256_add_ps(acc[a][0], acc[a][1])) })
 }

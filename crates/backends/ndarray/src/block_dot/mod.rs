@@ -149,14 +149,28 @@ const TILE_ROWS: usize = 1;
 
 /// `out[a · f + j] = w_row(j) · xs[a]` for the `f` weight rows of `weights` (each `row_bytes`
 /// long) and each activation row of `xs`, prepared for `dtype` (`out`: `xs.len()` rows of `f`).
-/// With AVX2, `Q4_0` and `Q4_1` widen each weight block once for [`TILE_ACTIVATIONS`] rows of a
-/// batched step (the widening is most of a 4-bit kernel's instructions, and a batched step is
+/// With AVX2, `Q8_0`, `Q4_0` and `Q4_1` widen each weight block once for [`TILE_ACTIVATIONS`]
+/// rows of a batched step (the widening is most of a 4-bit kernel's instructions, and a batched step is
 /// bound by them); other types, and the rows left over, go through [`rows_dot`] one by one. The
 /// values are [`rows_dot`]'s for each row, bit for bit.
 pub fn rows_dot_tile(dtype: DType, weights: &[u8], row_bytes: usize, xs: &[Activations], out: &mut [f32]) {
     let features = out.len() / xs.len().max(1);
     #[allow(unused_mut)]
     let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx2 && dtype == DType::Q8_0 {
+        done = xs.len() / TILE_ACTIVATIONS * TILE_ACTIVATIONS;
+        let lut = f16_table();
+        let groups = xs[..done].chunks_exact(TILE_ACTIVATIONS).zip(out.chunks_exact_mut(TILE_ACTIVATIONS * features));
+        for (group, dst) in groups {
+            let rows: [&[f32]; TILE_ACTIVATIONS] = std::array::from_fn(|a| group[a].x);
+            for (j, w) in weights.chunks_exact(row_bytes).take(features).enumerate() {
+                // SAFETY: `isa()` found AVX2 and FMA.
+                let column = unsafe { avx2::q8_0_tile::<TILE_ACTIVATIONS>(w, rows, lut) };
+                column.iter().enumerate().for_each(|(a, &v)| dst[a * features + j] = v);
+            }
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     if isa() >= Isa::Avx2 && matches!(dtype, DType::Q4_0 | DType::Q4_1) && xs.iter().all(|x| x.q16.is_some()) {
         done = xs.len() / TILE_ACTIVATIONS * TILE_ACTIVATIONS;
