@@ -102,6 +102,12 @@ impl Backend for NdArray {
         rayon::scope(|_| f())
     }
 
+    /// Greedy picks read from the logits in place (the default copies them first).
+    fn argmax_rows(&self, logits: &NdTensor) -> Result<Vec<u32>> {
+        let vocab = logits.shape_vec().last().copied().unwrap_or(0);
+        zoo_core::sampler::greedy_rows(logits.values(), vocab)
+    }
+
     fn embedding(&self, table: &NdTensor, ids: &[u32]) -> Result<NdTensor> {
         layout::embedding(table, ids)
     }

@@ -153,8 +153,7 @@ pub struct Greedy;
 
 impl Sampler for Greedy {
     fn sample(&mut self, logits: &[f32], _history: &[u32]) -> Result<u32> {
-        check_logits(logits)?;
-        argmax(logits).ok_or_else(|| Error::Sampling("empty logits".into()))
+        greedy_pick(logits)
     }
 
     fn is_greedy(&self) -> bool {
@@ -170,7 +169,32 @@ pub fn greedy_rows_on_host<B: crate::Backend>(backend: &B, logits: &B::Tensor) -
     if vocab == 0 {
         return Err(Error::Sampling("empty logits".into()));
     }
-    backend.to_host(logits)?.chunks(vocab).map(|row| Greedy.sample(row, &[])).collect()
+    greedy_rows(&backend.to_host(logits)?, vocab)
+}
+
+/// [`Greedy`]'s pick of each row of `vocab` logits in `logits` (a backend whose logits live in
+/// host memory passes them without a copy).
+pub fn greedy_rows(logits: &[f32], vocab: usize) -> Result<Vec<u32>> {
+    if vocab == 0 {
+        return Err(Error::Sampling("empty logits".into()));
+    }
+    logits.chunks(vocab).map(greedy_pick).collect()
+}
+
+/// The index of the largest logit (first on ties), in one pass that also watches for what
+/// [`check_logits`] rejects; only a row it rejects is scanned again, for the error's words.
+fn greedy_pick(logits: &[f32]) -> Result<u32> {
+    let (mut best, mut best_value, mut unusable) = (0usize, f32::NEG_INFINITY, false);
+    for (i, &v) in logits.iter().enumerate() {
+        unusable |= v.is_nan() || v == f32::INFINITY;
+        if v > best_value {
+            (best, best_value) = (i, v);
+        }
+    }
+    if unusable || best_value == f32::NEG_INFINITY {
+        check_logits(logits)?;
+    }
+    Ok(best as u32)
 }
 
 /// Index of the largest value (first on ties); `None` when empty.
