@@ -37,32 +37,14 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
     x: &Q16Row,
     lut: &F16Table,
 ) -> [f32; R] {
-    let lane_bits = _mm256_setr_epi16(
-        1,
-        2,
-        4,
-        8,
-        16,
-        32,
-        64,
-        128,
-        256,
-        512,
-        1024,
-        2048,
-        4096,
-        8192,
-        16384,
-        i16::MIN, // bit 15
-    );
     // SAFETY: AVX2 and FMA are present (the caller's contract).
-    let [rows] = unsafe { transpose(nibble_tile::<R, 1, K, _>(w, row_bytes, [x], lut, Avx2Nibbles { lane_bits })) };
+    let [rows] = unsafe { transpose(nibble_tile::<R, 1, K, _>(w, row_bytes, [x], lut, Avx2Nibbles::new())) };
     rows
 }
 
-/// `w_row · x_a` for `R` consecutive rows of `Q4_0` or `Q4_1` blocks (`K`) and the `A`
-/// activation rows `xs` (a few rows of a batched step): each weight block is widened once for
-/// all of them. `result[r][a]` equals `q4_rows`' `[r]` for `xs[a]`, bit for bit.
+/// `w_row · x_a` for `R` consecutive rows of 4- or 5-bit blocks (`K`) and the `A` activation
+/// rows `xs` (a few rows of a batched step): each weight block is widened once for all of
+/// them. `result[r][a]` equals `q4_rows`' `[r]` for `xs[a]`, bit for bit.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -73,10 +55,8 @@ pub unsafe fn q4_tile<const R: usize, const A: usize, K: NibbleKind>(
     xs: [&Q16Row; A],
     lut: &F16Table,
 ) -> [[f32; A]; R] {
-    debug_assert!(K::LAYOUT.mask_at.is_none(), "4-bit types only: no fifth bits");
-    let ops = Avx2Nibbles { lane_bits: _mm256_setzero_si256() };
     // SAFETY: AVX2 and FMA are present (the caller's contract).
-    unsafe { nibble_tile::<R, A, K, _>(w, row_bytes, xs, lut, ops) }
+    unsafe { nibble_tile::<R, A, K, _>(w, row_bytes, xs, lut, Avx2Nibbles::new()) }
 }
 
 /// `[[v; 1]; R]` as `[[v; R]; 1]`: a one-activation tile as a row of results.
@@ -111,6 +91,36 @@ struct Avx2Nibbles {
 }
 
 impl Avx2Nibbles {
+    /// The lane bits `1 << j`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn new() -> Self {
+        // SAFETY: AVX2 is present (the caller's contract).
+        let lane_bits = unsafe {
+            _mm256_setr_epi16(
+                1,
+                2,
+                4,
+                8,
+                16,
+                32,
+                64,
+                128,
+                256,
+                512,
+                1024,
+                2048,
+                4096,
+                8192,
+                16384,
+                i16::MIN, // bit 15
+            )
+        };
+        Self { lane_bits }
+    }
+
     /// 16 in each i16 lane `j` whose bit `j` of `mask` is set, else 0.
     ///
     /// # Safety
@@ -249,6 +259,8 @@ pub unsafe fn q8_0_tile<const A: usize>(w: &[u8], xs: [&[f32]; A], lut: &F16Tabl
         let b = unsafe { w.add(blk * 34) };
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + 33).cast());
+        // SAFETY (this block and the next three): AVX2 and FMA are present (the caller's
+        // contract); the block's bytes and each row's block of `x` are in bounds (asserted above).
         let q: [__m256; 4] = std::array::from_fn(|c| unsafe {
             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + 8 * c).cast())))
         });
@@ -263,5 +275,6 @@ pub unsafe fn q8_0_tile<const A: usize>(w: &[u8], xs: [&[f32]; A], lut: &F16Tabl
             acc[a][blk % 2] = _mm256_fmadd_ps(scale, sum, acc[a][blk % 2]);
         }
     }
+    // SAFETY: AVX2 is present (the caller's contract).
     std::array::from_fn(|a| unsafe { sum8(_mm256_add_ps(acc[a][0], acc[a][1])) })
 }

@@ -459,8 +459,8 @@ mod tests {
     }
 
     /// A batched step's tile kernel gives each activation row exactly what the one-row kernels
-    /// give it: 1 to 9 activation rows (whole groups of four and leftovers), 13 weight rows
-    /// (pairs and a leftover), every block type (the ones without a tile kernel go row by row).
+    /// give it: 1 to 9 activation rows (whole groups of four and leftovers), 13 weight rows,
+    /// every block type (the ones without a tile kernel go row by row).
     #[test]
     fn tiles_equal_rows_bit_for_bit() {
         let (rows, k) = (13, 256);
