@@ -13,7 +13,13 @@
 //!   `Q4_1`, `Q5_0`, `Q5_1`, `Q4_K`, `Q5_K`, `Q6_K`) against f32 math on the dequantised weights. ndarray
 //!   multiplies 4-bit blocks and K-quants with activations rounded to 16 bits: measured on one
 //!   row 1.4e-5 (Q4_0), 2.8e-5 (Q4_1), 2.0e-5 (Q4_K), 4.3e-5 (Q5_K), ~5e-5 (Q6_K); every other
-//!   backend and dtype stays below 4e-6 (`ZOO_REPORT_ERRORS=1` prints each figure).
+//!   backend and dtype stays below 4e-6 (`ZOO_REPORT_ERRORS=1` prints each figure);
+//! - [`QUANTISED_8BIT`] 4e-4: `Q8_0`, which ndarray also multiplies with activations rounded to
+//!   16 bits. Its quants span ±127 against the 4-bit types' ±8 per unit of scale, so the same
+//!   rounding moves its products 16× as far in these absolute terms: measured 2.0e-4 on one
+//!   row, where the products' terms add up to ~70 (so ~3e-6 of them). On real models the
+//!   logits stay within 1.1e-4 of the largest (the 415M benchmark model's `Q8_0` file) and 5e-5
+//!   (SmolLM2, whose LM head is `Q8_0`), against the 1e-3 `smollm2.rs` holds that path to.
 //!
 //! The block decoders themselves are checked bit for bit against gguf-py in
 //! `crates/checkpoint/tests/gguf.rs`.
@@ -31,6 +37,7 @@ const EXACT: f32 = 0.0;
 const ELEMENTWISE: f32 = 1e-6;
 const REDUCTION: f32 = 1e-5;
 const QUANTISED: f32 = 1e-4;
+const QUANTISED_8BIT: f32 = 4e-4;
 
 /// The backend every other is compared with.
 const REFERENCE: &str = "ndarray";
@@ -406,7 +413,11 @@ fn weights_of_every_dtype_match_f32_math_on_their_dequantised_values() {
                 continue;
             }
             let weight = weight.unwrap_or_else(|e| panic!("{dtype} on {name}: {e}"));
-            let tol = if dtype.is_quantized() { QUANTISED } else { REDUCTION };
+            let tol = match dtype {
+                DType::Q8_0 => QUANTISED_8BIT,
+                _ if dtype.is_quantized() => QUANTISED,
+                _ => REDUCTION,
+            };
             let report = std::env::var_os("ZOO_REPORT_ERRORS").is_some();
             let check = |what: &str, got: Out, want: Out, tol: f32| {
                 let worst = worst_error(&got, &want).unwrap_or_else(|e| panic!("{what} {dtype} on {name}: {e}"));

@@ -16,7 +16,7 @@ use crate::tensor::Blocks;
 /// streamed once, multiplied with each row of `x` while it is in cache (4-bit blocks widened
 /// once for several rows: [`rows_dot_tile`]).
 pub fn gemv_rows(x: &[f32], w: &Blocks, k: usize, out_features: usize, out: &mut [f32]) {
-    let activations: Vec<Activations> = x.chunks_exact(k).map(|row| Activations::new(w.dtype, row)).collect();
+    let activations: Vec<Activations> = x.chunks_exact(k).map(Activations::new).collect();
     let block = w.dtype.block_size();
     let row_bytes = k / block * w.dtype.block_bytes();
     let weights = w.block_bytes(0..out_features * k / block);
@@ -64,7 +64,7 @@ mod tests {
                 // Decode-sized inputs meet the weights as the kernels see them (16 bits for the
                 // 4-bit types, f32 for Q8_0); the result is exact on those.
                 let x_seen: Vec<f32> = if n <= block_gemv_max_rows() {
-                    x.chunks(k).flat_map(|row| Activations::new(dtype, row).seen()).collect()
+                    x.chunks(k).flat_map(|row| Activations::new(row).seen()).collect()
                 } else {
                     x.clone()
                 };

@@ -1,10 +1,8 @@
 //! The block dot products with AVX2 intrinsics.
 //!
-//! - 4- and 5-bit blocks: the nibbles (and fifth bits) widened to i16 and multiplied with the
-//!   16-bit activations by `madd` (16 products, added in pairs to i32, per instruction), then one float FMA per block
-//!   with its scale;
-//! - `Q8_0` blocks: the bytes widened to f32 and multiplied with the f32 activations, four
-//!   FMAs per block, then one with its scale.
+//! The quants of a block (nibbles and fifth bits of the 4- and 5-bit types, `Q8_0`'s signed
+//! bytes) are widened to i16 and multiplied with the 16-bit activations by `madd` (16 products,
+//! added in pairs to i32, per instruction), then one float FMA per block with its scales.
 //!
 //! Only called after `is_x86_feature_detected!("avx2")` (and `"fma"`) said yes.
 
@@ -21,8 +19,9 @@ use super::{F16Table, NibbleKind, Q16Row};
 pub(super) const PREFETCH_AHEAD: usize = 2048;
 
 /// `w_row · x` for `R` consecutive rows (each `row_bytes` long, from the start of `w`) of
-/// `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`K`). Several rows per call share each block of
-/// `x` and spread the per-row set-up and final sums (rows are only 18–48 blocks long).
+/// `Q8_0`, `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`K`). Several rows per call share each
+/// block of `x` and spread the per-row set-up and final sums (how many pays depends on the
+/// CPU: `rows_per_call` in the parent module).
 ///
 /// Every type is `d·q + m` per element ([`super::Nibbles`]); `Σ m·x = m · x.s`, so all share the
 /// unsigned quant product. The 5-bit types OR each element's fifth bit (bit `j` of the block's
@@ -42,7 +41,7 @@ pub unsafe fn q4_rows<const R: usize, K: NibbleKind>(
     rows
 }
 
-/// `w_row · x_a` for `R` consecutive rows of 4- or 5-bit blocks (`K`) and the `A` activation
+/// `w_row · x_a` for `R` consecutive rows of 4-, 5- or 8-bit blocks (`K`) and the `A` activation
 /// rows `xs` (a few rows of a batched step): each weight block is widened once for all of
 /// them. `result[r][a]` equals `q4_rows`' `[r]` for `xs[a]`, bit for bit.
 ///
@@ -153,10 +152,11 @@ impl NibbleOps for Avx2Nibbles {
     }
 }
 
-/// The body of the 4/5-bit kernels (`q4_rows` and `q4_tile` here, `q4_rows` in `avx512`),
-/// inlined into each: per block, for each of the `R` weight rows, the nibbles widened to i16
-/// once (fifth bits added by `ops`), then for each of the `A` activation rows in `xs` their
-/// products by `ops`, one FMA with the scales, and the offset term `m · x.s`. Each (row,
+/// The body of the block kernels (`q4_rows` and `q4_tile` here, `q4_rows` in `avx512`),
+/// inlined into each: per block, for each of the `R` weight rows, the quants widened to i16
+/// once (nibbles split and fifth bits added by `ops`, or `Q8_0`'s bytes sign-extended), then
+/// for each of the `A` activation rows in `xs` their products by `ops`, one FMA with the
+/// scales, and the offset term `m · x.s` (none for `Q8_0`). Each (row,
 /// activation row) pair is computed exactly as with `A = 1`; more activation rows only share
 /// the widening.
 ///
@@ -192,8 +192,14 @@ pub(super) unsafe fn nibble_tile<const R: usize, const A: usize, K: NibbleKind, 
                 let b = w.add(r * row_bytes + blk * size);
                 _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
                 // Byte j widened to i16: its low nibble is element j, its high nibble element j + 16.
-                let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(layout.nibbles_at).cast()));
-                let (mut lo, mut hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
+                let (mut lo, mut hi) = if layout.bytes {
+                    let quants = b.add(layout.nibbles_at);
+                    let lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(quants.cast()));
+                    (lo, _mm256_cvtepi8_epi16(_mm_loadu_si128(quants.add(16).cast())))
+                } else {
+                    let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(layout.nibbles_at).cast()));
+                    (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes))
+                };
                 if let Some(at) = layout.mask_at {
                     (lo, hi) = ops.fifth_bits(lo, hi, b.add(at).cast::<u32>().read_unaligned());
                 }
@@ -205,7 +211,9 @@ pub(super) unsafe fn nibble_tile<const R: usize, const A: usize, K: NibbleKind, 
                 for (a, &(xlo, xhi, xd, x_sum)) in xv.iter().enumerate() {
                     let products = ops.products(lo, xlo, hi, xhi);
                     acc[r][a] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r][a]);
-                    min_acc[r][a] += m * x_sum;
+                    if !layout.bytes {
+                        min_acc[r][a] += m * x_sum;
+                    }
                 }
             }
         }
@@ -227,54 +235,4 @@ pub(super) unsafe fn sum8(v: __m256) -> f32 {
     let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
-}
-
-/// `w_row · x` for a row of `Q8_0` blocks and f32 activations.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
-    // SAFETY: AVX2 and FMA are present (the caller's contract).
-    let [dot] = unsafe { q8_0_tile::<1>(w, [x], lut) };
-    dot
-}
-
-/// `w_row · x_a` for a row of `Q8_0` blocks and the `A` f32 activation rows `xs` (a few rows
-/// of a batched step, each as long as the row): each block's bytes are widened to f32 once for
-/// all of them. `result[a]` equals `q8_0_row` for `xs[a]`, bit for bit.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn q8_0_tile<const A: usize>(w: &[u8], xs: [&[f32]; A], lut: &F16Table) -> [f32; A] {
-    let blocks = xs[0].len() / QK;
-    assert!(w.len() >= blocks * 34 && xs.iter().all(|x| x.len() >= blocks * QK));
-    let w = w.as_ptr();
-    // Two accumulators per activation row (even and odd blocks) and two partial sums per block,
-    // so that no FMA waits on the latency of the one before it.
-    let mut acc = [[_mm256_setzero_ps(); 2]; A];
-    for blk in 0..blocks {
-        // SAFETY: block `blk` of `w` and of every row of `xs` are in bounds (asserted above).
-        let b = unsafe { w.add(blk * 34) };
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD).cast());
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD + 33).cast());
-        // SAFETY (this block and the next three): AVX2 and FMA are present (the caller's
-        // contract); the block's bytes and each row's block of `x` are in bounds (asserted above).
-        let q: [__m256; 4] = std::array::from_fn(|c| unsafe {
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + 8 * c).cast())))
-        });
-        let scale = _mm256_set1_ps(unsafe { half_at(lut, b) });
-        for (a, x) in xs.iter().enumerate() {
-            let xb = unsafe { x.as_ptr().add(blk * QK) };
-            let mut sums = [_mm256_setzero_ps(); 2];
-            for (c, &qc) in q.iter().enumerate() {
-                sums[c % 2] = _mm256_fmadd_ps(qc, unsafe { _mm256_loadu_ps(xb.add(8 * c)) }, sums[c % 2]);
-            }
-            let sum = _mm256_add_ps(sums[0], sums[1]);
-            acc[a][blk % 2] = _mm256_fmadd_ps(scale, sum, acc[a][blk % 2]);
-        }
-    }
-    // SAFETY: AVX2 is present (the caller's contract).
-    std::array::from_fn(|a| unsafe { sum8(_mm256_add_ps(acc[a][0], acc[a][1])) })
 }

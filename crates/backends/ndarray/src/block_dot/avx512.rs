@@ -12,9 +12,6 @@
 //! instead of three, and a block is too little work per instruction to make up for it). The activations are the AVX2 kernels' 16-bit
 //! rounding, so the result is the same sum in another order.
 //!
-//! `Q8_0` keeps `avx2::q8_0_row` (f32 activations): a kernel like these on 16-bit activations
-//! was 2e-4 from f32 math, over the conformance suite's 1e-4 for quantised weights.
-//!
 //! Only called where [`crate::isa`] found AVX-512F/BW/VL and VNNI.
 
 use std::arch::x86_64::*;

@@ -2,19 +2,17 @@
 //! the K-quants in [`k_quants`]) with an activation row, the decode hot loop.
 //!
 //! A decode step reads every weight once, so it should run at the speed weights stream from
-//! memory. Two cases:
-//! - `Q8_0` weights: 34 bytes per 32 weights keep the loop memory-bound even with f32
-//!   activations, so activations stay f32 and the result is exact up to summation order (an
-//!   AVX-512 VNNI kernel on the 16-bit row below was faster in `linear_bench` but 2e-4 from f32
-//!   math in `tests/tests/conformance.rs`, over its 1e-4 for quantised weights, so Q8_0 keeps
-//!   the AVX2 kernel there);
-//! - 4-bit weights and the K-quants: widening nibbles to f32 costs more than reading them, so the activation row
-//!   is quantised to 16 bits once per `linear` ([`Q16Row`]: blocks of 32 with an f32 scale)
-//!   and each block is multiplied in integers, its scales applied once per block. The rounding
-//!   (half of 1/32767 of a block's largest activation) is ~1e-5 relative, far below the 4-bit
-//!   weights' own error; `tests/tests/smollm2.rs` bounds its effect on the logits. (ggml rounds
-//!   activations to 8 bits, which is faster still but moves logits by ~2%, enough to change
-//!   greedy tokens at near-ties.)
+//! memory. Widening quants to f32 costs more than reading them, so the activation row is
+//! quantised to 16 bits once per `linear` ([`Q16Row`]: blocks of 32 with an f32 scale) and each
+//! block is multiplied in integers (`madd`: 16 products per instruction), its scales applied
+//! once per block. The rounding (half of 1/32767 of a block's largest activation) is ~1e-5 of
+//! the products' terms, far below the weights' own quantisation error; `tests/tests/smollm2.rs`
+//! bounds its effect on the logits. (ggml rounds activations to 8 bits, which is faster still
+//! but moves logits by ~2%, enough to change greedy tokens at near-ties.) `Q8_0` took f32
+//! activations until 2026-11-29 (each byte widened to f32, four FMAs per block): the 16-bit
+//! row decodes the 415M model 1.2–1.3× as fast on an AMD EPYC (one thread 41–44 against
+//! 34 tok/s), and moved its logits by 1.1e-4 of the largest (SmolLM2's, whose LM head is
+//! `Q8_0`, by 5e-5).
 //!
 //! [`crate::isa`] (checked once at run time, capped by `ZOO_CPU_KERNELS`) picks the kernels:
 //! with AVX-512F/BW/VL and AVX512-VNNI the intrinsics in `avx512` and `k_quants_avx512`
@@ -41,25 +39,22 @@ mod k_quants_avx2;
 #[cfg(target_arch = "x86_64")]
 mod k_quants_avx512;
 
-/// One activation row, prepared for weights of one block type.
-pub struct Activations<'a> {
-    /// The row itself (read by `Q8_0` kernels).
-    x: &'a [f32],
-    /// The row in 16 bits (for the other types).
-    q16: Option<Q16Row>,
+/// One activation row, prepared for the block kernels: rounded to 16 bits ([`Q16Row`]).
+pub struct Activations {
+    /// The row in 16 bits.
+    q16: Q16Row,
 }
 
-impl<'a> Activations<'a> {
-    /// Prepares `x` (a whole number of blocks) for a weight of `dtype`.
-    pub fn new(dtype: DType, x: &'a [f32]) -> Self {
-        let q16 = (dtype != DType::Q8_0).then(|| Q16Row::quantize(x));
-        Self { x, q16 }
+impl Activations {
+    /// Prepares `x` (a whole number of blocks).
+    pub fn new(x: &[f32]) -> Self {
+        Self { q16: Q16Row::quantize(x) }
     }
 
     /// The values the kernels multiply (tests compare against them).
     #[cfg(test)]
     pub fn seen(&self) -> Vec<f32> {
-        self.q16.as_ref().map_or_else(|| self.x.to_vec(), Q16Row::dequantized)
+        self.q16.dequantized()
     }
 }
 /// One activation row quantised to 16 bits in blocks of [`QK`]: `x ≈ d[b] · q[b·QK + i]`.
@@ -101,44 +96,44 @@ impl Q16Row {
 }
 
 /// `out[j] = w_row(j) · x` for the weight rows (each `row_bytes` long) of `weights`, which
-/// hold `dtype` blocks; `x` was prepared for `dtype`. Other types leave `out` untouched.
+/// hold `dtype` blocks. Other types leave `out` untouched.
 pub fn rows_dot(dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
-    rows_dot_with(isa(), dtype, weights, row_bytes, x, out);
+    rows_dot_with((isa(), rows_per_call(dtype)), dtype, weights, row_bytes, x, out);
 }
 
 /// [`rows_dot`] through the kernels of `level`, capped at [`isa`] (so never an instruction the
-/// CPU lacks); tests run every level below the cap this way.
-fn rows_dot_with(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: &Activations, out: &mut [f32]) {
+/// CPU lacks), `rows` weight rows per x86 kernel call (1, 2 or 4); tests run every level below
+/// the cap and every row count this way.
+fn rows_dot_with(
+    (level, rows): (Isa, usize),
+    dtype: DType,
+    weights: &[u8],
+    row_bytes: usize,
+    x: &Activations,
+    out: &mut [f32],
+) {
     let level = level.min(isa());
-    if let (true, Some(q)) = (zoo_core::kquant::is_k_quant(dtype), &x.q16) {
+    let q = &x.q16;
+    if zoo_core::kquant::is_k_quant(dtype) {
         return k_quants::rows(level, dtype, weights, row_bytes, q, out);
     }
     let lut = f16_table();
     #[cfg(target_arch = "x86_64")]
     if level >= Isa::Avx2 {
         // SAFETY (each arm): `level` is at most `isa()`, which found its instructions.
-        match (dtype, &x.q16) {
-            (DType::Q8_0, _) => {
-                let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
-                rows.for_each(|(w, o)| *o = unsafe { avx2::q8_0_row(w, x.x, lut) });
-            }
-            (DType::Q4_0, Some(q)) => unsafe { x86_nibble_rows::<Q4_0>(level, weights, row_bytes, q, lut, out) },
-            (DType::Q4_1, Some(q)) => unsafe { x86_nibble_rows::<Q4_1>(level, weights, row_bytes, q, lut, out) },
-            (DType::Q5_0, Some(q)) => unsafe { x86_nibble_rows::<Q5_0>(level, weights, row_bytes, q, lut, out) },
-            (DType::Q5_1, Some(q)) => unsafe { x86_nibble_rows::<Q5_1>(level, weights, row_bytes, q, lut, out) },
+        match dtype {
+            DType::Q8_0 => unsafe { x86_nibble_rows::<Q8_0>((level, rows), weights, row_bytes, q, lut, out) },
+            DType::Q4_0 => unsafe { x86_nibble_rows::<Q4_0>((level, rows), weights, row_bytes, q, lut, out) },
+            DType::Q4_1 => unsafe { x86_nibble_rows::<Q4_1>((level, rows), weights, row_bytes, q, lut, out) },
+            DType::Q5_0 => unsafe { x86_nibble_rows::<Q5_0>((level, rows), weights, row_bytes, q, lut, out) },
+            DType::Q5_1 => unsafe { x86_nibble_rows::<Q5_1>((level, rows), weights, row_bytes, q, lut, out) },
             _ => {}
         }
         return;
     }
-    let rows = weights.chunks_exact(row_bytes).zip(out.iter_mut());
-    match (dtype, &x.q16) {
-        (DType::Q8_0, _) => rows.for_each(|(w, o)| *o = q8_0_row(w, x.x, lut)),
-        (_, Some(q)) => {
-            if let Some(layout) = Nibbles::of(dtype) {
-                rows.for_each(|(w, o)| *o = q4_row(w, q, lut, layout));
-            }
-        }
-        _ => {}
+    if let Some(layout) = Nibbles::of(dtype) {
+        let each = weights.chunks_exact(row_bytes).zip(out.iter_mut());
+        each.for_each(|(w, o)| *o = q4_row(w, q, lut, layout));
     }
 }
 
@@ -147,7 +142,7 @@ fn rows_dot_with(level: Isa, dtype: DType, weights: &[u8], row_bytes: usize, x: 
 const TILE_ACTIVATIONS: usize = 4;
 
 /// `out[a · f + j] = w_row(j) · xs[a]` for the `f` weight rows of `weights` (each `row_bytes`
-/// long) and each activation row of `xs`, prepared for `dtype` (`out`: `xs.len()` rows of `f`).
+/// long) and each activation row of `xs` (`out`: `xs.len()` rows of `f`).
 /// With AVX2, `Q8_0`, `Q4_0` and `Q4_1` widen each weight block once for [`TILE_ACTIVATIONS`]
 /// rows of a batched step (the widening is most of a kernel's instructions, and a batched step
 /// is bound by them); other types, and the rows left over, go through [`rows_dot`] one by one.
@@ -182,16 +177,16 @@ fn x86_tiles(
     let groups = xs.chunks_exact(TILE_ACTIVATIONS).zip(out.chunks_exact_mut(TILE_ACTIVATIONS * features));
     for (group, dst) in groups {
         let Ok(group) = <&[Activations; TILE_ACTIVATIONS]>::try_from(group) else { break };
-        let q16: Option<Vec<&Q16Row>> = group.iter().map(|x| x.q16.as_ref()).collect();
-        let q16: Option<[&Q16Row; TILE_ACTIVATIONS]> = q16.and_then(|q| q.try_into().ok());
-        let rows = group.each_ref().map(|x| x.x);
+        let q = group.each_ref().map(|x| &x.q16);
         // SAFETY (each kernel): `isa()` found AVX2 and FMA.
-        match (dtype, q16) {
-            (DType::Q8_0, _) => put_columns(weights, row_bytes, dst, |w| unsafe { avx2::q8_0_tile(w, rows, lut) }),
-            (DType::Q4_0, Some(q)) => put_columns(weights, row_bytes, dst, |w| unsafe {
+        match dtype {
+            DType::Q8_0 => put_columns(weights, row_bytes, dst, |w| unsafe {
+                avx2::q4_tile::<1, TILE_ACTIVATIONS, Q8_0>(w, row_bytes, q, lut)[0]
+            }),
+            DType::Q4_0 => put_columns(weights, row_bytes, dst, |w| unsafe {
                 avx2::q4_tile::<1, TILE_ACTIVATIONS, Q4_0>(w, row_bytes, q, lut)[0]
             }),
-            (DType::Q4_1, Some(q)) => put_columns(weights, row_bytes, dst, |w| unsafe {
+            DType::Q4_1 => put_columns(weights, row_bytes, dst, |w| unsafe {
                 avx2::q4_tile::<1, TILE_ACTIVATIONS, Q4_1>(w, row_bytes, q, lut)[0]
             }),
             _ => return done,
@@ -213,64 +208,96 @@ fn put_columns(weights: &[u8], row_bytes: usize, dst: &mut [f32], column: impl F
     }
 }
 
-/// The rows of a weight of `K` blocks through the x86 kernel of `level`: AVX-512 VNNI's for the
-/// 5-bit types (their fifth bits are lane masks there), AVX2's otherwise (on `Q4_0`/`Q4_1` it
-/// measured faster than the VNNI kernel, 227 against 303–340 µs in `linear_bench`).
+/// The rows of a weight of `K` blocks through the x86 kernels of `level`, `rows` (1, 2 or 4)
+/// at a time.
 ///
 /// # Safety
 /// The CPU must have `level`'s instructions, and `level` must be at least [`Isa::Avx2`].
 #[cfg(target_arch = "x86_64")]
 unsafe fn x86_nibble_rows<K: NibbleKind>(
-    level: Isa,
+    (level, rows): (Isa, usize),
     weights: &[u8],
     row_bytes: usize,
     q: &Q16Row,
     lut: &F16Table,
     out: &mut [f32],
 ) {
-    if level >= Isa::Avx512Vnni && K::LAYOUT.mask_at.is_some() {
-        // SAFETY (both): the caller's contract.
-        let four = |w: &[u8]| unsafe { avx512::q4_rows::<4, K>(w, row_bytes, q, lut) };
-        by_fours(weights, row_bytes, out, four, |w| unsafe { avx512::q4_rows::<1, K>(w, row_bytes, q, lut) }[0]);
-    } else {
-        // SAFETY (both): the caller's contract.
-        let four = |w: &[u8]| unsafe { avx2::q4_rows::<4, K>(w, row_bytes, q, lut) };
-        by_fours(weights, row_bytes, out, four, |w| unsafe { avx2::q4_rows::<1, K>(w, row_bytes, q, lut) }[0]);
+    // SAFETY (every kernel call): the caller's contract.
+    let one = |w: &[u8]| unsafe { x86_rows::<1, K>(level, w, row_bytes, q, lut) }[0];
+    match rows {
+        4 => by_rows(weights, row_bytes, out, |w| unsafe { x86_rows::<4, K>(level, w, row_bytes, q, lut) }, one),
+        2 => by_rows(weights, row_bytes, out, |w| unsafe { x86_rows::<2, K>(level, w, row_bytes, q, lut) }, one),
+        _ => by_rows(weights, row_bytes, out, |w| [one(w)], one),
     }
 }
 
-/// `out`'s rows of `weights` (each `row_bytes` long) by `four` (given four consecutive rows),
+/// `R` consecutive rows of `K` blocks through the x86 kernel of `level`: AVX-512 VNNI's for the
+/// 5-bit types (their fifth bits are lane masks there), AVX2's otherwise (on `Q4_0`/`Q4_1` it
+/// measured faster than the VNNI kernel, 227 against 303–340 µs in `linear_bench`).
+///
+/// # Safety
+/// The CPU must have `level`'s instructions, and `level` must be at least [`Isa::Avx2`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn x86_rows<const R: usize, K: NibbleKind>(
+    level: Isa,
+    w: &[u8],
+    row_bytes: usize,
+    q: &Q16Row,
+    lut: &F16Table,
+) -> [f32; R] {
+    // SAFETY (both): the caller's contract.
+    if level >= Isa::Avx512Vnni && K::LAYOUT.mask_at.is_some() {
+        unsafe { avx512::q4_rows::<R, K>(w, row_bytes, q, lut) }
+    } else {
+        unsafe { avx2::q4_rows::<R, K>(w, row_bytes, q, lut) }
+    }
+}
+
+/// How many weight rows one call of the x86 block kernels streams through side by side. They
+/// share each block of activations, which pays on Intel cores (4 rows); on AMD's family 19h a
+/// single sequential stream is faster (the 415M model's decode, one thread: `Q4_0` 45 tok/s
+/// with one row against 40 with four and 37 with two), and `Q8_0` blocks, at 34 bytes, take
+/// one row everywhere (four rows: 24 against 41 tok/s on that AMD CPU). `ZOO_BLOCK_ROWS`
+/// (1, 2 or 4) sets it for the 4- and 5-bit types, for measuring.
+fn rows_per_call(dtype: DType) -> usize {
+    static NIBBLE_ROWS: OnceLock<usize> = OnceLock::new();
+    if dtype == DType::Q8_0 {
+        return 1;
+    }
+    *NIBBLE_ROWS.get_or_init(|| {
+        let set = std::env::var("ZOO_BLOCK_ROWS").ok().and_then(|v| v.trim().parse().ok());
+        match set {
+            Some(n @ (1 | 2 | 4)) => n,
+            _ if crate::isa::splits_512_bit_ops() => 1,
+            _ => 4,
+        }
+    })
+}
+
+/// `out`'s rows of `weights` (each `row_bytes` long) by `many` (given `R` consecutive rows),
 /// then the rest one by one by `one`.
-fn by_fours(
+fn by_rows<const R: usize>(
     weights: &[u8],
     row_bytes: usize,
     out: &mut [f32],
-    four: impl Fn(&[u8]) -> [f32; 4],
+    many: impl Fn(&[u8]) -> [f32; R],
     one: impl Fn(&[u8]) -> f32,
 ) {
-    let done = out.len() / 4 * 4;
-    let mut fours = out.chunks_exact_mut(4);
-    for (w, o) in weights.chunks_exact(4 * row_bytes).zip(&mut fours) {
-        o.copy_from_slice(&four(w));
+    let done = out.len() / R * R;
+    let mut groups = out.chunks_exact_mut(R);
+    for (w, o) in weights.chunks_exact(R * row_bytes).zip(&mut groups) {
+        o.copy_from_slice(&many(w));
     }
-    for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(fours.into_remainder()) {
+    for (w, o) in weights[done * row_bytes..].chunks_exact(row_bytes).zip(groups.into_remainder()) {
         *o = one(w);
     }
 }
 
-/// `Σ d·q·x` over a row of `Q8_0` blocks, in plain Rust.
-fn q8_0_row(w: &[u8], x: &[f32], lut: &F16Table) -> f32 {
-    let mut acc = 0f32;
-    for (b, xb) in w.chunks_exact(34).zip(x.chunks_exact(QK)) {
-        let sum: f32 = b[2..34].iter().zip(xb).map(|(&q, &v)| f32::from(q as i8) * v).sum();
-        acc += half(lut, b, 0) * sum;
-    }
-    acc
-}
-
-/// Where a 32-element block of 4-bit (`Q4_0`, `Q4_1`) or 5-bit (`Q5_0`, `Q5_1`) quants keeps
-/// its fields. Every one is `d·q + m` per element: `Q4_0` is `d·(q − 8)`, so `m = −8d`, and
-/// `Q5_0` `m = −16d`; `Σ m·x = m · x.s` per block, so all share the unsigned quant product.
+/// Where a 32-element block of 4-bit (`Q4_0`, `Q4_1`), 5-bit (`Q5_0`, `Q5_1`) or 8-bit (`Q8_0`)
+/// quants keeps its fields. Every one is `d·q + m` per element: `Q4_0` is `d·(q − 8)`, so
+/// `m = −8d`, `Q5_0` `m = −16d` and `Q8_0` (signed bytes) `m = 0`; `Σ m·x = m · x.s` per
+/// block, so the nibble types share the unsigned quant product.
 #[derive(Clone, Copy, Debug)]
 pub struct Nibbles {
     /// The block type (its bytes per block come from [`DType::block_bytes`]).
@@ -284,10 +311,12 @@ pub struct Nibbles {
     /// Where the 16 bytes of nibbles are: byte `j`'s low nibble is element `j`, its high nibble
     /// element `j + 16`.
     pub nibbles_at: usize,
+    /// Whether the quants are 32 signed bytes (`Q8_0`) instead of nibbles.
+    pub bytes: bool,
 }
 
-/// One of the 4- and 5-bit block types, its layout known when kernels are compiled (so each
-/// type's kernel has no branch on it).
+/// One of the 4-, 5- and 8-bit block types, its layout known when kernels are compiled (so
+/// each type's kernel has no branch on it).
 pub trait NibbleKind {
     /// Where its blocks keep their fields.
     const LAYOUT: Nibbles;
@@ -302,25 +331,35 @@ pub struct Q5_0;
 /// `Q5_1`: `d`, `m`, the fifth bits, 16 bytes of nibbles; `d·q + m`.
 pub struct Q5_1;
 
+/// `Q8_0`: `d`, 32 signed bytes; `d·q`.
+pub struct Q8_0;
+
+impl NibbleKind for Q8_0 {
+    const LAYOUT: Nibbles =
+        Nibbles { dtype: DType::Q8_0, min_at: None, offset: 0.0, mask_at: None, nibbles_at: 2, bytes: true };
+}
 impl NibbleKind for Q4_0 {
-    const LAYOUT: Nibbles = Nibbles { dtype: DType::Q4_0, min_at: None, offset: -8.0, mask_at: None, nibbles_at: 2 };
+    const LAYOUT: Nibbles =
+        Nibbles { dtype: DType::Q4_0, min_at: None, offset: -8.0, mask_at: None, nibbles_at: 2, bytes: false };
 }
 impl NibbleKind for Q4_1 {
-    const LAYOUT: Nibbles = Nibbles { dtype: DType::Q4_1, min_at: Some(2), offset: 0.0, mask_at: None, nibbles_at: 4 };
+    const LAYOUT: Nibbles =
+        Nibbles { dtype: DType::Q4_1, min_at: Some(2), offset: 0.0, mask_at: None, nibbles_at: 4, bytes: false };
 }
 impl NibbleKind for Q5_0 {
     const LAYOUT: Nibbles =
-        Nibbles { dtype: DType::Q5_0, min_at: None, offset: -16.0, mask_at: Some(2), nibbles_at: 6 };
+        Nibbles { dtype: DType::Q5_0, min_at: None, offset: -16.0, mask_at: Some(2), nibbles_at: 6, bytes: false };
 }
 impl NibbleKind for Q5_1 {
     const LAYOUT: Nibbles =
-        Nibbles { dtype: DType::Q5_1, min_at: Some(2), offset: 0.0, mask_at: Some(4), nibbles_at: 8 };
+        Nibbles { dtype: DType::Q5_1, min_at: Some(2), offset: 0.0, mask_at: Some(4), nibbles_at: 8, bytes: false };
 }
 
 impl Nibbles {
     /// The layout of `dtype`, if it is one of these types.
     pub fn of(dtype: DType) -> Option<Self> {
         match dtype {
+            DType::Q8_0 => Some(Q8_0::LAYOUT),
             DType::Q4_0 => Some(Q4_0::LAYOUT),
             DType::Q4_1 => Some(Q4_1::LAYOUT),
             DType::Q5_0 => Some(Q5_0::LAYOUT),
@@ -345,12 +384,18 @@ impl Nibbles {
     }
 }
 
-/// A row of `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`layout`) times 16-bit activations, in
-/// plain Rust.
+/// A row of `Q8_0`, `Q4_0`, `Q4_1`, `Q5_0` or `Q5_1` blocks (`layout`) times 16-bit
+/// activations, in plain Rust.
 fn q4_row(w: &[u8], x: &Q16Row, lut: &F16Table, layout: Nibbles) -> f32 {
     let mut acc = 0f32;
     for (((b, q), d), s) in w.chunks_exact(layout.size()).zip(x.q.chunks_exact(QK)).zip(&x.d).zip(&x.s) {
         let (lo, hi) = q.split_at(QK / 2);
+        if layout.bytes {
+            let quants = &b[layout.nibbles_at..layout.nibbles_at + QK];
+            let isum: i32 = quants.iter().zip(q).map(|(&w, &x)| i32::from(w as i8) * i32::from(x)).sum();
+            acc += half(lut, b, 0) * d * isum as f32;
+            continue;
+        }
         let nibbles = &b[layout.nibbles_at..layout.nibbles_at + 16];
         let mask = layout.mask(b);
         let fifth = |j: usize| (((mask >> j) & 1) << 4) as i32;
@@ -427,9 +472,9 @@ mod tests {
         data
     }
 
-    /// Every kernel family up to the cap ([`isa`]: the CPU's, or `ZOO_CPU_KERNELS`'s), each
-    /// with the activations it is given (f32 for `Q8_0`, 16-bit for the others), against the
-    /// f64 product of the dequantised weights and those activations.
+    /// Every kernel family up to the cap ([`isa`]: the CPU's, or `ZOO_CPU_KERNELS`'s), with the
+    /// 16-bit activations it is given, against the f64 product of the dequantised weights and
+    /// those activations.
     #[test]
     fn dots_are_exact_on_the_activations_each_type_sees() {
         // Three groups of four rows for the four-row kernels, then one on its own.
@@ -443,16 +488,18 @@ mod tests {
                 let data = blocks(dtype, rows, k);
                 let row_bytes = data.len() / rows;
                 let w = WeightView::new("w", dtype, vec![rows, k], Bytes::from_vec(data.clone())).unwrap().to_f32_vec();
-                let act = Activations::new(dtype, &x);
-                assert_eq!(act.q16.is_none(), dtype == DType::Q8_0, "{dtype}");
-                let seen = act.q16.as_ref().map_or_else(|| x.clone(), Q16Row::dequantized);
-                let mut got = vec![f32::NAN; rows];
-                rows_dot_with(level, dtype, &data, row_bytes, &act, &mut got);
-                for (j, g) in got.iter().enumerate() {
-                    let w = &w[j * k..(j + 1) * k];
-                    let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-                    let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
-                    assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{dtype} {level:?} row {j}: {g} vs {want}");
+                let act = Activations::new(&x);
+                let seen = act.seen();
+                for per_call in [1, 2, 4] {
+                    let mut got = vec![f32::NAN; rows];
+                    rows_dot_with((level, per_call), dtype, &data, row_bytes, &act, &mut got);
+                    for (j, g) in got.iter().enumerate() {
+                        let w = &w[j * k..(j + 1) * k];
+                        let want: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                        let scale: f64 = w.iter().zip(&seen).map(|(a, b)| f64::from((a * b).abs())).sum();
+                        let what = format!("{dtype} {level:?} {per_call} per call, row {j}: {g} vs {want}");
+                        assert!((f64::from(*g) - want).abs() <= 1e-5 * scale, "{what}");
+                    }
                 }
             }
         }
@@ -471,7 +518,7 @@ mod tests {
                 let xs: Vec<Vec<f32>> = (0..n)
                     .map(|a| (0..k).map(|i| ((i * 7 + a * 3) % 13) as f32 / 5.0 - 1.2 + a as f32 * 0.1).collect())
                     .collect();
-                let acts: Vec<Activations> = xs.iter().map(|x| Activations::new(dtype, x)).collect();
+                let acts: Vec<Activations> = xs.iter().map(|x| Activations::new(x)).collect();
                 let mut tiled = vec![f32::NAN; n * rows];
                 rows_dot_tile(dtype, &data, row_bytes, &acts, &mut tiled);
                 for (a, act) in acts.iter().enumerate() {
