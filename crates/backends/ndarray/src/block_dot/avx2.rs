@@ -204,20 +204,24 @@ pub(super) unsafe fn nibble_tile<const R: usize, const A: usize, K: NibbleKind, 
                     (lo, hi) = ops.fifth_bits(lo, hi, b.add(at).cast::<u32>().read_unaligned());
                 }
                 let dw = half_at(lut, b);
+                // The offset term: `m · x.s` with the block's `m`, or for the types without
+                // one, `dw · x.s` here and the offset (−8 or −16, a power of two, so exactly)
+                // applied once at the end.
                 let m = match layout.min_at {
                     Some(at) => half_at(lut, b.add(at)),
-                    None => layout.offset * dw,
+                    None => dw,
                 };
                 for (a, &(xlo, xhi, xd, x_sum)) in xv.iter().enumerate() {
                     let products = ops.products(lo, xlo, hi, xhi);
                     acc[r][a] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd), _mm256_cvtepi32_ps(products), acc[r][a]);
                     if !layout.bytes {
-                        min_acc[r][a] += m * x_sum;
+                        min_acc[r][a] = m.mul_add(x_sum, min_acc[r][a]);
                     }
                 }
             }
         }
-        std::array::from_fn(|r| std::array::from_fn(|a| sum8(acc[r][a]) + min_acc[r][a]))
+        let offset = if layout.min_at.is_some() { 1.0 } else { layout.offset };
+        std::array::from_fn(|r| std::array::from_fn(|a| sum8(acc[r][a]) + offset * min_acc[r][a]))
     }
 }
 
@@ -225,7 +229,8 @@ pub(super) unsafe fn nibble_tile<const R: usize, const A: usize, K: NibbleKind, 
 #[inline]
 pub(super) unsafe fn half_at(lut: &F16Table, p: *const u8) -> f32 {
     // SAFETY: the caller points at two readable bytes.
-    lut[usize::from(u16::from_le_bytes(unsafe { [*p, *p.add(1)] }))]
+    // One 16-bit load (two byte loads and a shift, as `from_le_bytes` of two reads compiled).
+    lut[usize::from(u16::from_le(unsafe { p.cast::<u16>().read_unaligned() }))]
 }
 
 /// The sum of eight f32 lanes.
