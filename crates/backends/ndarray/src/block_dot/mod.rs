@@ -38,6 +38,8 @@ mod k_quants;
 mod k_quants_avx2;
 #[cfg(target_arch = "x86_64")]
 mod k_quants_avx512;
+#[cfg(target_arch = "x86_64")]
+mod q16_avx2;
 
 /// One activation row, prepared for the block kernels: rounded to 16 bits ([`Q16Row`]).
 pub struct Activations {
@@ -71,8 +73,21 @@ pub struct Q16Row {
 impl Q16Row {
     /// Quantises `x` (a whole number of blocks) with round-to-nearest, scale `max |x| / 32767`.
     pub fn quantize(x: &[f32]) -> Self {
+        Self::quantize_with(isa(), x)
+    }
+
+    /// [`Q16Row::quantize`] through the loop of `level` (capped at [`isa`]); every level gives
+    /// the same row, bit for bit.
+    fn quantize_with(level: Isa, x: &[f32]) -> Self {
         let blocks = x.len() / QK;
-        let mut row = Self { d: Vec::with_capacity(blocks), s: Vec::with_capacity(blocks), q: vec![0; x.len()] };
+        let mut row = Self { d: Vec::with_capacity(blocks), s: Vec::with_capacity(blocks), q: vec![0; blocks * QK] };
+        let x = &x[..blocks * QK];
+        #[cfg(target_arch = "x86_64")]
+        if level.min(isa()) >= Isa::Avx2 {
+            // SAFETY: `isa()` found AVX2.
+            unsafe { q16_avx2::quantize(x, &mut row.d, &mut row.s, &mut row.q) };
+            return row;
+        }
         for (xb, qb) in x.chunks_exact(QK).zip(row.q.chunks_exact_mut(QK)) {
             let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / 32767.0;
@@ -533,6 +548,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The AVX2 quantiser gives the plain loop's row bit for bit: ties of the rounding (a block
+    /// whose scale is exactly 1), both signs, zeros, NaN, infinities and ordinary values.
+    #[test]
+    fn every_quantiser_gives_the_same_row() {
+        let mut x: Vec<f32> = vec![32767.0, 2.5, -2.5, 3.5, -3.5, 0.5, -0.5, 1.4999999, -0.0, 0.0];
+        x.resize(32, 7.25);
+        x.extend((0..64).map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i % 7 - 3)));
+        x.extend([f32::NAN, 1.0, -2.0, f32::INFINITY].iter().cycle().take(32));
+        x.extend([0.0; 32]);
+        x.extend((0..32).map(|i| if i == 5 { f32::NAN } else { i as f32 - 16.5 }));
+        let plain = Q16Row::quantize_with(Isa::Portable, &x);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for level in [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni].into_iter().filter(|&l| l <= isa()) {
+            let got = Q16Row::quantize_with(level, &x);
+            assert_eq!(got.q, plain.q, "{level:?} quants");
+            assert_eq!(bits(&got.d), bits(&plain.d), "{level:?} scales");
+            assert_eq!(bits(&got.s), bits(&plain.s), "{level:?} sums");
+        }
+        assert_eq!(&plain.q[..7], &[32767, 3, -3, 4, -4, 1, -1], "half away from zero");
     }
 
     #[test]
