@@ -22,7 +22,7 @@ use zoo_core::quant::QK;
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn quantize(x: &[f32], d: &mut Vec<f32>, s: &mut Vec<f32>, q: &mut [i16]) {
-    assert!(x.len() % QK == 0 && q.len() == x.len());
+    assert!(x.len().is_multiple_of(QK) && q.len() == x.len());
     let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     for (xb, qb) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)) {
         // SAFETY: each block holds 32 values (`chunks_exact`), four vectors of eight.
