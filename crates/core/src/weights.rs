@@ -19,6 +19,8 @@ use crate::{DType, Error, Result};
 pub struct Bytes {
     owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
     range: Range<usize>,
+    /// Whether `owner` is a read-only mapping of a file ([`Bytes::file_mapped`]).
+    file_mapped: bool,
 }
 
 impl Bytes {
@@ -26,7 +28,34 @@ impl Bytes {
     /// the caller: readers check ranges against the file before building views.
     pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> Self {
         assert!(range.start <= range.end && range.end <= (*owner).as_ref().len());
-        Self { owner, range }
+        Self { owner, range, file_mapped: false }
+    }
+
+    /// [`Bytes::new`] for a window of a read-only memory map of a file, whose pages the process
+    /// may hand back ([`Bytes::release_pages`]) and read again from the file later.
+    pub fn file_mapped(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> Self {
+        Self { file_mapped: true, ..Self::new(owner, range) }
+    }
+
+    /// For a window of a file mapping: tells the OS that this process does not need the pages
+    /// lying wholly inside the window for now (`madvise(MADV_DONTNEED)`), so they stop counting
+    /// towards its resident memory; touched again, they are read back from the file, unchanged.
+    /// A backend that copied the bytes into a layout of its own calls it. Does nothing for
+    /// owned buffers or off Linux.
+    pub fn release_pages(&self) {
+        #[cfg(target_os = "linux")]
+        if self.file_mapped {
+            // SAFETY: `sysconf` only reads a system constant.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+            let start = self.as_slice().as_ptr() as usize;
+            let (first, end) = (start.next_multiple_of(page), (start + self.len()) / page * page);
+            if end > first {
+                // SAFETY: the range lies inside a read-only file mapping that `owner` keeps
+                // alive; dropping its pages loses nothing (they are the file's, unmodified), and
+                // the kernel reads them again on the next access. The result is only advice.
+                unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED) };
+            }
+        }
     }
 
     /// Takes ownership of a byte vector.

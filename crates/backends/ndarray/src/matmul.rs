@@ -48,9 +48,14 @@ pub(crate) const GEMV_CHUNK: usize = 64;
 /// small model's k or v) 128 : 64 and a 576-feature one 320 : 256, and the first thread's
 /// extra chunk is time the second waits; here 96 : 96 and 300 : 276.
 pub(crate) fn feature_chunk(out_features: usize) -> usize {
+    feature_chunk_of(4, out_features)
+}
+
+/// [`feature_chunk`] in multiples of `granule` features (weights interleaved in groups of rows).
+pub(crate) fn feature_chunk_of(granule: usize, out_features: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let tasks = out_features.div_ceil(GEMV_CHUNK).div_ceil(threads) * threads;
-    out_features.div_ceil(tasks.max(1)).next_multiple_of(4).max(4)
+    out_features.div_ceil(tasks.max(1)).next_multiple_of(granule).max(granule)
 }
 
 pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdTensor> {
@@ -162,7 +167,7 @@ pub(crate) fn par_feature_chunks(
     out: &mut [f32],
     dots: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
-    par_feature_tiles(rows, out_features, out, |first, dst| {
+    par_feature_tiles(4, rows, out_features, out, |first, dst| {
         let features = dst.len() / rows;
         for (row, part) in dst.chunks_exact_mut(features).enumerate() {
             dots(first, row, part);
@@ -173,14 +178,16 @@ pub(crate) fn par_feature_chunks(
 /// [`par_feature_chunks`] with every input row of a chunk at once: `tile(first, dst)` writes
 /// the products of all `rows` input rows with weight rows `first..first + f` into `dst`
 /// (`rows` runs of `f`), so a kernel can take several input rows per pass over the weights.
+/// Chunks start at multiples of `granule` weight rows.
 pub(crate) fn par_feature_tiles(
+    granule: usize,
     rows: usize,
     out_features: usize,
     out: &mut [f32],
     tile: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let mut chunked = vec![0f32; out.len()]; // [chunk][row][feature in chunk]
-    let size = feature_chunk(out_features);
+    let size = feature_chunk_of(granule, out_features);
     chunked.par_chunks_mut(size * rows).enumerate().for_each(|(chunk, dst)| tile(chunk * size, dst));
     for (chunk, src) in chunked.chunks(size * rows).enumerate() {
         let (first, features) = (chunk * size, src.len() / rows);

@@ -7,7 +7,7 @@
 //!   integer arithmetic for the 4-bit types and the K-quants), parallel over output features;
 //! - many rows (prefill): `crate::matmul`'s GEMM path dequantises tiles of weight rows.
 
-use crate::block_dot::{rows_dot_tile, Activations};
+use crate::block_dot::{rows8, rows_dot_tile, Activations};
 use crate::matmul::par_feature_tiles;
 use crate::tensor::Blocks;
 
@@ -19,12 +19,21 @@ pub fn gemv_rows(x: &[f32], w: &Blocks, k: usize, out_features: usize, out: &mut
     let activations: Vec<Activations> = x.chunks_exact(k).map(Activations::new).collect();
     let block = w.dtype.block_size();
     let row_bytes = k / block * w.dtype.block_bytes();
-    let weights = w.block_bytes(0..out_features * k / block);
+    let weights = &w.data.as_slice()[..out_features * row_bytes];
     let rows = activations.len();
-    par_feature_tiles(rows, out_features, out, |first, dst| {
+    let granule = if w.interleaved.is_some() { rows8::GROUP } else { 4 };
+    par_feature_tiles(granule, rows, out_features, out, |first, dst| {
         let features = dst.len() / rows;
         let w_chunk = &weights[first * row_bytes..(first + features) * row_bytes];
-        rows_dot_tile(w.dtype, w_chunk, row_bytes, &activations, dst);
+        match w.interleaved {
+            // Each activation row through the eight-row kernel (the chunk stays in cache).
+            Some(row_blocks) => {
+                for (x, dst) in activations.iter().zip(dst.chunks_exact_mut(features)) {
+                    rows8::rows_dot(w_chunk, row_blocks, x.q16(), dst);
+                }
+            }
+            None => rows_dot_tile(w.dtype, w_chunk, row_bytes, &activations, dst),
+        }
     });
 }
 
@@ -57,8 +66,10 @@ mod tests {
     #[test]
     fn block_linear_matches_f32_linear_on_the_dequantised_weight() {
         for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
-            // Both kernels, a GEMV chunk and a GEMM tile remainder.
-            for &(n, k, m) in &[(1, 128, 130), (4, 96, 66), (9, 64, 300), (16, 64, 70), (17, 32, 129)] {
+            // Both kernels, a GEMV chunk and a GEMM tile remainder; with rows a multiple of
+            // eight, Q4_0 is interleaved (`block_dot::rows8`) where the CPU has AVX2.
+            let shapes = [(1, 128, 130), (4, 96, 66), (9, 64, 300), (16, 64, 70), (17, 32, 129), (1, 96, 24)];
+            for &(n, k, m) in shapes.iter().chain(&[(3, 64, 136), (17, 64, 128)]) {
                 let (blocks, dense) = weight(dtype, m, k);
                 let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
                 // Decode-sized inputs meet the weights as the kernels see them (16 bits for the
@@ -85,12 +96,14 @@ mod tests {
     #[test]
     fn block_embedding_dequantises_the_rows_asked_for() {
         for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
-            let (blocks, dense) = weight(dtype, 10, 64);
-            let got = crate::layout::embedding(&blocks, &[3, 0, 9]).unwrap();
-            let want = crate::layout::embedding(&dense, &[3, 0, 9]).unwrap();
-            assert_eq!(got.values(), want.values());
-            assert!(blocks.quant_blocks().unwrap().dense_is_empty());
-            assert_eq!(blocks.values(), dense.values(), "other ops see dequantised values");
+            for rows in [10, 16] {
+                let (blocks, dense) = weight(dtype, rows, 64);
+                let got = crate::layout::embedding(&blocks, &[3, 0, 9]).unwrap();
+                let want = crate::layout::embedding(&dense, &[3, 0, 9]).unwrap();
+                assert_eq!(got.values(), want.values());
+                assert!(blocks.quant_blocks().unwrap().dense_is_empty());
+                assert_eq!(blocks.values(), dense.values(), "other ops see dequantised values");
+            }
         }
     }
 

@@ -92,12 +92,17 @@ impl Float16 {
 pub struct Blocks {
     /// Which block layout.
     pub dtype: DType,
-    /// The blocks (usually borrowed from the memory map).
+    /// The blocks (usually borrowed from the memory map), in the file's order, or for a
+    /// `Q4_0` weight whose rows are interleaved ([`Blocks::interleaved`]) in that order.
     pub data: Bytes,
+    /// Blocks per row when the rows are interleaved eight at a time
+    /// ([`crate::block_dot::rows8`]); `None`: as the file stores them.
+    pub interleaved: Option<usize>,
 }
 
 impl Blocks {
-    /// The bytes of blocks `range` (block indices, row-major).
+    /// The bytes of blocks `range` (block indices, row-major), for blocks in the file's order
+    /// (interleaved data is read through [`crate::block_dot::rows8`]).
     pub fn block_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
         let size = self.dtype.block_bytes();
         &self.data.as_slice()[range.start * size..range.end * size]
@@ -106,7 +111,13 @@ impl Blocks {
     /// Dequantises elements `range` (flat, row-major, on block boundaries) into `out`.
     pub fn dequantize_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
         let block = self.dtype.block_size();
-        quant::dequantize(self.dtype, self.block_bytes(range.start / block..range.end / block), out);
+        let blocks = range.start / block..range.end / block;
+        match self.interleaved {
+            Some(row_blocks) => crate::block_dot::rows8::dequantize(self.data.as_slice(), row_blocks, blocks, out),
+            None => {
+                quant::dequantize(self.dtype, self.block_bytes(blocks), out);
+            }
+        }
     }
 }
 
@@ -168,7 +179,15 @@ impl NdTensor {
             let expected = format!("{numel} {dtype} elements in rows of whole blocks ({} bytes)", data.len());
             return Err(misshapen("block-quantised weight", expected, shape));
         }
-        Ok(Self::stored(Storage::Blocks, Blocks { dtype, data }, shape))
+        let rows = numel / row.max(1);
+        if crate::block_dot::rows8::applies(dtype, rows) {
+            let row_blocks = row / dtype.block_size();
+            let mixed = Bytes::from_vec(crate::block_dot::rows8::interleave(data.as_slice(), row_blocks));
+            data.release_pages(); // the copy replaces the file's pages (resident memory stays the file's size)
+            let blocks = Blocks { dtype, data: mixed, interleaved: Some(row_blocks) };
+            return Ok(Self::stored(Storage::Blocks, blocks, shape));
+        }
+        Ok(Self::stored(Storage::Blocks, Blocks { dtype, data, interleaved: None }, shape))
     }
 
     /// Keeps 16-bit floats (`dtype` F16 or BF16) as stored.

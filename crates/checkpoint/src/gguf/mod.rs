@@ -202,7 +202,7 @@ impl WeightSource for Gguf {
         if let Some(dtype) = Self::handed_out(info, reordered.is_some()) {
             let bytes = match reordered {
                 Some(rows) => Bytes::from_vec(rows),
-                None => Bytes::new(self.mmap.clone(), info.range.clone()),
+                None => Bytes::file_mapped(self.mmap.clone(), info.range.clone()),
             };
             return WeightView::new(name, dtype, info.shape(), bytes);
         }

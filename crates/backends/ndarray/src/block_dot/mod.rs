@@ -40,6 +40,7 @@ mod k_quants_avx2;
 mod k_quants_avx512;
 #[cfg(target_arch = "x86_64")]
 mod q16_avx2;
+pub mod rows8;
 
 /// One activation row, prepared for the block kernels: rounded to 16 bits ([`Q16Row`]).
 pub struct Activations {
@@ -51,6 +52,11 @@ impl Activations {
     /// Prepares `x` (a whole number of blocks).
     pub fn new(x: &[f32]) -> Self {
         Self { q16: Q16Row::quantize(x) }
+    }
+
+    /// The row in 16 bits.
+    pub fn q16(&self) -> &Q16Row {
+        &self.q16
     }
 
     /// The values the kernels multiply (tests compare against them).

@@ -1,0 +1,203 @@
+//! `Q4_0` weights interleaved eight rows at a time, for decode with AVX2.
+//!
+//! A `Q4_0` row is blocks of 32 weights: an f16 scale and 16 bytes, byte `j` holding weight `j`
+//! in its low nibble and weight `j + 16` in its high one. Multiplied row by row (`avx2`'s
+//! `nibble_tile`), each block's scale is looked up, multiplied and broadcast for 32 products,
+//! and each row ends in a horizontal sum: 21 instructions a block. Interleaved, block `b` of
+//! eight consecutive rows is 144 bytes: the eight scales, then eight 16-byte groups, group `t`
+//! holding bytes `2t` and `2t + 1` of each row's block (row `r` at bytes `2r`, `2r + 1`). Widened
+//! to i16, group `t` is weights `2t` and `2t + 1` (low nibbles) and `2t + 16`, `2t + 17` (high
+//! nibbles) of the eight rows, pair by pair, so one `vpmaddwd` with the activations' pair
+//! broadcast gives all eight rows' partial sums, one i32 lane a row; the block's eight scales
+//! are one vector. That is about six instructions per row and block.
+//!
+//! `NdTensor::blocks` interleaves a `Q4_0` weight whose rows are a multiple of eight when the
+//! CPU has AVX2 (`ZOO_Q4_0_INTERLEAVE=0` keeps the file's layout); every reader of such a
+//! weight goes through here ([`dequantize`] restores the file's blocks, bit for bit).
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use zoo_core::quant::QK;
+use zoo_core::DType;
+
+use super::Q16Row;
+use crate::isa::{isa, Isa};
+
+/// Rows interleaved together.
+pub const GROUP: usize = 8;
+/// Bytes of one `Q4_0` block.
+const BLOCK: usize = DType::Q4_0.block_bytes();
+/// Bytes of one block of a group of rows.
+const GROUP_BLOCK: usize = GROUP * BLOCK;
+
+/// Whether a `dtype` weight of `rows` rows is kept interleaved on this machine.
+pub fn applies(dtype: DType, rows: usize) -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    let enabled = *ENABLED.get_or_init(|| {
+        cfg!(target_arch = "x86_64")
+            && isa() >= Isa::Avx2
+            && std::env::var("ZOO_Q4_0_INTERLEAVE").map_or(true, |v| v.trim() != "0")
+    });
+    enabled && dtype == DType::Q4_0 && rows > 0 && rows.is_multiple_of(GROUP)
+}
+
+/// `plain` (rows of `row_blocks` `Q4_0` blocks, a multiple of [`GROUP`] rows) interleaved.
+pub fn interleave(plain: &[u8], row_blocks: usize) -> Vec<u8> {
+    let row_bytes = row_blocks * BLOCK;
+    let mut out = vec![0u8; plain.len()];
+    for (src, dst) in plain.chunks_exact(GROUP * row_bytes).zip(out.chunks_exact_mut(GROUP * row_bytes)) {
+        for (b, group_block) in dst.chunks_exact_mut(GROUP_BLOCK).enumerate() {
+            for r in 0..GROUP {
+                let block = &src[r * row_bytes + b * BLOCK..][..BLOCK];
+                group_block[2 * r..2 * r + 2].copy_from_slice(&block[..2]);
+                for t in 0..8 {
+                    group_block[16 + 16 * t + 2 * r..][..2].copy_from_slice(&block[2 + 2 * t..][..2]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Block `b` of row `row` as the file stores it.
+fn plain_block(data: &[u8], row_blocks: usize, row: usize, b: usize) -> [u8; BLOCK] {
+    let r = row % GROUP;
+    let group_block = &data[((row / GROUP) * row_blocks + b) * GROUP_BLOCK..][..GROUP_BLOCK];
+    let mut block = [0u8; BLOCK];
+    block[..2].copy_from_slice(&group_block[2 * r..2 * r + 2]);
+    for t in 0..8 {
+        block[2 + 2 * t..][..2].copy_from_slice(&group_block[16 + 16 * t + 2 * r..][..2]);
+    }
+    block
+}
+
+/// Dequantises blocks `blocks` (row-major block indices, rows of `row_blocks`) of interleaved
+/// `data` into `out`, as `quant::dequantize` does the file's blocks.
+pub fn dequantize(data: &[u8], row_blocks: usize, blocks: Range<usize>, out: &mut Vec<f32>) {
+    let mut plain = Vec::with_capacity(blocks.len() * BLOCK);
+    for i in blocks {
+        plain.extend_from_slice(&plain_block(data, row_blocks, i / row_blocks, i % row_blocks));
+    }
+    zoo_core::quant::dequantize(DType::Q4_0, &plain, out);
+}
+
+/// `out[j] = w_row(j) · x` for the rows of the interleaved groups in `data` (each group
+/// `row_blocks` blocks of eight rows; `out` eight values a group).
+pub fn rows_dot(data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
+    let groups = data.chunks_exact(row_blocks * GROUP_BLOCK).zip(out.chunks_exact_mut(GROUP));
+    for (g, (group, dots)) in groups.enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        if isa() >= Isa::Avx2 {
+            // SAFETY: `isa()` found AVX2, FMA and F16C.
+            dots.copy_from_slice(&unsafe { avx2::group_dot(group, x) });
+            continue;
+        }
+        for (r, dot) in dots.iter_mut().enumerate() {
+            let row: Vec<u8> = (0..row_blocks).flat_map(|b| plain_block(data, row_blocks, g * GROUP + r, b)).collect();
+            *dot = super::q4_row(&row, x, super::f16_table(), <super::Q4_0 as super::NibbleKind>::LAYOUT);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Q16Row, GROUP, GROUP_BLOCK, QK};
+    use crate::block_dot::avx2::PREFETCH_AHEAD;
+
+    /// `w_row · x` for the eight rows of one interleaved group.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn group_dot(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+        let blocks = x.d.len();
+        assert!(group.len() >= blocks * GROUP_BLOCK && x.q.len() >= blocks * QK && x.s.len() >= blocks);
+        let low_nibble = _mm256_set1_epi16(0x0F);
+        let (mut acc, mut offsets) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for b in 0..blocks {
+            // SAFETY: block `b` of the group (144 bytes) and of `x` are in bounds (asserted
+            // above); a prefetch may point anywhere.
+            unsafe {
+                let block = group.as_ptr().add(b * GROUP_BLOCK);
+                for line in [0, 64, 128] {
+                    _mm_prefetch::<_MM_HINT_T0>(block.wrapping_add(PREFETCH_AHEAD + line).cast());
+                }
+                let scales = _mm256_cvtph_ps(_mm_loadu_si128(block.cast()));
+                let xq = x.q.as_ptr().add(b * QK);
+                let mut sums = [_mm256_setzero_si256(); 2];
+                for t in 0..8 {
+                    let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(16 + 16 * t).cast()));
+                    let (lo, hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
+                    let x_lo = _mm256_set1_epi32(xq.add(2 * t).cast::<i32>().read_unaligned());
+                    let x_hi = _mm256_set1_epi32(xq.add(16 + 2 * t).cast::<i32>().read_unaligned());
+                    let products = _mm256_add_epi32(_mm256_madd_epi16(lo, x_lo), _mm256_madd_epi16(hi, x_hi));
+                    sums[t % 2] = _mm256_add_epi32(sums[t % 2], products);
+                }
+                let products = _mm256_cvtepi32_ps(_mm256_add_epi32(sums[0], sums[1]));
+                acc = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(x.d[b])), products, acc);
+                offsets = _mm256_fmadd_ps(scales, _mm256_set1_ps(x.s[b]), offsets);
+            }
+        }
+        // `Q4_0` is `d·(q − 8)`: the offset term is −8 · Σ d · x.s.
+        let total = _mm256_fmadd_ps(offsets, _mm256_set1_ps(-8.0), acc);
+        let mut dots = [0f32; GROUP];
+        // SAFETY: `dots` holds eight f32.
+        unsafe { _mm256_storeu_ps(dots.as_mut_ptr(), total) };
+        dots
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `rows` rows of `row_blocks` `Q4_0` blocks with varied scales and nibbles.
+    fn plain(rows: usize, row_blocks: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for blk in 0..rows * row_blocks {
+            data.extend(half::f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());
+            data.extend((0..16).map(|i| ((blk * 31 + i * 37 + i * i * 11) % 256) as u8));
+        }
+        data
+    }
+
+    #[test]
+    fn interleaving_keeps_every_block() {
+        let (rows, row_blocks) = (16, 5);
+        let data = plain(rows, row_blocks);
+        let mixed = interleave(&data, row_blocks);
+        assert_ne!(mixed, data);
+        for row in 0..rows {
+            for b in 0..row_blocks {
+                let i = row * row_blocks + b;
+                assert_eq!(plain_block(&mixed, row_blocks, row, b)[..], data[i * BLOCK..(i + 1) * BLOCK], "row {row}");
+            }
+        }
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        zoo_core::quant::dequantize(DType::Q4_0, &data[7 * BLOCK..61 * BLOCK], &mut want);
+        dequantize(&mixed, row_blocks, 7..61, &mut got);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn group_dots_match_the_row_kernel() {
+        let (rows, row_blocks) = (24, 9);
+        let data = plain(rows, row_blocks);
+        let mixed = interleave(&data, row_blocks);
+        let x: Vec<f32> = (0..row_blocks * QK).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
+        let q = Q16Row::quantize(&x);
+        let mut want = vec![0f32; rows];
+        let lut = super::super::f16_table();
+        for (row, w) in want.iter_mut().zip(data.chunks_exact(row_blocks * BLOCK)) {
+            *row = super::super::q4_row(w, &q, lut, <super::super::Q4_0 as super::super::NibbleKind>::LAYOUT);
+        }
+        let mut got = vec![f32::NAN; rows];
+        rows_dot(&mixed, row_blocks, &q, &mut got);
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "row {j}: {g} vs {w}");
+        }
+    }
+}
