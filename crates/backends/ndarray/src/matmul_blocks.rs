@@ -29,7 +29,7 @@ pub fn gemv_rows(x: &[f32], w: &Blocks, k: usize, out_features: usize, out: &mut
             // Each activation row through the eight-row kernel (the chunk stays in cache).
             Some(row_blocks) => {
                 for (x, dst) in activations.iter().zip(dst.chunks_exact_mut(features)) {
-                    rows8::rows_dot(w_chunk, row_blocks, x.q16(), dst);
+                    rows8::rows_dot(w.dtype, w_chunk, row_blocks, x.q16(), dst);
                 }
             }
             None => rows_dot_tile(w.dtype, w_chunk, row_bytes, &activations, dst),
@@ -67,7 +67,7 @@ mod tests {
     fn block_linear_matches_f32_linear_on_the_dequantised_weight() {
         for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
             // Both kernels, a GEMV chunk and a GEMM tile remainder; with rows a multiple of
-            // eight, Q4_0 is interleaved (`block_dot::rows8`) where the CPU has AVX2.
+            // eight, Q4_0 and Q4_1 are interleaved (`block_dot::rows8`) where the CPU has AVX2.
             let shapes = [(1, 128, 130), (4, 96, 66), (9, 64, 300), (16, 64, 70), (17, 32, 129), (1, 96, 24)];
             for &(n, k, m) in shapes.iter().chain(&[(3, 64, 136), (17, 64, 128)]) {
                 let (blocks, dense) = weight(dtype, m, k);

@@ -93,7 +93,7 @@ pub struct Blocks {
     /// Which block layout.
     pub dtype: DType,
     /// The blocks (usually borrowed from the memory map), in the file's order, or for a
-    /// `Q4_0` weight whose rows are interleaved ([`Blocks::interleaved`]) in that order.
+    /// `Q4_0`/`Q4_1` weight whose rows are interleaved ([`Blocks::interleaved`]) in that order.
     pub data: Bytes,
     /// Blocks per row when the rows are interleaved eight at a time
     /// ([`crate::block_dot::rows8`]); `None`: as the file stores them.
@@ -113,7 +113,9 @@ impl Blocks {
         let block = self.dtype.block_size();
         let blocks = range.start / block..range.end / block;
         match self.interleaved {
-            Some(row_blocks) => crate::block_dot::rows8::dequantize(self.data.as_slice(), row_blocks, blocks, out),
+            Some(row_blocks) => {
+                crate::block_dot::rows8::dequantize(self.dtype, self.data.as_slice(), row_blocks, blocks, out)
+            }
             None => {
                 quant::dequantize(self.dtype, self.block_bytes(blocks), out);
             }
@@ -182,7 +184,7 @@ impl NdTensor {
         let rows = numel / row.max(1);
         if crate::block_dot::rows8::applies(dtype, rows) {
             let row_blocks = row / dtype.block_size();
-            let mixed = Bytes::from_vec(crate::block_dot::rows8::interleave(data.as_slice(), row_blocks));
+            let mixed = Bytes::from_vec(crate::block_dot::rows8::interleave(dtype, data.as_slice(), row_blocks));
             data.release_pages(); // the copy replaces the file's pages (resident memory stays the file's size)
             let blocks = Blocks { dtype, data: mixed, interleaved: Some(row_blocks) };
             return Ok(Self::stored(Storage::Blocks, blocks, shape));

@@ -1,7 +1,8 @@
-//! `Q4_0` weights interleaved eight rows at a time, for decode with AVX2.
+//! `Q4_0` and `Q4_1` weights interleaved eight rows at a time, for decode with AVX2.
 //!
 //! A `Q4_0` row is blocks of 32 weights: an f16 scale and 16 bytes, byte `j` holding weight `j`
-//! in its low nibble and weight `j + 16` in its high one. Multiplied row by row (`avx2`'s
+//! in its low nibble and weight `j + 16` in its high one (`Q4_1` adds an f16 minimum after the
+//! scale). Multiplied row by row (`avx2`'s
 //! `nibble_tile`), each block's scale is looked up, multiplied and broadcast for 32 products,
 //! and each row ends in a horizontal sum: 21 instructions a block. Interleaved, block `b` of
 //! eight consecutive rows is 144 bytes: the eight scales, then eight 16-byte groups, group `t`
@@ -11,8 +12,8 @@
 //! broadcast gives all eight rows' partial sums, one i32 lane a row; the block's eight scales
 //! are one vector. That is about six instructions per row and block.
 //!
-//! `NdTensor::blocks` interleaves a `Q4_0` weight whose rows are a multiple of eight when the
-//! CPU has AVX2 (`ZOO_Q4_0_INTERLEAVE=0` keeps the file's layout); every reader of such a
+//! `NdTensor::blocks` interleaves a `Q4_0` or `Q4_1` weight whose rows are a multiple of eight
+//! when the CPU has AVX2 (`ZOO_INTERLEAVE=0` keeps the file's layout); every reader of such a
 //! weight goes through here ([`dequantize`] restores the file's blocks, bit for bit).
 
 use std::ops::Range;
@@ -26,10 +27,8 @@ use crate::isa::{isa, Isa};
 
 /// Rows interleaved together.
 pub const GROUP: usize = 8;
-/// Bytes of one `Q4_0` block.
-const BLOCK: usize = DType::Q4_0.block_bytes();
-/// Bytes of one block of a group of rows.
-const GROUP_BLOCK: usize = GROUP * BLOCK;
+/// Bytes of a block's nibbles.
+const NIBBLES: usize = 16;
 
 /// Whether a `dtype` weight of `rows` rows is kept interleaved on this machine.
 pub fn applies(dtype: DType, rows: usize) -> bool {
@@ -37,22 +36,31 @@ pub fn applies(dtype: DType, rows: usize) -> bool {
     let enabled = *ENABLED.get_or_init(|| {
         cfg!(target_arch = "x86_64")
             && isa() >= Isa::Avx2
-            && std::env::var("ZOO_Q4_0_INTERLEAVE").map_or(true, |v| v.trim() != "0")
+            && std::env::var("ZOO_INTERLEAVE").map_or(true, |v| v.trim() != "0")
     });
-    enabled && dtype == DType::Q4_0 && rows > 0 && rows.is_multiple_of(GROUP)
+    enabled && matches!(dtype, DType::Q4_0 | DType::Q4_1) && rows > 0 && rows.is_multiple_of(GROUP)
 }
 
-/// `plain` (rows of `row_blocks` `Q4_0` blocks, a multiple of [`GROUP`] rows) interleaved.
-pub fn interleave(plain: &[u8], row_blocks: usize) -> Vec<u8> {
-    let row_bytes = row_blocks * BLOCK;
+/// Bytes before a block's nibbles: its f16 scale (`Q4_0`), or scale and minimum (`Q4_1`).
+fn header(dtype: DType) -> usize {
+    dtype.block_bytes() - NIBBLES
+}
+
+/// `plain` (rows of `row_blocks` blocks of `dtype`, a multiple of [`GROUP`] rows) interleaved.
+pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
+    let (block, head) = (dtype.block_bytes(), header(dtype));
+    let row_bytes = row_blocks * block;
     let mut out = vec![0u8; plain.len()];
     for (src, dst) in plain.chunks_exact(GROUP * row_bytes).zip(out.chunks_exact_mut(GROUP * row_bytes)) {
-        for (b, group_block) in dst.chunks_exact_mut(GROUP_BLOCK).enumerate() {
+        for (b, group_block) in dst.chunks_exact_mut(GROUP * block).enumerate() {
             for r in 0..GROUP {
-                let block = &src[r * row_bytes + b * BLOCK..][..BLOCK];
-                group_block[2 * r..2 * r + 2].copy_from_slice(&block[..2]);
+                let plain_block = &src[r * row_bytes + b * block..][..block];
+                for field in (0..head).step_by(2) {
+                    group_block[GROUP * field + 2 * r..][..2].copy_from_slice(&plain_block[field..field + 2]);
+                }
                 for t in 0..8 {
-                    group_block[16 + 16 * t + 2 * r..][..2].copy_from_slice(&block[2 + 2 * t..][..2]);
+                    let at = GROUP * head + 16 * t + 2 * r;
+                    group_block[at..at + 2].copy_from_slice(&plain_block[head + 2 * t..][..2]);
                 }
             }
         }
@@ -60,42 +68,48 @@ pub fn interleave(plain: &[u8], row_blocks: usize) -> Vec<u8> {
     out
 }
 
-/// Block `b` of row `row` as the file stores it.
-fn plain_block(data: &[u8], row_blocks: usize, row: usize, b: usize) -> [u8; BLOCK] {
-    let r = row % GROUP;
-    let group_block = &data[((row / GROUP) * row_blocks + b) * GROUP_BLOCK..][..GROUP_BLOCK];
-    let mut block = [0u8; BLOCK];
-    block[..2].copy_from_slice(&group_block[2 * r..2 * r + 2]);
-    for t in 0..8 {
-        block[2 + 2 * t..][..2].copy_from_slice(&group_block[16 + 16 * t + 2 * r..][..2]);
+/// Block `b` of row `row` as the file stores it, appended to `out`.
+fn plain_block(dtype: DType, data: &[u8], row_blocks: usize, (row, b): (usize, usize), out: &mut Vec<u8>) {
+    let (block, head, r) = (dtype.block_bytes(), header(dtype), row % GROUP);
+    let group_block = &data[((row / GROUP) * row_blocks + b) * GROUP * block..][..GROUP * block];
+    for field in (0..head).step_by(2) {
+        out.extend_from_slice(&group_block[GROUP * field + 2 * r..][..2]);
     }
-    block
+    for t in 0..8 {
+        out.extend_from_slice(&group_block[GROUP * head + 16 * t + 2 * r..][..2]);
+    }
 }
 
 /// Dequantises blocks `blocks` (row-major block indices, rows of `row_blocks`) of interleaved
-/// `data` into `out`, as `quant::dequantize` does the file's blocks.
-pub fn dequantize(data: &[u8], row_blocks: usize, blocks: Range<usize>, out: &mut Vec<f32>) {
-    let mut plain = Vec::with_capacity(blocks.len() * BLOCK);
+/// `dtype` `data` into `out`, as `quant::dequantize` does the file's blocks.
+pub fn dequantize(dtype: DType, data: &[u8], row_blocks: usize, blocks: Range<usize>, out: &mut Vec<f32>) {
+    let mut plain = Vec::with_capacity(blocks.len() * dtype.block_bytes());
     for i in blocks {
-        plain.extend_from_slice(&plain_block(data, row_blocks, i / row_blocks, i % row_blocks));
+        plain_block(dtype, data, row_blocks, (i / row_blocks, i % row_blocks), &mut plain);
     }
-    zoo_core::quant::dequantize(DType::Q4_0, &plain, out);
+    zoo_core::quant::dequantize(dtype, &plain, out);
 }
 
-/// `out[j] = w_row(j) · x` for the rows of the interleaved groups in `data` (each group
+/// `out[j] = w_row(j) · x` for the rows of the interleaved `dtype` groups in `data` (each group
 /// `row_blocks` blocks of eight rows; `out` eight values a group).
-pub fn rows_dot(data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
-    let groups = data.chunks_exact(row_blocks * GROUP_BLOCK).zip(out.chunks_exact_mut(GROUP));
+pub fn rows_dot(dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
+    let groups = data.chunks_exact(row_blocks * GROUP * dtype.block_bytes()).zip(out.chunks_exact_mut(GROUP));
     for (g, (group, dots)) in groups.enumerate() {
         #[cfg(target_arch = "x86_64")]
         if isa() >= Isa::Avx2 {
-            // SAFETY: `isa()` found AVX2, FMA and F16C.
-            dots.copy_from_slice(&unsafe { avx2::group_dot(group, x) });
+            // SAFETY (both): `isa()` found AVX2, FMA and F16C.
+            let group_dots = match dtype {
+                DType::Q4_1 => unsafe { avx2::group_dot::<true>(group, x) },
+                _ => unsafe { avx2::group_dot::<false>(group, x) },
+            };
+            dots.copy_from_slice(&group_dots);
             continue;
         }
+        let Some(layout) = super::Nibbles::of(dtype) else { return };
         for (r, dot) in dots.iter_mut().enumerate() {
-            let row: Vec<u8> = (0..row_blocks).flat_map(|b| plain_block(data, row_blocks, g * GROUP + r, b)).collect();
-            *dot = super::q4_row(&row, x, super::f16_table(), <super::Q4_0 as super::NibbleKind>::LAYOUT);
+            let mut row = Vec::with_capacity(row_blocks * dtype.block_bytes());
+            (0..row_blocks).for_each(|b| plain_block(dtype, data, row_blocks, (g * GROUP + r, b), &mut row));
+            *dot = super::q4_row(&row, x, super::f16_table(), layout);
         }
     }
 }
@@ -104,24 +118,27 @@ pub fn rows_dot(data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Q16Row, GROUP, GROUP_BLOCK, QK};
+    use super::{Q16Row, GROUP, NIBBLES, QK};
     use crate::block_dot::avx2::PREFETCH_AHEAD;
 
-    /// `w_row · x` for the eight rows of one interleaved group.
+    /// `w_row · x` for the eight rows of one interleaved group of `Q4_0` blocks, or of `Q4_1`
+    /// blocks with `MIN` (whose minimums follow the scales).
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn group_dot(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+    pub unsafe fn group_dot<const MIN: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+        let head = if MIN { 4 } else { 2 };
+        let block_bytes = GROUP * (head + NIBBLES);
         let blocks = x.d.len();
-        assert!(group.len() >= blocks * GROUP_BLOCK && x.q.len() >= blocks * QK && x.s.len() >= blocks);
+        assert!(group.len() >= blocks * block_bytes && x.q.len() >= blocks * QK && x.s.len() >= blocks);
         let low_nibble = _mm256_set1_epi16(0x0F);
         let (mut acc, mut offsets) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         for b in 0..blocks {
             // SAFETY: block `b` of the group (144 bytes) and of `x` are in bounds (asserted
             // above); a prefetch may point anywhere.
             unsafe {
-                let block = group.as_ptr().add(b * GROUP_BLOCK);
+                let block = group.as_ptr().add(b * block_bytes);
                 for line in [0, 64, 128] {
                     _mm_prefetch::<_MM_HINT_T0>(block.wrapping_add(PREFETCH_AHEAD + line).cast());
                 }
@@ -129,7 +146,7 @@ mod avx2 {
                 let xq = x.q.as_ptr().add(b * QK);
                 let mut sums = [_mm256_setzero_si256(); 2];
                 for t in 0..8 {
-                    let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(16 + 16 * t).cast()));
+                    let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(GROUP * head + 16 * t).cast()));
                     let (lo, hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
                     let x_lo = _mm256_set1_epi32(xq.add(2 * t).cast::<i32>().read_unaligned());
                     let x_hi = _mm256_set1_epi32(xq.add(16 + 2 * t).cast::<i32>().read_unaligned());
@@ -138,11 +155,12 @@ mod avx2 {
                 }
                 let products = _mm256_cvtepi32_ps(_mm256_add_epi32(sums[0], sums[1]));
                 acc = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(x.d[b])), products, acc);
-                offsets = _mm256_fmadd_ps(scales, _mm256_set1_ps(x.s[b]), offsets);
+                // The offset term: `Q4_1`'s `m · x.s`; `Q4_0`'s `d·(q − 8)` gives −8 · `d · x.s`.
+                let offset = if MIN { _mm256_cvtph_ps(_mm_loadu_si128(block.add(2 * GROUP).cast())) } else { scales };
+                offsets = _mm256_fmadd_ps(offset, _mm256_set1_ps(x.s[b]), offsets);
             }
         }
-        // `Q4_0` is `d·(q − 8)`: the offset term is −8 · Σ d · x.s.
-        let total = _mm256_fmadd_ps(offsets, _mm256_set1_ps(-8.0), acc);
+        let total = if MIN { _mm256_add_ps(acc, offsets) } else { _mm256_fmadd_ps(offsets, _mm256_set1_ps(-8.0), acc) };
         let mut dots = [0f32; GROUP];
         // SAFETY: `dots` holds eight f32.
         unsafe { _mm256_storeu_ps(dots.as_mut_ptr(), total) };
@@ -154,11 +172,16 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// `rows` rows of `row_blocks` `Q4_0` blocks with varied scales and nibbles.
-    fn plain(rows: usize, row_blocks: usize) -> Vec<u8> {
+    const TYPES: [DType; 2] = [DType::Q4_0, DType::Q4_1];
+
+    /// `rows` rows of `row_blocks` blocks of `dtype` with varied scales, minimums and nibbles.
+    fn plain(dtype: DType, rows: usize, row_blocks: usize) -> Vec<u8> {
         let mut data = Vec::new();
         for blk in 0..rows * row_blocks {
             data.extend(half::f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());
+            if dtype == DType::Q4_1 {
+                data.extend(half::f16::from_f32(-0.01 * (blk % 5) as f32).to_le_bytes());
+            }
             data.extend((0..16).map(|i| ((blk * 31 + i * 37 + i * i * 11) % 256) as u8));
         }
         data
@@ -167,37 +190,44 @@ mod tests {
     #[test]
     fn interleaving_keeps_every_block() {
         let (rows, row_blocks) = (16, 5);
-        let data = plain(rows, row_blocks);
-        let mixed = interleave(&data, row_blocks);
-        assert_ne!(mixed, data);
-        for row in 0..rows {
-            for b in 0..row_blocks {
-                let i = row * row_blocks + b;
-                assert_eq!(plain_block(&mixed, row_blocks, row, b)[..], data[i * BLOCK..(i + 1) * BLOCK], "row {row}");
+        for dtype in TYPES {
+            let size = dtype.block_bytes();
+            let data = plain(dtype, rows, row_blocks);
+            let mixed = interleave(dtype, &data, row_blocks);
+            assert_ne!(mixed, data);
+            for row in 0..rows {
+                for b in 0..row_blocks {
+                    let (i, mut block) = (row * row_blocks + b, Vec::new());
+                    plain_block(dtype, &mixed, row_blocks, (row, b), &mut block);
+                    assert_eq!(block[..], data[i * size..(i + 1) * size], "{dtype} row {row}");
+                }
             }
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            zoo_core::quant::dequantize(dtype, &data[7 * size..61 * size], &mut want);
+            dequantize(dtype, &mixed, row_blocks, 7..61, &mut got);
+            assert_eq!(got, want, "{dtype}");
         }
-        let (mut want, mut got) = (Vec::new(), Vec::new());
-        zoo_core::quant::dequantize(DType::Q4_0, &data[7 * BLOCK..61 * BLOCK], &mut want);
-        dequantize(&mixed, row_blocks, 7..61, &mut got);
-        assert_eq!(got, want);
     }
 
     #[test]
     fn group_dots_match_the_row_kernel() {
         let (rows, row_blocks) = (24, 9);
-        let data = plain(rows, row_blocks);
-        let mixed = interleave(&data, row_blocks);
         let x: Vec<f32> = (0..row_blocks * QK).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
         let q = Q16Row::quantize(&x);
-        let mut want = vec![0f32; rows];
-        let lut = super::super::f16_table();
-        for (row, w) in want.iter_mut().zip(data.chunks_exact(row_blocks * BLOCK)) {
-            *row = super::super::q4_row(w, &q, lut, <super::super::Q4_0 as super::super::NibbleKind>::LAYOUT);
-        }
-        let mut got = vec![f32::NAN; rows];
-        rows_dot(&mixed, row_blocks, &q, &mut got);
-        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "row {j}: {g} vs {w}");
+        for dtype in TYPES {
+            let data = plain(dtype, rows, row_blocks);
+            let mixed = interleave(dtype, &data, row_blocks);
+            let layout = super::super::Nibbles::of(dtype).unwrap();
+            let lut = super::super::f16_table();
+            let mut want = vec![0f32; rows];
+            for (row, w) in want.iter_mut().zip(data.chunks_exact(row_blocks * dtype.block_bytes())) {
+                *row = super::super::q4_row(w, &q, lut, layout);
+            }
+            let mut got = vec![f32::NAN; rows];
+            rows_dot(dtype, &mixed, row_blocks, &q, &mut got);
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{dtype} row {j}: {g} vs {w}");
+            }
         }
     }
 }
