@@ -10,7 +10,8 @@
 //! to i16, group `t` is weights `2t` and `2t + 1` (low nibbles) and `2t + 16`, `2t + 17` (high
 //! nibbles) of the eight rows, pair by pair, so one `vpmaddwd` with the activations' pair
 //! broadcast gives all eight rows' partial sums, one i32 lane a row; the block's eight scales
-//! are one vector. That is about six instructions per row and block.
+//! are one vector. That is about six instructions per row and block (fewer with AVX512-VNNI,
+//! whose `vpdpwssd` multiplies and adds in one).
 //!
 //! `NdTensor::blocks` interleaves a `Q4_0` or `Q4_1` weight whose rows are a multiple of eight
 //! when the CPU has AVX2 (`ZOO_INTERLEAVE=0` keeps the file's layout); every reader of such a
@@ -93,14 +94,23 @@ pub fn dequantize(dtype: DType, data: &[u8], row_blocks: usize, blocks: Range<us
 /// `out[j] = w_row(j) · x` for the rows of the interleaved `dtype` groups in `data` (each group
 /// `row_blocks` blocks of eight rows; `out` eight values a group).
 pub fn rows_dot(dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
+    rows_dot_at(isa(), dtype, data, row_blocks, x, out);
+}
+
+/// [`rows_dot`] through the kernel of `level` (capped at [`isa`]); tests run each.
+fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
+    let level = level.min(isa());
     let groups = data.chunks_exact(row_blocks * GROUP * dtype.block_bytes()).zip(out.chunks_exact_mut(GROUP));
     for (g, (group, dots)) in groups.enumerate() {
         #[cfg(target_arch = "x86_64")]
-        if isa() >= Isa::Avx2 {
-            // SAFETY (both): `isa()` found AVX2, FMA and F16C.
-            let group_dots = match dtype {
-                DType::Q4_1 => unsafe { avx2::group_dot::<true>(group, x) },
-                _ => unsafe { avx2::group_dot::<false>(group, x) },
+        if level >= Isa::Avx2 {
+            let vnni = level >= Isa::Avx512Vnni;
+            // SAFETY (each): `isa()` found AVX2, FMA and F16C, and with `vnni` AVX512-VNNI.
+            let group_dots = match (dtype, vnni) {
+                (DType::Q4_1, true) => unsafe { avx2::group_dot_vnni::<true>(group, x) },
+                (DType::Q4_1, false) => unsafe { avx2::group_dot::<true>(group, x) },
+                (_, true) => unsafe { avx2::group_dot_vnni::<false>(group, x) },
+                (_, false) => unsafe { avx2::group_dot::<false>(group, x) },
             };
             dots.copy_from_slice(&group_dots);
             continue;
@@ -128,6 +138,27 @@ mod avx2 {
     /// The CPU must support AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn group_dot<const MIN: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+        // SAFETY: the caller's contract.
+        unsafe { group_body::<MIN, false>(group, x) }
+    }
+
+    /// [`group_dot`] with AVX512-VNNI's `vpdpwssd` adding each pair's products in one
+    /// instruction (256-bit registers).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA, F16C, AVX-512F, AVX-512VL and AVX512-VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    pub unsafe fn group_dot_vnni<const MIN: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+        // SAFETY: the caller's contract.
+        unsafe { group_body::<MIN, true>(group, x) }
+    }
+
+    /// The body of [`group_dot`] and [`group_dot_vnni`].
+    ///
+    /// # Safety
+    /// The CPU must have the instructions of the caller (VNNI's with `VNNI`).
+    #[inline(always)]
+    unsafe fn group_body<const MIN: bool, const VNNI: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
         let head = if MIN { 4 } else { 2 };
         let block_bytes = GROUP * (head + NIBBLES);
         let blocks = x.d.len();
@@ -144,16 +175,24 @@ mod avx2 {
                 }
                 let scales = _mm256_cvtph_ps(_mm_loadu_si128(block.cast()));
                 let xq = x.q.as_ptr().add(b * QK);
-                let mut sums = [_mm256_setzero_si256(); 2];
+                // Four running sums, so that no multiply-add waits on the one before it.
+                let mut sums = [_mm256_setzero_si256(); 4];
                 for t in 0..8 {
                     let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(GROUP * head + 16 * t).cast()));
                     let (lo, hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
                     let x_lo = _mm256_set1_epi32(xq.add(2 * t).cast::<i32>().read_unaligned());
                     let x_hi = _mm256_set1_epi32(xq.add(16 + 2 * t).cast::<i32>().read_unaligned());
-                    let products = _mm256_add_epi32(_mm256_madd_epi16(lo, x_lo), _mm256_madd_epi16(hi, x_hi));
-                    sums[t % 2] = _mm256_add_epi32(sums[t % 2], products);
+                    let at = 2 * (t % 2);
+                    if VNNI {
+                        sums[at] = _mm256_dpwssd_epi32(sums[at], lo, x_lo);
+                        sums[at + 1] = _mm256_dpwssd_epi32(sums[at + 1], hi, x_hi);
+                    } else {
+                        sums[at] = _mm256_add_epi32(sums[at], _mm256_madd_epi16(lo, x_lo));
+                        sums[at + 1] = _mm256_add_epi32(sums[at + 1], _mm256_madd_epi16(hi, x_hi));
+                    }
                 }
-                let products = _mm256_cvtepi32_ps(_mm256_add_epi32(sums[0], sums[1]));
+                let pairs = (_mm256_add_epi32(sums[0], sums[1]), _mm256_add_epi32(sums[2], sums[3]));
+                let products = _mm256_cvtepi32_ps(_mm256_add_epi32(pairs.0, pairs.1));
                 acc = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(x.d[b])), products, acc);
                 // The offset term: `Q4_1`'s `m · x.s`; `Q4_0`'s `d·(q − 8)` gives −8 · `d · x.s`.
                 let offset = if MIN { _mm256_cvtph_ps(_mm_loadu_si128(block.add(2 * GROUP).cast())) } else { scales };
@@ -223,10 +262,12 @@ mod tests {
             for (row, w) in want.iter_mut().zip(data.chunks_exact(row_blocks * dtype.block_bytes())) {
                 *row = super::super::q4_row(w, &q, lut, layout);
             }
-            let mut got = vec![f32::NAN; rows];
-            rows_dot(dtype, &mixed, row_blocks, &q, &mut got);
-            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{dtype} row {j}: {g} vs {w}");
+            for level in [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni].into_iter().filter(|&l| l <= isa()) {
+                let mut got = vec![f32::NAN; rows];
+                rows_dot_at(level, dtype, &mixed, row_blocks, &q, &mut got);
+                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{dtype} {level:?} row {j}: {g} vs {w}");
+                }
             }
         }
     }
