@@ -175,6 +175,12 @@ impl Gguf {
         }
     }
 
+    /// Hands the pages of `info`'s bytes back to the OS once a copy replaces them, so that a
+    /// process does not hold both ([`Bytes::release_pages`]).
+    fn release(&self, info: &TensorInfo) {
+        Bytes::file_mapped(self.mmap.clone(), info.range.clone()).release_pages();
+    }
+
     fn unsupported(&self, info: &TensorInfo) -> zoo_core::Error {
         let (path, name) = (self.path.clone(), info.name.clone());
         CheckpointError::UnsupportedDType { path, name, dtype: info.ty.name.to_string() }.into()
@@ -199,6 +205,9 @@ impl WeightSource for Gguf {
             return Err(self.unsupported(info));
         }
         let reordered = self.reordered(info)?;
+        if reordered.is_some() {
+            self.release(info); // the reordered copy replaces the mapped bytes
+        }
         if let Some(dtype) = Self::handed_out(info, reordered.is_some()) {
             let bytes = match reordered {
                 Some(rows) => Bytes::from_vec(rows),
@@ -212,6 +221,7 @@ impl WeightSource for Gguf {
         if !tensor_type::dequantize(info.ty, stored, &mut values) {
             return Err(self.error(info, format!("{} data is not whole blocks", info.ty)));
         }
+        self.release(info); // the decoded copy replaces the mapped bytes
         let len = values.len() * 4;
         WeightView::new(name, DType::F32, info.shape(), Bytes::new(Arc::new(F32Buffer(values)), 0..len))
     }

@@ -1,4 +1,4 @@
-//! `Q4_0` and `Q4_1` weights interleaved eight rows at a time, for decode with AVX2.
+//! `Q4_0`, `Q4_1` and `Q8_0` weights interleaved eight rows at a time, for decode with AVX2.
 //!
 //! A `Q4_0` row is blocks of 32 weights: an f16 scale and 16 bytes, byte `j` holding weight `j`
 //! in its low nibble and weight `j + 16` in its high one (`Q4_1` adds an f16 minimum after the
@@ -13,7 +13,9 @@
 //! are one vector. That is about six instructions per row and block (fewer with AVX512-VNNI,
 //! whose `vpdpwssd` multiplies and adds in one).
 //!
-//! `NdTensor::blocks` interleaves a `Q4_0` or `Q4_1` weight whose rows are a multiple of eight
+//! `Q8_0` blocks interleave alike: their 32 signed bytes are sixteen groups, sign-extended.
+//!
+//! `NdTensor::blocks` interleaves a `Q4_0`, `Q4_1` or `Q8_0` weight whose rows are a multiple of eight
 //! when the CPU has AVX2 (`ZOO_INTERLEAVE=0` keeps the file's layout); every reader of such a
 //! weight goes through here ([`dequantize`] restores the file's blocks, bit for bit).
 
@@ -28,8 +30,6 @@ use crate::isa::{isa, Isa};
 
 /// Rows interleaved together.
 pub const GROUP: usize = 8;
-/// Bytes of a block's nibbles.
-const NIBBLES: usize = 16;
 
 /// Whether a `dtype` weight of `rows` rows is kept interleaved on this machine.
 pub fn applies(dtype: DType, rows: usize) -> bool {
@@ -39,12 +39,21 @@ pub fn applies(dtype: DType, rows: usize) -> bool {
             && isa() >= Isa::Avx2
             && std::env::var("ZOO_INTERLEAVE").map_or(true, |v| v.trim() != "0")
     });
-    enabled && matches!(dtype, DType::Q4_0 | DType::Q4_1) && rows > 0 && rows.is_multiple_of(GROUP)
+    enabled && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0) && rows > 0 && rows.is_multiple_of(GROUP)
 }
 
-/// Bytes before a block's nibbles: its f16 scale (`Q4_0`), or scale and minimum (`Q4_1`).
+/// Bytes of a block's quants: 16 of nibbles, or `Q8_0`'s 32 signed bytes.
+fn quant_bytes(dtype: DType) -> usize {
+    if dtype == DType::Q8_0 {
+        QK
+    } else {
+        QK / 2
+    }
+}
+
+/// Bytes before a block's quants: its f16 scale (`Q4_0`, `Q8_0`), or scale and minimum (`Q4_1`).
 fn header(dtype: DType) -> usize {
-    dtype.block_bytes() - NIBBLES
+    dtype.block_bytes() - quant_bytes(dtype)
 }
 
 /// `plain` (rows of `row_blocks` blocks of `dtype`, a multiple of [`GROUP`] rows) interleaved.
@@ -59,7 +68,7 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
                 for field in (0..head).step_by(2) {
                     group_block[GROUP * field + 2 * r..][..2].copy_from_slice(&plain_block[field..field + 2]);
                 }
-                for t in 0..8 {
+                for t in 0..quant_bytes(dtype) / 2 {
                     let at = GROUP * head + 16 * t + 2 * r;
                     group_block[at..at + 2].copy_from_slice(&plain_block[head + 2 * t..][..2]);
                 }
@@ -76,7 +85,7 @@ fn plain_block(dtype: DType, data: &[u8], row_blocks: usize, (row, b): (usize, u
     for field in (0..head).step_by(2) {
         out.extend_from_slice(&group_block[GROUP * field + 2 * r..][..2]);
     }
-    for t in 0..8 {
+    for t in 0..quant_bytes(dtype) / 2 {
         out.extend_from_slice(&group_block[GROUP * head + 16 * t + 2 * r..][..2]);
     }
 }
@@ -107,10 +116,12 @@ fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16
             let vnni = level >= Isa::Avx512Vnni;
             // SAFETY (each): `isa()` found AVX2, FMA and F16C, and with `vnni` AVX512-VNNI.
             let group_dots = match (dtype, vnni) {
-                (DType::Q4_1, true) => unsafe { avx2::group_dot_vnni::<true>(group, x) },
-                (DType::Q4_1, false) => unsafe { avx2::group_dot::<true>(group, x) },
-                (_, true) => unsafe { avx2::group_dot_vnni::<false>(group, x) },
-                (_, false) => unsafe { avx2::group_dot::<false>(group, x) },
+                (DType::Q4_1, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q4_1 }>(group, x) },
+                (DType::Q4_1, false) => unsafe { avx2::group_dot::<{ avx2::Q4_1 }>(group, x) },
+                (DType::Q8_0, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q8_0 }>(group, x) },
+                (DType::Q8_0, false) => unsafe { avx2::group_dot::<{ avx2::Q8_0 }>(group, x) },
+                (_, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q4_0 }>(group, x) },
+                (_, false) => unsafe { avx2::group_dot::<{ avx2::Q4_0 }>(group, x) },
             };
             dots.copy_from_slice(&group_dots);
             continue;
@@ -128,18 +139,24 @@ fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Q16Row, GROUP, NIBBLES, QK};
+    use super::{Q16Row, GROUP, QK};
     use crate::block_dot::avx2::PREFETCH_AHEAD;
 
-    /// `w_row · x` for the eight rows of one interleaved group of `Q4_0` blocks, or of `Q4_1`
-    /// blocks with `MIN` (whose minimums follow the scales).
+    /// The block types of [`group_dot`]'s `KIND`.
+    pub const Q4_0: u8 = 0;
+    /// `Q4_1`: a minimum per block after the scale.
+    pub const Q4_1: u8 = 1;
+    /// `Q8_0`: 32 signed bytes per block.
+    pub const Q8_0: u8 = 2;
+
+    /// `w_row · x` for the eight rows of one interleaved group of `KIND` blocks.
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn group_dot<const MIN: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+    pub unsafe fn group_dot<const KIND: u8>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
         // SAFETY: the caller's contract.
-        unsafe { group_body::<MIN, false>(group, x) }
+        unsafe { group_body::<KIND, false>(group, x) }
     }
 
     /// [`group_dot`] with AVX512-VNNI's `vpdpwssd` adding each pair's products in one
@@ -148,9 +165,9 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2, FMA, F16C, AVX-512F, AVX-512VL and AVX512-VNNI.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-    pub unsafe fn group_dot_vnni<const MIN: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+    pub unsafe fn group_dot_vnni<const KIND: u8>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
         // SAFETY: the caller's contract.
-        unsafe { group_body::<MIN, true>(group, x) }
+        unsafe { group_body::<KIND, true>(group, x) }
     }
 
     /// The body of [`group_dot`] and [`group_dot_vnni`].
@@ -158,9 +175,13 @@ mod avx2 {
     /// # Safety
     /// The CPU must have the instructions of the caller (VNNI's with `VNNI`).
     #[inline(always)]
-    unsafe fn group_body<const MIN: bool, const VNNI: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
-        let head = if MIN { 4 } else { 2 };
-        let block_bytes = GROUP * (head + NIBBLES);
+    unsafe fn group_body<const KIND: u8, const VNNI: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
+        let (head, quants) = match KIND {
+            Q4_1 => (4, QK / 2),
+            Q8_0 => (2, QK),
+            _ => (2, QK / 2),
+        };
+        let block_bytes = GROUP * (head + quants);
         let blocks = x.d.len();
         assert!(group.len() >= blocks * block_bytes && x.q.len() >= blocks * QK && x.s.len() >= blocks);
         let low_nibble = _mm256_set1_epi16(0x0F);
@@ -170,36 +191,53 @@ mod avx2 {
             // above); a prefetch may point anywhere.
             unsafe {
                 let block = group.as_ptr().add(b * block_bytes);
-                for line in [0, 64, 128] {
+                for line in (0..block_bytes).step_by(64) {
                     _mm_prefetch::<_MM_HINT_T0>(block.wrapping_add(PREFETCH_AHEAD + line).cast());
                 }
                 let scales = _mm256_cvtph_ps(_mm_loadu_si128(block.cast()));
                 let xq = x.q.as_ptr().add(b * QK);
                 // Four running sums, so that no multiply-add waits on the one before it.
                 let mut sums = [_mm256_setzero_si256(); 4];
-                for t in 0..8 {
-                    let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(GROUP * head + 16 * t).cast()));
-                    let (lo, hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
-                    let x_lo = _mm256_set1_epi32(xq.add(2 * t).cast::<i32>().read_unaligned());
-                    let x_hi = _mm256_set1_epi32(xq.add(16 + 2 * t).cast::<i32>().read_unaligned());
-                    let at = 2 * (t % 2);
+                let add = |sum: __m256i, w: __m256i, x: __m256i| {
                     if VNNI {
-                        sums[at] = _mm256_dpwssd_epi32(sums[at], lo, x_lo);
-                        sums[at + 1] = _mm256_dpwssd_epi32(sums[at + 1], hi, x_hi);
+                        _mm256_dpwssd_epi32(sum, w, x)
                     } else {
-                        sums[at] = _mm256_add_epi32(sums[at], _mm256_madd_epi16(lo, x_lo));
-                        sums[at + 1] = _mm256_add_epi32(sums[at + 1], _mm256_madd_epi16(hi, x_hi));
+                        _mm256_add_epi32(sum, _mm256_madd_epi16(w, x))
+                    }
+                };
+                let pair = |at: usize| _mm256_set1_epi32(xq.add(at).cast::<i32>().read_unaligned());
+                if KIND == Q8_0 {
+                    // Group `t`: weights `2t`, `2t + 1` of each row, sign-extended.
+                    for t in 0..QK / 2 {
+                        let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(block.add(GROUP * head + 16 * t).cast()));
+                        sums[t % 4] = add(sums[t % 4], w, pair(2 * t));
+                    }
+                } else {
+                    // Group `t`: low nibbles weights `2t`, `2t + 1`, high nibbles `2t + 16`, `2t + 17`.
+                    for t in 0..QK / 4 {
+                        let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(GROUP * head + 16 * t).cast()));
+                        let (lo, hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
+                        let at = 2 * (t % 2);
+                        sums[at] = add(sums[at], lo, pair(2 * t));
+                        sums[at + 1] = add(sums[at + 1], hi, pair(16 + 2 * t));
                     }
                 }
                 let pairs = (_mm256_add_epi32(sums[0], sums[1]), _mm256_add_epi32(sums[2], sums[3]));
                 let products = _mm256_cvtepi32_ps(_mm256_add_epi32(pairs.0, pairs.1));
                 acc = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(x.d[b])), products, acc);
                 // The offset term: `Q4_1`'s `m · x.s`; `Q4_0`'s `d·(q − 8)` gives −8 · `d · x.s`.
-                let offset = if MIN { _mm256_cvtph_ps(_mm_loadu_si128(block.add(2 * GROUP).cast())) } else { scales };
-                offsets = _mm256_fmadd_ps(offset, _mm256_set1_ps(x.s[b]), offsets);
+                let offset =
+                    if KIND == Q4_1 { _mm256_cvtph_ps(_mm_loadu_si128(block.add(2 * GROUP).cast())) } else { scales };
+                if KIND != Q8_0 {
+                    offsets = _mm256_fmadd_ps(offset, _mm256_set1_ps(x.s[b]), offsets);
+                }
             }
         }
-        let total = if MIN { _mm256_add_ps(acc, offsets) } else { _mm256_fmadd_ps(offsets, _mm256_set1_ps(-8.0), acc) };
+        let total = match KIND {
+            Q4_1 => _mm256_add_ps(acc, offsets),
+            Q8_0 => acc,
+            _ => _mm256_fmadd_ps(offsets, _mm256_set1_ps(-8.0), acc),
+        };
         let mut dots = [0f32; GROUP];
         // SAFETY: `dots` holds eight f32.
         unsafe { _mm256_storeu_ps(dots.as_mut_ptr(), total) };
@@ -211,7 +249,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    const TYPES: [DType; 2] = [DType::Q4_0, DType::Q4_1];
+    const TYPES: [DType; 3] = [DType::Q4_0, DType::Q4_1, DType::Q8_0];
 
     /// `rows` rows of `row_blocks` blocks of `dtype` with varied scales, minimums and nibbles.
     fn plain(dtype: DType, rows: usize, row_blocks: usize) -> Vec<u8> {
@@ -221,7 +259,7 @@ mod tests {
             if dtype == DType::Q4_1 {
                 data.extend(half::f16::from_f32(-0.01 * (blk % 5) as f32).to_le_bytes());
             }
-            data.extend((0..16).map(|i| ((blk * 31 + i * 37 + i * i * 11) % 256) as u8));
+            data.extend((0..quant_bytes(dtype)).map(|i| ((blk * 31 + i * 37 + i * i * 11) % 256) as u8));
         }
         data
     }
