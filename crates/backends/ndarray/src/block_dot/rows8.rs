@@ -78,26 +78,60 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
     out
 }
 
-/// Block `b` of row `row` as the file stores it, appended to `out`.
-fn plain_block(dtype: DType, data: &[u8], row_blocks: usize, (row, b): (usize, usize), out: &mut Vec<u8>) {
+/// Block `b` of row `row` as the file stores it, written to `out` (one block's bytes).
+fn plain_block(dtype: DType, data: &[u8], row_blocks: usize, (row, b): (usize, usize), out: &mut [u8]) {
     let (block, head, r) = (dtype.block_bytes(), header(dtype), row % GROUP);
     let group_block = &data[((row / GROUP) * row_blocks + b) * GROUP * block..][..GROUP * block];
-    for field in (0..head).step_by(2) {
-        out.extend_from_slice(&group_block[GROUP * field + 2 * r..][..2]);
-    }
-    for t in 0..quant_bytes(dtype) / 2 {
-        out.extend_from_slice(&group_block[GROUP * head + 16 * t + 2 * r..][..2]);
+    let words = (0..head / 2).map(|f| GROUP * 2 * f).chain((0..quant_bytes(dtype) / 2).map(|t| GROUP * head + 16 * t));
+    for (word, at) in out.chunks_exact_mut(2).zip(words) {
+        word.copy_from_slice(&group_block[at + 2 * r..at + 2 * r + 2]);
     }
 }
 
 /// Dequantises blocks `blocks` (row-major block indices, rows of `row_blocks`) of interleaved
-/// `dtype` `data` into `out`, as `quant::dequantize` does the file's blocks.
+/// `dtype` `data` into `out`: the values `quant::dequantize` gives the file's blocks, bit for
+/// bit (the same formula per element, read from the interleaved places).
 pub fn dequantize(dtype: DType, data: &[u8], row_blocks: usize, blocks: Range<usize>, out: &mut Vec<f32>) {
-    let mut plain = Vec::with_capacity(blocks.len() * dtype.block_bytes());
+    let (group_bytes, head) = (GROUP * dtype.block_bytes(), header(dtype));
+    let mut values = [0f32; QK];
+    out.reserve(blocks.len() * QK);
     for i in blocks {
-        plain_block(dtype, data, row_blocks, (i / row_blocks, i % row_blocks), &mut plain);
+        let (row, b) = (i / row_blocks, i % row_blocks);
+        let group_block = &data[((row / GROUP) * row_blocks + b) * group_bytes..][..group_bytes];
+        let r = row % GROUP;
+        let half =
+            |at: usize| half::f16::from_le_bytes([group_block[at + 2 * r], group_block[at + 2 * r + 1]]).to_f32();
+        // Bytes 2t and 2t + 1 of the row's quants.
+        let pair =
+            |t: usize| [group_block[GROUP * head + 16 * t + 2 * r], group_block[GROUP * head + 16 * t + 2 * r + 1]];
+        let d = half(0);
+        match dtype {
+            DType::Q8_0 => {
+                for t in 0..QK / 2 {
+                    let [q0, q1] = pair(t);
+                    (values[2 * t], values[2 * t + 1]) = (d * f32::from(q0 as i8), d * f32::from(q1 as i8));
+                }
+            }
+            DType::Q4_1 => {
+                let m = half(2 * GROUP);
+                for t in 0..QK / 4 {
+                    for (j, q) in pair(t).into_iter().enumerate() {
+                        values[2 * t + j] = f32::from(q & 0x0F) * d + m;
+                        values[2 * t + j + 16] = f32::from(q >> 4) * d + m;
+                    }
+                }
+            }
+            _ => {
+                for t in 0..QK / 4 {
+                    for (j, q) in pair(t).into_iter().enumerate() {
+                        values[2 * t + j] = d * f32::from((q & 0x0F) as i8 - 8);
+                        values[2 * t + j + 16] = d * f32::from((q >> 4) as i8 - 8);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&values);
     }
-    zoo_core::quant::dequantize(dtype, &plain, out);
 }
 
 /// `out[j] = w_row(j) · x` for the rows of the interleaved `dtype` groups in `data` (each group
@@ -127,9 +161,12 @@ fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16
             continue;
         }
         let Some(layout) = super::Nibbles::of(dtype) else { return };
+        let size = dtype.block_bytes();
         for (r, dot) in dots.iter_mut().enumerate() {
-            let mut row = Vec::with_capacity(row_blocks * dtype.block_bytes());
-            (0..row_blocks).for_each(|b| plain_block(dtype, data, row_blocks, (g * GROUP + r, b), &mut row));
+            let mut row = vec![0u8; row_blocks * size];
+            for (b, block) in row.chunks_exact_mut(size).enumerate() {
+                plain_block(dtype, data, row_blocks, (g * GROUP + r, b), block);
+            }
             *dot = super::q4_row(&row, x, super::f16_table(), layout);
         }
     }
@@ -274,7 +311,7 @@ mod tests {
             assert_ne!(mixed, data);
             for row in 0..rows {
                 for b in 0..row_blocks {
-                    let (i, mut block) = (row * row_blocks + b, Vec::new());
+                    let (i, mut block) = (row * row_blocks + b, vec![0u8; size]);
                     plain_block(dtype, &mixed, row_blocks, (row, b), &mut block);
                     assert_eq!(block[..], data[i * size..(i + 1) * size], "{dtype} row {row}");
                 }
