@@ -33,7 +33,11 @@ impl Bytes {
 
     /// [`Bytes::new`] for a window of a read-only memory map of a file, whose pages the process
     /// may hand back ([`Bytes::release_pages`]) and read again from the file later.
-    pub fn file_mapped(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> Self {
+    ///
+    /// # Safety
+    /// `owner` must be a memory map of a file that nothing writes to while it is mapped (a
+    /// released page of any other memory would read back as zeros).
+    pub unsafe fn file_mapped(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> Self {
         Self { file_mapped: true, ..Self::new(owner, range) }
     }
 

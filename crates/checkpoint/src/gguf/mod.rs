@@ -178,7 +178,8 @@ impl Gguf {
     /// Hands the pages of `info`'s bytes back to the OS once a copy replaces them, so that a
     /// process does not hold both ([`Bytes::release_pages`]).
     fn release(&self, info: &TensorInfo) {
-        Bytes::file_mapped(self.mmap.clone(), info.range.clone()).release_pages();
+        // SAFETY: `self.mmap` maps the GGUF file read-only.
+        unsafe { Bytes::file_mapped(self.mmap.clone(), info.range.clone()) }.release_pages();
     }
 
     fn unsupported(&self, info: &TensorInfo) -> zoo_core::Error {
@@ -211,7 +212,8 @@ impl WeightSource for Gguf {
         if let Some(dtype) = Self::handed_out(info, reordered.is_some()) {
             let bytes = match reordered {
                 Some(rows) => Bytes::from_vec(rows),
-                None => Bytes::file_mapped(self.mmap.clone(), info.range.clone()),
+                // SAFETY: `self.mmap` maps the GGUF file read-only.
+                None => unsafe { Bytes::file_mapped(self.mmap.clone(), info.range.clone()) },
             };
             return WeightView::new(name, dtype, info.shape(), bytes);
         }
