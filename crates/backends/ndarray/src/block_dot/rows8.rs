@@ -22,6 +22,8 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use zoo_core::quant::QK;
 use zoo_core::DType;
 
@@ -61,7 +63,10 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
     let (block, head) = (dtype.block_bytes(), header(dtype));
     let row_bytes = row_blocks * block;
     let mut out = vec![0u8; plain.len()];
-    for (src, dst) in plain.chunks_exact(GROUP * row_bytes).zip(out.chunks_exact_mut(GROUP * row_bytes)) {
+    // Groups of rows in parallel: loading the default model took 0.17 s with this done on one
+    // thread, against 0.10 s with the file's layout.
+    let groups = plain.par_chunks_exact(GROUP * row_bytes).zip(out.par_chunks_exact_mut(GROUP * row_bytes));
+    groups.for_each(|(src, dst)| {
         for (b, group_block) in dst.chunks_exact_mut(GROUP * block).enumerate() {
             for r in 0..GROUP {
                 let plain_block = &src[r * row_bytes + b * block..][..block];
@@ -74,7 +79,7 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
                 }
             }
         }
-    }
+    });
     out
 }
 
