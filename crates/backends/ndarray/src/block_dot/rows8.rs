@@ -41,7 +41,8 @@ pub fn applies(dtype: DType, rows: usize) -> bool {
             && isa() >= Isa::Avx2
             && std::env::var("ZOO_INTERLEAVE").map_or(true, |v| v.trim() != "0")
     });
-    enabled && matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0) && rows > 0 && rows.is_multiple_of(GROUP)
+    let interleaved = matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0);
+    enabled && interleaved && rows > 0 && rows.is_multiple_of(GROUP)
 }
 
 /// Bytes of a block's quants: 16 of nibbles, or `Q8_0`'s 32 signed bytes.
@@ -78,9 +79,51 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
                     group_block[at..at + 2].copy_from_slice(&plain_block[head + 2 * t..][..2]);
                 }
             }
+            if dtype == DType::Q5_0 {
+                put_lane_masks(group_block);
+            }
         }
     });
     out
+}
+
+/// Where a `Q5_0` group block keeps its fifth bits: eight pairs of 16-bit lane masks after the
+/// scales, pair `t` for nibble group `t` (bit `2r + j` of the first: the fifth bit of weight
+/// `2t + j` of row `r`; of the second: of weight `2t + 16 + j`), so the kernel adds them to
+/// the widened nibbles as they lie in its lanes.
+const MASKS_AT: usize = 2 * GROUP;
+
+/// Replaces the eight rows' 32-bit masks of fifth bits, which [`interleave`] put as two words
+/// per row (the low halves at [`MASKS_AT`], the high ones after), with the lane masks.
+fn put_lane_masks(group_block: &mut [u8]) {
+    let word = |at: usize| u32::from(u16::from_le_bytes([group_block[at], group_block[at + 1]]));
+    let rows: [u32; GROUP] = std::array::from_fn(|r| word(MASKS_AT + 2 * r) | word(MASKS_AT + 2 * GROUP + 2 * r) << 16);
+    for t in 0..QK / 4 {
+        let mut masks = [0u16; 2];
+        for (r, qh) in rows.iter().enumerate() {
+            for j in 0..2 {
+                masks[0] |= (((qh >> (2 * t + j)) & 1) as u16) << (2 * r + j);
+                masks[1] |= (((qh >> (16 + 2 * t + j)) & 1) as u16) << (2 * r + j);
+            }
+        }
+        group_block[MASKS_AT + 4 * t..][..2].copy_from_slice(&masks[0].to_le_bytes());
+        group_block[MASKS_AT + 4 * t + 2..][..2].copy_from_slice(&masks[1].to_le_bytes());
+    }
+}
+
+/// Row `r`'s 32-bit mask of fifth bits (bit `j` for weight `j`), from a `Q5_0` group block's
+/// lane masks.
+fn row_fifth_bits(group_block: &[u8], r: usize) -> u32 {
+    let mut qh = 0u32;
+    for t in 0..QK / 4 {
+        let lo = u16::from_le_bytes([group_block[MASKS_AT + 4 * t], group_block[MASKS_AT + 4 * t + 1]]);
+        let hi = u16::from_le_bytes([group_block[MASKS_AT + 4 * t + 2], group_block[MASKS_AT + 4 * t + 3]]);
+        for j in 0..2 {
+            qh |= u32::from((lo >> (2 * r + j)) & 1) << (2 * t + j);
+            qh |= u32::from((hi >> (2 * r + j)) & 1) << (16 + 2 * t + j);
+        }
+    }
+    qh
 }
 
 /// Block `b` of row `row` as the file stores it, written to `out` (one block's bytes).
@@ -90,6 +133,9 @@ fn plain_block(dtype: DType, data: &[u8], row_blocks: usize, (row, b): (usize, u
     let words = (0..head / 2).map(|f| GROUP * 2 * f).chain((0..quant_bytes(dtype) / 2).map(|t| GROUP * head + 16 * t));
     for (word, at) in out.chunks_exact_mut(2).zip(words) {
         word.copy_from_slice(&group_block[at + 2 * r..at + 2 * r + 2]);
+    }
+    if dtype == DType::Q5_0 {
+        out[2..6].copy_from_slice(&row_fifth_bits(group_block, r).to_le_bytes());
     }
 }
 
@@ -115,6 +161,17 @@ pub fn dequantize(dtype: DType, data: &[u8], row_blocks: usize, blocks: Range<us
                 for t in 0..QK / 2 {
                     let [q0, q1] = pair(t);
                     (values[2 * t], values[2 * t + 1]) = (d * f32::from(q0 as i8), d * f32::from(q1 as i8));
+                }
+            }
+            DType::Q5_0 => {
+                let qh = row_fifth_bits(group_block, r);
+                let fifth = |e: usize| (((qh >> e) & 1) << 4) as u8;
+                for t in 0..QK / 4 {
+                    for (j, q) in pair(t).into_iter().enumerate() {
+                        let (lo, hi) = (2 * t + j, 2 * t + j + 16);
+                        values[lo] = f32::from(((q & 0x0F) | fifth(lo)) as i8 - 16) * d;
+                        values[hi] = f32::from(((q >> 4) | fifth(hi)) as i8 - 16) * d;
+                    }
                 }
             }
             DType::Q4_1 => {
@@ -158,6 +215,8 @@ fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16
                 (DType::Q4_1, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q4_1 }>(group, x) },
                 (DType::Q4_1, false) => unsafe { avx2::group_dot::<{ avx2::Q4_1 }>(group, x) },
                 (DType::Q8_0, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q8_0 }>(group, x) },
+                (DType::Q5_0, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q5_0 }>(group, x) },
+                (DType::Q5_0, false) => unsafe { avx2::group_dot::<{ avx2::Q5_0 }>(group, x) },
                 (DType::Q8_0, false) => unsafe { avx2::group_dot::<{ avx2::Q8_0 }>(group, x) },
                 (_, true) => unsafe { avx2::group_dot_vnni::<{ avx2::Q4_0 }>(group, x) },
                 (_, false) => unsafe { avx2::group_dot::<{ avx2::Q4_0 }>(group, x) },
@@ -190,6 +249,8 @@ mod avx2 {
     pub const Q4_1: u8 = 1;
     /// `Q8_0`: 32 signed bytes per block.
     pub const Q8_0: u8 = 2;
+    /// `Q5_0`: lane masks of fifth bits after the scales (`super::MASKS_AT`).
+    pub const Q5_0: u8 = 3;
 
     /// `w_row · x` for the eight rows of one interleaved group of `KIND` blocks.
     ///
@@ -220,8 +281,17 @@ mod avx2 {
     unsafe fn group_body<const KIND: u8, const VNNI: bool>(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
         let (head, quants) = match KIND {
             Q4_1 => (4, QK / 2),
+            Q5_0 => (6, QK / 2),
             Q8_0 => (2, QK),
             _ => (2, QK / 2),
+        };
+        let lane_bits =
+            _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, i16::MIN);
+        let sixteen = _mm256_set1_epi16(16);
+        // 16 in each i16 lane whose bit of `mask` is set.
+        let fifth = |mask: u16| {
+            let set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(mask as i16), lane_bits), lane_bits);
+            _mm256_and_si256(set, sixteen)
         };
         let block_bytes = GROUP * (head + quants);
         let blocks = x.d.len();
@@ -258,7 +328,12 @@ mod avx2 {
                     // Group `t`: low nibbles weights `2t`, `2t + 1`, high nibbles `2t + 16`, `2t + 17`.
                     for t in 0..QK / 4 {
                         let bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(GROUP * head + 16 * t).cast()));
-                        let (lo, hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
+                        let (mut lo, mut hi) = (_mm256_and_si256(bytes, low_nibble), _mm256_srli_epi16::<4>(bytes));
+                        if KIND == Q5_0 {
+                            let masks = block.add(super::MASKS_AT + 4 * t).cast::<u16>();
+                            lo = _mm256_or_si256(lo, fifth(masks.read_unaligned()));
+                            hi = _mm256_or_si256(hi, fifth(masks.add(1).read_unaligned()));
+                        }
                         let at = 2 * (t % 2);
                         sums[at] = add(sums[at], lo, pair(2 * t));
                         sums[at + 1] = add(sums[at + 1], hi, pair(16 + 2 * t));
@@ -278,6 +353,8 @@ mod avx2 {
         let total = match KIND {
             Q4_1 => _mm256_add_ps(acc, offsets),
             Q8_0 => acc,
+            // `Q5_0` is `d·(q − 16)`.
+            Q5_0 => _mm256_fmadd_ps(offsets, _mm256_set1_ps(-16.0), acc),
             _ => _mm256_fmadd_ps(offsets, _mm256_set1_ps(-8.0), acc),
         };
         let mut dots = [0f32; GROUP];
@@ -291,7 +368,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    const TYPES: [DType; 3] = [DType::Q4_0, DType::Q4_1, DType::Q8_0];
+    const TYPES: [DType; 4] = [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0];
 
     /// `rows` rows of `row_blocks` blocks of `dtype` with varied scales, minimums and nibbles.
     fn plain(dtype: DType, rows: usize, row_blocks: usize) -> Vec<u8> {
@@ -300,6 +377,10 @@ mod tests {
             data.extend(half::f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());
             if dtype == DType::Q4_1 {
                 data.extend(half::f16::from_f32(-0.01 * (blk % 5) as f32).to_le_bytes());
+            }
+            if dtype == DType::Q5_0 {
+                data.extend(((blk as u32).wrapping_mul(0x9E37_79B9) ^ 0x5A5A_1234).to_le_bytes());
+                // fifth bits
             }
             data.extend((0..quant_bytes(dtype)).map(|i| ((blk * 31 + i * 37 + i * i * 11) % 256) as u8));
         }
