@@ -399,7 +399,7 @@ fn matmul_t(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
 #[test]
 fn weights_of_every_dtype_match_f32_math_on_their_dequantised_values() {
     // More output features than one GEMV chunk (64); three blocks per row (two super-blocks).
-    // 72 rows as well: ndarray keeps Q4_0, Q4_1 and Q8_0 weights whose rows are a multiple of
+    // 72 rows as well: ndarray keeps Q4_0, Q4_1, Q5_0 and Q8_0 weights whose rows are a multiple of
     // eight interleaved (its `block_dot::rows8`), 70 in the file's layout.
     for (dtype, rows) in DType::ALL.into_iter().flat_map(|d| [(d, 70), (d, 72)]) {
         let cols = if dtype.block_size() > 32 { 512 } else { 96 };

@@ -93,7 +93,7 @@ pub struct Blocks {
     /// Which block layout.
     pub dtype: DType,
     /// The blocks (usually borrowed from the memory map), in the file's order, or for a
-    /// `Q4_0`/`Q4_1`/`Q8_0` weight whose rows are interleaved ([`Blocks::interleaved`]) in that order.
+    /// `Q4_0`/`Q4_1`/`Q5_0`/`Q8_0` weight whose rows are interleaved ([`Blocks::interleaved`]) in that order.
     pub data: Bytes,
     /// Blocks per row when the rows are interleaved eight at a time
     /// ([`crate::block_dot::rows8`]); `None`: as the file stores them.

@@ -1,11 +1,11 @@
-//! `Q4_0`, `Q4_1` and `Q8_0` weights interleaved eight rows at a time, for decode with AVX2.
+//! `Q4_0`, `Q4_1`, `Q5_0` and `Q8_0` weights interleaved eight rows at a time, for decode with AVX2.
 //!
 //! A `Q4_0` row is blocks of 32 weights: an f16 scale and 16 bytes, byte `j` holding weight `j`
 //! in its low nibble and weight `j + 16` in its high one (`Q4_1` adds an f16 minimum after the
 //! scale). Multiplied row by row (`avx2`'s
 //! `nibble_tile`), each block's scale is looked up, multiplied and broadcast for 32 products,
 //! and each row ends in a horizontal sum: 21 instructions a block. Interleaved, block `b` of
-//! eight consecutive rows is 144 bytes: the eight scales, then eight 16-byte groups, group `t`
+//! eight consecutive `Q4_0` rows is 144 bytes: the eight scales, then eight 16-byte groups, group `t`
 //! holding bytes `2t` and `2t + 1` of each row's block (row `r` at bytes `2r`, `2r + 1`). Widened
 //! to i16, group `t` is weights `2t` and `2t + 1` (low nibbles) and `2t + 16`, `2t + 17` (high
 //! nibbles) of the eight rows, pair by pair, so one `vpmaddwd` with the activations' pair
@@ -13,9 +13,10 @@
 //! are one vector. That is about six instructions per row and block (fewer with AVX512-VNNI,
 //! whose `vpdpwssd` multiplies and adds in one).
 //!
-//! `Q8_0` blocks interleave alike: their 32 signed bytes are sixteen groups, sign-extended.
+//! `Q8_0` blocks interleave alike: their 32 signed bytes are sixteen groups, sign-extended;
+//! `Q5_0` keeps its fifth bits as lane masks matching the groups (`MASKS_AT`).
 //!
-//! `NdTensor::blocks` interleaves a `Q4_0`, `Q4_1` or `Q8_0` weight whose rows are a multiple of eight
+//! `NdTensor::blocks` interleaves such a weight whose rows are a multiple of eight
 //! when the CPU has AVX2 (`ZOO_INTERLEAVE=0` keeps the file's layout); every reader of such a
 //! weight goes through here ([`dequantize`] restores the file's blocks, bit for bit).
 
