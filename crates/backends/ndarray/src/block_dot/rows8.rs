@@ -55,7 +55,8 @@ fn quant_bytes(dtype: DType) -> usize {
     }
 }
 
-/// Bytes before a block's quants: its f16 scale (`Q4_0`, `Q8_0`), or scale and minimum (`Q4_1`).
+/// Bytes before a block's quants: its f16 scale (`Q4_0`, `Q8_0`), scale and minimum (`Q4_1`), or
+/// scale and 32-bit mask of fifth bits (`Q5_0`).
 fn header(dtype: DType) -> usize {
     dtype.block_bytes() - quant_bytes(dtype)
 }
