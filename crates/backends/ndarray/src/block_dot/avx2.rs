@@ -84,7 +84,7 @@ pub(super) trait NibbleOps: Copy {
 /// The AVX2 [`NibbleOps`]: fifth bits by comparing the broadcast mask with each lane's bit,
 /// products by two `madd`s.
 #[derive(Clone, Copy)]
-struct Avx2Nibbles {
+pub(super) struct Avx2Nibbles {
     /// `1 << j` in i16 lane `j`.
     lane_bits: __m256i,
 }
@@ -95,7 +95,7 @@ impl Avx2Nibbles {
     /// # Safety
     /// The CPU must support AVX2.
     #[inline(always)]
-    unsafe fn new() -> Self {
+    pub(super) unsafe fn new() -> Self {
         // SAFETY: AVX2 is present (the caller's contract).
         let lane_bits = unsafe {
             _mm256_setr_epi16(
@@ -125,7 +125,7 @@ impl Avx2Nibbles {
     /// # Safety
     /// The CPU must support AVX2.
     #[inline(always)]
-    unsafe fn sixteens(self, mask: u16) -> __m256i {
+    pub(super) unsafe fn sixteens(self, mask: u16) -> __m256i {
         // SAFETY: AVX2 is present (the caller's contract).
         unsafe {
             let set =
