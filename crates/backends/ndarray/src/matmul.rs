@@ -82,6 +82,8 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
     if let Some(b) = blocks {
         if n <= block_gemv_max_rows() {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
+        } else if crate::block_dot::gemm::applies(b) {
+            crate::block_dot::gemm::gemm(x.values(), b, n, k, out_features, &mut out);
         } else {
             gemm_dequantized(x.values(), b, n, k, out_features, &mut out);
         }

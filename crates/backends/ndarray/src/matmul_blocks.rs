@@ -5,7 +5,10 @@
 //! - few rows (decode): each output feature's row is streamed once as blocks and multiplied
 //!   with `x` block by block ([`crate::block_dot`]: f32 activations for `Q8_0`, 16-bit ones in
 //!   integer arithmetic for the 4-bit types and the K-quants), parallel over output features;
-//! - many rows (prefill): `crate::matmul`'s GEMM path dequantises tiles of weight rows.
+//! - many rows (prefill): weights interleaved eight rows at a time on a CPU with AVX512-VNNI
+//!   go through the integer GEMM ([`crate::block_dot::gemm`]: the same 16-bit activations,
+//!   32 products per instruction); others through `crate::matmul`'s GEMM path, which
+//!   dequantises tiles of weight rows to f32.
 
 use crate::block_dot::{rows8, rows_dot_tile, Activations};
 use crate::matmul::par_feature_tiles;
@@ -42,7 +45,7 @@ mod tests {
     use half::f16;
     use zoo_core::{Bytes, DType, WeightView};
 
-    use crate::block_dot::Activations;
+    use crate::block_dot::{gemm, Activations};
     use crate::matmul::{block_gemv_max_rows, linear};
     use crate::tensor::NdTensor;
 
@@ -72,9 +75,10 @@ mod tests {
             for &(n, k, m) in shapes.iter().chain(&[(3, 64, 136), (17, 64, 128)]) {
                 let (blocks, dense) = weight(dtype, m, k);
                 let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
-                // Decode-sized inputs meet the weights as the kernels see them (16 bits for the
-                // 4-bit types, f32 for Q8_0); the result is exact on those.
-                let x_seen: Vec<f32> = if n <= block_gemv_max_rows() {
+                // Decode-sized inputs, and longer ones against interleaved weights where the
+                // integer GEMM runs, meet the weights in 16 bits; the result is exact on those.
+                let sixteen_bits = n <= block_gemv_max_rows() || gemm::applies(blocks.quant_blocks().unwrap());
+                let x_seen: Vec<f32> = if sixteen_bits {
                     x.chunks(k).flat_map(|row| Activations::new(row).seen()).collect()
                 } else {
                     x.clone()

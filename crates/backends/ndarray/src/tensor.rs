@@ -24,8 +24,10 @@ pub struct NdTensor {
 
 #[derive(Clone)]
 enum Storage {
-    /// Computed values.
-    Owned(Arc<[f32]>),
+    /// Computed values. An `Arc<Vec<_>>`, not an `Arc<[_]>`: making the latter from an op's
+    /// `Vec` copies every value into a fresh allocation (a prefill's MLP activations are
+    /// megabytes, so that was ~8% of a 128-token prefill, page faults included).
+    Owned(Arc<Vec<f32>>),
     /// f32 weights used in place: 4-byte aligned, little-endian, checked at construction.
     Mapped(Bytes),
     /// int8 weights with per-group multipliers.
@@ -152,7 +154,7 @@ impl NdTensor {
     /// Owns `values` under `shape`.
     pub fn new(values: Vec<f32>, shape: Vec<usize>) -> Result<Self> {
         check_len(values.len(), &shape, "tensor")?;
-        Ok(Self { storage: Storage::Owned(values.into()), shape })
+        Ok(Self { storage: Storage::Owned(Arc::new(values)), shape })
     }
 
     /// Uses f32 bytes in place when they are aligned; `None` otherwise.

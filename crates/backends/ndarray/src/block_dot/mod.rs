@@ -33,6 +33,9 @@ use crate::isa::{isa, Isa};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 mod k_quants;
 #[cfg(target_arch = "x86_64")]
 mod k_quants_avx2;

@@ -57,7 +57,7 @@ fn quant_bytes(dtype: DType) -> usize {
 
 /// Bytes before a block's quants: its f16 scale (`Q4_0`, `Q8_0`), scale and minimum (`Q4_1`), or
 /// scale and 32-bit mask of fifth bits (`Q5_0`).
-fn header(dtype: DType) -> usize {
+pub(super) fn header(dtype: DType) -> usize {
     dtype.block_bytes() - quant_bytes(dtype)
 }
 
@@ -90,7 +90,7 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
 /// scales, pair `t` for nibble group `t` (bit `2r + j` of the first: the fifth bit of weight
 /// `2t + j` of row `r`; of the second: of weight `2t + 16 + j`), so the kernel adds them to
 /// the widened nibbles as they lie in its lanes.
-const MASKS_AT: usize = 2 * GROUP;
+pub(super) const MASKS_AT: usize = 2 * GROUP;
 
 /// Replaces the eight rows' 32-bit masks of fifth bits, which [`interleave`] put as two words
 /// per row (the low halves at [`MASKS_AT`], the high ones after), with the lane masks.
@@ -148,6 +148,42 @@ fn plain_block(dtype: DType, data: &[u8], row_blocks: usize, (row, b): (usize, u
     }
     if dtype == DType::Q5_0 {
         out[2..6].copy_from_slice(&row_fifth_bits(group_block, r).to_le_bytes());
+    }
+}
+
+/// Block `b` of row `r` of interleaved `dtype` `data` as integers: its scale, its minimum
+/// (`Q4_1`; else 0) and its 32 quants with the type's offset taken off (`Q4_0`: `q − 8`,
+/// `Q5_0`: `q − 16`), so that the block is `d · q + m`.
+pub fn block_integers(dtype: DType, data: &[u8], row_blocks: usize, (r, b): (usize, usize)) -> (f32, f32, [i16; QK]) {
+    let mut block = vec![0u8; dtype.block_bytes()];
+    plain_block(dtype, data, row_blocks, (r, b), &mut block);
+    let half = |at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
+    let mut q = [0i16; QK];
+    let nibbles = |bytes: &[u8], fifth: u32, offset: i16, q: &mut [i16; QK]| {
+        for (j, &byte) in bytes.iter().enumerate() {
+            let bit = |e: usize| (((fifth >> e) & 1) << 4) as i16;
+            q[j] = i16::from(byte & 0x0F) + bit(j) - offset;
+            q[j + QK / 2] = i16::from(byte >> 4) + bit(j + QK / 2) - offset;
+        }
+    };
+    match dtype {
+        DType::Q8_0 => {
+            q.iter_mut().zip(&block[2..]).for_each(|(q, &v)| *q = i16::from(v as i8));
+            (half(0), 0.0, q)
+        }
+        DType::Q4_1 => {
+            nibbles(&block[4..], 0, 0, &mut q);
+            (half(0), half(2), q)
+        }
+        DType::Q5_0 => {
+            let fifth = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+            nibbles(&block[6..], fifth, 16, &mut q);
+            (half(0), 0.0, q)
+        }
+        _ => {
+            nibbles(&block[2..], 0, 8, &mut q);
+            (half(0), 0.0, q)
+        }
     }
 }
 
@@ -377,13 +413,13 @@ mod avx2 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const TYPES: [DType; 4] = [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0];
 
     /// `rows` rows of `row_blocks` blocks of `dtype` with varied scales, minimums and nibbles.
-    fn plain(dtype: DType, rows: usize, row_blocks: usize) -> Vec<u8> {
+    pub(crate) fn plain(dtype: DType, rows: usize, row_blocks: usize) -> Vec<u8> {
         let mut data = Vec::new();
         for blk in 0..rows * row_blocks {
             data.extend(half::f16::from_f32(0.002 + (blk % 7) as f32 * 0.003).to_le_bytes());

@@ -1,0 +1,345 @@
+//! Prefill against interleaved ggml block weights ([`rows8`]: `Q4_0`, `Q4_1`, `Q5_0`, `Q8_0`)
+//! in integer arithmetic, on CPUs with AVX512-VNNI.
+//!
+//! The f32 GEMM path dequantises each tile of weight rows and multiplies it with f32 FMAs (16
+//! products per instruction). Here the tokens are rounded to 16 bits as decode rounds them
+//! ([`Q16Row`]), each panel of [`LANES`] weight rows is widened once to i16, and one
+//! `vpdpwssd` multiplies a pair of weights of all sixteen rows with a pair of one token's
+//! activations and adds them (32 products per instruction) into i32 sums, one lane a weight
+//! row. The sums of a 32-element block are exact; each is then scaled once by the block's
+//! weight scale times the token's block scale into an f32 total (`Q4_1`'s minimums add
+//! `m · Σx` per block), as decode's kernels do.
+//!
+//! Layouts:
+//! - a [`Panel`]: per block, the 16 pairs of weights (`2p`, `2p + 1`) of each of its rows side
+//!   by side (`[block][pair][lane][2]` i16, the nibble types' offsets already taken off: `Q4_0`
+//!   as `q − 8`, `Q5_0` as `q − 16`), then the rows' scales (`[block][lane]` f32) and, for
+//!   `Q4_1`, minimums. Widened from [`rows8`]'s groups, two groups of eight rows a panel;
+//! - a [`Tokens`] group: up to [`TOKENS`] tokens' pairs of 16-bit activations as one i32 each
+//!   (`[block][pair][token]`), so the kernel broadcasts each from one pointer, and their block
+//!   scales and sums.
+//!
+//! The micro-kernel ([`super::gemm_avx512`]) holds one panel by up to twelve tokens: twelve
+//! i32 sums and twelve f32 totals in registers. Panels run in parallel; each is widened once and
+//! meets every token group while it is in cache.
+//!
+//! `ZOO_BLOCK_GEMM=0` turns it off (the f32 GEMM path then runs), for measuring.
+
+use std::sync::OnceLock;
+
+use zoo_core::quant::QK;
+use zoo_core::DType;
+
+use super::{rows8, Q16Row};
+use crate::isa::{isa, Isa};
+use crate::matmul::par_column_blocks;
+use crate::tensor::Blocks;
+
+/// Weight rows per panel: one 16-lane vector of i32 sums.
+pub const LANES: usize = 16;
+/// Tokens per micro-kernel call, at most.
+pub const TOKENS: usize = 12;
+/// Pairs of weights per 32-element block.
+pub const PAIRS: usize = QK / 2;
+
+/// Whether [`gemm`] multiplies `w` here: weights interleaved by [`rows8`] on a CPU with
+/// AVX512-VNNI, unless `ZOO_BLOCK_GEMM=0`.
+pub fn applies(w: &Blocks) -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    let enabled = *ENABLED.get_or_init(|| {
+        cfg!(target_arch = "x86_64")
+            && isa() >= Isa::Avx512Vnni
+            && std::env::var("ZOO_BLOCK_GEMM").map_or(true, |v| v.trim() != "0")
+    });
+    enabled && w.interleaved.is_some()
+}
+
+/// `out = x · wᵀ` (`out` `[n, m]`) for `n` tokens of `k` elements (whole blocks) and the `m`
+/// interleaved weight rows of `w`; callers check [`applies`] first.
+///
+/// # Panics
+/// If `w` is not interleaved or a length does not match.
+pub fn gemm(x: &[f32], w: &Blocks, n: usize, k: usize, m: usize, out: &mut [f32]) {
+    let row_blocks = w.interleaved.expect("gemm takes interleaved weights");
+    assert!(k == row_blocks * QK && x.len() == n * k && out.len() == n * m, "gemm: shapes");
+    let tokens = Tokens::pack(x, n, k);
+    par_column_blocks(n, m, LANES, out, |first, rows, part| {
+        PANEL.with_borrow_mut(|panel| {
+            panel.widen_into(w.dtype, w.data.as_slice(), row_blocks, first..first + rows);
+            let mut token = 0;
+            for group in &tokens.groups {
+                run(panel, group, &mut part[token * rows..], rows);
+                token += group.count;
+            }
+        })
+    });
+}
+
+thread_local! {
+    /// Each thread's panel, reused from product to product: a fresh one for a long row (150 KB
+    /// for 4 864 elements) is a fresh mapping from the allocator, zeroed page by page.
+    static PANEL: std::cell::RefCell<Panel> = const {
+        std::cell::RefCell::new(Panel { q: Vec::new(), d: Vec::new(), m: Vec::new(), rows: 0 })
+    };
+}
+
+/// One panel of up to [`LANES`] weight rows, widened (the module doc gives the layout).
+pub struct Panel {
+    /// `[block][pair][lane][2]` weights.
+    pub q: Vec<i16>,
+    /// `[block][lane]` scales.
+    pub d: Vec<f32>,
+    /// `[block][lane]` minimums (`Q4_1`), else empty.
+    pub m: Vec<f32>,
+    /// The rows it holds (the lanes past them are zero).
+    pub rows: usize,
+}
+
+impl Panel {
+    /// Rows `rows` (at most [`LANES`], starting and ending on a group of eight) of the
+    /// interleaved `dtype` weight `data` of `row_blocks` blocks a row, widened.
+    #[cfg(test)]
+    pub fn widen(dtype: DType, data: &[u8], row_blocks: usize, rows: std::ops::Range<usize>) -> Self {
+        let mut panel = Self { q: Vec::new(), d: Vec::new(), m: Vec::new(), rows: 0 };
+        panel.widen_into(dtype, data, row_blocks, rows);
+        panel
+    }
+
+    /// [`Panel::widen`] into this panel's buffers.
+    pub fn widen_into(&mut self, dtype: DType, data: &[u8], row_blocks: usize, rows: std::ops::Range<usize>) {
+        assert!(
+            rows.len() <= LANES && rows.start.is_multiple_of(rows8::GROUP) && rows.len().is_multiple_of(rows8::GROUP)
+        );
+        let minimums = if dtype == DType::Q4_1 { row_blocks * LANES } else { 0 };
+        // A full panel writes every lane below; a half one leaves the upper lanes zero.
+        let whole = rows.len() == LANES;
+        sized(&mut self.q, row_blocks * PAIRS * LANES * 2, whole);
+        sized(&mut self.d, row_blocks * LANES, whole);
+        sized(&mut self.m, minimums, whole);
+        self.rows = rows.len();
+        let group_bytes = rows8::GROUP * dtype.block_bytes();
+        for (half, set) in (rows.start / rows8::GROUP..rows.end / rows8::GROUP).enumerate() {
+            let groups = &data[set * row_blocks * group_bytes..][..row_blocks * group_bytes];
+            #[cfg(target_arch = "x86_64")]
+            if isa() >= Isa::Avx2 {
+                // SAFETY: `isa()` found AVX2 and F16C.
+                unsafe { super::gemm_avx512::widen_half(dtype, groups, half, self) };
+                continue;
+            }
+            self.widen_half_portable(dtype, groups, half);
+        }
+    }
+
+    /// Lanes `8 · half ..` of the panel from the eight rows of `groups` (one block after
+    /// another), by the plain per-element formulas (tests check the intrinsics against it).
+    pub(super) fn widen_half_portable(&mut self, dtype: DType, groups: &[u8], half: usize) {
+        let row_blocks = self.d.len() / LANES;
+        for r in 0..rows8::GROUP {
+            let lane = half * rows8::GROUP + r;
+            for b in 0..row_blocks {
+                let (d, m, q) = rows8::block_integers(dtype, groups, row_blocks, (r, b));
+                self.d[b * LANES + lane] = d;
+                if !self.m.is_empty() {
+                    self.m[b * LANES + lane] = m;
+                }
+                for (e, &v) in q.iter().enumerate() {
+                    self.q[((b * PAIRS + e / 2) * LANES + lane) * 2 + e % 2] = v;
+                }
+            }
+        }
+    }
+}
+
+/// `v` at length `len`: its elements kept where `keep` (they are about to be overwritten),
+/// else all zero.
+fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize, keep: bool) {
+    if !keep {
+        v.clear();
+    }
+    v.resize(len, T::default());
+    v.truncate(len);
+}
+
+/// The tokens of a product, rounded to 16 bits and grouped for the micro-kernel.
+pub struct Tokens {
+    /// Groups of [`TOKENS`] tokens, the last shorter.
+    pub groups: Vec<TokenGroup>,
+}
+
+/// Up to [`TOKENS`] tokens (the module doc gives the layout).
+pub struct TokenGroup {
+    /// Tokens in the group.
+    pub count: usize,
+    /// `[block][pair][token]` pairs of 16-bit activations.
+    pub q: Vec<i32>,
+    /// `[block][token]` block scales.
+    pub d: Vec<f32>,
+    /// `[block][token]` block sums (`d · Σ q`).
+    pub s: Vec<f32>,
+}
+
+impl Tokens {
+    /// `x` (`n` tokens of `k`, whole blocks) rounded and grouped.
+    pub fn pack(x: &[f32], n: usize, k: usize) -> Self {
+        let blocks = k / QK;
+        let rows: Vec<Q16Row> = x.chunks_exact(k).take(n).map(Q16Row::quantize).collect();
+        let groups = rows
+            .chunks(TOKENS)
+            .map(|group| {
+                let count = group.len();
+                let mut packed = TokenGroup {
+                    count,
+                    q: vec![0; blocks * PAIRS * count],
+                    d: vec![0.0; blocks * count],
+                    s: Vec::new(),
+                };
+                packed.s = packed.d.clone();
+                for (t, row) in group.iter().enumerate() {
+                    for (p, pair) in row.q.chunks_exact(2).enumerate() {
+                        packed.q[p * count + t] = i32::from(pair[0] as u16) | i32::from(pair[1]) << 16;
+                    }
+                    for b in 0..blocks {
+                        packed.d[b * count + t] = row.d[b];
+                        packed.s[b * count + t] = row.s[b];
+                    }
+                }
+                packed
+            })
+            .collect();
+        Self { groups }
+    }
+}
+
+/// `part[t · ldc + j] = Σ` over the panel's blocks for each token `t` of `group` and row `j` of
+/// `panel` (`part` starts at the group's first token; `ldc` its row length).
+fn run(panel: &Panel, group: &TokenGroup, part: &mut [f32], ldc: usize) {
+    assert!(part.len() >= (group.count - 1) * ldc + panel.rows, "gemm: output tile");
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx512Vnni {
+        // SAFETY: `isa()` found AVX-512F/BW/VL and VNNI; the tile is in bounds (asserted).
+        unsafe { super::gemm_avx512::tile(panel, group, part.as_mut_ptr(), ldc) };
+        return;
+    }
+    run_portable(panel, group, part, ldc);
+}
+
+/// [`run`] by the plain loops (the same sums; tests compare the kernel with it).
+pub(super) fn run_portable(panel: &Panel, group: &TokenGroup, part: &mut [f32], ldc: usize) {
+    let blocks = panel.d.len() / LANES;
+    for t in 0..group.count {
+        for j in 0..panel.rows {
+            let mut total = 0f32;
+            for b in 0..blocks {
+                let mut dot = 0i32;
+                for p in 0..PAIRS {
+                    let pair = group.q[(b * PAIRS + p) * group.count + t];
+                    let w = &panel.q[((b * PAIRS + p) * LANES + j) * 2..][..2];
+                    dot += i32::from(w[0]) * i32::from(pair as i16) + i32::from(w[1]) * (pair >> 16);
+                }
+                let scale = panel.d[b * LANES + j] * group.d[b * group.count + t];
+                total = (dot as f32).mul_add(scale, total);
+                if !panel.m.is_empty() {
+                    total = panel.m[b * LANES + j].mul_add(group.s[b * group.count + t], total);
+                }
+            }
+            part[t * ldc + j] = total;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block_dot::rows8::tests::plain;
+
+    const TYPES: [DType; 4] = [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0];
+
+    fn tokens(n: usize, k: usize) -> Vec<f32> {
+        (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + (i % 29) as f32 * 0.03).collect()
+    }
+
+    #[test]
+    fn widened_panels_match_the_plain_formulas() {
+        let row_blocks = 3;
+        for dtype in TYPES {
+            let data = rows8::interleave(dtype, &plain(dtype, 24, row_blocks), row_blocks);
+            for rows in [0..16, 16..24] {
+                let got = Panel::widen(dtype, &data, row_blocks, rows.clone());
+                let mut want = Panel {
+                    q: vec![0; got.q.len()],
+                    d: vec![0.0; got.d.len()],
+                    m: vec![0.0; got.m.len()],
+                    rows: got.rows,
+                };
+                let group_bytes = rows8::GROUP * dtype.block_bytes();
+                for (half, set) in (rows.start / 8..rows.end / 8).enumerate() {
+                    want.widen_half_portable(
+                        dtype,
+                        &data[set * row_blocks * group_bytes..][..row_blocks * group_bytes],
+                        half,
+                    );
+                }
+                assert_eq!((&got.q, &got.d, &got.m), (&want.q, &want.d, &want.m), "{dtype} rows {rows:?}");
+                // A panel reused after a full one: the lanes past a half panel are zero again.
+                let mut reused = Panel::widen(dtype, &data, row_blocks, 0..16);
+                reused.widen_into(dtype, &data, row_blocks, rows.clone());
+                assert_eq!((reused.q, reused.d, reused.m), (got.q, got.d, got.m), "{dtype} reused for {rows:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn products_match_the_f64_sums_of_what_they_multiply() {
+        // Each token as decode rounds it, each weight block as integers (`block_integers`):
+        // the product in f64, within 1e-6 of the sum of the terms' magnitudes.
+        for dtype in TYPES {
+            for (n, rows, row_blocks) in [(1, 8, 2), (13, 24, 5), (30, 32, 3), (12, 16, 28)] {
+                let k = row_blocks * QK;
+                let data = rows8::interleave(dtype, &plain(dtype, rows, row_blocks), row_blocks);
+                let w = Blocks { dtype, data: zoo_core::Bytes::from_vec(data.clone()), interleaved: Some(row_blocks) };
+                let x = tokens(n, k);
+                let mut got = vec![f32::NAN; n * rows];
+                gemm(&x, &w, n, k, rows, &mut got);
+                for (t, got) in got.chunks_exact(rows).enumerate() {
+                    let token = Q16Row::quantize(&x[t * k..(t + 1) * k]);
+                    for (j, &g) in got.iter().enumerate() {
+                        let (mut want, mut scale) = (0f64, 0f64);
+                        for b in 0..row_blocks {
+                            let group = &data[(j / 8) * row_blocks * 8 * dtype.block_bytes()..];
+                            let (d, m, q) = rows8::block_integers(dtype, group, row_blocks, (j % 8, b));
+                            for (e, &q) in q.iter().enumerate() {
+                                let xv = f64::from(token.d[b]) * f64::from(token.q[b * QK + e]);
+                                let term = (f64::from(d) * f64::from(q) + f64::from(m)) * xv;
+                                (want, scale) = (want + term, scale + term.abs());
+                            }
+                        }
+                        let close = (f64::from(g) - want).abs() <= 1e-6 * scale.max(1.0);
+                        assert!(close, "{dtype} {:?} token {t} row {j}: {g} vs {want}", (n, rows, row_blocks));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernel_matches_the_plain_loops() {
+        let row_blocks = 4;
+        for dtype in TYPES {
+            let data = rows8::interleave(dtype, &plain(dtype, 16, row_blocks), row_blocks);
+            let panel = Panel::widen(dtype, &data, row_blocks, 0..16);
+            for n in 1..=TOKENS {
+                let packed = Tokens::pack(&tokens(n, row_blocks * QK), n, row_blocks * QK);
+                let (mut got, mut want) = (vec![f32::NAN; n * 20], vec![f32::NAN; n * 20]);
+                run(&panel, &packed.groups[0], &mut got, 20);
+                run_portable(&panel, &packed.groups[0], &mut want, 20);
+                for (at, (g, e)) in got.iter().zip(&want).enumerate() {
+                    if at % 20 < 16 {
+                        assert!((g - e).abs() <= 1e-6 * e.abs().max(1.0), "{dtype} n {n} at {at}: {g} vs {e}");
+                    } else {
+                        assert!(g.is_nan(), "{dtype}: the kernel wrote past its lanes at {at}");
+                    }
+                }
+            }
+        }
+    }
+}
