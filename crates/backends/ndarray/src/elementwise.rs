@@ -22,8 +22,34 @@ pub fn unary(x: &NdTensor, op: UnaryOp) -> Result<NdTensor> {
 }
 
 pub fn gated(gate: &NdTensor, up: &NdTensor, op: UnaryOp) -> Result<NdTensor> {
+    if op == UnaryOp::Silu {
+        return silu_gated(gate, up);
+    }
     let f = unary_fn(op);
     zip_with(gate, up, "gated", move |g, u| f(g) * u)
+}
+
+/// `silu(gate) · up` through [`crate::vexp::silu_gate`], in parallel chunks for large tensors.
+fn silu_gated(gate: &NdTensor, up: &NdTensor) -> Result<NdTensor> {
+    if gate.shape_vec() != up.shape_vec() {
+        return Err(Error::Shape {
+            op: "gated",
+            expected: format!("shape {:?}", gate.shape_vec()),
+            got: up.shape_vec(),
+        });
+    }
+    let (g, u) = (gate.values(), up.values());
+    let mut out = vec![0f32; g.len()];
+    if g.len() >= PARALLEL_MIN {
+        let chunks = out
+            .par_chunks_mut(PARALLEL_MIN / 4)
+            .zip(g.par_chunks(PARALLEL_MIN / 4))
+            .zip(u.par_chunks(PARALLEL_MIN / 4));
+        chunks.for_each(|((o, g), u)| crate::vexp::silu_gate(g, u, o));
+    } else {
+        crate::vexp::silu_gate(g, u, &mut out);
+    }
+    NdTensor::new(out, gate.shape_vec())
 }
 
 /// Softmax over the last dimension, computed with the row maximum subtracted.

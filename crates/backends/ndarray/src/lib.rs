@@ -24,6 +24,7 @@ mod norm;
 mod rope;
 mod sgemm;
 mod tensor;
+mod vexp;
 
 use zoo_core::registry::{BackendEntry, BackendOptions};
 use zoo_core::{
