@@ -7,12 +7,14 @@
 //! through ndarray.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use zoo_core::{Error, Result};
 
+use crate::block_dot::gemm::{self, Tokens};
 use crate::sgemm::PackedX;
 use crate::tensor::{DequantizeRange, NdTensor};
 
@@ -59,6 +61,12 @@ pub(crate) fn feature_chunk_of(granule: usize, out_features: usize) -> usize {
 }
 
 pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdTensor> {
+    linear_sharing(x, w, bias, &OnceLock::new())
+}
+
+/// [`linear`], taking `x` rounded for the integer GEMM from `tokens` (rounding it there on first
+/// use), so that products of one input (q, k and v; a gate and an up projection) round it once.
+fn linear_sharing(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>, tokens: &OnceLock<Tokens>) -> Result<NdTensor> {
     let (n, k) = x.dims2("linear")?;
     let (out_features, in_features) = w.dims2("linear weight")?;
     if in_features != k {
@@ -82,8 +90,9 @@ pub fn linear(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>) -> Result<NdT
     if let Some(b) = blocks {
         if n <= block_gemv_max_rows() {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
-        } else if crate::block_dot::gemm::applies(b) {
-            crate::block_dot::gemm::gemm(x.values(), b, n, k, out_features, &mut out);
+        } else if gemm::applies(b) {
+            let tokens = tokens.get_or_init(|| Tokens::pack(x.values(), n, k));
+            gemm::gemm(tokens, b, k, out_features, &mut out);
         } else {
             gemm_dequantized(x.values(), b, n, k, out_features, &mut out);
         }
@@ -122,7 +131,8 @@ pub fn linears(x: &NdTensor, layers: &[(&NdTensor, Option<&NdTensor>)]) -> Resul
     if n <= GEMV_MAX_ROWS && layers.len() > 1 {
         layers.par_iter().map(|(w, b)| linear(x, w, *b)).collect()
     } else {
-        layers.iter().map(|(w, b)| linear(x, w, *b)).collect()
+        let tokens = OnceLock::new();
+        layers.iter().map(|(w, b)| linear_sharing(x, w, *b, &tokens)).collect()
     }
 }
 
@@ -134,7 +144,8 @@ pub fn linear_pair(x: &NdTensor, a: &NdTensor, b: &NdTensor) -> Result<(NdTensor
         let (ya, yb) = rayon::join(|| linear(x, a, None), || linear(x, b, None));
         Ok((ya?, yb?))
     } else {
-        Ok((linear(x, a, None)?, linear(x, b, None)?))
+        let tokens = OnceLock::new();
+        Ok((linear_sharing(x, a, None, &tokens)?, linear_sharing(x, b, None, &tokens)?))
     }
 }
 

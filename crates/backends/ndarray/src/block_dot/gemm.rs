@@ -27,6 +27,8 @@
 
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use zoo_core::quant::QK;
 use zoo_core::DType;
 
@@ -54,15 +56,15 @@ pub fn applies(w: &Blocks) -> bool {
     enabled && w.interleaved.is_some()
 }
 
-/// `out = x · wᵀ` (`out` `[n, m]`) for `n` tokens of `k` elements (whole blocks) and the `m`
-/// interleaved weight rows of `w`; callers check [`applies`] first.
+/// `out = x · wᵀ` (`out` `[n, m]`) for the `n` tokens of `k` elements (whole blocks) that
+/// `tokens` holds and the `m` interleaved weight rows of `w`; callers check [`applies`] first.
 ///
 /// # Panics
 /// If `w` is not interleaved or a length does not match.
-pub fn gemm(x: &[f32], w: &Blocks, n: usize, k: usize, m: usize, out: &mut [f32]) {
+pub fn gemm(tokens: &Tokens, w: &Blocks, k: usize, m: usize, out: &mut [f32]) {
     let row_blocks = w.interleaved.expect("gemm takes interleaved weights");
-    assert!(k == row_blocks * QK && x.len() == n * k && out.len() == n * m, "gemm: shapes");
-    let tokens = Tokens::pack(x, n, k);
+    let n = tokens.n;
+    assert!(k == row_blocks * QK && tokens.k == k && out.len() == n * m, "gemm: shapes");
     par_column_blocks(n, m, LANES, out, |first, rows, part| {
         PANEL.with_borrow_mut(|panel| {
             panel.widen_into(w.dtype, w.data.as_slice(), row_blocks, first..first + rows);
@@ -164,6 +166,10 @@ fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize, keep: bool) {
 pub struct Tokens {
     /// Groups of [`TOKENS`] tokens, the last shorter.
     pub groups: Vec<TokenGroup>,
+    /// Tokens.
+    pub n: usize,
+    /// Elements per token.
+    pub k: usize,
 }
 
 /// Up to [`TOKENS`] tokens (the module doc gives the layout).
@@ -179,34 +185,34 @@ pub struct TokenGroup {
 }
 
 impl Tokens {
-    /// `x` (`n` tokens of `k`, whole blocks) rounded and grouped.
+    /// `x` (`n` tokens of `k`, whole blocks) rounded and grouped, the groups in parallel.
     pub fn pack(x: &[f32], n: usize, k: usize) -> Self {
-        let blocks = k / QK;
-        let rows: Vec<Q16Row> = x.chunks_exact(k).take(n).map(Q16Row::quantize).collect();
-        let groups = rows
-            .chunks(TOKENS)
-            .map(|group| {
-                let count = group.len();
-                let mut packed = TokenGroup {
-                    count,
-                    q: vec![0; blocks * PAIRS * count],
-                    d: vec![0.0; blocks * count],
-                    s: Vec::new(),
-                };
-                packed.s = packed.d.clone();
-                for (t, row) in group.iter().enumerate() {
-                    for (p, pair) in row.q.chunks_exact(2).enumerate() {
-                        packed.q[p * count + t] = i32::from(pair[0] as u16) | i32::from(pair[1]) << 16;
-                    }
-                    for b in 0..blocks {
-                        packed.d[b * count + t] = row.d[b];
-                        packed.s[b * count + t] = row.s[b];
-                    }
-                }
-                packed
-            })
-            .collect();
-        Self { groups }
+        let groups = x[..n * k].par_chunks(TOKENS * k.max(1)).map(|group| TokenGroup::pack(group, k)).collect();
+        Self { groups, n, k }
+    }
+}
+
+impl TokenGroup {
+    /// The tokens of `x` (whole ones of `k` elements, at most [`TOKENS`]) rounded and laid out.
+    fn pack(x: &[f32], k: usize) -> Self {
+        let (blocks, count) = (k / QK, x.len() / k.max(1));
+        let mut group = Self {
+            count,
+            q: vec![0; blocks * PAIRS * count],
+            d: vec![0.0; blocks * count],
+            s: vec![0.0; blocks * count],
+        };
+        for (t, token) in x.chunks_exact(k).enumerate() {
+            let row = Q16Row::quantize(token);
+            for (p, pair) in row.q.chunks_exact(2).enumerate() {
+                group.q[p * count + t] = i32::from(pair[0] as u16) | i32::from(pair[1]) << 16;
+            }
+            for b in 0..blocks {
+                group.d[b * count + t] = row.d[b];
+                group.s[b * count + t] = row.s[b];
+            }
+        }
+        group
     }
 }
 
@@ -299,7 +305,7 @@ mod tests {
                 let w = Blocks { dtype, data: zoo_core::Bytes::from_vec(data.clone()), interleaved: Some(row_blocks) };
                 let x = tokens(n, k);
                 let mut got = vec![f32::NAN; n * rows];
-                gemm(&x, &w, n, k, rows, &mut got);
+                gemm(&Tokens::pack(&x, n, k), &w, k, rows, &mut got);
                 for (t, got) in got.chunks_exact(rows).enumerate() {
                     let token = Q16Row::quantize(&x[t * k..(t + 1) * k]);
                     for (j, &g) in got.iter().enumerate() {
