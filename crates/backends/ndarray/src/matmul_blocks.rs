@@ -5,8 +5,8 @@
 //! - few rows (decode): each output feature's row is streamed once as blocks and multiplied
 //!   with `x` block by block ([`crate::block_dot`]: f32 activations for `Q8_0`, 16-bit ones in
 //!   integer arithmetic for the 4-bit types and the K-quants), parallel over output features;
-//! - many rows (prefill): weights interleaved eight rows at a time on a CPU with AVX512-VNNI
-//!   go through the integer GEMM ([`crate::block_dot::gemm`]: the same 16-bit activations,
+//! - many rows (prefill): weights interleaved eight rows at a time, and K-quants, on a CPU
+//!   with AVX512-VNNI go through the integer GEMM ([`crate::block_dot::gemm`]: the same 16-bit activations,
 //!   32 products per instruction); others through `crate::matmul`'s GEMM path, which
 //!   dequantises tiles of weight rows to f32.
 

@@ -1,5 +1,6 @@
 //! Prefill against interleaved ggml block weights ([`rows8`]: `Q4_0`, `Q4_1`, `Q5_0`, `Q8_0`)
-//! in integer arithmetic, on CPUs with AVX512-VNNI.
+//! and the K-quants (`Q4_K`, `Q5_K`, `Q6_K`, widened by `gemm_kquants`) in integer
+//! arithmetic, on CPUs with AVX512-VNNI.
 //!
 //! The f32 GEMM path dequantises each tile of weight rows and multiplies it with f32 FMAs (16
 //! products per instruction). Here the tokens are rounded to 16 bits as decode rounds them
@@ -14,7 +15,9 @@
 //! - a [`Panel`]: per block, the 16 pairs of weights (`2p`, `2p + 1`) of each of its rows side
 //!   by side (`[block][pair][lane][2]` i16, the nibble types' offsets already taken off: `Q4_0`
 //!   as `q − 8`, `Q5_0` as `q − 16`), then the rows' scales (`[block][lane]` f32) and, for
-//!   `Q4_1`, minimums. Widened from [`rows8`]'s groups, two groups of eight rows a panel;
+//!   `Q4_1`, minimums (the K-quants: `Q6_K` has two scales a block, one per 16 elements;
+//!   `Q4_K`/`Q5_K` a constant term `−dmin · m`). Widened from [`rows8`]'s groups, two groups
+//!   of eight rows a panel, or from K-quant rows as stored;
 //! - a [`Tokens`] group: up to [`TOKENS`] tokens' pairs of 16-bit activations as one i32 each
 //!   (`[block][pair][token]`), so the kernel broadcasts each from one pointer, and their block
 //!   scales and sums.
@@ -30,7 +33,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use zoo_core::quant::QK;
-use zoo_core::DType;
+use zoo_core::{kquant, DType};
 
 use super::{rows8, Q16Row};
 use crate::isa::{isa, Isa};
@@ -44,8 +47,8 @@ pub const TOKENS: usize = 12;
 /// Pairs of weights per 32-element block.
 pub const PAIRS: usize = QK / 2;
 
-/// Whether [`gemm`] multiplies `w` here: weights interleaved by [`rows8`] on a CPU with
-/// AVX512-VNNI, unless `ZOO_BLOCK_GEMM=0`.
+/// Whether [`gemm`] multiplies `w` here: weights interleaved by [`rows8`], or of the
+/// K-quants, on a CPU with AVX512-VNNI, unless `ZOO_BLOCK_GEMM=0`.
 pub fn applies(w: &Blocks) -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
     let enabled = *ENABLED.get_or_init(|| {
@@ -53,7 +56,7 @@ pub fn applies(w: &Blocks) -> bool {
             && isa() >= Isa::Avx512Vnni
             && std::env::var("ZOO_BLOCK_GEMM").map_or(true, |v| v.trim() != "0")
     });
-    enabled && w.interleaved.is_some()
+    enabled && (w.interleaved.is_some() || kquant::is_k_quant(w.dtype))
 }
 
 /// `out = x · wᵀ` (`out` `[n, m]`) for the `n` tokens of `k` elements (whole blocks) that
@@ -62,12 +65,12 @@ pub fn applies(w: &Blocks) -> bool {
 /// # Panics
 /// If `w` is not interleaved or a length does not match.
 pub fn gemm(tokens: &Tokens, w: &Blocks, k: usize, m: usize, out: &mut [f32]) {
-    let row_blocks = w.interleaved.expect("gemm takes interleaved weights");
     let n = tokens.n;
-    assert!(k == row_blocks * QK && tokens.k == k && out.len() == n * m, "gemm: shapes");
+    assert!(k.is_multiple_of(w.dtype.block_size()) && tokens.k == k && out.len() == n * m, "gemm: shapes");
+    assert!(w.interleaved.is_some() || kquant::is_k_quant(w.dtype), "gemm: a weight it takes");
     par_column_blocks(n, m, LANES, out, |first, rows, part| {
         PANEL.with_borrow_mut(|panel| {
-            panel.widen_into(w.dtype, w.data.as_slice(), row_blocks, first..first + rows);
+            panel.widen_weight(w, k, first..first + rows);
             let mut token = 0;
             for group in &tokens.groups {
                 run(panel, group, &mut part[token * rows..], rows);
@@ -81,7 +84,7 @@ thread_local! {
     /// Each thread's panel, reused from product to product: a fresh one for a long row (150 KB
     /// for 4 864 elements) is a fresh mapping from the allocator, zeroed page by page.
     static PANEL: std::cell::RefCell<Panel> = const {
-        std::cell::RefCell::new(Panel { q: Vec::new(), d: Vec::new(), m: Vec::new(), rows: 0 })
+        std::cell::RefCell::new(Panel { q: Vec::new(), d: Vec::new(), groups: 1, m: Vec::new(), rows: 0 })
     };
 }
 
@@ -89,9 +92,12 @@ thread_local! {
 pub struct Panel {
     /// `[block][pair][lane][2]` weights.
     pub q: Vec<i16>,
-    /// `[block][lane]` scales.
+    /// `[scale group][lane]` scales: one group a block, or two (`Q6_K`'s 16-element groups).
     pub d: Vec<f32>,
-    /// `[block][lane]` minimums (`Q4_1`), else empty.
+    /// Scale groups per 32-element block: 1, or 2 for `Q6_K`.
+    pub groups: usize,
+    /// `[block][lane]` constant terms (`Q4_1`'s minimums; `−dmin · m` of `Q4_K`, `Q5_K`),
+    /// else empty.
     pub m: Vec<f32>,
     /// The rows it holds (the lanes past them are zero).
     pub rows: usize,
@@ -102,9 +108,23 @@ impl Panel {
     /// interleaved `dtype` weight `data` of `row_blocks` blocks a row, widened.
     #[cfg(test)]
     pub fn widen(dtype: DType, data: &[u8], row_blocks: usize, rows: std::ops::Range<usize>) -> Self {
-        let mut panel = Self { q: Vec::new(), d: Vec::new(), m: Vec::new(), rows: 0 };
+        let mut panel = Self { q: Vec::new(), d: Vec::new(), groups: 1, m: Vec::new(), rows: 0 };
         panel.widen_into(dtype, data, row_blocks, rows);
         panel
+    }
+
+    /// Rows `rows` (at most [`LANES`]) of `w` (rows of `k` elements), widened: interleaved
+    /// weights (`rows` on groups of eight) or K-quants.
+    pub fn widen_weight(&mut self, w: &Blocks, k: usize, rows: std::ops::Range<usize>) {
+        match w.interleaved {
+            Some(row_blocks) => self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows),
+            None => {
+                let row_bytes = k / w.dtype.block_size() * w.dtype.block_bytes();
+                let data = &w.data.as_slice()[rows.start * row_bytes..rows.end * row_bytes];
+                self.size(w.dtype, k / QK, rows.len());
+                super::gemm_kquants::widen(w.dtype, data, row_bytes, self);
+            }
+        }
     }
 
     /// [`Panel::widen`] into this panel's buffers.
@@ -112,13 +132,7 @@ impl Panel {
         assert!(
             rows.len() <= LANES && rows.start.is_multiple_of(rows8::GROUP) && rows.len().is_multiple_of(rows8::GROUP)
         );
-        let minimums = if dtype == DType::Q4_1 { row_blocks * LANES } else { 0 };
-        // A full panel writes every lane below; a half one leaves the upper lanes zero.
-        let whole = rows.len() == LANES;
-        sized(&mut self.q, row_blocks * PAIRS * LANES * 2, whole);
-        sized(&mut self.d, row_blocks * LANES, whole);
-        sized(&mut self.m, minimums, whole);
-        self.rows = rows.len();
+        self.size(dtype, row_blocks, rows.len());
         let group_bytes = rows8::GROUP * dtype.block_bytes();
         for (half, set) in (rows.start / rows8::GROUP..rows.end / rows8::GROUP).enumerate() {
             let groups = &data[set * row_blocks * group_bytes..][..row_blocks * group_bytes];
@@ -130,6 +144,18 @@ impl Panel {
             }
             self.widen_half_portable(dtype, groups, half);
         }
+    }
+
+    /// Sizes the buffers for `blocks` 32-element blocks of `rows` rows of `dtype` (the lanes
+    /// past `rows` zero; with all of them the old values stay, to be overwritten).
+    fn size(&mut self, dtype: DType, blocks: usize, rows: usize) {
+        let constant_terms = matches!(dtype, DType::Q4_1 | DType::Q4_K | DType::Q5_K);
+        self.groups = if dtype == DType::Q6_K { 2 } else { 1 };
+        let whole = rows == LANES;
+        sized(&mut self.q, blocks * PAIRS * LANES * 2, whole);
+        sized(&mut self.d, blocks * self.groups * LANES, whole);
+        sized(&mut self.m, if constant_terms { blocks * LANES } else { 0 }, whole);
+        self.rows = rows;
     }
 
     /// Lanes `8 · half ..` of the panel from the eight rows of `groups` (one block after
@@ -231,19 +257,22 @@ fn run(panel: &Panel, group: &TokenGroup, part: &mut [f32], ldc: usize) {
 
 /// [`run`] by the plain loops (the same sums; tests compare the kernel with it).
 pub(super) fn run_portable(panel: &Panel, group: &TokenGroup, part: &mut [f32], ldc: usize) {
-    let blocks = panel.d.len() / LANES;
+    let blocks = panel.q.len() / (PAIRS * LANES * 2);
+    let pairs = PAIRS / panel.groups; // per scale group
     for t in 0..group.count {
         for j in 0..panel.rows {
             let mut total = 0f32;
             for b in 0..blocks {
-                let mut dot = 0i32;
-                for p in 0..PAIRS {
-                    let pair = group.q[(b * PAIRS + p) * group.count + t];
-                    let w = &panel.q[((b * PAIRS + p) * LANES + j) * 2..][..2];
-                    dot += i32::from(w[0]) * i32::from(pair as i16) + i32::from(w[1]) * (pair >> 16);
+                for g in 0..panel.groups {
+                    let mut dot = 0i32;
+                    for p in g * pairs..(g + 1) * pairs {
+                        let pair = group.q[(b * PAIRS + p) * group.count + t];
+                        let w = &panel.q[((b * PAIRS + p) * LANES + j) * 2..][..2];
+                        dot += i32::from(w[0]) * i32::from(pair as i16) + i32::from(w[1]) * (pair >> 16);
+                    }
+                    let scale = panel.d[(b * panel.groups + g) * LANES + j] * group.d[b * group.count + t];
+                    total = (dot as f32).mul_add(scale, total);
                 }
-                let scale = panel.d[b * LANES + j] * group.d[b * group.count + t];
-                total = (dot as f32).mul_add(scale, total);
                 if !panel.m.is_empty() {
                     total = panel.m[b * LANES + j].mul_add(group.s[b * group.count + t], total);
                 }
@@ -272,6 +301,7 @@ mod tests {
             for rows in [0..16, 16..24] {
                 let got = Panel::widen(dtype, &data, row_blocks, rows.clone());
                 let mut want = Panel {
+                    groups: 1,
                     q: vec![0; got.q.len()],
                     d: vec![0.0; got.d.len()],
                     m: vec![0.0; got.m.len()],
@@ -343,6 +373,54 @@ mod tests {
                         assert!((g - e).abs() <= 1e-6 * e.abs().max(1.0), "{dtype} n {n} at {at}: {g} vs {e}");
                     } else {
                         assert!(g.is_nan(), "{dtype}: the kernel wrote past its lanes at {at}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `rows` rows of `blocks` K-quant super-blocks of `dtype`: varied bytes, sane f16 scales.
+    fn k_quant_rows(dtype: DType, rows: usize, blocks: usize) -> Vec<u8> {
+        let size = dtype.block_bytes();
+        let mut data: Vec<u8> = (0..rows * blocks * size).map(|i| ((i * 31 + i * i * 7) % 251) as u8).collect();
+        for (n, block) in data.chunks_exact_mut(size).enumerate() {
+            let d = half::f16::from_f32(0.001 + (n % 5) as f32 * 4e-4).to_le_bytes();
+            let dmin = half::f16::from_f32(0.002 + (n % 3) as f32 * 5e-4).to_le_bytes();
+            match dtype {
+                DType::Q6_K => block[208..210].copy_from_slice(&d),
+                _ => {
+                    block[0..2].copy_from_slice(&d);
+                    block[2..4].copy_from_slice(&dmin);
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn k_quant_products_match_the_f64_sums_of_what_they_multiply() {
+        for dtype in [DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+            // Rows that fill panels, and a last panel of fewer than 16 (and than 8) rows.
+            for (n, rows, blocks) in [(3, 16, 1), (14, 21, 2), (25, 5, 1)] {
+                let k = blocks * kquant::QK_K;
+                let data = k_quant_rows(dtype, rows, blocks);
+                let w = Blocks { dtype, data: zoo_core::Bytes::from_vec(data.clone()), interleaved: None };
+                assert!(applies(&w) || isa() < Isa::Avx512Vnni);
+                let x = tokens(n, k);
+                let mut got = vec![f32::NAN; n * rows];
+                gemm(&Tokens::pack(&x, n, k), &w, k, rows, &mut got);
+                let mut dense = Vec::new();
+                zoo_core::quant::dequantize(dtype, &data, &mut dense);
+                for (t, got) in got.chunks_exact(rows).enumerate() {
+                    let token = Q16Row::quantize(&x[t * k..(t + 1) * k]);
+                    for (j, &g) in got.iter().enumerate() {
+                        let terms = dense[j * k..(j + 1) * k]
+                            .iter()
+                            .enumerate()
+                            .map(|(e, &w)| f64::from(w) * f64::from(token.d[e / QK]) * f64::from(token.q[e]));
+                        let (want, scale) = terms.fold((0f64, 0f64), |(s, a), v| (s + v, a + v.abs()));
+                        let close = (f64::from(g) - want).abs() <= 1e-6 * scale.max(1.0);
+                        assert!(close, "{dtype} {:?} token {t} row {j}: {g} vs {want}", (n, rows, blocks));
                     }
                 }
             }

@@ -21,7 +21,8 @@ use super::rows8::{header, GROUP, MASKS_AT};
 pub unsafe fn widen_half(dtype: DType, groups: &[u8], half: usize, panel: &mut Panel) {
     let head = header(dtype);
     let group_bytes = GROUP * dtype.block_bytes();
-    let blocks = panel.d.len() / LANES;
+    let blocks = panel.q.len() / (PAIRS * LANES * 2);
+    assert!(panel.groups == 1 && panel.d.len() == blocks * LANES);
     assert!(half < 2 && groups.len() >= blocks * group_bytes && panel.q.len() >= blocks * PAIRS * LANES * 2);
     // SAFETY: AVX2 is present (the caller's contract).
     let nibbles = unsafe { Avx2Nibbles::new() };
@@ -80,32 +81,44 @@ pub unsafe fn tile(panel: &Panel, group: &TokenGroup, c: *mut f32, ldc: usize) {
     let mins = !panel.m.is_empty();
     // SAFETY (each arm): the caller's contract; the arm's `T` is the group's token count.
     unsafe {
-        match (group.count, mins) {
-            (12, false) => tokens::<12, false>(panel, group, c, ldc, mask),
-            (11, false) => tokens::<11, false>(panel, group, c, ldc, mask),
-            (10, false) => tokens::<10, false>(panel, group, c, ldc, mask),
-            (9, false) => tokens::<9, false>(panel, group, c, ldc, mask),
-            (8, false) => tokens::<8, false>(panel, group, c, ldc, mask),
-            (7, false) => tokens::<7, false>(panel, group, c, ldc, mask),
-            (6, false) => tokens::<6, false>(panel, group, c, ldc, mask),
-            (5, false) => tokens::<5, false>(panel, group, c, ldc, mask),
-            (4, false) => tokens::<4, false>(panel, group, c, ldc, mask),
-            (3, false) => tokens::<3, false>(panel, group, c, ldc, mask),
-            (2, false) => tokens::<2, false>(panel, group, c, ldc, mask),
-            (1, false) => tokens::<1, false>(panel, group, c, ldc, mask),
-            (12, true) => tokens::<12, true>(panel, group, c, ldc, mask),
-            (11, true) => tokens::<11, true>(panel, group, c, ldc, mask),
-            (10, true) => tokens::<10, true>(panel, group, c, ldc, mask),
-            (9, true) => tokens::<9, true>(panel, group, c, ldc, mask),
-            (8, true) => tokens::<8, true>(panel, group, c, ldc, mask),
-            (7, true) => tokens::<7, true>(panel, group, c, ldc, mask),
-            (6, true) => tokens::<6, true>(panel, group, c, ldc, mask),
-            (5, true) => tokens::<5, true>(panel, group, c, ldc, mask),
-            (4, true) => tokens::<4, true>(panel, group, c, ldc, mask),
-            (3, true) => tokens::<3, true>(panel, group, c, ldc, mask),
-            (2, true) => tokens::<2, true>(panel, group, c, ldc, mask),
-            (1, true) => tokens::<1, true>(panel, group, c, ldc, mask),
-            _ => unreachable!("1 ≤ tokens ≤ TOKENS"),
+        match (group.count, mins, panel.groups) {
+            (12, false, 1) => tokens::<12, false, 1>(panel, group, c, ldc, mask),
+            (11, false, 1) => tokens::<11, false, 1>(panel, group, c, ldc, mask),
+            (10, false, 1) => tokens::<10, false, 1>(panel, group, c, ldc, mask),
+            (9, false, 1) => tokens::<9, false, 1>(panel, group, c, ldc, mask),
+            (8, false, 1) => tokens::<8, false, 1>(panel, group, c, ldc, mask),
+            (7, false, 1) => tokens::<7, false, 1>(panel, group, c, ldc, mask),
+            (6, false, 1) => tokens::<6, false, 1>(panel, group, c, ldc, mask),
+            (5, false, 1) => tokens::<5, false, 1>(panel, group, c, ldc, mask),
+            (4, false, 1) => tokens::<4, false, 1>(panel, group, c, ldc, mask),
+            (3, false, 1) => tokens::<3, false, 1>(panel, group, c, ldc, mask),
+            (2, false, 1) => tokens::<2, false, 1>(panel, group, c, ldc, mask),
+            (1, false, 1) => tokens::<1, false, 1>(panel, group, c, ldc, mask),
+            (12, true, 1) => tokens::<12, true, 1>(panel, group, c, ldc, mask),
+            (11, true, 1) => tokens::<11, true, 1>(panel, group, c, ldc, mask),
+            (10, true, 1) => tokens::<10, true, 1>(panel, group, c, ldc, mask),
+            (9, true, 1) => tokens::<9, true, 1>(panel, group, c, ldc, mask),
+            (8, true, 1) => tokens::<8, true, 1>(panel, group, c, ldc, mask),
+            (7, true, 1) => tokens::<7, true, 1>(panel, group, c, ldc, mask),
+            (6, true, 1) => tokens::<6, true, 1>(panel, group, c, ldc, mask),
+            (5, true, 1) => tokens::<5, true, 1>(panel, group, c, ldc, mask),
+            (4, true, 1) => tokens::<4, true, 1>(panel, group, c, ldc, mask),
+            (3, true, 1) => tokens::<3, true, 1>(panel, group, c, ldc, mask),
+            (2, true, 1) => tokens::<2, true, 1>(panel, group, c, ldc, mask),
+            (1, true, 1) => tokens::<1, true, 1>(panel, group, c, ldc, mask),
+            (12, false, 2) => tokens::<12, false, 2>(panel, group, c, ldc, mask),
+            (11, false, 2) => tokens::<11, false, 2>(panel, group, c, ldc, mask),
+            (10, false, 2) => tokens::<10, false, 2>(panel, group, c, ldc, mask),
+            (9, false, 2) => tokens::<9, false, 2>(panel, group, c, ldc, mask),
+            (8, false, 2) => tokens::<8, false, 2>(panel, group, c, ldc, mask),
+            (7, false, 2) => tokens::<7, false, 2>(panel, group, c, ldc, mask),
+            (6, false, 2) => tokens::<6, false, 2>(panel, group, c, ldc, mask),
+            (5, false, 2) => tokens::<5, false, 2>(panel, group, c, ldc, mask),
+            (4, false, 2) => tokens::<4, false, 2>(panel, group, c, ldc, mask),
+            (3, false, 2) => tokens::<3, false, 2>(panel, group, c, ldc, mask),
+            (2, false, 2) => tokens::<2, false, 2>(panel, group, c, ldc, mask),
+            (1, false, 2) => tokens::<1, false, 2>(panel, group, c, ldc, mask),
+            _ => unreachable!("1 ≤ tokens ≤ TOKENS; constant terms only with one scale group a block"),
         }
     }
 }
@@ -113,42 +126,45 @@ pub unsafe fn tile(panel: &Panel, group: &TokenGroup, c: *mut f32, ldc: usize) {
 const _: () = assert!(TOKENS == 12, "`tile`'s arms");
 
 /// [`tile`] for exactly `T` tokens (a constant, so that the sums stay in registers), with
-/// `Q4_1`'s minimum term when `MINS`.
+/// the constant terms (`panel.m`) when `MINS`, and `G` scale groups per block.
 ///
 /// # Safety
-/// As [`tile`], with `group.count = T`.
+/// As [`tile`], with `group.count = T`, `panel.groups = G`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tokens<const T: usize, const MINS: bool>(
+unsafe fn tokens<const T: usize, const MINS: bool, const G: usize>(
     panel: &Panel,
     group: &TokenGroup,
     c: *mut f32,
     ldc: usize,
     mask: __mmask16,
 ) {
-    let blocks = panel.d.len() / LANES;
+    let blocks = panel.q.len() / (PAIRS * LANES * 2);
     assert!(group.q.len() >= blocks * PAIRS * T && group.d.len() >= blocks * T && group.s.len() >= blocks * T);
-    assert!(panel.q.len() >= blocks * PAIRS * LANES * 2 && (!MINS || panel.m.len() >= blocks * LANES));
+    assert!(panel.d.len() >= blocks * G * LANES && (!MINS || panel.m.len() >= blocks * LANES));
     let (wq, xq) = (panel.q.as_ptr(), group.q.as_ptr());
     let mut totals = [_mm512_setzero_ps(); T];
     for b in 0..blocks {
         // SAFETY: block `b` of the panel and of the group are in bounds (asserted above).
         unsafe {
-            let mut sums = [_mm512_setzero_si512(); T];
-            for p in 0..PAIRS {
-                let w = _mm512_loadu_si512(wq.add((b * PAIRS + p) * LANES * 2).cast());
-                let x = xq.add((b * PAIRS + p) * T);
-                for (t, sum) in sums.iter_mut().enumerate() {
-                    *sum = _mm512_dpwssd_epi32(*sum, w, _mm512_set1_epi32(*x.add(t)));
+            let xd = group.d.as_ptr().add(b * T);
+            for g in 0..G {
+                let mut sums = [_mm512_setzero_si512(); T];
+                for p in g * PAIRS / G..(g + 1) * PAIRS / G {
+                    let w = _mm512_loadu_si512(wq.add((b * PAIRS + p) * LANES * 2).cast());
+                    let x = xq.add((b * PAIRS + p) * T);
+                    for (t, sum) in sums.iter_mut().enumerate() {
+                        *sum = _mm512_dpwssd_epi32(*sum, w, _mm512_set1_epi32(*x.add(t)));
+                    }
+                }
+                let scales = _mm512_loadu_ps(panel.d.as_ptr().add((b * G + g) * LANES));
+                for (t, (total, sum)) in totals.iter_mut().zip(sums).enumerate() {
+                    let scale = _mm512_mul_ps(scales, _mm512_set1_ps(*xd.add(t)));
+                    *total = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *total);
                 }
             }
-            let scales = _mm512_loadu_ps(panel.d.as_ptr().add(b * LANES));
-            let (xd, xs) = (group.d.as_ptr().add(b * T), group.s.as_ptr().add(b * T));
-            for (t, (total, sum)) in totals.iter_mut().zip(sums).enumerate() {
-                let scale = _mm512_mul_ps(scales, _mm512_set1_ps(*xd.add(t)));
-                *total = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *total);
-            }
             if MINS {
+                let xs = group.s.as_ptr().add(b * T);
                 let minimums = _mm512_loadu_ps(panel.m.as_ptr().add(b * LANES));
                 for (t, total) in totals.iter_mut().enumerate() {
                     *total = _mm512_fmadd_ps(minimums, _mm512_set1_ps(*xs.add(t)), *total);

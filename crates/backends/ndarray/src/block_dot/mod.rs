@@ -36,6 +36,7 @@ mod avx512;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx512;
+mod gemm_kquants;
 mod k_quants;
 #[cfg(target_arch = "x86_64")]
 mod k_quants_avx2;
