@@ -20,23 +20,34 @@ use crate::tensor::{DequantizeRange, NdTensor};
 
 /// Up to this many input rows, use the row-streaming kernel.
 pub(crate) const GEMV_MAX_ROWS: usize = 4;
-/// Up to how many input rows block-quantised weights use the row-streaming kernel: their GEMM
-/// path dequantises every weight first, which pays off from 13 rows with zoo's AVX-512 GEMM on
-/// CPUs with full-width 512-bit units (a 16-row step, as `zoo serve` batches 16 sequences:
-/// 1.2–1.3× faster on an Intel Xeon with SmolLM2 Q4_1 and the 415M Q4_0/Q4_K_M, equal at 12
-/// rows, slower at 8), and from 17 with matrixmultiply's or where 512-bit operations run as two
-/// halves ([`crate::isa::splits_512_bit_ops`]: on an AMD EPYC of family 19h the row-streaming
-/// kernel was 1.14–1.37× faster than the GEMM at 13 and 16 rows). `ZOO_BLOCK_GEMV_ROWS` (1 to
-/// [`BLOCK_GEMV_ROWS_MAX`]) sets it, for measuring.
-pub(crate) fn block_gemv_max_rows() -> usize {
-    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *ROWS.get_or_init(|| {
+/// Up to how many input rows block-quantised weights use the row-streaming kernel. Against the
+/// f32 GEMM path, which dequantises every weight first, the GEMM pays off from 13 rows with
+/// zoo's AVX-512 GEMM on CPUs with full-width 512-bit units (a 16-row step, as `zoo serve`
+/// batches 16 sequences: 1.2–1.3× faster on an Intel Xeon with SmolLM2 Q4_1 and the 415M
+/// Q4_0/Q4_K_M, equal at 12 rows, slower at 8), and from 17 with matrixmultiply's or where
+/// 512-bit operations run as two halves ([`crate::isa::splits_512_bit_ops`]: on an AMD EPYC of
+/// family 19h the row-streaming kernel was 1.14–1.37× faster than the GEMM at 13 and 16 rows).
+/// Against the integer GEMM (`integer_gemm`: [`crate::block_dot::gemm`] takes the weight) it
+/// pays off from 9 rows (that AMD EPYC, 415M model, two threads: `Q4_0` equal at 8 rows, 1.18×
+/// at 12, 1.27× at 16; `Q8_0` 1.14× and 1.26×). `ZOO_BLOCK_GEMV_ROWS` (1 to
+/// [`BLOCK_GEMV_ROWS_MAX`]) sets it for both, for measuring.
+pub(crate) fn block_gemv_max_rows(integer_gemm: bool) -> usize {
+    static ROWS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let chosen = *ROWS.get_or_init(|| {
         let chosen = std::env::var("ZOO_BLOCK_GEMV_ROWS").ok().and_then(|v| v.trim().parse().ok());
-        let gemm_from_13 = crate::sgemm::available() && !crate::isa::splits_512_bit_ops();
-        let default = if gemm_from_13 { 12 } else { BLOCK_GEMV_ROWS_MAX };
-        chosen.filter(|n| (1..=BLOCK_GEMV_ROWS_MAX).contains(n)).unwrap_or(default)
-    })
+        chosen.filter(|n| (1..=BLOCK_GEMV_ROWS_MAX).contains(n))
+    });
+    let gemm_from_13 = crate::sgemm::available() && !crate::isa::splits_512_bit_ops();
+    let default = match (integer_gemm, gemm_from_13) {
+        (true, _) => INTEGER_GEMM_AFTER,
+        (false, true) => 12,
+        (false, false) => BLOCK_GEMV_ROWS_MAX,
+    };
+    chosen.unwrap_or(default)
 }
+
+/// The rows up to which the row-streaming kernel beats the integer GEMM.
+const INTEGER_GEMM_AFTER: usize = 8;
 
 /// The most input rows the row-streaming kernel for block-quantised weights takes.
 pub(crate) const BLOCK_GEMV_ROWS_MAX: usize = 16;
@@ -88,9 +99,10 @@ fn linear_sharing(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>, tokens: &
     let mut out = vec![0f32; n * out_features];
     let blocks = w.quant_blocks().filter(|b| k % b.dtype.block_size() == 0);
     if let Some(b) = blocks {
-        if n <= block_gemv_max_rows() {
+        let integer_gemm = gemm::applies(b);
+        if n <= block_gemv_max_rows(integer_gemm) {
             crate::matmul_blocks::gemv_rows(x.values(), b, k, out_features, &mut out);
-        } else if gemm::applies(b) {
+        } else if integer_gemm {
             let tokens = tokens.get_or_init(|| Tokens::pack(x.values(), n, k));
             gemm::gemm(tokens, b, k, out_features, &mut out);
         } else {

@@ -77,7 +77,8 @@ mod tests {
                 let x: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
                 // Decode-sized inputs, and longer ones against interleaved weights where the
                 // integer GEMM runs, meet the weights in 16 bits; the result is exact on those.
-                let sixteen_bits = n <= block_gemv_max_rows() || gemm::applies(blocks.quant_blocks().unwrap());
+                let integer_gemm = gemm::applies(blocks.quant_blocks().unwrap());
+                let sixteen_bits = n <= block_gemv_max_rows(integer_gemm) || integer_gemm;
                 let x_seen: Vec<f32> = if sixteen_bits {
                     x.chunks(k).flat_map(|row| Activations::new(row).seen()).collect()
                 } else {
