@@ -59,16 +59,9 @@ pub fn softmax(x: &NdTensor) -> Result<NdTensor> {
     NdTensor::new(out, x.shape_vec())
 }
 
-/// Softmax of one row, in place.
+/// Softmax of one row, in place ([`crate::vexp::softmax_in_place`]).
 pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
+    crate::vexp::softmax_in_place(row);
 }
 
 fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Copy + Send + Sync {
