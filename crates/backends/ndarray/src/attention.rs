@@ -6,9 +6,13 @@
 use rayon::prelude::*;
 use zoo_core::{AttentionSpec, KvGrowth, KvSpec, Result, SeqSpan, TensorShape};
 
-use crate::elementwise::softmax_in_place;
-use crate::matmul::dot;
+use crate::attend_row::attend_row;
 use crate::tensor::NdTensor;
+
+thread_local! {
+    /// Each thread's scores of one query row, reused from row to row.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Host memory follows use: buffers double from 16 positions per slot.
 const GROWTH: KvGrowth = KvGrowth::Double { min: 16 };
@@ -108,11 +112,7 @@ impl KvBuffer {
             let first = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
             let (keys, values) = kv.head(span.slot, h / group, first..pos + 1);
             let query = &q.values()[(row * spec.n_heads + h) * hd..][..hd];
-            let mut scores: Vec<f32> = keys.chunks_exact(hd).map(|key| dot(query, key) * spec.scale).collect();
-            softmax_in_place(&mut scores);
-            for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
-                out_head.iter_mut().zip(value).for_each(|(o, &vv)| *o += p * vv);
-            }
+            SCORES.with_borrow_mut(|scores| attend_row(query, keys, values, spec.scale, scores, out_head));
         });
         NdTensor::new(out, vec![n, spec.n_heads * hd])
     }

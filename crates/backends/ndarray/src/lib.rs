@@ -10,6 +10,7 @@
 //!
 //! Registered as `ndarray`, the default backend on CPU.
 
+mod attend_row;
 mod attention;
 mod block_dot;
 mod elementwise;
