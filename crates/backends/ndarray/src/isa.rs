@@ -66,8 +66,15 @@ pub fn detected() -> Isa {
 /// family 19h (Zen 3 and Zen 4; Zen 3 has no AVX-512, so in practice Zen 4). There zoo's
 /// AVX-512 GEMM gains less over the row-streaming kernels than on CPUs with full-width 512-bit
 /// units (Intel's), which moves the point where block-quantised products switch to the GEMM
-/// (`matmul::block_gemv_max_rows`).
+/// (`matmul::block_gemv_max_rows`). Asked once: `cpuid` traps to the hypervisor in a virtual
+/// machine (called per product, it took 8% of a decode step).
 pub fn splits_512_bit_ops() -> bool {
+    static SPLITS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPLITS.get_or_init(amd_family_19h)
+}
+
+/// Whether `cpuid` names an AMD CPU of family 19h.
+fn amd_family_19h() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::__cpuid;

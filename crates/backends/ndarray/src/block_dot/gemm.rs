@@ -116,10 +116,19 @@ impl Panel {
     /// Rows `rows` (at most [`LANES`]) of `w` (rows of `k` elements), widened: interleaved
     /// weights (`rows` on groups of eight) or K-quants.
     pub fn widen_weight(&mut self, w: &Blocks, k: usize, rows: std::ops::Range<usize>) {
+        let row_bytes = k / w.dtype.block_size() * w.dtype.block_bytes();
         match w.interleaved {
-            Some(row_blocks) => self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows),
+            Some(row_blocks) if !kquant::is_k_quant(w.dtype) => {
+                self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows)
+            }
+            // Interleaved `Q4_K` rows put back as the file stores them first.
+            Some(row_blocks) => {
+                let mut plain = Vec::with_capacity(rows.len() * row_bytes);
+                super::rows8_k::plain_rows(w.data.as_slice(), row_blocks, rows.clone(), &mut plain);
+                self.size(w.dtype, k / QK, rows.len());
+                super::gemm_kquants::widen(w.dtype, &plain, row_bytes, self);
+            }
             None => {
-                let row_bytes = k / w.dtype.block_size() * w.dtype.block_bytes();
                 let data = &w.data.as_slice()[rows.start * row_bytes..rows.end * row_bytes];
                 self.size(w.dtype, k / QK, rows.len());
                 super::gemm_kquants::widen(w.dtype, data, row_bytes, self);
@@ -401,7 +410,7 @@ mod tests {
     fn k_quant_products_match_the_f64_sums_of_what_they_multiply() {
         for dtype in [DType::Q4_K, DType::Q5_K, DType::Q6_K] {
             // Rows that fill panels, and a last panel of fewer than 16 (and than 8) rows.
-            for (n, rows, blocks) in [(3, 16, 1), (14, 21, 2), (25, 5, 1)] {
+            for (n, rows, blocks) in [(3, 16, 1), (14, 21, 2), (25, 5, 1), (9, 24, 2)] {
                 let k = blocks * kquant::QK_K;
                 let data = k_quant_rows(dtype, rows, blocks);
                 let w = Blocks { dtype, data: zoo_core::Bytes::from_vec(data.clone()), interleaved: None };
@@ -409,6 +418,14 @@ mod tests {
                 let x = tokens(n, k);
                 let mut got = vec![f32::NAN; n * rows];
                 gemm(&Tokens::pack(&x, n, k), &w, k, rows, &mut got);
+                if rows8::applies(dtype, rows) {
+                    // `Q4_K` rows interleaved eight at a time: the same products.
+                    let mixed = rows8::interleave(dtype, &data, blocks);
+                    let w = Blocks { dtype, data: zoo_core::Bytes::from_vec(mixed), interleaved: Some(blocks) };
+                    let mut again = vec![f32::NAN; n * rows];
+                    gemm(&Tokens::pack(&x, n, k), &w, k, rows, &mut again);
+                    assert_eq!(again, got, "{dtype} interleaved");
+                }
                 let mut dense = Vec::new();
                 zoo_core::quant::dequantize(dtype, &data, &mut dense);
                 for (t, got) in got.chunks_exact(rows).enumerate() {

@@ -45,6 +45,7 @@ mod k_quants_avx512;
 #[cfg(target_arch = "x86_64")]
 mod q16_avx2;
 pub mod rows8;
+mod rows8_k;
 
 /// One activation row, prepared for the block kernels: rounded to 16 bits ([`Q16Row`]).
 pub struct Activations {
