@@ -121,7 +121,20 @@ impl Panel {
             Some(row_blocks) if !kquant::is_k_quant(w.dtype) => {
                 self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows)
             }
-            // Interleaved `Q4_K` rows put back as the file stores them first.
+            // Interleaved `Q4_K` rows: eight at a time with AVX2, else put back as the file
+            // stores them first.
+            Some(_)
+                if rows.start.is_multiple_of(rows8::GROUP)
+                    && rows.len().is_multiple_of(rows8::GROUP)
+                    && isa() >= Isa::Avx2 =>
+            {
+                self.size(w.dtype, k / QK, rows.len());
+                let group_bytes = rows8::GROUP * row_bytes;
+                for (half, set) in (rows.start / rows8::GROUP..rows.end / rows8::GROUP).enumerate() {
+                    let groups = &w.data.as_slice()[set * group_bytes..][..group_bytes];
+                    super::rows8_k::widen_half(groups, half, self);
+                }
+            }
             Some(row_blocks) => {
                 let mut plain = Vec::with_capacity(rows.len() * row_bytes);
                 super::rows8_k::plain_rows(w.data.as_slice(), row_blocks, rows.clone(), &mut plain);

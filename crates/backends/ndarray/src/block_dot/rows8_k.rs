@@ -105,6 +105,20 @@ pub fn dequantize(data: &[u8], row_blocks: usize, blocks: std::ops::Range<usize>
     }
 }
 
+/// Lanes `8 · half ..` of `panel` (sized for these rows) from the eight interleaved rows of
+/// `groups` (their super-blocks one after another), as [`super::gemm_kquants::widen`] puts
+/// the same rows as the file stores them; `false` where the CPU lacks AVX2 (nothing written).
+pub fn widen_half(groups: &[u8], half: usize, panel: &mut super::gemm::Panel) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx2 {
+        // SAFETY: `isa()` found AVX2, FMA and F16C.
+        unsafe { avx2::widen_half(groups, half, panel) };
+        return true;
+    }
+    let _ = (groups, half, panel);
+    false
+}
+
 /// `out[j] = w_row(j) · x` for the rows of the interleaved groups in `data` (each group
 /// `row_blocks` super-blocks of eight rows; `out` eight values a group).
 pub fn rows_dot(data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
@@ -141,6 +155,7 @@ fn rows_dot_at(level: Isa, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut
 mod avx2 {
     use std::arch::x86_64::*;
 
+    use super::super::gemm::{Panel, LANES, PAIRS};
     use super::{Q16Row, BYTES, GROUP, NIBBLES, PLANES, QK_K};
 
     /// `w_row · x` for the eight rows of one interleaved group.
@@ -213,6 +228,44 @@ mod avx2 {
             f(d),
             f(_mm_srli_si128::<8>(d)),
         ]
+    }
+
+    /// [`super::widen_half`] with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn widen_half(groups: &[u8], half: usize, panel: &mut Panel) {
+        let supers = groups.len() / (GROUP * BYTES);
+        let lane = half * GROUP;
+        assert!(half < 2 && panel.d.len() >= supers * 8 * LANES && panel.m.len() >= supers * 8 * LANES);
+        assert!(panel.q.len() >= supers * 8 * PAIRS * LANES * 2);
+        let (low_nibble, sign) = (_mm256_set1_epi16(0x0F), _mm256_set1_ps(-0.0));
+        let (q, d_out, m_out) = (panel.q.as_mut_ptr(), panel.d.as_mut_ptr(), panel.m.as_mut_ptr());
+        for sb in 0..supers {
+            // SAFETY: super-block `sb` of `groups` and its blocks of the panel are in bounds
+            // (asserted above).
+            unsafe {
+                let block = groups.as_ptr().add(sb * GROUP * BYTES);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(block.cast()));
+                let dmin = _mm256_cvtph_ps(_mm_loadu_si128(block.add(2 * GROUP).cast()));
+                let (sc, m) = scales(block.add(PLANES));
+                for sub in 0..8 {
+                    let at = (sb * 8 + sub) * LANES + lane;
+                    _mm256_storeu_ps(d_out.add(at), _mm256_mul_ps(sc[sub], d));
+                    _mm256_storeu_ps(m_out.add(at), _mm256_xor_ps(_mm256_mul_ps(m[sub], dmin), sign));
+                }
+                for c in 0..4 {
+                    for t in 0..16 {
+                        let bytes =
+                            _mm256_cvtepu8_epi16(_mm_loadu_si128(block.add(NIBBLES + (16 * c + t) * 16).cast()));
+                        let pair_at = |sub: usize| q.add((((sb * 8 + sub) * PAIRS + t) * LANES + lane) * 2).cast();
+                        _mm256_storeu_si256(pair_at(2 * c), _mm256_and_si256(bytes, low_nibble));
+                        _mm256_storeu_si256(pair_at(2 * c + 1), _mm256_srli_epi16::<4>(bytes));
+                    }
+                }
+            }
+        }
     }
 
     /// The body of [`group_dot`] and [`group_dot_vnni`].
