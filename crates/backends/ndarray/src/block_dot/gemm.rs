@@ -121,10 +121,11 @@ impl Panel {
             Some(row_blocks) if !kquant::is_k_quant(w.dtype) => {
                 self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows)
             }
-            // Interleaved `Q4_K` rows: eight at a time with AVX2, else put back as the file
-            // stores them first.
+            // Interleaved `Q4_K` and `Q6_K` rows: eight at a time with AVX2, else put back as
+            // the file stores them first.
             Some(_)
-                if rows.start.is_multiple_of(rows8::GROUP)
+                if matches!(w.dtype, DType::Q4_K | DType::Q6_K)
+                    && rows.start.is_multiple_of(rows8::GROUP)
                     && rows.len().is_multiple_of(rows8::GROUP)
                     && isa() >= Isa::Avx2 =>
             {
@@ -132,12 +133,18 @@ impl Panel {
                 let group_bytes = rows8::GROUP * row_bytes;
                 for (half, set) in (rows.start / rows8::GROUP..rows.end / rows8::GROUP).enumerate() {
                     let groups = &w.data.as_slice()[set * group_bytes..][..group_bytes];
-                    super::rows8_k::widen_half(groups, half, self);
+                    if w.dtype == DType::Q6_K {
+                        super::rows8_q6k::widen_half(groups, half, self);
+                    } else {
+                        super::rows8_k::widen_half(groups, half, self);
+                    }
                 }
             }
             Some(row_blocks) => {
                 let mut plain = Vec::with_capacity(rows.len() * row_bytes);
-                super::rows8_k::plain_rows(w.data.as_slice(), row_blocks, rows.clone(), &mut plain);
+                let put_back =
+                    if w.dtype == DType::Q6_K { super::rows8_q6k::plain_rows } else { super::rows8_k::plain_rows };
+                put_back(w.data.as_slice(), row_blocks, rows.clone(), &mut plain);
                 self.size(w.dtype, k / QK, rows.len());
                 super::gemm_kquants::widen(w.dtype, &plain, row_bytes, self);
             }

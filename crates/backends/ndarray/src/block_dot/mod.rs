@@ -46,6 +46,7 @@ mod k_quants_avx512;
 mod q16_avx2;
 pub mod rows8;
 mod rows8_k;
+mod rows8_q6k;
 
 /// One activation row, prepared for the block kernels: rounded to 16 bits ([`Q16Row`]).
 pub struct Activations {

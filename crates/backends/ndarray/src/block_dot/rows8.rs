@@ -14,8 +14,9 @@
 //! whose `vpdpwssd` multiplies and adds in one).
 //!
 //! `Q8_0` blocks interleave alike: their 32 signed bytes are sixteen groups, sign-extended;
-//! `Q5_0` keeps its fifth bits as lane masks matching the groups (`MASKS_AT`). `Q4_K`
-//! super-blocks interleave in a layout of their own ([`super::rows8_k`]).
+//! `Q5_0` keeps its fifth bits as lane masks matching the groups (`MASKS_AT`). `Q4_K` and
+//! `Q6_K` super-blocks interleave in layouts of their own ([`super::rows8_k`],
+//! [`super::rows8_q6k`]).
 //!
 //! `NdTensor::blocks` interleaves such a weight whose rows are a multiple of eight
 //! when the CPU has AVX2 (`ZOO_INTERLEAVE=0` keeps the file's layout); every reader of such a
@@ -43,7 +44,8 @@ pub fn applies(dtype: DType, rows: usize) -> bool {
             && isa() >= Isa::Avx2
             && std::env::var("ZOO_INTERLEAVE").map_or(true, |v| v.trim() != "0")
     });
-    let interleaved = matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0 | DType::Q4_K);
+    let interleaved =
+        matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0 | DType::Q4_K | DType::Q6_K);
     enabled && interleaved && rows > 0 && rows.is_multiple_of(GROUP)
 }
 
@@ -67,9 +69,12 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
     let (block, head) = (dtype.block_bytes(), header(dtype));
     let row_bytes = row_blocks * block;
     let mut out = vec![0u8; plain.len()];
-    if dtype == DType::Q4_K {
+    if matches!(dtype, DType::Q4_K | DType::Q6_K) {
         let groups = plain.par_chunks_exact(GROUP * row_bytes).zip(out.par_chunks_exact_mut(GROUP * row_bytes));
-        groups.for_each(|(src, dst)| super::rows8_k::interleave_into(src, row_blocks, dst));
+        groups.for_each(|(src, dst)| match dtype {
+            DType::Q4_K => super::rows8_k::interleave_into(src, row_blocks, dst),
+            _ => super::rows8_q6k::interleave_into(src, row_blocks, dst),
+        });
         return out;
     }
     // Groups of rows in parallel: loading the default model took 0.17 s with this done on one
@@ -200,8 +205,10 @@ pub fn block_integers(dtype: DType, data: &[u8], row_blocks: usize, (r, b): (usi
 /// one copy of the formulas: prefill of 128 tokens, which dequantises its weight tiles here,
 /// measured 4–7% slower that way (415M `Q8_0` 92.3–92.7 against 95.5–97.2 tok/s).
 pub fn dequantize(dtype: DType, data: &[u8], row_blocks: usize, blocks: Range<usize>, out: &mut Vec<f32>) {
-    if dtype == DType::Q4_K {
-        return super::rows8_k::dequantize(data, row_blocks, blocks, out);
+    match dtype {
+        DType::Q4_K => return super::rows8_k::dequantize(data, row_blocks, blocks, out),
+        DType::Q6_K => return super::rows8_q6k::dequantize(data, row_blocks, blocks, out),
+        _ => {}
     }
     let (group_bytes, head) = (GROUP * dtype.block_bytes(), header(dtype));
     let mut values = [0f32; QK];
@@ -267,8 +274,10 @@ pub fn rows_dot(dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &
 
 /// [`rows_dot`] through the kernel of `level` (capped at [`isa`]); tests run each.
 fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
-    if dtype == DType::Q4_K {
-        return super::rows8_k::rows_dot(data, row_blocks, x, out);
+    match dtype {
+        DType::Q4_K => return super::rows8_k::rows_dot(data, row_blocks, x, out),
+        DType::Q6_K => return super::rows8_q6k::rows_dot(data, row_blocks, x, out),
+        _ => {}
     }
     let level = level.min(isa());
     let groups = data.chunks_exact(row_blocks * GROUP * dtype.block_bytes()).zip(out.chunks_exact_mut(GROUP));
