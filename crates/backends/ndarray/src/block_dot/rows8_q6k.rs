@@ -275,13 +275,12 @@ mod avx2 {
                                 &mut odd,
                             );
                         }
-                        let sums = [even, odd];
-                        for k in 0..4 {
+                        for (k, (even, odd)) in even.into_iter().zip(odd).enumerate() {
                             let g = 8 * h + 2 * k + half;
                             let sc = _mm_loadl_epi64(block.add(PLANES + GROUP * g).cast());
                             let sc = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc));
                             let scale = _mm256_mul_ps(_mm256_mul_ps(sc, d), _mm256_set1_ps(x.d[sb * 8 + 4 * h + k]));
-                            let sum = _mm256_add_epi32(sums[0][k], sums[1][k]);
+                            let sum = _mm256_add_epi32(even, odd);
                             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);
                         }
                     }
