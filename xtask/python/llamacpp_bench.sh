@@ -26,8 +26,9 @@
 #   MODEL        `smollm2` (the default model: $ZOO_DEFAULT_MODEL, else
 #                ~/.cache/zoo/models/SmolLM2-135M-Instruct.Q4_1.gguf, fetched by
 #                scripts/fetch-default-model.sh), one of the 415M model's types `f32`, `f16`,
-#                `q8_0`, `q4_0`, `q4_k_m`, or the path of any GGUF file.
-#                Default: smollm2 f32 f16 q8_0 q4_0 q4_k_m
+#                `q8_0`, `q4_0`, `q4_k_m`, `q4_k_m-k256` (a 201M model whose Q4_K_M is all
+#                K-quants, see make_bench_mistral.py --sizes k256), or the path of any GGUF file.
+#                Default: smollm2 f32 f16 q8_0 q4_0 q4_k_m q4_k_m-k256
 # Environment:
 #   THREADS="N…"    thread counts, the same for both (default: "1 2")
 #   TOKENS=N        tokens to decode (default: 64)
@@ -61,7 +62,7 @@ runs="${RUNS:-3}"
 jobs="${JOBS:-2}"
 prompt="${PROMPT:-Once upon a time}"
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(smollm2 f32 f16 q8_0 q4_0 q4_k_m)
+[ ${#models[@]} -gt 0 ] || models=(smollm2 f32 f16 q8_0 q4_0 q4_k_m q4_k_m-k256)
 
 # 1. llama-bench and llama-quantize, and the llama.cpp source (for convert_hf_to_gguf.py): found
 # or built by llamacpp_build.sh, under .cache/ (or the main checkout's).
@@ -100,8 +101,32 @@ mistral_gguf() {
   echo "$out"
 }
 
+# 3. The 201M model whose matrices are all multiples of 256 wide (make_bench_mistral.py --sizes
+# k256): its Q4_K_M is K-quants throughout, as a real model's is. Made once; its path.
+k256_gguf() {
+  local out="$mistral_dir/mistral-201m-k256-q4_k_m.gguf" f32="$mistral_dir/mistral-201m-k256-f32.gguf"
+  local python="${PYTHON:-$root/.venv/bin/python}"
+  if [ ! -f "$out" ]; then
+    [ -x "$python" ] || bash "$root/scripts/setup-python.sh" >&2
+    if [ ! -f "$mistral_dir/hf-k256/model.safetensors" ]; then
+      echo "generating the 201M Mistral model (random weights, sizes multiples of 256)" >&2
+      "$python" "$root/xtask/python/make_bench_mistral.py" --sizes k256 --out "$mistral_dir/hf-k256" >&2
+    fi
+    if [ ! -f "$f32" ]; then
+      "$python" "$src/convert_hf_to_gguf.py" "$mistral_dir/hf-k256" --outtype f32 --outfile "$f32.part" \
+        >"$f32.log" 2>&1 || { tail -20 "$f32.log" >&2; return 1; }
+      mv "$f32.part" "$f32"
+    fi
+    echo "quantising to Q4_K_M with llama-quantize" >&2
+    "$llama_quantize" "$f32" "$out.part" Q4_K_M >"$out.log" 2>&1 || { tail -20 "$out.log" >&2; return 1; }
+    mv "$out.part" "$out"
+  fi
+  echo "$out"
+}
+
 model_path() {
   case "$1" in
+    q4_k_m-k256) k256_gguf ;;
     smollm2)
       [ -f "$default_model" ] || { echo "no model at $default_model (run scripts/fetch-default-model.sh)" >&2; return 1; }
       echo "$default_model"

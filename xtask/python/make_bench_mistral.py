@@ -12,7 +12,12 @@ The directory holds what llama.cpp's convert_hf_to_gguf.py reads:
   tokenizer.model          Mistral's v1 SentencePiece model, from the PyPI package mistral-common
   tokenizer_config.json    LlamaTokenizer, <s> / </s> / <unk>, BOS added
 
-Usage: python make_bench_mistral.py --out DIR [--seed N] [--std X]
+With `--sizes k256` it writes instead a 201M model whose every matrix dimension is a multiple
+of 256 (hidden 1024, 12 layers, 16 query heads of 64 / 4 KV heads, MLP 2816), so that
+llama-quantize's Q4_K_M keeps every matrix in K-quants (Q4_K, Q6_K), as it does for real models;
+the 415M model's 896-wide rows make it fall back to Q5_0 / Q8_0 for most of them.
+
+Usage: python make_bench_mistral.py --out DIR [--seed N] [--std X] [--sizes default|k256]
 """
 
 from __future__ import annotations
@@ -121,7 +126,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="directory to write (created)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--std", type=float, default=0.02)
+    parser.add_argument("--sizes", choices=["default", "k256"], default="default")
     args = parser.parse_args()
+    if args.sizes == "k256":
+        global HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, INTERMEDIATE
+        HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, INTERMEDIATE = 1024, 12, 16, 4, 64, 2816
 
     args.out.mkdir(parents=True, exist_ok=True)
     tensors = weights(args.seed, args.std)
