@@ -2,23 +2,13 @@
 //! weight row once and widen it in registers ([`crate::half_dot`]); prefill goes to
 //! `crate::matmul`'s GEMM path, which widens tiles of weight rows.
 
-use crate::half_dot::{rows8, rows_dot};
-use crate::matmul::{par_feature_chunks, par_feature_tiles};
+use crate::half_dot::rows_dot;
+use crate::matmul::par_feature_chunks;
 use crate::tensor::Float16;
 
 /// `out[i, j] = x[i] · w[j]` for a few rows of `x` (`k` columns), parallel over `j`.
 pub fn gemv_rows(x: &[f32], w: &Float16, k: usize, out_features: usize, out: &mut [f32]) {
     let weights = w.bytes(0..out_features * k);
-    if w.interleaved.is_some() {
-        // Chunks of whole groups of eight rows, each streamed once for every row of `x`.
-        return par_feature_tiles(rows8::GROUP, x.len() / k, out_features, out, |first, dst| {
-            let features = dst.len() / (x.len() / k);
-            let w_chunk = &weights[2 * first * k..2 * (first + features) * k];
-            for (x, dst) in x.chunks_exact(k).zip(dst.chunks_exact_mut(features)) {
-                rows8::rows_dot(w.kind, w_chunk, x, dst);
-            }
-        });
-    }
     par_feature_chunks(x.len() / k, out_features, out, |first, row, dst| {
         let w_chunk = &weights[2 * first * k..2 * (first + dst.len()) * k];
         rows_dot(w.kind, w_chunk, &x[row * k..(row + 1) * k], dst);
@@ -43,9 +33,9 @@ mod tests {
                 _ => bf16::from_f32(v).to_le_bytes(),
             })
             .collect();
-        let stored = NdTensor::float16(dtype, Bytes::from_vec(bytes.clone()), vec![m, k]).unwrap();
-        let dense = NdTensor::new(stored.values().to_vec(), vec![m, k]).unwrap();
         let stored = NdTensor::float16(dtype, Bytes::from_vec(bytes), vec![m, k]).unwrap();
+        let dense = NdTensor::new(stored.values().to_vec(), vec![m, k]).unwrap();
+        let stored = NdTensor::float16(dtype, stored.float16_data().unwrap().data.clone(), vec![m, k]).unwrap();
         (stored, dense)
     }
 
@@ -53,7 +43,7 @@ mod tests {
     fn half_linear_matches_f32_linear_on_the_same_values() {
         for dtype in [DType::F16, DType::BF16] {
             // Decode (GEMV chunks and a remainder) and prefill (GEMM tiles) sizes.
-            for &(n, k, m) in &[(1, 37, 130), (3, 64, 65), (4, 896, 200), (9, 33, 300), (17, 40, 129), (17, 40, 128)] {
+            for &(n, k, m) in &[(1, 37, 130), (3, 64, 65), (4, 896, 200), (9, 33, 300), (17, 40, 129)] {
                 let (stored, dense) = weight(dtype, m, k);
                 let x = NdTensor::new((0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect(), vec![n, k]);
                 let x = x.unwrap();
@@ -71,7 +61,7 @@ mod tests {
     #[test]
     fn half_embedding_widens_the_rows_asked_for() {
         for dtype in [DType::F16, DType::BF16] {
-            let (stored, dense) = weight(dtype, 16, 24);
+            let (stored, dense) = weight(dtype, 10, 24);
             let got = crate::layout::embedding(&stored, &[3, 0, 9]).unwrap();
             let want = crate::layout::embedding(&dense, &[3, 0, 9]).unwrap();
             assert_eq!(got.values(), want.values());

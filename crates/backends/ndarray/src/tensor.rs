@@ -78,16 +78,12 @@ impl<W> Deref for Stored<W> {
 pub struct Float16 {
     /// Which 16-bit float.
     pub kind: Half,
-    /// The values' bytes (usually borrowed from the memory map), row-major, or interleaved
-    /// eight rows at a time ([`Float16::interleaved`]).
+    /// The values' bytes (usually borrowed from the memory map).
     pub data: Bytes,
-    /// The row length when the rows are interleaved ([`crate::half_dot::rows8`]); `None`: as
-    /// the file stores them.
-    pub interleaved: Option<usize>,
 }
 
 impl Float16 {
-    /// The bytes of elements `range` (flat, row-major), for values in the file's order.
+    /// The bytes of elements `range` (flat, row-major).
     pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
         &self.data.as_slice()[2 * range.start..2 * range.end]
     }
@@ -204,14 +200,7 @@ impl NdTensor {
         let Some(kind) = Half::of(dtype).filter(|_| data.len() == 2 * numel) else {
             return Err(misshapen("16-bit weight", format!("{numel} {dtype} elements ({} bytes)", data.len()), shape));
         };
-        let (rows, k) = (numel / shape.last().copied().unwrap_or(1).max(1), shape.last().copied().unwrap_or(0));
-        if shape.len() == 2 && crate::half_dot::rows8::applies(rows, k) {
-            let mixed = Bytes::from_vec(crate::half_dot::rows8::interleave(data.as_slice(), k));
-            data.release_pages(); // the copy replaces the file's pages
-            let weight = Float16 { kind, data: mixed, interleaved: Some(k) };
-            return Ok(Self::stored(Storage::Float16, weight, shape));
-        }
-        Ok(Self::stored(Storage::Float16, Float16 { kind, data, interleaved: None }, shape))
+        Ok(Self::stored(Storage::Float16, Float16 { kind, data }, shape))
     }
 
     /// `weight` under `shape`, kept as stored in the storage `wrap` makes.
@@ -342,17 +331,7 @@ impl DequantizeRange for Blocks {
 
 impl DequantizeRange for Float16 {
     fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
-        match self.interleaved {
-            // Ranges of whole rows (the callers': GEMM tiles, embedding rows, the whole tensor).
-            Some(k) => crate::half_dot::rows8::widen_rows(
-                self.kind,
-                self.data.as_slice(),
-                k,
-                range.start / k..range.end / k,
-                out,
-            ),
-            None => self.kind.widen_into(self.bytes(range), out),
-        }
+        self.kind.widen_into(self.bytes(range), out)
     }
 }
 
