@@ -134,16 +134,19 @@ impl Panel {
                 for (half, set) in (rows.start / rows8::GROUP..rows.end / rows8::GROUP).enumerate() {
                     let groups = &w.data.as_slice()[set * group_bytes..][..group_bytes];
                     if w.dtype == DType::Q6_K {
-                        super::rows8_q6k::widen_half(groups, half, self);
+                        super::rows8_super::widen_half::<super::rows8_q6k::Q6K>(groups, half, self);
                     } else {
-                        super::rows8_k::widen_half(groups, half, self);
+                        super::rows8_super::widen_half::<super::rows8_k::Q4K>(groups, half, self);
                     }
                 }
             }
             Some(row_blocks) => {
                 let mut plain = Vec::with_capacity(rows.len() * row_bytes);
-                let put_back =
-                    if w.dtype == DType::Q6_K { super::rows8_q6k::plain_rows } else { super::rows8_k::plain_rows };
+                let put_back = if w.dtype == DType::Q6_K {
+                    super::rows8_super::plain_rows::<super::rows8_q6k::Q6K>
+                } else {
+                    super::rows8_super::plain_rows::<super::rows8_k::Q4K>
+                };
                 put_back(w.data.as_slice(), row_blocks, rows.clone(), &mut plain);
                 self.size(w.dtype, k / QK, rows.len());
                 super::gemm_kquants::widen(w.dtype, &plain, row_bytes, self);
@@ -312,7 +315,7 @@ pub(super) fn run_portable(panel: &Panel, group: &TokenGroup, part: &mut [f32], 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::block_dot::rows8::tests::plain;
 
@@ -409,7 +412,7 @@ mod tests {
     }
 
     /// `rows` rows of `blocks` K-quant super-blocks of `dtype`: varied bytes, sane f16 scales.
-    fn k_quant_rows(dtype: DType, rows: usize, blocks: usize) -> Vec<u8> {
+    pub(crate) fn k_quant_rows(dtype: DType, rows: usize, blocks: usize) -> Vec<u8> {
         let size = dtype.block_bytes();
         let mut data: Vec<u8> = (0..rows * blocks * size).map(|i| ((i * 31 + i * i * 7) % 251) as u8).collect();
         for (n, block) in data.chunks_exact_mut(size).enumerate() {

@@ -47,6 +47,7 @@ mod q16_avx2;
 pub mod rows8;
 mod rows8_k;
 mod rows8_q6k;
+mod rows8_super;
 
 /// One activation row, prepared for the block kernels: rounded to 16 bits ([`Q16Row`]).
 pub struct Activations {

@@ -72,8 +72,8 @@ pub fn interleave(dtype: DType, plain: &[u8], row_blocks: usize) -> Vec<u8> {
     if matches!(dtype, DType::Q4_K | DType::Q6_K) {
         let groups = plain.par_chunks_exact(GROUP * row_bytes).zip(out.par_chunks_exact_mut(GROUP * row_bytes));
         groups.for_each(|(src, dst)| match dtype {
-            DType::Q4_K => super::rows8_k::interleave_into(src, row_blocks, dst),
-            _ => super::rows8_q6k::interleave_into(src, row_blocks, dst),
+            DType::Q4_K => super::rows8_super::interleave_into::<super::rows8_k::Q4K>(src, row_blocks, dst),
+            _ => super::rows8_super::interleave_into::<super::rows8_q6k::Q6K>(src, row_blocks, dst),
         });
         return out;
     }
@@ -206,8 +206,8 @@ pub fn block_integers(dtype: DType, data: &[u8], row_blocks: usize, (r, b): (usi
 /// measured 4–7% slower that way (415M `Q8_0` 92.3–92.7 against 95.5–97.2 tok/s).
 pub fn dequantize(dtype: DType, data: &[u8], row_blocks: usize, blocks: Range<usize>, out: &mut Vec<f32>) {
     match dtype {
-        DType::Q4_K => return super::rows8_k::dequantize(data, row_blocks, blocks, out),
-        DType::Q6_K => return super::rows8_q6k::dequantize(data, row_blocks, blocks, out),
+        DType::Q4_K => return super::rows8_super::dequantize::<super::rows8_k::Q4K>(data, row_blocks, blocks, out),
+        DType::Q6_K => return super::rows8_super::dequantize::<super::rows8_q6k::Q6K>(data, row_blocks, blocks, out),
         _ => {}
     }
     let (group_bytes, head) = (GROUP * dtype.block_bytes(), header(dtype));
@@ -275,8 +275,8 @@ pub fn rows_dot(dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &
 /// [`rows_dot`] through the kernel of `level` (capped at [`isa`]); tests run each.
 fn rows_dot_at(level: Isa, dtype: DType, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
     match dtype {
-        DType::Q4_K => return super::rows8_k::rows_dot(data, row_blocks, x, out),
-        DType::Q6_K => return super::rows8_q6k::rows_dot(data, row_blocks, x, out),
+        DType::Q4_K => return super::rows8_super::rows_dot::<super::rows8_k::Q4K>(data, row_blocks, x, out),
+        DType::Q6_K => return super::rows8_super::rows_dot::<super::rows8_q6k::Q6K>(data, row_blocks, x, out),
         _ => {}
     }
     let level = level.min(isa());

@@ -14,12 +14,11 @@
 //!   weights `128h + 32k + 2t`, `+ 1` of the eight rows for each `k`, pair by pair: four
 //!   `vpdpwssd` (or `vpmaddwd`) with the activations' pairs broadcast.
 
-use zoo_core::kquant::{self, QK_K};
+use zoo_core::kquant::QK_K;
 use zoo_core::DType;
 
 use super::rows8::GROUP;
 use super::Q16Row;
-use crate::isa::{isa, Isa};
 
 /// Bytes of a `Q6_K` super-block.
 const BYTES: usize = DType::Q6_K.block_bytes();
@@ -47,19 +46,10 @@ fn place(i: usize, r: usize) -> usize {
     }
 }
 
-/// `plain` (rows of `row_blocks` `Q6_K` super-blocks, a multiple of [`GROUP`] rows)
-/// interleaved, in `out` (as long as `plain`).
-pub fn interleave_into(plain: &[u8], row_blocks: usize, out: &mut [u8]) {
-    let row_bytes = row_blocks * BYTES;
-    let groups = plain.chunks_exact(GROUP * row_bytes).zip(out.chunks_exact_mut(GROUP * row_bytes));
-    for (src, dst) in groups {
-        for (b, group) in dst.chunks_exact_mut(GROUP * BYTES).enumerate() {
-            for r in 0..GROUP {
-                for (i, &byte) in src[r * row_bytes + b * BYTES..][..BYTES].iter().enumerate() {
-                    group[place(i, r)] = byte;
-                }
-            }
-        }
+/// Row `r`'s super-block `block` (as the file stores it) written into its places of `group`.
+fn put_row(block: &[u8], r: usize, group: &mut [u8]) {
+    for (i, &byte) in block.iter().enumerate() {
+        group[place(i, r)] = byte;
     }
 }
 
@@ -68,75 +58,7 @@ fn plain_row(group: &[u8], r: usize) -> [u8; BYTES] {
     std::array::from_fn(|i| group[place(i, r)])
 }
 
-/// Rows `rows` (whole, of `row_blocks` super-blocks) of interleaved `data` as the file stores
-/// them, appended to `out`.
-pub fn plain_rows(data: &[u8], row_blocks: usize, rows: std::ops::Range<usize>, out: &mut Vec<u8>) {
-    for row in rows {
-        let group = &data[(row / GROUP) * GROUP * row_blocks * BYTES..];
-        for b in 0..row_blocks {
-            out.extend_from_slice(&plain_row(&group[b * GROUP * BYTES..], row % GROUP));
-        }
-    }
-}
-
-/// Dequantises super-blocks `blocks` (row-major indices, rows of `row_blocks`) of interleaved
-/// `data` into `out`: `kquant::dequantize_super_block` of each as the file stores it.
-pub fn dequantize(data: &[u8], row_blocks: usize, blocks: std::ops::Range<usize>, out: &mut Vec<f32>) {
-    let mut values = [0f32; QK_K];
-    out.reserve(blocks.len() * QK_K);
-    for i in blocks {
-        let (row, b) = (i / row_blocks, i % row_blocks);
-        let group = &data[((row / GROUP) * row_blocks + b) * GROUP * BYTES..][..GROUP * BYTES];
-        kquant::dequantize_super_block(DType::Q6_K, &plain_row(group, row % GROUP), &mut values);
-        out.extend_from_slice(&values);
-    }
-}
-
-/// Lanes `8 · half ..` of `panel` (sized for these rows) from the eight interleaved rows of
-/// `groups` (their super-blocks one after another), as [`super::gemm_kquants::widen`] puts
-/// the same rows as the file stores them; `false` where the CPU lacks AVX2 (nothing written).
-pub fn widen_half(groups: &[u8], half: usize, panel: &mut super::gemm::Panel) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if isa() >= Isa::Avx2 {
-        // SAFETY: `isa()` found AVX2, FMA and F16C.
-        unsafe { avx2::widen_half(groups, half, panel) };
-        return true;
-    }
-    let _ = (groups, half, panel);
-    false
-}
-
-/// `out[j] = w_row(j) · x` for the rows of the interleaved groups in `data` (each group
-/// `row_blocks` super-blocks of eight rows; `out` eight values a group).
-pub fn rows_dot(data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
-    rows_dot_at(isa(), data, row_blocks, x, out);
-}
-
-/// [`rows_dot`] through the kernel of `level` (capped at [`isa`]); tests run each.
-fn rows_dot_at(level: Isa, data: &[u8], row_blocks: usize, x: &Q16Row, out: &mut [f32]) {
-    let level = level.min(isa());
-    let groups = data.chunks_exact(row_blocks * GROUP * BYTES).zip(out.chunks_exact_mut(GROUP));
-    for (group, dots) in groups {
-        #[cfg(target_arch = "x86_64")]
-        if level >= Isa::Avx2 {
-            // SAFETY (each): `isa()` found AVX2, FMA and F16C, and with `Avx512Vnni` VNNI.
-            let group_dots = if level >= Isa::Avx512Vnni {
-                unsafe { avx2::group_dot_vnni(group, x) }
-            } else {
-                unsafe { avx2::group_dot(group, x) }
-            };
-            dots.copy_from_slice(&group_dots);
-            continue;
-        }
-        for (r, dot) in dots.iter_mut().enumerate() {
-            let mut row = Vec::with_capacity(row_blocks * BYTES);
-            for b in 0..row_blocks {
-                row.extend_from_slice(&plain_row(&group[b * GROUP * BYTES..], r));
-            }
-            *dot = super::k_quants::row(DType::Q6_K, &row, x);
-        }
-    }
-}
+super::rows8_super::super_layout!(Q6K, Q6_K);
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -145,25 +67,7 @@ mod avx2 {
     use super::super::gemm::{Panel, LANES, PAIRS};
     use super::{Q16Row, BYTES, GROUP, PAIR_BYTES, PLANES, QK_K, QUANTS};
 
-    /// `w_row · x` for the eight rows of one interleaved group.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2, FMA and F16C.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn group_dot(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
-        // SAFETY: the caller's contract.
-        unsafe { body::<false>(group, x) }
-    }
-
-    /// [`group_dot`] with AVX512-VNNI's `vpdpwssd` (256-bit registers).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2, FMA, F16C, AVX-512F, AVX-512VL and AVX512-VNNI.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-    pub unsafe fn group_dot_vnni(group: &[u8], x: &Q16Row) -> [f32; GROUP] {
-        // SAFETY: the caller's contract.
-        unsafe { body::<true>(group, x) }
-    }
+    super::super::rows8_super::eight_row_entries!();
 
     /// The four quants `q − 32` of pair `t` of a half (`k` = 0..4: weights `128h + 32k + 2t`,
     /// `+ 1` of the eight rows), from the group at `at`.
@@ -298,15 +202,6 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// `rows` rows of `row_blocks` `Q6_K` super-blocks: varied bytes, a sane f16 `d`.
-    fn plain(rows: usize, row_blocks: usize) -> Vec<u8> {
-        let mut data: Vec<u8> = (0..rows * row_blocks * BYTES).map(|i| ((i * 31 + i * i * 7) % 251) as u8).collect();
-        for (n, block) in data.chunks_exact_mut(BYTES).enumerate() {
-            block[208..210].copy_from_slice(&half::f16::from_f32(0.001 + (n % 5) as f32 * 4e-4).to_le_bytes());
-        }
-        data
-    }
-
     #[test]
     fn every_byte_has_its_own_place() {
         let mut seen = vec![false; GROUP * BYTES];
@@ -319,37 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn interleaving_keeps_every_super_block() {
-        let (rows, row_blocks) = (16, 3);
-        let data = plain(rows, row_blocks);
-        let mut mixed = vec![0u8; data.len()];
-        interleave_into(&data, row_blocks, &mut mixed);
-        assert_ne!(mixed, data);
-        let mut back = Vec::new();
-        plain_rows(&mixed, row_blocks, 0..rows, &mut back);
-        assert_eq!(back, data);
-        let (mut want, mut got) = (Vec::new(), Vec::new());
-        zoo_core::quant::dequantize(DType::Q6_K, &data[5 * BYTES..40 * BYTES], &mut want);
-        dequantize(&mixed, row_blocks, 5..40, &mut got);
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn group_dots_match_the_row_kernel() {
-        let (rows, row_blocks) = (24, 3);
-        let x: Vec<f32> = (0..row_blocks * QK_K).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + i as f32 * 0.01).collect();
-        let q = Q16Row::quantize(&x);
-        let data = plain(rows, row_blocks);
-        let mut mixed = vec![0u8; data.len()];
-        interleave_into(&data, row_blocks, &mut mixed);
-        let want: Vec<f32> =
-            data.chunks_exact(row_blocks * BYTES).map(|w| super::super::k_quants::row(DType::Q6_K, w, &q)).collect();
-        for level in [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni].into_iter().filter(|&l| l <= isa()) {
-            let mut got = vec![f32::NAN; rows];
-            rows_dot_at(level, &mixed, row_blocks, &q, &mut got);
-            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{level:?} row {j}: {g} vs {w}");
-            }
-        }
+    fn the_layout_keeps_every_super_block_and_product() {
+        super::super::rows8_super::checks::layout_keeps_every_super_block::<Q6K>();
     }
 }
