@@ -47,12 +47,20 @@ impl Bytes {
     /// A backend that copied the bytes into a layout of its own calls it. Does nothing for
     /// owned buffers or off Linux.
     pub fn release_pages(&self) {
+        self.release_pages_in(0..self.len());
+    }
+
+    /// [`Bytes::release_pages`] for the pages lying wholly inside bytes `range` of the window
+    /// (a backend copying a large window piece by piece hands each piece back when it is done,
+    /// so the copy and the original are never both resident). Ends past the window are clamped.
+    pub fn release_pages_in(&self, range: Range<usize>) {
         #[cfg(target_os = "linux")]
         if self.file_mapped {
             // SAFETY: `sysconf` only reads a system constant.
             let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
-            let start = self.as_slice().as_ptr() as usize;
-            let (first, end) = (start.next_multiple_of(page), (start + self.len()) / page * page);
+            let (from, to) = (range.start.min(self.len()), range.end.min(self.len()));
+            let start = self.as_slice().as_ptr() as usize + from;
+            let (first, end) = (start.next_multiple_of(page), (start + to.saturating_sub(from)) / page * page);
             if end > first {
                 // SAFETY: the range lies inside a read-only file mapping that `owner` keeps
                 // alive; dropping its pages loses nothing (they are the file's, unmodified), and

@@ -109,6 +109,7 @@ fn linear_sharing(x: &NdTensor, w: &NdTensor, bias: Option<&NdTensor>, tokens: &
             gemm_dequantized(x.values(), b, n, k, out_features, &mut out);
         }
     } else if let Some(h) = w.float16_data() {
+        h.rows8(); // the first product makes the interleaved copy, which both paths then read
         if n <= GEMV_MAX_ROWS {
             crate::matmul_half::gemv_rows(x.values(), h, k, out_features, &mut out);
         } else {

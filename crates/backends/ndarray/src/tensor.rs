@@ -78,14 +78,36 @@ impl<W> Deref for Stored<W> {
 pub struct Float16 {
     /// Which 16-bit float.
     pub kind: Half,
-    /// The values' bytes (usually borrowed from the memory map).
+    /// The values' bytes (usually borrowed from the memory map), row-major.
     pub data: Bytes,
+    /// The row length when the rows may be interleaved eight at a time for products
+    /// ([`crate::half_dot::rows8`]); `None`: always used as stored.
+    pub row_len: Option<usize>,
+    /// The interleaved copy, made by the first product that reads the weight ([`Float16::rows8`]):
+    /// a weight used only for embedding lookups (which read a few rows) is never copied, and
+    /// its file pages are never all resident.
+    rows8: OnceLock<Bytes>,
 }
 
 impl Float16 {
-    /// The bytes of elements `range` (flat, row-major).
+    /// The bytes of elements `range` (flat, row-major), in the file's layout.
     pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
         &self.data.as_slice()[2 * range.start..2 * range.end]
+    }
+
+    /// The rows interleaved eight at a time, made on the first call (the file's pages then
+    /// handed back), when this weight's shape allows it on this machine.
+    pub fn rows8(&self) -> Option<&Bytes> {
+        let k = self.row_len?;
+        Some(self.rows8.get_or_init(|| {
+            // The file's pages handed back as the copy is made.
+            Bytes::from_vec(crate::half_dot::rows8::interleave(&self.data, k))
+        }))
+    }
+
+    /// The interleaved copy, if a product made it.
+    fn rows8_made(&self) -> Option<(&Bytes, usize)> {
+        Some((self.rows8.get()?, self.row_len?))
     }
 }
 
@@ -200,7 +222,9 @@ impl NdTensor {
         let Some(kind) = Half::of(dtype).filter(|_| data.len() == 2 * numel) else {
             return Err(misshapen("16-bit weight", format!("{numel} {dtype} elements ({} bytes)", data.len()), shape));
         };
-        Ok(Self::stored(Storage::Float16, Float16 { kind, data }, shape))
+        let (rows, k) = (numel / shape.last().copied().unwrap_or(1).max(1), shape.last().copied().unwrap_or(0));
+        let row_len = (shape.len() == 2 && crate::half_dot::rows8::applies(rows, k)).then_some(k);
+        Ok(Self::stored(Storage::Float16, Float16 { kind, data, row_len, rows8: OnceLock::new() }, shape))
     }
 
     /// `weight` under `shape`, kept as stored in the storage `wrap` makes.
@@ -331,7 +355,14 @@ impl DequantizeRange for Blocks {
 
 impl DequantizeRange for Float16 {
     fn dequantize_range(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
-        self.kind.widen_into(self.bytes(range), out)
+        match self.rows8_made() {
+            // Ranges of whole rows (the callers': GEMM tiles, embedding rows, the whole tensor),
+            // from the interleaved copy once a product made it (the file's pages are gone).
+            Some((mixed, k)) => {
+                crate::half_dot::rows8::widen_rows(self.kind, mixed.as_slice(), k, range.start / k..range.end / k, out)
+            }
+            None => self.kind.widen_into(self.bytes(range), out),
+        }
     }
 }
 

@@ -36,14 +36,20 @@ use crate::isa::{isa, Isa};
 /// Rows interleaved together.
 pub const GROUP: usize = 8;
 
-/// Whether a `dtype` weight of `rows` rows is kept interleaved on this machine.
-pub fn applies(dtype: DType, rows: usize) -> bool {
+/// Whether weights are interleaved at load on this machine: x86-64 with AVX2, unless
+/// `ZOO_INTERLEAVE=0`.
+pub fn interleaving_enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    let enabled = *ENABLED.get_or_init(|| {
+    *ENABLED.get_or_init(|| {
         cfg!(target_arch = "x86_64")
             && isa() >= Isa::Avx2
             && std::env::var("ZOO_INTERLEAVE").map_or(true, |v| v.trim() != "0")
-    });
+    })
+}
+
+/// Whether a `dtype` weight of `rows` rows is kept interleaved on this machine.
+pub fn applies(dtype: DType, rows: usize) -> bool {
+    let enabled = interleaving_enabled();
     let interleaved =
         matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q8_0 | DType::Q4_K | DType::Q6_K);
     enabled && interleaved && rows > 0 && rows.is_multiple_of(GROUP)

@@ -17,6 +17,7 @@ use crate::isa::{isa, Isa};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod rows8;
 
 /// Which 16-bit float a weight row holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
