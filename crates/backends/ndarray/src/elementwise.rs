@@ -55,13 +55,8 @@ fn silu_gated(gate: &NdTensor, up: &NdTensor) -> Result<NdTensor> {
 /// Softmax over the last dimension, computed with the row maximum subtracted.
 pub fn softmax(x: &NdTensor) -> Result<NdTensor> {
     let mut out = x.values().to_vec();
-    out.chunks_exact_mut(x.last_dim()).for_each(softmax_in_place);
+    out.chunks_exact_mut(x.last_dim()).for_each(crate::vexp::softmax_in_place);
     NdTensor::new(out, x.shape_vec())
-}
-
-/// Softmax of one row, in place ([`crate::vexp::softmax_in_place`]).
-pub fn softmax_in_place(row: &mut [f32]) {
-    crate::vexp::softmax_in_place(row);
 }
 
 fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Copy + Send + Sync {

@@ -63,7 +63,7 @@ pub fn applies(w: &Blocks) -> bool {
 /// `tokens` holds and the `m` interleaved weight rows of `w`; callers check [`applies`] first.
 ///
 /// # Panics
-/// If `w` is not interleaved or a length does not match.
+/// If `w` is neither interleaved nor a K-quant, or a length does not match.
 pub fn gemm(tokens: &Tokens, w: &Blocks, k: usize, m: usize, out: &mut [f32]) {
     let n = tokens.n;
     assert!(k.is_multiple_of(w.dtype.block_size()) && tokens.k == k && out.len() == n * m, "gemm: shapes");
@@ -117,44 +117,27 @@ impl Panel {
     /// weights (`rows` on groups of eight) or K-quants.
     pub fn widen_weight(&mut self, w: &Blocks, k: usize, rows: std::ops::Range<usize>) {
         let row_bytes = k / w.dtype.block_size() * w.dtype.block_bytes();
-        match w.interleaved {
-            Some(row_blocks) if !kquant::is_k_quant(w.dtype) => {
-                self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows)
-            }
-            // Interleaved `Q4_K` and `Q6_K` rows: eight at a time with AVX2, else put back as
-            // the file stores them first.
-            Some(_)
-                if matches!(w.dtype, DType::Q4_K | DType::Q6_K)
-                    && rows.start.is_multiple_of(rows8::GROUP)
-                    && rows.len().is_multiple_of(rows8::GROUP)
-                    && isa() >= Isa::Avx2 =>
-            {
+        match (w.interleaved, kquant::is_k_quant(w.dtype)) {
+            (Some(row_blocks), false) => self.widen_into(w.dtype, w.data.as_slice(), row_blocks, rows),
+            // `Q4_K` and `Q6_K` rows interleaved in layouts of their own.
+            (Some(_), true) => {
+                let on_groups = rows.start.is_multiple_of(rows8::GROUP) && rows.len().is_multiple_of(rows8::GROUP);
+                assert!(rows.len() <= LANES && on_groups, "interleaved rows come in groups of eight");
                 self.size(w.dtype, k / QK, rows.len());
                 let group_bytes = rows8::GROUP * row_bytes;
                 for (half, set) in (rows.start / rows8::GROUP..rows.end / rows8::GROUP).enumerate() {
                     let groups = &w.data.as_slice()[set * group_bytes..][..group_bytes];
-                    if w.dtype == DType::Q6_K {
-                        super::rows8_super::widen_half::<super::rows8_q6k::Q6K>(groups, half, self);
-                    } else {
-                        super::rows8_super::widen_half::<super::rows8_k::Q4K>(groups, half, self);
+                    match w.dtype {
+                        DType::Q6_K => super::rows8_super::widen_half::<super::rows8_q6k::Q6K>(groups, half, self),
+                        // `Q4_K`, the only other K-quant `rows8` interleaves.
+                        _ => super::rows8_super::widen_half::<super::rows8_k::Q4K>(groups, half, self),
                     }
                 }
             }
-            Some(row_blocks) => {
-                let mut plain = Vec::with_capacity(rows.len() * row_bytes);
-                let put_back = if w.dtype == DType::Q6_K {
-                    super::rows8_super::plain_rows::<super::rows8_q6k::Q6K>
-                } else {
-                    super::rows8_super::plain_rows::<super::rows8_k::Q4K>
-                };
-                put_back(w.data.as_slice(), row_blocks, rows.clone(), &mut plain);
-                self.size(w.dtype, k / QK, rows.len());
-                super::gemm_kquants::widen(w.dtype, &plain, row_bytes, self);
-            }
-            None => {
+            (None, _) => {
                 let data = &w.data.as_slice()[rows.start * row_bytes..rows.end * row_bytes];
                 self.size(w.dtype, k / QK, rows.len());
-                super::gemm_kquants::widen(w.dtype, data, row_bytes, self);
+                super::gemm_kquants::widen(w.dtype, data, row_bytes, 0, self);
             }
         }
     }
@@ -427,6 +410,27 @@ pub(super) mod tests {
             }
         }
         data
+    }
+
+    #[test]
+    fn k_quant_rows_widen_into_any_lanes() {
+        // Two halves of eight rows (the way interleaved rows are widened without AVX2) fill the
+        // panel as the sixteen rows at once do.
+        for dtype in [DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+            let (blocks, row_bytes) = (2, 2 * dtype.block_bytes());
+            let data = k_quant_rows(dtype, 16, blocks);
+            let empty = || Panel { q: Vec::new(), d: Vec::new(), groups: 1, m: Vec::new(), rows: 0 };
+            let (mut whole, mut halves) = (empty(), empty());
+            for panel in [&mut whole, &mut halves] {
+                panel.size(dtype, blocks * kquant::QK_K / QK, 16);
+            }
+            super::super::gemm_kquants::widen(dtype, &data, row_bytes, 0, &mut whole);
+            for half in 0..2 {
+                let rows = &data[half * 8 * row_bytes..(half + 1) * 8 * row_bytes];
+                super::super::gemm_kquants::widen(dtype, rows, row_bytes, 8 * half, &mut halves);
+            }
+            assert_eq!((whole.q, whole.d, whole.m), (halves.q, halves.d, halves.m), "{dtype}");
+        }
     }
 
     #[test]

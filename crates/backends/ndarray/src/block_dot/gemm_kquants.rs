@@ -13,11 +13,12 @@ use zoo_core::DType;
 
 use super::gemm::{Panel, LANES, PAIRS};
 
-/// Fills `panel` (sized for these rows) from the consecutive K-quant rows of `data`, each
-/// `row_bytes` long.
-pub fn widen(dtype: DType, data: &[u8], row_bytes: usize, panel: &mut Panel) {
+/// Fills lanes `first_lane ..` of `panel` (sized for these rows) from the consecutive K-quant
+/// rows of `data`, each `row_bytes` long.
+pub fn widen(dtype: DType, data: &[u8], row_bytes: usize, first_lane: usize, panel: &mut Panel) {
     let per_block = QK_K / 32; // 32-element blocks per super-block
-    for (lane, row) in data.chunks_exact(row_bytes).enumerate().take(LANES) {
+    let rows = data.chunks_exact(row_bytes).take(LANES.saturating_sub(first_lane));
+    for (lane, row) in (first_lane..).zip(rows) {
         for (sb, block) in row.chunks_exact(dtype.block_bytes()).enumerate() {
             let mut q = [0i16; QK_K];
             let first = sb * per_block; // the panel's block of this super-block's first 32

@@ -49,16 +49,18 @@ fn group_dot<L: SuperLayout>(level: Isa, group: &[u8], x: &Q16Row) -> Option<[f3
 
 /// Lanes `8 · half ..` of `panel` (sized for these rows) from the eight interleaved rows of
 /// `groups` (their super-blocks one after another), as [`super::gemm_kquants::widen`] puts
-/// the same rows as the file stores them; `false` where the CPU lacks AVX2 (nothing written).
-pub fn widen_half<L: SuperLayout>(groups: &[u8], half: usize, panel: &mut super::gemm::Panel) -> bool {
+/// the same rows as the file stores them: with AVX2 straight from the layout, else through the
+/// rows put back.
+pub fn widen_half<L: SuperLayout>(groups: &[u8], half: usize, panel: &mut super::gemm::Panel) {
     #[cfg(target_arch = "x86_64")]
     if isa() >= Isa::Avx2 {
         // SAFETY: `isa()` found AVX2, FMA and F16C.
-        unsafe { L::widen_half_x86(groups, half, panel) };
-        return true;
+        return unsafe { L::widen_half_x86(groups, half, panel) };
     }
-    let _ = (groups, half, panel);
-    false
+    let row_blocks = groups.len() / (GROUP * bytes::<L>());
+    let mut plain = Vec::with_capacity(groups.len());
+    plain_rows::<L>(groups, row_blocks, 0..GROUP, &mut plain);
+    super::gemm_kquants::widen(L::DTYPE, &plain, row_blocks * bytes::<L>(), half * GROUP, panel);
 }
 
 /// Bytes of one super-block of `L`.
