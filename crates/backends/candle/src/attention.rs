@@ -6,10 +6,13 @@
 //! Everything runs in the activations' dtype (the cache's): with 16-bit activations the scores,
 //! softmax (f32 inside candle's CUDA kernel) and probabilities are 16-bit, as in
 //! candle-transformers' models. A decode step (one row per span) reshapes without copies.
+//! A decode step run from fixed inputs (`fixed.rs`, so that it can be recorded and replayed)
+//! writes its keys where the device-side positions say and reads a fixed number of keys under
+//! a mask made on the device, so nothing in it depends on host values.
 
 use std::ops::Range;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use zoo_core::{AttentionSpec, Qkv, Result, SeqSpan};
 
 use crate::activations::Activations;
@@ -41,6 +44,9 @@ impl KvBuffer {
         let n = zoo_core::checks::attention(q.dims(), k.dims(), v.dims(), self.spec(), spans, spec)?;
         let dtype = self.dtype_or(cx.activations.of(q.inner()));
         let (q, k, v) = (q.cast(dtype)?, k.cast(dtype)?, v.cast(dtype)?);
+        if let Some(out) = self.attend_fixed((&q, &k, &v), spans, spec, cx, dtype)? {
+            return Ok(CandleTensor::new(out));
+        }
         for span in spans.iter().filter(|s| s.len > 0) {
             self.reserve(span.slot, span.past + span.len, dtype)?;
             let rows = |t: &Tensor| t.narrow(0, span.start, span.len).zoo();
@@ -58,6 +64,50 @@ impl KvBuffer {
         };
         Ok(CandleTensor::new(out))
     }
+
+    /// A decode step run from fixed inputs (`fixed.rs`): each span's one row writes its keys
+    /// and values where the step's positions say, and attends to the first `keys` positions of
+    /// its slot under the step's mask. `None` when the step does not run from fixed inputs, or
+    /// when it cannot (a span of more than one row, a slot not held at its full capacity: the
+    /// inputs are then refused, so the step is not replayed, and it runs as usual).
+    fn attend_fixed(
+        &mut self,
+        (q, k, v): (&Tensor, &Tensor, &Tensor),
+        spans: &[SeqSpan],
+        spec: &AttentionSpec,
+        cx: Context<'_>,
+        dtype: DType,
+    ) -> Result<Option<Tensor>> {
+        let Some((step, fixed)) = cx.step.and_then(|s| Some((s, s.fixed_inputs()?))) else {
+            return Ok(None);
+        };
+        let capacity = self.spec().capacity;
+        if spans.is_empty() || spans.iter().any(|s| s.len != 1) {
+            fixed.refuse();
+            return Ok(None);
+        }
+        for span in spans {
+            self.reserve(span.slot, capacity, dtype)?;
+        }
+        if !spans.iter().all(|s| self.is_full(s.slot)) {
+            fixed.refuse();
+            return Ok(None);
+        }
+        let keys = fixed.keys().min(capacity);
+        let shape = (self.spec().n_kv_heads, self.spec().head_dim);
+        let mut outputs = Vec::with_capacity(spans.len());
+        for (index, span) in spans.iter().enumerate() {
+            let row = |t: &Tensor| t.narrow(0, span.start, 1).zoo();
+            let at = step.write_index(fixed, (index, span), shape)?;
+            self.write_at(span.slot, &at, &row(k)?, &row(v)?)?;
+            let mask = step.fixed_mask(fixed, (index, span), keys, spec.window, dtype)?;
+            let mask = mask.reshape((1, 1, 1, keys)).zoo()?;
+            let (cached_keys, values) = self.read(span.slot, 0..keys)?;
+            outputs.push(attend_keys(&row(q)?, (&cached_keys, &values), Some(&mask), spec, cx.prescaled)?);
+        }
+        let out = if outputs.len() == 1 { outputs.swap_remove(0) } else { Tensor::cat(&outputs, 0).zoo()? };
+        Ok(Some(out))
+    }
 }
 
 /// Attention of one span's queries (`[len, n_heads·head_dim]`) to its slot's cache.
@@ -68,12 +118,31 @@ fn attend(
     spec: &AttentionSpec,
     cx: Context<'_>,
 ) -> Result<Tensor> {
-    let (len, hd, kv_heads) = (span.len, spec.head_dim, spec.n_kv_heads);
-    let group = spec.n_heads / kv_heads;
     // The first query sees the most: keys from there on are all any query of the span needs.
     let first = spec.window.map_or(0, |w| (span.past + 1).saturating_sub(w));
-    let (keys, values) = kv.read(span.slot, first..span.past + len)?; // [kv_heads, keys, hd]
-    let seen = span.past + len - first;
+    let (keys, values) = kv.read(span.slot, first..span.past + span.len)?; // [kv_heads, keys, hd]
+    let seen = span.past + span.len - first;
+    let mask = step_mask(q, (index, span), first..first + seen, spec.window, cx)?;
+    let mask = match mask {
+        Some(m) => Some(m.reshape((1, 1, span.len, seen)).zoo()?),
+        None => None,
+    };
+    attend_keys(q, (&keys, &values), mask.as_ref(), spec, cx.prescaled)
+}
+
+/// Attention of `len` queries (`[len, n_heads·head_dim]`) to `keys` and `values`
+/// (`[kv_heads, seen, head_dim]`, views into a cache), with an additive `mask` that broadcasts
+/// to `[kv_heads, group, len, seen]`; `prescaled` queries already carry the spec's scale.
+fn attend_keys(
+    q: &Tensor,
+    (keys, values): (&Tensor, &Tensor),
+    mask: Option<&Tensor>,
+    spec: &AttentionSpec,
+    prescaled: bool,
+) -> Result<Tensor> {
+    let (len, hd, kv_heads) = (q.dim(0).zoo()?, spec.head_dim, spec.n_kv_heads);
+    let group = spec.n_heads / kv_heads;
+    let seen = keys.dim(1).zoo()?;
     let q = q
         .reshape((len, spec.n_heads, hd))
         .zoo()?
@@ -84,18 +153,18 @@ fn attend(
         .reshape((kv_heads, group * len, hd))
         .zoo()?; // [kv_heads, group·len, hd]: query head h = kv_head·group + j, row j·len + r
     let mut scores = q.matmul(&keys.t().zoo()?).zoo()?; // [kv_heads, group·len, seen]
-    if !cx.prescaled {
+    if !prescaled {
         scores = (scores * spec.scale as f64).zoo()?;
     }
-    let scores = match step_mask(&q, (index, span), first..first + seen, spec.window, cx)? {
+    let scores = match mask {
         Some(mask) => {
             let by_query = scores.reshape((kv_heads, group, len, seen)).zoo()?;
-            by_query.broadcast_add(&mask).zoo()?.reshape((kv_heads, group * len, seen)).zoo()?
+            by_query.broadcast_add(mask).zoo()?.reshape((kv_heads, group * len, seen)).zoo()?
         }
         None => scores,
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores).zoo()?;
-    let out = probs.matmul(&values).zoo()?; // [kv_heads, group·len, hd]
+    let out = probs.matmul(values).zoo()?; // [kv_heads, group·len, hd]
     out.reshape((spec.n_heads, len, hd)).zoo()?.transpose(0, 1).zoo()?.reshape((len, spec.n_heads * hd)).zoo()
 }
 

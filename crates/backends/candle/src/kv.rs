@@ -95,6 +95,25 @@ impl KvBuffer {
         Ok(())
     }
 
+    /// Stores one row of keys and values (`[1, n_kv_heads·head_dim]` each) of `slot` at the
+    /// position `at` holds on the device (`u32 [n_kv_heads, 1, head_dim]`, every element the
+    /// same: [`crate::fixed::FixedInputs::write_index`]), so the host never names it.
+    pub(crate) fn write_at(&mut self, slot: usize, at: &Tensor, k: &Tensor, v: &Tensor) -> Result<()> {
+        let s = self.slot(slot)?;
+        let (heads, hd) = (self.spec.n_kv_heads, self.spec.head_dim);
+        for (cache, row) in [(&s.keys, k), (&s.values, v)] {
+            let by_head = row.to_dtype(cache.dtype()).zoo()?.reshape((1, heads, hd)).zoo()?;
+            let by_head = by_head.transpose(0, 1).zoo()?.contiguous().zoo()?;
+            cache.scatter_set(at, &by_head, 1).zoo()?;
+        }
+        Ok(())
+    }
+
+    /// Whether `slot` holds its full capacity (so its buffers never move again).
+    pub(crate) fn is_full(&self, slot: usize) -> bool {
+        self.slots[slot].as_ref().is_some_and(|s| s.room >= self.spec.capacity)
+    }
+
     /// Keys and values of `slot` at `positions`, `[n_kv_heads, positions.len(), head_dim]` each
     /// (strided views into the cache, not copies).
     pub(crate) fn read(&self, slot: usize, positions: Range<usize>) -> Result<(Tensor, Tensor)> {

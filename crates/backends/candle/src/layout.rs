@@ -18,6 +18,17 @@ pub fn embedding(table: &CandleTensor, ids: &[u32], act: Activations) -> Result<
     select_rows(table, ids.to_vec(), act)
 }
 
+/// Rows `ids` (already on the table's device) of the table, as [`embedding`] makes them;
+/// `host_ids` are the same ids, checked here against the vocabulary.
+pub fn embedding_of(table: &CandleTensor, ids: &Tensor, host_ids: &[u32], act: Activations) -> Result<CandleTensor> {
+    let (vocab, _) = dims2(table, "embedding")?;
+    if let Some(&bad) = host_ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(Error::TokenOutOfRange { id: bad, vocab_size: vocab });
+    }
+    let rows = table.inner().index_select(ids, 0).zoo()?;
+    Ok(CandleTensor::new(rows.to_dtype(act.of(table.inner())).zoo()?))
+}
+
 pub fn gather_rows(x: &CandleTensor, rows: &[usize], act: Activations) -> Result<CandleTensor> {
     let (n, _) = dims2(x, "gather_rows")?;
     if let Some(&bad) = rows.iter().find(|&&r| r >= n) {

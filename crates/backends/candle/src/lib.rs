@@ -19,8 +19,13 @@
 
 mod activations;
 mod attention;
+#[cfg(feature = "cuda")]
+mod cuda_graph;
 mod elementwise;
 mod error;
+// Steps run from fixed inputs are recorded only on CUDA; the CPU tests run them too.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod fixed;
 mod kv;
 mod layout;
 mod linear;
@@ -30,15 +35,18 @@ mod rope;
 mod step;
 mod tensor;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use attention::Context;
 use candle_core::Device;
 use error::CandleResult;
+use fixed::FixedInputs;
 use rope::RopeTables;
 use step::CandleStep;
 use tensor::Keep;
 use zoo_core::{
-    AttentionSpec, Backend, DType, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Step, StepInput, Support, UnaryOp,
-    WeightView,
+    AttentionSpec, Backend, DType, KvSpec, Qkv, Result, RopeSpec, SeqSpan, Step, StepInput, StepMemory, Support,
+    UnaryOp, WeightView,
 };
 
 pub use activations::Activations;
@@ -54,6 +62,11 @@ pub struct Candle {
     keep: Keep,
     /// RoPE `cos`/`sin` tables, built once per rotary spec and dtype.
     rope_tables: RopeTables,
+    /// The fixed inputs the next prepared step runs from, set around a step that may be
+    /// recorded (`fixed.rs`; shared by every clone).
+    armed: Arc<Mutex<Option<Arc<FixedInputs>>>>,
+    /// What to tell the user since the last [`Backend::take_notes`].
+    notes: Arc<Mutex<Vec<String>>>,
     name: &'static str,
 }
 
@@ -86,7 +99,7 @@ impl Candle {
     /// stay as stored either way).
     #[cfg(feature = "cuda")]
     pub fn cuda_with(ordinal: usize, activations: Activations) -> Result<Self> {
-        let device = Device::new_cuda(ordinal).map_err(|e| zoo_core::Error::Backend {
+        let device = cuda_graph::open(ordinal).map_err(|e| zoo_core::Error::Backend {
             backend: "candle-cuda".into(),
             message: format!("cannot open CUDA device {ordinal}: {}", first_line(&e)),
         })?;
@@ -98,7 +111,8 @@ impl Candle {
     fn on(device: Device, activations: Activations, name: &'static str) -> Self {
         let vectors = activations.keeps_half_vectors();
         let keep = Keep { matrices: !device.is_cpu() || vectors, vectors };
-        Self { device, activations, keep, rope_tables: RopeTables::default(), name }
+        let (armed, notes) = (Arc::default(), Arc::default());
+        Self { device, activations, keep, rope_tables: RopeTables::default(), armed, notes, name }
     }
 
     /// The candle device this backend computes on.
@@ -109,6 +123,35 @@ impl Candle {
     /// The element type this backend's activations take.
     pub fn activations(&self) -> Activations {
         self.activations
+    }
+
+    /// Runs `run` (one forward step) with its ids and positions read from `fixed`, which the
+    /// caller has written them into.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn run_from(
+        &self,
+        fixed: &Arc<FixedInputs>,
+        run: &mut dyn FnMut() -> Result<CandleTensor>,
+    ) -> Result<CandleTensor> {
+        *self.armed.lock().unwrap_or_else(PoisonError::into_inner) = Some(fixed.clone());
+        let out = run();
+        self.armed.lock().unwrap_or_else(PoisonError::into_inner).take();
+        out
+    }
+
+    /// Called by ops that take their inputs from the host (token ids, positions): a step run
+    /// from fixed inputs that reaches one cannot be replayed, since a recording would freeze
+    /// them.
+    fn reads_host_inputs(&self) {
+        if let Some(fixed) = self.armed.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            fixed.refuse();
+        }
+    }
+
+    /// Keeps `note` for the next [`Backend::take_notes`].
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn note(&self, note: String) {
+        self.notes.lock().unwrap_or_else(PoisonError::into_inner).push(note);
     }
 
     /// What attention needs beyond its tensors, inside `input`'s step when it is one of ours.
@@ -135,6 +178,7 @@ impl Backend for Candle {
     }
 
     fn upload(&self, values: &[f32], shape: &[usize]) -> Result<CandleTensor> {
+        self.reads_host_inputs();
         tensor::upload(values, shape, &self.device)
     }
 
@@ -147,6 +191,7 @@ impl Backend for Candle {
     }
 
     fn embedding(&self, table: &CandleTensor, ids: &[u32]) -> Result<CandleTensor> {
+        self.reads_host_inputs();
         layout::embedding(table, ids, self.activations)
     }
 
@@ -185,11 +230,46 @@ impl Backend for Candle {
     }
 
     fn rope(&self, x: &CandleTensor, positions: &[usize], spec: &RopeSpec) -> Result<CandleTensor> {
+        self.reads_host_inputs();
         rope::rope(x, positions, spec, &self.rope_tables, self.activations)
     }
 
     fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
-        Ok(StepInput { step, prepared: Some(Box::new(CandleStep::new(step, &self.device)?)) })
+        let armed = self.armed.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let prepared = match armed {
+            Some(fixed) => CandleStep::fixed(fixed),
+            None => CandleStep::new(step, &self.device)?,
+        };
+        Ok(StepInput { step, prepared: Some(Box::new(prepared)) })
+    }
+
+    /// From fixed inputs, the rows of the ids already on the device (the caller of
+    /// [`Backend::run_step`] has checked them against the vocabulary).
+    fn embedding_step(&self, table: &CandleTensor, input: &StepInput<'_>) -> Result<CandleTensor> {
+        match input.prepared::<CandleStep>().and_then(CandleStep::fixed_inputs) {
+            Some(fixed) => layout::embedding_of(table, fixed.ids(), input.step.tokens, self.activations),
+            None => self.embedding(table, input.step.tokens),
+        }
+    }
+
+    /// On CUDA, decode steps are recorded as CUDA graphs and replayed (`cuda_graph.rs`).
+    fn run_step(
+        &self,
+        memory: &mut StepMemory,
+        step: &Step<'_>,
+        run: &mut dyn FnMut() -> Result<CandleTensor>,
+    ) -> Result<CandleTensor> {
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() {
+            return cuda_graph::run_step(self, memory, step, run);
+        }
+        #[cfg(not(feature = "cuda"))]
+        let _ = (memory, step);
+        run()
+    }
+
+    fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn rope_step(&self, x: &CandleTensor, input: &StepInput<'_>, spec: &RopeSpec) -> Result<CandleTensor> {
@@ -257,6 +337,7 @@ impl Backend for Candle {
         spans: &[SeqSpan],
         spec: &AttentionSpec,
     ) -> Result<CandleTensor> {
+        self.reads_host_inputs();
         kv.attend(qkv, spans, spec, self.attention_context(None))
     }
 }

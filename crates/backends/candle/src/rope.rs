@@ -91,6 +91,13 @@ impl RopeTables {
         Ok(found)
     }
 
+    /// Every table kept now (`cos` and `sin`), for a recording that reads them to hold.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn held(&self) -> Vec<Tensor> {
+        let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        tables.iter().flat_map(|t| [t.cos.clone(), t.sin.clone()]).collect()
+    }
+
     /// The rows of `spec`'s tables at `positions` (a `u32` tensor on the device; `extent` is
     /// one past the largest), shaped `[rows, 1, head_dim/2]` for [`rotate`].
     pub(crate) fn rows(

@@ -2,18 +2,22 @@
 //! uploads positions, RoPE rows or attention masks again. On CUDA an upload from pageable host
 //! memory waits for the stream to drain, so one per layer kept the GPU from running ahead.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use candle_core::{DType, Device, Tensor};
-use zoo_core::{Result, RopeSpec, Step};
+use zoo_core::{Result, RopeSpec, SeqSpan, Step};
 
 use crate::error::CandleResult;
+use crate::fixed::FixedInputs;
 use crate::rope::{upload_positions, RopeTables};
 
 /// One forward step's device inputs: the rows' positions, uploaded when the step is prepared
 /// (the stream is idle then), and what layers make from them, made by the first that needs it.
 pub(crate) struct CandleStep {
     made: Mutex<Made>,
+    /// The buffers the step's ids and positions were written into, when it runs from fixed
+    /// inputs (a step that may be recorded and replayed: `fixed.rs`).
+    fixed: Option<Arc<FixedInputs>>,
 }
 
 /// The step's positions and what the step's layers have asked for so far.
@@ -24,7 +28,14 @@ struct Made {
     rope: Vec<(RopeKey, Tensor, Tensor)>,
     /// Per span index, window and dtype, that span's additive mask.
     masks: Vec<(usize, Option<usize>, DType, Tensor)>,
+    /// From fixed inputs, per span index and KV shape, where the span writes its keys.
+    write_indexes: Vec<(usize, (usize, usize), Tensor)>,
+    /// From fixed inputs, per span index, keys read, window and dtype, the span's mask.
+    fixed_masks: Vec<(FixedMaskKey, Tensor)>,
 }
+
+/// Which mask of a step run from fixed inputs: span index, keys read, window, dtype.
+type FixedMaskKey = (usize, usize, Option<usize>, DType);
 
 /// Which rows of RoPE tables: their spec and dtype, and a factor they were multiplied by.
 #[derive(Clone, PartialEq)]
@@ -56,7 +67,61 @@ impl CandleStep {
     /// Uploads `step`'s positions to `device`.
     pub(crate) fn new(step: &Step<'_>, device: &Device) -> Result<Self> {
         let positions = upload_positions(&step.positions, device)?;
-        Ok(Self { made: Mutex::new(Made { positions, rope: Vec::new(), masks: Vec::new() }) })
+        Ok(Self::with(positions, None))
+    }
+
+    /// A step whose ids and positions the caller has written into `fixed`. Its RoPE rows come
+    /// from tables covering every key the step reads, so a table never grows between two steps
+    /// of one bucket.
+    pub(crate) fn fixed(fixed: Arc<FixedInputs>) -> Self {
+        Self::with((fixed.positions().clone(), fixed.keys()), Some(fixed))
+    }
+
+    fn with(positions: (Tensor, usize), fixed: Option<Arc<FixedInputs>>) -> Self {
+        let made =
+            Made { positions, rope: Vec::new(), masks: Vec::new(), write_indexes: Vec::new(), fixed_masks: Vec::new() };
+        Self { made: Mutex::new(made), fixed }
+    }
+
+    /// The fixed inputs the step runs from, if it does.
+    pub(crate) fn fixed_inputs(&self) -> Option<&FixedInputs> {
+        self.fixed.as_deref()
+    }
+
+    /// From fixed inputs, where span `index` writes its keys and values (made once per step).
+    pub(crate) fn write_index(
+        &self,
+        fixed: &FixedInputs,
+        (index, span): (usize, &SeqSpan),
+        kv: (usize, usize),
+    ) -> Result<Tensor> {
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, t)) = made.write_indexes.iter().find(|(i, shape, _)| *i == index && *shape == kv) {
+            return Ok(t.clone());
+        }
+        let t = fixed.write_index(span, kv.0, kv.1)?;
+        made.write_indexes.push((index, kv, t.clone()));
+        Ok(t)
+    }
+
+    /// From fixed inputs, span `index`'s mask over `keys` keys under `window` in `dtype` (made
+    /// once per step).
+    pub(crate) fn fixed_mask(
+        &self,
+        fixed: &FixedInputs,
+        (index, span): (usize, &SeqSpan),
+        keys: usize,
+        window: Option<usize>,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (index, keys, window, dtype);
+        if let Some((_, t)) = made.fixed_masks.iter().find(|(k, _)| *k == key) {
+            return Ok(t.clone());
+        }
+        let t = fixed.mask(span, keys, window, dtype)?;
+        made.fixed_masks.push((key, t.clone()));
+        Ok(t)
     }
 
     /// The step's rows of `spec`'s RoPE tables in `dtype`: `([n, 1, half], [n, 1, half])`, times
