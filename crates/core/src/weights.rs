@@ -70,6 +70,31 @@ impl Bytes {
         }
     }
 
+    /// For a window of a file mapping that the caller has copied out: hands back every page of
+    /// the 2 MiB-aligned stretch of the mapping around the window (`madvise(MADV_DONTNEED)`).
+    /// Linux may back a file mapping with 2 MiB pages, so reading a few bytes of a small tensor
+    /// (a norm's weights) maps 2 MiB of the file; handing back only the window's own pages would
+    /// leave that whole stretch resident. Other windows in the stretch lose nothing: their
+    /// pages are read back from the file when next touched. Does nothing for owned buffers or
+    /// off Linux.
+    pub fn release_huge_pages_around(&self) {
+        #[cfg(target_os = "linux")]
+        if self.file_mapped {
+            const HUGE: usize = 2 << 20;
+            let whole = (*self.owner).as_ref();
+            let base = whole.as_ptr() as usize;
+            let start = (base + self.range.start) / HUGE * HUGE;
+            let end = (base + self.range.end).next_multiple_of(HUGE);
+            // Clamped to the mapping, whose start and end are page-aligned.
+            let (start, end) = (start.max(base), end.min(base + whole.len()));
+            if end > start {
+                // SAFETY: the stretch lies inside a read-only file mapping that `owner` keeps
+                // alive (see `release_pages_in`); the result is only advice.
+                unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+            }
+        }
+    }
+
     /// Takes ownership of a byte vector.
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         let len = bytes.len();
@@ -406,6 +431,26 @@ mod tests {
         assert_eq!(view.to_f32_vec(), (0..32).map(|i| 0.25 * i as f32).collect::<Vec<_>>());
         assert!(WeightView::new("w", DType::Q8_0, vec![2, 16], Bytes::from_vec(block.clone())).is_err());
         assert!(WeightView::new("w", DType::Q8_0, vec![1, 64], Bytes::from_vec(block)).is_err());
+    }
+
+    #[test]
+    fn windows_of_a_mapped_file_read_the_same_after_their_pages_are_handed_back() {
+        use std::io::Write;
+        let values: Vec<u8> = (0..5 << 20).map(|i: usize| (i * 7 + i / 4096) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&values).unwrap();
+        // SAFETY: the temporary file is ours and not written while mapped.
+        let map: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
+        // A small window, one across a 2 MiB boundary, one at each end, the whole file.
+        for range in [100..3_700, (2 << 20) - 5_000..(2 << 20) + 9_000, 0..10, (5 << 20) - 10..5 << 20, 0..5 << 20] {
+            // SAFETY: `map` maps a file read-only.
+            let window = unsafe { Bytes::file_mapped(map.clone(), range.clone()) };
+            assert_eq!(window.as_slice(), &values[range.clone()]);
+            window.release_huge_pages_around();
+            window.release_pages();
+            assert_eq!(window.as_slice(), &values[range.clone()], "{range:?} read back");
+        }
+        assert_eq!((*map).as_ref(), &values[..], "the whole mapping reads the same");
     }
 
     #[test]

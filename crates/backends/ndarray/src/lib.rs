@@ -51,6 +51,11 @@ impl NdArray {
     }
 }
 
+/// f32 weights at least this large are read in place from the file's mapping; smaller ones
+/// (norms, biases) are copied, so that reading them never maps the 2 MiB page around them
+/// (see [`zoo_core::Bytes::release_huge_pages_around`]).
+const MAPPED_MIN_BYTES: usize = 2 << 20;
+
 impl Backend for NdArray {
     type Tensor = NdTensor;
     type KvBuffer = KvBuffer;
@@ -71,12 +76,16 @@ impl Backend for NdArray {
         if matches!(view.dtype, DType::F16 | DType::BF16) && view.shape.len() >= 2 {
             return NdTensor::float16(view.dtype, view.data.clone(), view.shape.clone());
         }
-        if view.dtype == DType::F32 {
+        if view.dtype == DType::F32 && view.data.len() >= MAPPED_MIN_BYTES {
             if let Some(t) = NdTensor::mapped(view.data.clone(), view.shape.clone()) {
                 return Ok(t);
             }
         }
-        NdTensor::new(view.to_f32_vec(), view.shape.clone())
+        let t = NdTensor::new(view.to_f32_vec(), view.shape.clone())?;
+        // A copied weight's file pages are not read again; a small one (a norm) would otherwise
+        // keep the 2 MiB page of the file around it resident.
+        view.data.release_huge_pages_around();
+        Ok(t)
     }
 
     /// f32, 16-bit floats, int8 groups and ggml blocks are kept as stored (as `weight` does;
