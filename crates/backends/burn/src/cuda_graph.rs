@@ -31,7 +31,7 @@ use burn_cubecl::CubeBackend;
 use cubecl_cpp::shared::{CompilationOptions, CppSupportedFeatures};
 use cubecl_runtime::id::KernelId;
 use cudarc::driver::{result, sys};
-use zoo_core::{Error, Result, Step, StepMemory, TensorShape};
+use zoo_core::{Error, Recordings, Result, Step, StepMemory, TensorShape};
 
 use crate::cube::record::{self, Input, Recorded, Recording};
 use crate::grid_dependency::with_grid_dependency;
@@ -40,9 +40,6 @@ use crate::BurnTensor;
 
 type Gpu = CubeBackend<CudaRuntime, f32, i32, u8>;
 
-/// Graphs kept per KV cache (one per shape: a long generation crosses a few buckets, a server's batches change their rows).
-const KEPT: usize = 16;
-
 /// What identifies a recorded step: its rows and its attention bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Shape {
@@ -50,20 +47,8 @@ struct Shape {
     bound: usize,
 }
 
-/// One KV cache's graphs.
-#[derive(Default)]
-struct Graphs {
-    kept: Vec<Kept>,
-    /// Set when a graph failed to build or to match: this cache decodes op by op.
-    off: bool,
-}
-
-struct Kept {
-    shape: Shape,
-    graph: Graph,
-    /// Whether a replay has matched a step run op by op.
-    checked: bool,
-}
+/// One KV cache's graphs (zoo's one policy for recordings: `zoo_core::recordings`).
+type Graphs = Recordings<Shape, Graph>;
 
 /// Whether decode steps may be replayed (`ZOO_CUDA_GRAPHS=0` turns it off).
 fn enabled() -> bool {
@@ -92,18 +77,13 @@ pub(crate) fn run_step(
     let Some(shape) = replayable(step).filter(|_| enabled()) else {
         return run();
     };
-    let graphs = memory.0.get_or_insert_with(|| Box::new(Graphs::default()));
-    let Some(graphs) = graphs.downcast_mut::<Graphs>() else {
+    let Some(graphs) = Graphs::of(memory).filter(|g| !g.is_off()) else {
         return run();
     };
-    if graphs.off {
-        return run();
-    }
     let client = CudaRuntime::client(device);
-    let Some(at) = graphs.kept.iter().position(|k| k.shape == shape) else {
+    let Some(kept) = graphs.find(&shape) else {
         return record_step(graphs, shape, &client, run);
     };
-    let kept = &mut graphs.kept[at];
     if kept.checked {
         // A replay that fails leaves the step to the ops (which write the same cache row the
         // graph would have), and this cache to them from now on.
@@ -148,13 +128,10 @@ fn record_step(
     };
     match Graph::build(client, recording, out.clone(), picks) {
         Ok(graph) => {
-            if graphs.kept.len() == KEPT {
-                graphs.kept.remove(0);
-            }
             // A step of the same launches (model, shape and arguments) already matched its
             // replay in this process: the recording sees everything that step runs.
             let checked = VALIDATED.lock().unwrap_or_else(PoisonError::into_inner).contains(&graph.signature);
-            graphs.kept.push(Kept { shape, graph, checked });
+            graphs.keep(shape, graph, checked);
         }
         Err(e) => turn_off(graphs, &e),
     }
@@ -162,8 +139,7 @@ fn record_step(
 }
 
 fn turn_off(graphs: &mut Graphs, why: &str) {
-    graphs.off = true;
-    graphs.kept.clear();
+    graphs.turn_off();
     note(format!("decode continues without CUDA graphs: {why}"));
 }
 

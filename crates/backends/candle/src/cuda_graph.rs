@@ -24,14 +24,11 @@ use std::sync::Arc;
 
 use candle_core::cuda_backend::cudarc::driver::{sys, CudaGraph};
 use candle_core::{CudaDevice, Device, Tensor};
-use zoo_core::{Backend, Error, Result, Step, StepMemory};
+use zoo_core::{Backend, Error, Recordings, Result, Step, StepMemory};
 
 use crate::error::CandleResult;
 use crate::fixed::FixedInputs;
 use crate::{first_line, Candle, CandleTensor};
-
-/// Graphs kept per KV cache (a long generation crosses a few buckets; batches change slots).
-const KEPT: usize = 16;
 
 /// The most rows a recorded step may have.
 const MAX_ROWS: usize = 16;
@@ -55,22 +52,16 @@ struct Shape {
     keys: usize,
 }
 
-/// One KV cache's graphs.
-#[derive(Default)]
-struct Graphs {
-    kept: Vec<Kept>,
-    /// Set when recording failed or a replay differed: this cache decodes op by op.
-    off: bool,
-}
+/// One KV cache's graphs (zoo's one policy for recordings: `zoo_core::recordings`).
+type Graphs = Recordings<Shape, Replay>;
 
-struct Kept {
-    shape: Shape,
+/// A recorded step and what its replays read and write.
+struct Replay {
     fixed: Arc<FixedInputs>,
-    graph: Graph,
-    /// The recording's logits: every replay writes them again, in the same buffer.
+    /// The recording's logits: every replay writes them again, in the same buffer (dropped
+    /// before the graph).
     out: CandleTensor,
-    /// Whether a replay has matched a step run as usual.
-    checked: bool,
+    graph: Graph,
     /// The RoPE tables the graph reads, held so that a table rebuilt for a longer context
     /// does not free them.
     _tables: Vec<Tensor>,
@@ -96,18 +87,12 @@ pub(crate) fn run_step(
     let Some(shape) = replayable(step) else {
         return run();
     };
-    if memory.0.as_ref().is_none_or(|m| !m.is::<Graphs>()) {
-        memory.0 = Some(Box::new(Graphs::default()));
-    }
-    let Some(graphs) = memory.0.as_mut().and_then(|m| m.downcast_mut::<Graphs>()) else {
+    let Some(graphs) = Graphs::of(memory).filter(|g| !g.is_off()) else {
         return run();
     };
-    if graphs.off {
-        return run();
-    }
-    match graphs.kept.iter().position(|k| k.shape == shape) {
-        Some(i) if graphs.kept[i].checked => replay(&graphs.kept[i], step),
-        Some(i) => check(backend, graphs, i, step, run),
+    match graphs.find(&shape) {
+        Some(kept) if kept.checked => replay(&kept.graph, step),
+        Some(_) => check(backend, graphs, &shape, step, run),
         None => record(backend, graphs, shape, step, run),
     }
 }
@@ -129,27 +114,29 @@ fn enabled() -> bool {
     std::env::var("ZOO_CUDA_GRAPHS").map_or(true, |v| v != "0")
 }
 
-/// Writes `step`'s inputs and launches `kept`'s graph.
-fn replay(kept: &Kept, step: &Step<'_>) -> Result<CandleTensor> {
-    kept.fixed.write(step)?;
-    kept.graph.0.launch().map_err(|e| backend_error(format!("replaying a decode step: {e}")))?;
-    Ok(kept.out.clone())
+/// Writes `step`'s inputs into `recorded`'s buffers and launches its graph.
+fn replay(recorded: &Replay, step: &Step<'_>) -> Result<CandleTensor> {
+    recorded.fixed.write(step)?;
+    recorded.graph.0.launch().map_err(|e| backend_error(format!("replaying a decode step: {e}")))?;
+    Ok(recorded.out.clone())
 }
 
-/// The first replay of graph `i`: replayed, then run as usual from the same inputs; the graph
-/// is trusted from now on if both give the same logits, else dropped and graphs turned off.
+/// The first replay of `shape`'s graph: replayed, then run as usual from the same inputs; the
+/// graph is trusted from now on if both give the same logits, else graphs are turned off.
 fn check(
     backend: &Candle,
     graphs: &mut Graphs,
-    i: usize,
+    shape: &Shape,
     step: &Step<'_>,
     run: &mut dyn FnMut() -> Result<CandleTensor>,
 ) -> Result<CandleTensor> {
-    let kept = &graphs.kept[i];
-    let replayed = replay(kept, step)?;
-    let usual = backend.run_from(&kept.fixed, run)?;
+    let Some(kept) = graphs.find(shape) else {
+        return run();
+    };
+    let replayed = replay(&kept.graph, step)?;
+    let usual = backend.run_from(&kept.graph.fixed, run)?;
     if same_bits(backend, &replayed, &usual)? {
-        graphs.kept[i].checked = true;
+        kept.checked = true;
     } else {
         turn_off(backend, graphs, "a replayed step differed from the same step run op by op");
     }
@@ -190,11 +177,8 @@ fn record(
         turn_off(backend, graphs, "a recorded step differed from the same step run op by op");
         return Ok(usual);
     }
-    if graphs.kept.len() == KEPT {
-        graphs.kept.remove(0);
-    }
     let _tables = backend.rope_tables.held();
-    graphs.kept.push(Kept { shape, fixed, graph, out: out.clone(), checked: false, _tables });
+    graphs.keep(shape, Replay { fixed, out: out.clone(), graph, _tables }, false);
     Ok(out)
 }
 
@@ -231,8 +215,7 @@ fn same_bits(backend: &Candle, a: &CandleTensor, b: &CandleTensor) -> Result<boo
 /// Drops `graphs`' recordings and runs the cache's steps op by op from now on, telling the user
 /// why.
 fn turn_off(backend: &Candle, graphs: &mut Graphs, reason: &str) {
-    graphs.off = true;
-    graphs.kept.clear();
+    graphs.turn_off();
     backend.note(format!("candle-cuda: decode steps run op by op (no CUDA graphs): {reason}"));
 }
 
