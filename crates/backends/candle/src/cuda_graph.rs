@@ -15,9 +15,9 @@
 //! under capture; the graph is launched and must give the same logits bit for bit. The next step
 //! of that shape replays the graph and also runs as usual, and the two must again agree bit for
 //! bit (a value the recording froze, such as a position uploaded from the host, would differ
-//! there), before any step relies on the graph alone. A difference, a failed capture, or a model
-//! whose step reads host inputs (GPT-2's learned positions) turns graphs off for that KV cache,
-//! with a note. `ZOO_CUDA_GRAPHS=0` turns them off. Graphs are kept with the KV cache
+//! there), before any step relies on the graph alone. A difference or a failed capture turns
+//! graphs off for that KV cache, with a note; a model whose step reads host inputs (GPT-2's
+//! learned positions) runs op by op without one. `ZOO_CUDA_GRAPHS=0` turns them off. Graphs are kept with the KV cache
 //! ([`StepMemory`]) and dropped with it; each holds the RoPE tables it reads.
 
 use std::sync::Arc;
@@ -158,7 +158,9 @@ fn record(
     let _cache = cuda.enable_cuda_graph_htod_cache();
     let usual = backend.run_from(&fixed, run)?;
     if !fixed.replayable() {
-        turn_off(backend, graphs, "this model's step reads inputs from the host");
+        // The model's step reads host inputs (GPT-2's positions): op by op is how it runs, so
+        // there is nothing to tell the user.
+        graphs.turn_off();
         return Ok(usual);
     }
     let (graph, out) = match capture(backend, cuda, &fixed, run) {
