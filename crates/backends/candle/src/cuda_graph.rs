@@ -90,11 +90,17 @@ pub(crate) fn run_step(
     let Some(graphs) = Graphs::of(memory).filter(|g| !g.is_off()) else {
         return run();
     };
-    match graphs.find(&shape) {
+    let replayed = match graphs.find(&shape) {
         Some(kept) if kept.checked => replay(&kept.graph, step),
-        Some(_) => check(backend, graphs, &shape, step, run),
-        None => record(backend, graphs, shape, step, run),
-    }
+        Some(_) => return check(backend, graphs, &shape, step, run),
+        None => return record(backend, graphs, shape, step, run),
+    };
+    // A replay that fails leaves the step to the ops (which write the same cache row the graph
+    // would have), and this cache to them from now on.
+    replayed.or_else(|e| {
+        turn_off(backend, graphs, &format!("a replay failed: {}", first_line(&e)));
+        run()
+    })
 }
 
 /// The shape of `step` when it is a decode step a graph can replay: every row one new token of
@@ -133,12 +139,12 @@ fn check(
     let Some(kept) = graphs.find(shape) else {
         return run();
     };
-    let replayed = replay(&kept.graph, step)?;
+    let replayed = replay(&kept.graph, step);
     let usual = backend.run_from(&kept.graph.fixed, run)?;
-    if same_bits(backend, &replayed, &usual)? {
-        kept.checked = true;
-    } else {
-        turn_off(backend, graphs, "a replayed step differed from the same step run op by op");
+    match replayed {
+        Ok(replayed) if same_bits(backend, &replayed, &usual)? => kept.checked = true,
+        Ok(_) => turn_off(backend, graphs, "a replayed step differed from the same step run op by op"),
+        Err(e) => turn_off(backend, graphs, &format!("a replay failed: {}", first_line(&e))),
     }
     Ok(usual)
 }
