@@ -234,6 +234,20 @@ mod tests {
     }
 
     #[test]
+    fn fixed_inputs_apply_to_the_thread_that_runs_the_step() {
+        let b = Candle::cpu(Some(1));
+        let table = b.upload(&values(40, 5), &[10, 4]).unwrap();
+        let fixed = Arc::new(FixedInputs::new(1, 256, &Device::Cpu).unwrap());
+        let elsewhere = || std::thread::scope(|s| s.spawn(|| b.embedding(&table, &[3])).join().unwrap());
+        b.run_from(&fixed, &mut || elsewhere()).unwrap();
+        assert!(fixed.replayable(), "another thread's host input leaves this step's inputs alone");
+        let step = decode_step([1, 2]);
+        let prepared = b.prepare_step(&step).unwrap();
+        let candle_step = prepared.prepared::<crate::step::CandleStep>().unwrap();
+        assert!(candle_step.fixed_inputs().is_none(), "a step outside run_from uploads its own inputs");
+    }
+
+    #[test]
     fn keys_cover_every_span_in_powers_of_two() {
         let span = |past| SeqSpan { slot: 0, start: 0, len: 1, past };
         assert_eq!(FixedInputs::keys_for(&[span(0)]), 256);

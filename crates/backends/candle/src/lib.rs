@@ -53,6 +53,14 @@ pub use activations::Activations;
 pub use kv::KvBuffer;
 pub use tensor::CandleTensor;
 
+thread_local! {
+    /// The fixed inputs the step running on this thread reads (`fixed.rs`), set by
+    /// [`Candle::run_from`] around a step that may be recorded: a step runs on the thread that
+    /// calls it (candle's backend keeps [`Backend::scoped`]'s default), and steps of other
+    /// threads and backends are left alone.
+    static ARMED: std::cell::RefCell<Option<Arc<FixedInputs>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The candle backend on one device.
 #[derive(Clone, Debug)]
 pub struct Candle {
@@ -62,9 +70,6 @@ pub struct Candle {
     keep: Keep,
     /// RoPE `cos`/`sin` tables, built once per rotary spec and dtype.
     rope_tables: RopeTables,
-    /// The fixed inputs the next prepared step runs from, set around a step that may be
-    /// recorded (`fixed.rs`; shared by every clone).
-    armed: Arc<Mutex<Option<Arc<FixedInputs>>>>,
     /// What to tell the user since the last [`Backend::take_notes`].
     notes: Arc<Mutex<Vec<String>>>,
     name: &'static str,
@@ -111,8 +116,7 @@ impl Candle {
     fn on(device: Device, activations: Activations, name: &'static str) -> Self {
         let vectors = activations.keeps_half_vectors();
         let keep = Keep { matrices: !device.is_cpu() || vectors, vectors };
-        let (armed, notes) = (Arc::default(), Arc::default());
-        Self { device, activations, keep, rope_tables: RopeTables::default(), armed, notes, name }
+        Self { device, activations, keep, rope_tables: RopeTables::default(), notes: Arc::default(), name }
     }
 
     /// The candle device this backend computes on.
@@ -133,9 +137,9 @@ impl Candle {
         fixed: &Arc<FixedInputs>,
         run: &mut dyn FnMut() -> Result<CandleTensor>,
     ) -> Result<CandleTensor> {
-        *self.armed.lock().unwrap_or_else(PoisonError::into_inner) = Some(fixed.clone());
+        let before = ARMED.replace(Some(fixed.clone()));
         let out = run();
-        self.armed.lock().unwrap_or_else(PoisonError::into_inner).take();
+        ARMED.set(before);
         out
     }
 
@@ -143,9 +147,11 @@ impl Candle {
     /// from fixed inputs that reaches one cannot be replayed, since a recording would freeze
     /// them.
     fn reads_host_inputs(&self) {
-        if let Some(fixed) = self.armed.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            fixed.refuse();
-        }
+        ARMED.with_borrow(|armed| {
+            if let Some(fixed) = armed {
+                fixed.refuse();
+            }
+        });
     }
 
     /// Keeps `note` for the next [`Backend::take_notes`].
@@ -235,8 +241,7 @@ impl Backend for Candle {
     }
 
     fn prepare_step<'a>(&self, step: &'a Step<'a>) -> Result<StepInput<'a>> {
-        let armed = self.armed.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let prepared = match armed {
+        let prepared = match ARMED.with_borrow(Clone::clone) {
             Some(fixed) => CandleStep::fixed(fixed),
             None => CandleStep::new(step, &self.device)?,
         };
