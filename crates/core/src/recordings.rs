@@ -8,7 +8,16 @@
 //! ([`Recording::checked`]), and all of them dropped for good once one fails or differs
 //! ([`Recordings::turn_off`]), after which the cache runs op by op.
 
+use std::sync::OnceLock;
+
 use crate::StepMemory;
+
+/// Whether backends may record and replay steps at all: `ZOO_CUDA_GRAPHS=0` turns it off for
+/// every backend (read once).
+pub fn switched_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("ZOO_CUDA_GRAPHS").map_or(true, |v| v != "0"))
+}
 
 /// One KV cache's recordings, by shape `S`; `G` is what the backend replays.
 pub struct Recordings<S, G> {

@@ -31,7 +31,8 @@ use burn_cubecl::CubeBackend;
 use cubecl_cpp::shared::{CompilationOptions, CppSupportedFeatures};
 use cubecl_runtime::id::KernelId;
 use cudarc::driver::{result, sys};
-use zoo_core::{Error, Recordings, Result, Step, StepMemory, TensorShape};
+use zoo_core::recordings::{self, Recordings};
+use zoo_core::{Error, Result, Step, StepMemory, TensorShape};
 
 use crate::cube::record::{self, Input, Recorded, Recording};
 use crate::grid_dependency::with_grid_dependency;
@@ -49,12 +50,6 @@ struct Shape {
 
 /// One KV cache's graphs (zoo's one policy for recordings: `zoo_core::recordings`).
 type Graphs = Recordings<Shape, Graph>;
-
-/// Whether decode steps may be replayed (`ZOO_CUDA_GRAPHS=0` turns it off).
-fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| crate::cube::switched_on("ZOO_CUDA_GRAPHS"))
-}
 
 /// The shape of `step` when it is a decode step a graph can replay: every row one new token
 /// of its own sequence, logits for every row, at most the GEMV's rows.
@@ -74,7 +69,7 @@ pub(crate) fn run_step(
     step: &Step<'_>,
     run: &mut dyn FnMut() -> Result<BurnTensor<Gpu>>,
 ) -> Result<BurnTensor<Gpu>> {
-    let Some(shape) = replayable(step).filter(|_| enabled()) else {
+    let Some(shape) = replayable(step).filter(|_| recordings::switched_on()) else {
         return run();
     };
     let Some(graphs) = Graphs::of(memory).filter(|g| !g.is_off()) else {

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use candle_core::cuda_backend::cudarc::driver::{sys, CudaGraph};
 use candle_core::{CudaDevice, Device, Tensor};
-use zoo_core::{Backend, Error, Recordings, Result, Step, StepMemory};
+use zoo_core::recordings::{self, Recordings};
+use zoo_core::{Backend, Error, Result, Step, StepMemory};
 
 use crate::error::CandleResult;
 use crate::fixed::FixedInputs;
@@ -108,16 +109,11 @@ pub(crate) fn run_step(
 fn replayable(step: &Step<'_>) -> Option<Shape> {
     let rows = step.tokens.len();
     let decode = step.spans.len() == rows && step.spans.iter().enumerate().all(|(i, s)| s.len == 1 && s.start == i);
-    if rows == 0 || rows > MAX_ROWS || !decode || step.logit_rows.is_some() || !enabled() {
+    if rows == 0 || rows > MAX_ROWS || !decode || step.logit_rows.is_some() || !recordings::switched_on() {
         return None;
     }
     let slots = step.spans.iter().map(|s| s.slot).collect();
     Some(Shape { slots, keys: FixedInputs::keys_for(&step.spans) })
-}
-
-/// Whether decode steps may be replayed (`ZOO_CUDA_GRAPHS=0` turns it off).
-fn enabled() -> bool {
-    std::env::var("ZOO_CUDA_GRAPHS").map_or(true, |v| v != "0")
 }
 
 /// Writes `step`'s inputs into `recorded`'s buffers and launches its graph.
