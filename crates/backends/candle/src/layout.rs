@@ -11,22 +11,24 @@ use crate::tensor::CandleTensor;
 /// Rows of the table, in the dtype activations take from it: the residual stream of a 16-bit
 /// checkpoint starts here in that dtype with [`Activations::Weights`].
 pub fn embedding(table: &CandleTensor, ids: &[u32], act: Activations) -> Result<CandleTensor> {
-    let (vocab, _) = dims2(table, "embedding")?;
-    if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(Error::TokenOutOfRange { id: bad, vocab_size: vocab });
-    }
+    check_ids(table, ids)?;
     select_rows(table, ids.to_vec(), act)
 }
 
 /// Rows `ids` (already on the table's device) of the table, as [`embedding`] makes them;
 /// `host_ids` are the same ids, checked here against the vocabulary.
 pub fn embedding_of(table: &CandleTensor, ids: &Tensor, host_ids: &[u32], act: Activations) -> Result<CandleTensor> {
+    check_ids(table, host_ids)?;
+    rows_at(table, ids, act)
+}
+
+/// Every id below the table's row count (the vocabulary).
+fn check_ids(table: &CandleTensor, ids: &[u32]) -> Result<()> {
     let (vocab, _) = dims2(table, "embedding")?;
-    if let Some(&bad) = host_ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(Error::TokenOutOfRange { id: bad, vocab_size: vocab });
+    match ids.iter().find(|&&id| id as usize >= vocab) {
+        Some(&bad) => Err(Error::TokenOutOfRange { id: bad, vocab_size: vocab }),
+        None => Ok(()),
     }
-    let rows = table.inner().index_select(ids, 0).zoo()?;
-    Ok(CandleTensor::new(rows.to_dtype(act.of(table.inner())).zoo()?))
 }
 
 pub fn gather_rows(x: &CandleTensor, rows: &[usize], act: Activations) -> Result<CandleTensor> {
@@ -45,8 +47,12 @@ pub fn gather_rows(x: &CandleTensor, rows: &[usize], act: Activations) -> Result
 /// Rows `ids` of a 2-D tensor, in the dtype `act` computes in.
 fn select_rows(x: &CandleTensor, ids: Vec<u32>, act: Activations) -> Result<CandleTensor> {
     let len = ids.len();
-    let ids = Tensor::from_vec(ids, len, x.inner().device()).zoo()?;
-    let rows = x.inner().index_select(&ids, 0).zoo()?;
+    rows_at(x, &Tensor::from_vec(ids, len, x.inner().device()).zoo()?, act)
+}
+
+/// Rows `ids` (a `u32` tensor on `x`'s device) of a 2-D tensor, in the dtype `act` computes in.
+fn rows_at(x: &CandleTensor, ids: &Tensor, act: Activations) -> Result<CandleTensor> {
+    let rows = x.inner().index_select(ids, 0).zoo()?;
     Ok(CandleTensor::new(rows.to_dtype(act.of(x.inner())).zoo()?))
 }
 

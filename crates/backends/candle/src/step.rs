@@ -27,15 +27,25 @@ struct Made {
     /// Per rotary spec, dtype and scale, the rows' `cos` and `sin`.
     rope: Vec<(RopeKey, Tensor, Tensor)>,
     /// Per span index, window and dtype, that span's additive mask.
-    masks: Vec<(usize, Option<usize>, DType, Tensor)>,
+    masks: Kept<(usize, Option<usize>, DType)>,
     /// From fixed inputs, per span index and KV shape, where the span writes its keys.
-    write_indexes: Vec<(usize, (usize, usize), Tensor)>,
+    write_indexes: Kept<(usize, (usize, usize))>,
     /// From fixed inputs, per span index, keys read, window and dtype, the span's mask.
-    fixed_masks: Vec<(FixedMaskKey, Tensor)>,
+    fixed_masks: Kept<(usize, usize, Option<usize>, DType)>,
 }
 
-/// Which mask of a step run from fixed inputs: span index, keys read, window, dtype.
-type FixedMaskKey = (usize, usize, Option<usize>, DType);
+/// Tensors a step made, by what identifies each.
+type Kept<K> = Vec<(K, Tensor)>;
+
+/// The tensor `made` holds for `key`, else the one `make` makes, kept for the rest of the step.
+fn once_per_step<K: PartialEq>(made: &mut Kept<K>, key: K, make: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+    if let Some((_, t)) = made.iter().find(|(k, _)| *k == key) {
+        return Ok(t.clone());
+    }
+    let t = make()?;
+    made.push((key, t.clone()));
+    Ok(t)
+}
 
 /// Which rows of RoPE tables: their spec and dtype, and a factor they were multiplied by.
 #[derive(Clone, PartialEq)]
@@ -96,12 +106,7 @@ impl CandleStep {
         kv: (usize, usize),
     ) -> Result<Tensor> {
         let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, _, t)) = made.write_indexes.iter().find(|(i, shape, _)| *i == index && *shape == kv) {
-            return Ok(t.clone());
-        }
-        let t = fixed.write_index(span, kv.0, kv.1)?;
-        made.write_indexes.push((index, kv, t.clone()));
-        Ok(t)
+        once_per_step(&mut made.write_indexes, (index, kv), || fixed.write_index(span, kv.0, kv.1))
     }
 
     /// From fixed inputs, span `index`'s mask over `keys` keys under `window` in `dtype` (made
@@ -115,13 +120,7 @@ impl CandleStep {
         dtype: DType,
     ) -> Result<Tensor> {
         let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (index, keys, window, dtype);
-        if let Some((_, t)) = made.fixed_masks.iter().find(|(k, _)| *k == key) {
-            return Ok(t.clone());
-        }
-        let t = fixed.mask(span, keys, window, dtype)?;
-        made.fixed_masks.push((key, t.clone()));
-        Ok(t)
+        once_per_step(&mut made.fixed_masks, (index, keys, window, dtype), || fixed.mask(span, keys, window, dtype))
     }
 
     /// The step's rows of `spec`'s RoPE tables in `dtype`: `([n, 1, half], [n, 1, half])`, times
@@ -146,11 +145,6 @@ impl CandleStep {
         make: impl FnOnce() -> Result<Tensor>,
     ) -> Result<Tensor> {
         let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, _, _, m)) = made.masks.iter().find(|(i, w, d, _)| *i == index && *w == window && *d == dtype) {
-            return Ok(m.clone());
-        }
-        let m = make()?;
-        made.masks.push((index, window, dtype, m.clone()));
-        Ok(m)
+        once_per_step(&mut made.masks, (index, window, dtype), make)
     }
 }
